@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Everything else is a helper for them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test install dev lint typecheck bench migrate seed clean test-postgres
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/billing-portal migrate
+	$(BIN)/billing-portal seed-demo
+	$(BIN)/billing-portal serve
+
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium'."; exit 1; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/ruff format --check app tests
+
+test: $(STAMP) chromium lint
+	$(BIN)/pytest
+
+test-postgres: $(STAMP)
+	$(BIN)/pytest -m db
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.perf
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,110 @@
+"""Sign up, log in, log out: HTML forms that also work without JavaScript."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from app.accounts.auth import login_session
+from app.accounts.guards import current_user
+from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
+from app.lib.errors import DomainError
+
+
+class LoginForm(Struct):
+    email: str = ""
+    password: str = ""
+    next: str = ""
+
+
+class SignupForm(Struct):
+    email: str = ""
+    password: str = ""
+    name: str = ""
+    next: str = ""
+
+
+def safe_next(target: str | None, default: str = "/billing") -> str:
+    """Only same-site paths; never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+class AuthController(Controller):
+    include_in_schema = False
+
+    @get("/", opt={"public": True})
+    async def home(self, request: Request[Any, Any, Any]) -> Redirect:
+        return Redirect("/billing" if current_user(request) else "/login")
+
+    @get("/login")
+    async def login_page(
+        self, request: Request[Any, Any, Any], next: FromQuery[str] = ""
+    ) -> Template:
+        return Template("accounts/login.html", context={"next": safe_next(next), "form": {}})
+
+    @post("/login")
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        account_service: NamedDependency[AccountService],
+    ) -> Template | Redirect:
+        user = await account_service.authenticate(data.email, data.password)
+        if user is None:
+            return Template(
+                "accounts/login.html",
+                context={
+                    "error": LOGIN_FAILED,
+                    "next": safe_next(data.next),
+                    "form": {"email": data.email},
+                },
+                status_code=400,
+            )
+        request.set_session(login_session(user.id))
+        return Redirect(safe_next(data.next), status_code=303)
+
+    @get("/signup")
+    async def signup_page(self, next: FromQuery[str] = "") -> Template:
+        return Template("accounts/signup.html", context={"next": safe_next(next), "form": {}})
+
+    @post("/signup")
+    async def signup(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[SignupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        account_service: NamedDependency[AccountService],
+    ) -> Template | Redirect:
+        try:
+            user = await account_service.signup(
+                SignupInput(email=data.email, password=data.password, name=data.name)
+            )
+        except DomainError as exc:
+            return Template(
+                "accounts/signup.html",
+                context={
+                    "error": exc.message,
+                    "error_field": exc.extra.get("field"),
+                    "next": safe_next(data.next),
+                    "form": {"email": data.email, "name": data.name},
+                },
+                status_code=exc.status_code,
+            )
+        request.set_session(login_session(user.id))
+        flash(request, "Welcome! Your account is ready.", category="success")
+        return Redirect(safe_next(data.next), status_code=303)
+
+    @post("/logout", opt={"public": True})
+    async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
+        # A fresh, empty session (not none), so the goodbye message survives the redirect.
+        request.set_session({})
+        flash(request, "You are logged out.", category="info")
+        return Redirect("/login", status_code=303)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from app.accounts.auth import CurrentUser
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, CurrentUser) else None
+
+
+def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if current_user(connection) is None:
+        raise NotAuthorizedException("Please log in.")
+
+
+def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    user = current_user(connection)
+    if user is None:
+        raise NotAuthorizedException("Please log in.")
+    if not user.is_admin:
+        raise PermissionDeniedException("This page is for administrators.")

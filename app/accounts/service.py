@@ -1,0 +1,123 @@
+"""Sign up, log in, admins. The service owns its transactions."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.accounts.repository import UserRepository
+from app.catalog.models import Catalog
+from app.customers.service import CustomerService
+from app.lib.clock import utcnow
+from app.lib.errors import Conflict, ValidationFailed
+from app.lib.passwords import hash_password, verify_password
+
+EMAIL_MAX = 254
+NAME_MAX = 120
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+LOGIN_FAILED = "Wrong email or password."
+
+
+@dataclass(frozen=True)
+class SignupInput:
+    email: str
+    password: str
+    name: str = ""
+
+
+def normalize_email(raw: str) -> str:
+    email = (raw or "").strip().lower()
+    if not email:
+        raise ValidationFailed("Enter your email address.", field="email")
+    if len(email) > EMAIL_MAX:
+        raise ValidationFailed(f"Email must be at most {EMAIL_MAX} characters.", field="email")
+    if not _EMAIL.match(email):
+        raise ValidationFailed("Enter a valid email address, like name@example.com.", field="email")
+    return email
+
+
+def check_password(password: str) -> str:
+    if not password:
+        raise ValidationFailed("Enter a password.", field="password")
+    if len(password) < PASSWORD_MIN:
+        raise ValidationFailed(
+            f"Password must be at least {PASSWORD_MIN} characters.", field="password"
+        )
+    if len(password) > PASSWORD_MAX:
+        raise ValidationFailed(
+            f"Password must be at most {PASSWORD_MAX} characters.", field="password"
+        )
+    return password
+
+
+class AccountService:
+    def __init__(self, session: AsyncSession, catalog: Catalog) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.customers = CustomerService(session, catalog)
+
+    async def signup(self, data: SignupInput) -> User:
+        email = normalize_email(data.email)
+        check_password(data.password)
+        name = (data.name or "").strip()
+        if len(name) > NAME_MAX:
+            raise ValidationFailed(f"Name must be at most {NAME_MAX} characters.", field="name")
+        if await self.users.by_email(email) is not None:
+            raise Conflict(
+                "An account with this email already exists.", code="email_taken", field="email"
+            )
+        user = User(email=email, name=name, password_hash=hash_password(data.password))
+        self.users.add(user)
+        try:
+            await self.session.flush()
+            await self.customers.create_for_user(user.id, email, name)
+            await self.session.commit()
+        except IntegrityError:
+            await self.session.rollback()
+            raise Conflict(
+                "An account with this email already exists.", code="email_taken", field="email"
+            ) from None
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user when the credentials match; None otherwise (same answer for both failures)."""
+        user = await self.users.by_email((email or "").strip().lower()[:EMAIL_MAX])
+        ok, new_hash = verify_password(password or "", user.password_hash if user else None)
+        if user is None or not ok:
+            return None
+        if new_hash is not None:
+            user.password_hash = new_hash
+        user.last_login_at = utcnow()
+        await self.session.commit()
+        return user
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.users.by_id(user_id)
+
+    async def ensure_admin(self, email: str, password: str | None) -> tuple[User, str | None]:
+        """Create or promote an admin. Returns the user and the password when one was generated."""
+        email = normalize_email(email)
+        generated = None
+        if password is None:
+            generated = password = secrets.token_urlsafe(12)
+        check_password(password)
+        user = await self.users.by_email(email)
+        if user is None:
+            user = User(
+                email=email, name="Admin", password_hash=hash_password(password), is_admin=True
+            )
+            self.users.add(user)
+            await self.session.flush()
+            await self.customers.create_for_user(user.id, email, "Admin")
+        else:
+            user.is_admin = True
+            user.password_hash = hash_password(password)
+        await self.session.commit()
+        return user, generated

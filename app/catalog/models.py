@@ -1,0 +1,110 @@
+"""The catalog: meters, plans and credit packs, loaded from TOML (not stored in the database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Aggregation = Literal["count", "sum"]
+Reset = Literal["billing_period", "day", "never"]
+Interval = Literal["month", "year"]
+
+
+@dataclass(frozen=True)
+class Meter:
+    code: str
+    name: str
+    unit: str
+    aggregation: Aggregation
+    field_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    interval: Interval
+    amount: int
+    currency: str
+
+    def lookup_key(self, plan_slug: str) -> str:
+        return f"plan_{plan_slug}_{self.interval}ly"
+
+
+@dataclass(frozen=True)
+class Quota:
+    meter_code: str
+    included: int | None  # None = unlimited
+    reset: Reset
+
+    @property
+    def unlimited(self) -> bool:
+        return self.included is None
+
+
+@dataclass(frozen=True)
+class Plan:
+    slug: str
+    name: str
+    description: str
+    prices: dict[Interval, Price]
+    quotas: dict[str, Quota]
+    trial_days: int = 0
+    default: bool = False
+    public: bool = True
+    features: tuple[str, ...] = ()
+
+    @property
+    def is_free(self) -> bool:
+        return all(price.amount == 0 for price in self.prices.values())
+
+    def price(self, interval: Interval) -> Price | None:
+        return self.prices.get(interval)
+
+    def yearly_savings(self) -> int:
+        """Minor units saved per year by paying yearly (0 when no saving or no yearly price)."""
+        monthly, yearly = self.prices.get("month"), self.prices.get("year")
+        if monthly is None or yearly is None:
+            return 0
+        return max(0, monthly.amount * 12 - yearly.amount)
+
+
+@dataclass(frozen=True)
+class CreditPack:
+    slug: str
+    name: str
+    meter_code: str
+    credits: int
+    amount: int
+    currency: str
+    expires_after_days: int | None = None
+
+    @property
+    def lookup_key(self) -> str:
+        return f"pack_{self.slug}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    meters: dict[str, Meter]
+    plans: dict[str, Plan]
+    credit_packs: dict[str, CreditPack]
+    source: str = field(default="", compare=False)
+
+    @property
+    def default_plan(self) -> Plan:
+        return next(plan for plan in self.plans.values() if plan.default)
+
+    def plan(self, slug: str) -> Plan | None:
+        return self.plans.get(slug)
+
+    def meter(self, code: str) -> Meter | None:
+        return self.meters.get(code)
+
+    def public_plans(self) -> list[Plan]:
+        return [plan for plan in self.plans.values() if plan.public]
+
+    def plan_for_lookup_key(self, lookup_key: str) -> tuple[Plan, Price] | None:
+        for plan in self.plans.values():
+            for price in plan.prices.values():
+                if price.lookup_key(plan.slug) == lookup_key:
+                    return plan, price
+        return None

@@ -1,0 +1,141 @@
+"""`billing-portal`: every command reads the same settings as the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from app.config import Settings
+
+T = TypeVar("T")
+
+
+def _run(factory: Callable[[Settings], Awaitable[T]]) -> T:
+    return asyncio.run(factory(Settings.from_env()))
+
+
+async def _with_session(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    from app.catalog.loader import load_catalog
+    from app.db.engine import create_engine, create_session_factory
+    from app.db.migrations import ensure_migrated
+
+    catalog = load_catalog(settings.catalog_path)
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_migrated(engine)
+        async with create_session_factory(engine)() as session:
+            return await work(session, catalog)
+    finally:
+        await engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Billing Portal: a self-hosted billing portal in front of Stripe."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations (safe to run again)."""
+    from app.db.migrations import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    click.echo("Database is migrated.")
+
+
+@main.command("create-admin")
+@click.argument("email")
+@click.option("--password", default=None, help="Generated and printed when omitted.")
+def create_admin(email: str, password: str | None) -> None:
+    """Create an admin login, or promote an existing user to admin."""
+    from app.accounts.service import AccountService
+    from app.lib.errors import DomainError
+
+    async def work(session: Any, catalog: Any) -> tuple[Any, str | None]:
+        return await AccountService(session, catalog).ensure_admin(email, password)
+
+    try:
+        user, generated = _run(lambda s: _with_session(s, work))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Admin {user.email} is ready.")
+    if generated:
+        click.echo(f"Password: {generated}")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo users and admin once; prints their logins."""
+    from app.demo import seed
+
+    async def work(session: Any, catalog: Any) -> list[tuple[str, str, str]]:
+        return await seed(session, catalog)
+
+    logins = _run(lambda s: _with_session(s, work))
+    click.echo("Demo logins (email / password):")
+    for role, email, password in logins:
+        click.echo(f"  {role:<6} {email} / {password}")
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _start_emulator(settings: Settings) -> subprocess.Popen[bytes] | None:
+    if not settings.uses_stripe_emulator or settings.stripe_api_base:
+        return None
+    if _port_open("127.0.0.1", settings.stripe_emulator_port):
+        click.echo(f"Stripe emulator already listening on port {settings.stripe_emulator_port}.")
+        return None
+    click.echo(
+        f"No STRIPE_SECRET_KEY: starting the local Stripe emulator on port {settings.stripe_emulator_port}."
+    )
+    return subprocess.Popen([sys.executable, "-m", "app.stripe.emulator"], env=os.environ.copy())
+
+
+@main.command()
+@click.option("--workers", default=1, show_default=True, help="Server processes.")
+@click.option(
+    "--emulator/--no-emulator", default=True, help="Start the Stripe emulator when no key is set."
+)
+def serve(workers: int, emulator: bool) -> None:
+    """Serve the portal on HOST:PORT with granian."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = Settings.from_env()
+    child = _start_emulator(settings) if emulator else None
+    click.echo(
+        f"Billing Portal on {settings.public_url} (listening on {settings.host}:{settings.port})"
+    )
+    try:
+        Granian(
+            "app.main:app",
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            log_access=False,
+        ).serve()
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+@main.command("stripe-emulator")
+def stripe_emulator() -> None:
+    """Run the local Stripe emulator (STRIPE_EMULATOR_PORT)."""
+    from app.stripe.emulator.server import run
+
+    run(Settings.from_env())

@@ -1,0 +1,126 @@
+"""Settings read from the environment; every variable is documented in the README."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
+    """Return the secret stored at `path`, creating it once (0600) when missing."""
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    # O_EXCL: two processes starting together agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    database_url: str
+    secret_key: str
+    public_url: str
+    host: str
+    port: int
+    stripe_secret_key: str | None
+    stripe_webhook_secret: str
+    stripe_api_base: str | None
+    stripe_emulator_port: int
+    catalog_path: Path
+    redis_url: str | None
+    run_worker: bool
+    smtp_url: str | None
+    demo_mode: bool
+    log_level: str
+    session_max_age: int = 14 * 24 * 3600
+    login_rate_limit: int = 10
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlparse(self.public_url).scheme == "https"
+
+    @property
+    def uses_stripe_emulator(self) -> bool:
+        return self.stripe_secret_key is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_stripe_secret_key(self) -> str:
+        # The emulator accepts any test-mode key; the SDK needs one shaped like Stripe's.
+        return self.stripe_secret_key or "sk_test_emulator"
+
+    @property
+    def effective_stripe_api_base(self) -> str | None:
+        if self.stripe_api_base:
+            return self.stripe_api_base.rstrip("/")
+        if self.uses_stripe_emulator:
+            return f"http://127.0.0.1:{self.stripe_emulator_port}"
+        return None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        var_dir = Path(_env("VAR_DIR", str(PROJECT_ROOT / "var")) or "var").resolve()
+        host = _env("HOST", "127.0.0.1") or "127.0.0.1"
+        port = int(_env("PORT", "8000") or 8000)
+        database_url = _env("DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'billing.db'}"
+        secret_key = _env("SECRET_KEY") or _persisted_secret(
+            var_dir / "secret_key", lambda: secrets.token_urlsafe(48)
+        )
+        webhook_secret = _env("STRIPE_WEBHOOK_SECRET") or _persisted_secret(
+            var_dir / "stripe_webhook_secret", lambda: "whsec_" + secrets.token_hex(24)
+        )
+        public_url = (_env("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
+        return cls(
+            var_dir=var_dir,
+            database_url=database_url,
+            secret_key=secret_key,
+            public_url=public_url,
+            host=host,
+            port=port,
+            stripe_secret_key=_env("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=webhook_secret,
+            stripe_api_base=_env("STRIPE_API_BASE"),
+            stripe_emulator_port=int(_env("STRIPE_EMULATOR_PORT", "12111") or 12111),
+            catalog_path=Path(
+                _env("CATALOG_PATH", str(PROJECT_ROOT / "catalog.toml")) or "catalog.toml"
+            ),
+            redis_url=_env("REDIS_URL"),
+            run_worker=_bool("RUN_WORKER", True),
+            smtp_url=_env("SMTP_URL"),
+            demo_mode=_bool("DEMO_MODE", True),
+            log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
+        )

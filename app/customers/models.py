@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigIntPK
+from app.lib.clock import utcnow
+
+
+class Customer(Base):
+    """The billing identity; `external_id` is the SaaS backend's id for it."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), unique=True
+    )
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    usage_emails: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Subscription(Base):
+    """The customer's plan, mirrored from Stripe for paid plans; every customer has one."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), unique=True
+    )
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    plan_slug: Mapped[str] = mapped_column(String(64), index=True)
+    interval: Mapped[str] = mapped_column(String(8), default="month")
+    status: Mapped[str] = mapped_column(String(24), default="active", index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    current_period_start: Mapped[datetime | None] = mapped_column()
+    current_period_end: Mapped[datetime | None] = mapped_column()
+    trial_end: Mapped[datetime | None] = mapped_column()
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[datetime | None] = mapped_column()
+    # Stripe's `created` of the last event applied, so an older event never overwrites a newer one.
+    stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,49 @@
+"""All SQL for customers and their subscriptions."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.customers.models import Customer, Subscription
+
+
+class CustomerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_external_id(self, external_id: str) -> Customer | None:
+        return await self.session.scalar(
+            select(Customer).where(Customer.external_id == external_id)
+        )
+
+    async def by_id(self, customer_id: int) -> Customer | None:
+        return await self.session.get(Customer, customer_id)
+
+    async def by_user_id(self, user_id: int) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(Customer.user_id == user_id))
+
+    async def by_stripe_id(self, stripe_customer_id: str) -> Customer | None:
+        return await self.session.scalar(
+            select(Customer).where(Customer.stripe_customer_id == stripe_customer_id)
+        )
+
+    async def subscription_of(self, customer_id: int) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription).where(Subscription.customer_id == customer_id)
+        )
+
+    async def subscription_by_external_id(self, external_id: str) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription).where(Subscription.external_id == external_id)
+        )
+
+    async def subscription_by_stripe_id(self, stripe_subscription_id: str) -> Subscription | None:
+        return await self.session.scalar(
+            select(Subscription).where(
+                Subscription.stripe_subscription_id == stripe_subscription_id
+            )
+        )
+
+    def add(self, *objects: Customer | Subscription) -> None:
+        self.session.add_all(objects)

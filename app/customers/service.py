@@ -1,0 +1,101 @@
+"""Customers: the billing identity, created at signup or by the SaaS backend (upsert)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Catalog
+from app.customers.models import Customer, Subscription
+from app.customers.repository import CustomerRepository
+from app.lib.errors import NotFound, ValidationFailed
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+    plan: str | None = None
+
+
+class CustomerService:
+    """Reads and writes customers. Methods flush; the caller's service or boundary commits."""
+
+    def __init__(self, session: AsyncSession, catalog: Catalog) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.repo = CustomerRepository(session)
+
+    async def get(self, external_id: str) -> Customer:
+        customer = await self.repo.by_external_id(external_id)
+        if customer is None:
+            raise NotFound(
+                f"No customer with external_id {external_id!r}.", code="customer_not_found"
+            )
+        return customer
+
+    async def for_user(self, user_id: int) -> Customer | None:
+        return await self.repo.by_user_id(user_id)
+
+    async def subscription(self, customer: Customer) -> Subscription:
+        subscription = await self.repo.subscription_of(customer.id)
+        if subscription is None:  # every customer has one; repair rather than fail
+            subscription = self._default_subscription(customer)
+            self.repo.add(subscription)
+            await self.session.flush()
+        return subscription
+
+    async def create_for_user(self, user_id: int, email: str, name: str | None) -> Customer:
+        customer = Customer(
+            public_id=str(uuid.uuid4()),
+            external_id=f"user_{user_id}",
+            user_id=user_id,
+            email=email,
+            name=name or None,
+        )
+        self.repo.add(customer)
+        await self.session.flush()
+        self.repo.add(self._default_subscription(customer))
+        await self.session.flush()
+        return customer
+
+    async def upsert(self, data: CustomerInput) -> tuple[Customer, Subscription]:
+        if data.plan is not None and self.catalog.plan(data.plan) is None:
+            raise ValidationFailed(
+                f"Unknown plan {data.plan!r}.", code="unknown_plan", field="plan"
+            )
+        customer = await self.repo.by_external_id(data.external_id)
+        if customer is None:
+            customer = Customer(
+                public_id=str(uuid.uuid4()),
+                external_id=data.external_id,
+                email=data.email,
+                name=data.name,
+            )
+            self.repo.add(customer)
+            await self.session.flush()
+            subscription = self._default_subscription(customer, data.plan)
+            self.repo.add(subscription)
+            await self.session.flush()
+            return customer, subscription
+        if data.email is not None:
+            customer.email = data.email
+        if data.name is not None:
+            customer.name = data.name
+        subscription = await self.subscription(customer)
+        if data.plan is not None and subscription.stripe_subscription_id is None:
+            # A plan set by the backend applies only while Stripe does not own the subscription.
+            subscription.plan_slug = data.plan
+        await self.session.flush()
+        return customer, subscription
+
+    def _default_subscription(self, customer: Customer, plan: str | None = None) -> Subscription:
+        return Subscription(
+            customer_id=customer.id,
+            external_id=customer.external_id,
+            plan_slug=plan or self.catalog.default_plan.slug,
+            status="active",
+        )

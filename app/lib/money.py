@@ -1,0 +1,21 @@
+"""Money is integer minor units with a currency; formatting is for display only."""
+
+from __future__ import annotations
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+_ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "ugx", "xaf", "xof"}
+
+
+def format_money(amount_minor: int, currency: str) -> str:
+    currency = currency.lower()
+    sign = "-" if amount_minor < 0 else ""
+    amount_minor = abs(amount_minor)
+    symbol = _SYMBOLS.get(currency)
+    if currency in _ZERO_DECIMAL:
+        number = f"{amount_minor:,}"
+    else:
+        major, minor = divmod(amount_minor, 100)
+        number = f"{major:,}" if minor == 0 else f"{major:,}.{minor:02d}"
+    if symbol:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{number} {currency.upper()}"

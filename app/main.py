@@ -1,0 +1,167 @@
+"""create_app(): the only Litestar(...) call. `app` is for ASGI servers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar, MediaType, get
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.logging.config import StructLoggingConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.flash import FlashConfig, FlashPlugin
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.stores.memory import MemoryStore
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.auth import build_rate_limit, build_session_auth
+from app.accounts.controllers import AuthController
+from app.accounts.service import AccountService
+from app.billing.controllers import BillingController
+from app.catalog.loader import load_catalog
+from app.catalog.models import Catalog
+from app.config import Settings
+from app.customers.service import CustomerService
+from app.db.engine import create_engine
+from app.db.migrations import ensure_migrated
+from app.web.errors import exception_handlers
+from app.web.templating import STATIC_DIR, template_config
+
+
+@get("/health", opt={"public": True}, media_type=MediaType.JSON, include_in_schema=False)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _stores(settings: Settings) -> dict[str, Store]:
+    if settings.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        root = RedisStore.with_client(url=settings.redis_url, namespace="billing_portal")
+        return {
+            "sessions": root.with_namespace("sessions"),
+            "rate_limit": root.with_namespace("rl"),
+        }
+    return {
+        "sessions": FileStore(settings.var_dir / "sessions", create_directories=True),
+        "rate_limit": MemoryStore(),
+    }
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    catalog = catalog or load_catalog(settings.catalog_path)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    alchemy = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler=None,
+        set_default_exception_handler=False,
+        create_all=False,
+    )
+
+    def request_db_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
+        return alchemy.provide_session(connection.app.state, connection.scope)
+
+    templates = template_config(settings)
+    session_auth = build_session_auth(settings, request_db_session)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await ensure_migrated(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    def provide_settings() -> Settings:
+        return settings
+
+    def provide_catalog() -> Catalog:
+        return catalog
+
+    def provide_account_service(db_session: NamedDependency[AsyncSession]) -> AccountService:
+        return AccountService(db_session, catalog)
+
+    def provide_customer_service(db_session: NamedDependency[AsyncSession]) -> CustomerService:
+        return CustomerService(db_session, catalog)
+
+    logging_config = StructlogConfig(
+        structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
+        # Request/response logging would write form bodies (passwords) to the log.
+        enable_middleware_logging=False,
+    )
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+    return Litestar(
+        route_handlers=[
+            AuthController,
+            BillingController,
+            health,
+            create_static_files_router(
+                path="/static", directories=[STATIC_DIR], opt={"public": True}
+            ),
+        ],
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "catalog": Provide(provide_catalog, sync_to_thread=False),
+            "account_service": Provide(provide_account_service, sync_to_thread=False),
+            "customer_service": Provide(provide_customer_service, sync_to_thread=False),
+        },
+        plugins=[
+            SQLAlchemyPlugin(config=alchemy),
+            HTMXPlugin(),
+            FlashPlugin(config=FlashConfig(template_config=templates)),
+            StructlogPlugin(config=logging_config),
+        ],
+        on_app_init=[session_auth.on_app_init],
+        middleware=[build_rate_limit(settings).middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.secure_cookies,
+            cookie_samesite="lax",
+            exclude=["/api/", "/webhooks/", "/portal/"],
+        ),
+        template_config=templates,
+        stores=_stores(settings),
+        exception_handlers=exception_handlers(),
+        openapi_config=OpenAPIConfig(
+            title="Billing Portal API",
+            version="1",
+            path="/schema",
+            # JSON only: the HTML renderers load scripts from a CDN, and this product runs offline.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+        ),
+        lifespan=[lifespan],
+        state=State({"settings": settings, "catalog": catalog, "engine": engine}),
+        debug=False,
+    )
+
+
+def _lazy_app() -> Litestar:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    # `app.main:app` for ASGI servers, built on first access so importing this module is cheap.
+    if name == "app":
+        global app
+        app = _lazy_app()
+        return app
+    raise AttributeError(name)

@@ -1,0 +1,43 @@
+"""Page-or-fragment rendering: one template serves the full page and its HTMX partial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+
+def wants_fragment(request: Request[Any, Any, Any]) -> bool:
+    """True for an htmx request that targets a part of the page (not boosted, not history restore)."""
+    htmx = getattr(request, "htmx", None)
+    if not htmx:
+        return False
+    return not (htmx.boosted or htmx.history_restore_request)
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    context: dict[str, Any],
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+) -> Template:
+    """Render `template`, or `fragment` alone when htmx asks for a partial; Vary on HX-Request."""
+    name = fragment if fragment and wants_fragment(request) else template
+    return Template(
+        template_name=name,
+        context=context,
+        status_code=status_code,
+        headers={"Vary": "HX-Request"},
+    )
+
+
+def redirect(request: Request[Any, Any, Any], path: str) -> Redirect:
+    """303 after a form post, so a reload never re-submits (htmx follows it transparently)."""
+    return Redirect(path=path, status_code=303)
+
+
+__all__ = ["HTMXRequest", "page", "redirect", "wants_fragment"]
