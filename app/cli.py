@@ -18,7 +18,24 @@ T = TypeVar("T")
 
 
 def _run(factory: Callable[[Settings], Awaitable[T]]) -> T:
-    return asyncio.run(factory(Settings.from_env()))
+    from app.db.migrations import DatabaseNotMigrated
+
+    try:
+        return asyncio.run(factory(Settings.from_env()))
+    except DatabaseNotMigrated as exc:
+        # A one-line answer naming the command to run, not a traceback.
+        raise click.ClickException(str(exc)) from None
+
+
+async def _check_migrated(settings: Settings) -> None:
+    from app.db.engine import create_engine
+    from app.db.migrations import ensure_migrated
+
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_migrated(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _with_session(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
@@ -114,6 +131,8 @@ def serve(workers: int, emulator: bool) -> None:
     from granian.constants import Interfaces
 
     settings = Settings.from_env()
+    # The app checks this too, but a worker failing to start buries the message in tracebacks.
+    _run(_check_migrated)
     child = _start_emulator(settings) if emulator else None
     click.echo(
         f"Billing Portal on {settings.public_url} (listening on {settings.host}:{settings.port})"
