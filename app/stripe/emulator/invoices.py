@@ -1,0 +1,190 @@
+"""Invoices: build, finalize and pay, as Stripe's invoice lifecycle does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.stripe.emulator import objects, payments
+from app.stripe.emulator.core import Emulator
+from app.stripe.emulator.store import new_id
+
+RETRY_AFTER = 3 * 86400
+
+
+def create(
+    emu: Emulator,
+    customer: dict[str, Any],
+    lines: list[dict[str, Any]],
+    *,
+    currency: str,
+    billing_reason: str,
+    now: int,
+    subscription: dict[str, Any] | None = None,
+    period: tuple[int, int] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """Create a draft invoice from line specs (kwargs of objects.invoice_line minus invoice_id)."""
+    invoice_id = new_id("in")
+    invoice = objects.invoice(
+        now,
+        invoice_id,
+        customer,
+        currency,
+        billing_reason=billing_reason,
+        description=description,
+    )
+    invoice["lines"]["data"] = [objects.invoice_line(invoice_id, **line) for line in lines]
+    total = sum(line["amount"] for line in invoice["lines"]["data"])
+    due = max(total, 0)
+    invoice.update(
+        subtotal=total,
+        subtotal_excluding_tax=total,
+        total=total,
+        total_excluding_tax=total,
+        amount_due=due,
+        amount_remaining=due,
+    )
+    if period:
+        invoice["period_start"], invoice["period_end"] = period
+    if subscription:
+        invoice["parent"] = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": dict(subscription.get("metadata") or {}),
+                "subscription": subscription["id"],
+            },
+        }
+    emu.save(invoice)
+    emu.emit("invoice.created", invoice)
+    return invoice
+
+
+def finalize(emu: Emulator, invoice: dict[str, Any], now: int) -> None:
+    customer = emu.load(invoice["customer"], "customer")
+    sequence = int(customer.get("next_invoice_sequence") or 1)
+    customer["next_invoice_sequence"] = sequence + 1
+    emu.save(customer)
+    base = emu.options.base_url
+    invoice.update(
+        status="open",
+        number=f"{customer['invoice_prefix']}-{sequence:04d}",
+        hosted_invoice_url=f"{base}/invoice/{invoice['id']}",
+        invoice_pdf=f"{base}/invoice/{invoice['id']}/pdf",
+        effective_at=now,
+    )
+    invoice["status_transitions"]["finalized_at"] = now
+    emu.save(invoice)
+    emu.emit("invoice.finalized", invoice)
+
+
+def pay(emu: Emulator, invoice: dict[str, Any], pm_id: str | None, now: int) -> bool:
+    """Charge an open invoice; emits invoice.paid or invoice.payment_failed."""
+    if invoice["amount_remaining"] <= 0:
+        _mark_paid(emu, invoice, now, None)
+        return True
+    pi, decline = payments.charge(
+        emu,
+        customer_id=invoice["customer"],
+        pm_id=pm_id,
+        amount=invoice["amount_remaining"],
+        currency=invoice["currency"],
+        now=now,
+        description=_payment_description(invoice),
+    )
+    invoice["attempt_count"] += 1
+    invoice["attempted"] = True
+    if decline is None:
+        _mark_paid(emu, invoice, now, pi)
+        return True
+    invoice["next_payment_attempt"] = now + RETRY_AFTER
+    invoice["payments"]["data"].append(_invoice_payment(invoice, pi, "open", now))
+    emu.save(invoice)
+    emu.emit("invoice.payment_failed", invoice)
+    return False
+
+
+def record_payment(emu: Emulator, invoice: dict[str, Any], pi: dict[str, Any], now: int) -> None:
+    """Mark an invoice paid by a payment made elsewhere (a Checkout payment)."""
+    invoice["attempt_count"] += 1
+    _mark_paid(emu, invoice, now, pi)
+
+
+def _mark_paid(emu: Emulator, invoice: dict[str, Any], now: int, pi: dict[str, Any] | None) -> None:
+    invoice.update(
+        status="paid",
+        amount_paid=invoice["amount_due"],
+        amount_remaining=0,
+        next_payment_attempt=None,
+        attempted=True,
+        auto_advance=False,
+    )
+    if pi is not None:
+        invoice["default_payment_method"] = pi["payment_method"]
+        invoice["payments"]["data"].append(_invoice_payment(invoice, pi, "paid", now))
+    invoice["status_transitions"]["paid_at"] = now
+    emu.save(invoice)
+    emu.emit("invoice.paid", invoice)
+    emu.emit("invoice.payment_succeeded", invoice)
+
+
+def _invoice_payment(
+    invoice: dict[str, Any], pi: dict[str, Any], status: str, now: int
+) -> dict[str, Any]:
+    return {
+        "id": new_id("inpay"),
+        "object": "invoice_payment",
+        "amount_paid": pi["amount_received"] or None,
+        "amount_requested": pi["amount"],
+        "created": now,
+        "currency": pi["currency"],
+        "invoice": invoice["id"],
+        "is_default": True,
+        "livemode": False,
+        "payment": {"type": "payment_intent", "payment_intent": pi["id"]},
+        "status": status,
+        "status_transitions": {"canceled_at": None, "paid_at": now if status == "paid" else None},
+    }
+
+
+def _payment_description(invoice: dict[str, Any]) -> str:
+    if invoice["billing_reason"].startswith("subscription"):
+        return "Subscription " + (
+            "creation" if invoice["billing_reason"] == "subscription_create" else "update"
+        )
+    return "Invoice"
+
+
+def payment_intent_of(invoice: dict[str, Any]) -> str | None:
+    payments_made = invoice["payments"]["data"]
+    return payments_made[-1]["payment"]["payment_intent"] if payments_made else None
+
+
+def issue(
+    emu: Emulator,
+    customer: dict[str, Any],
+    lines: list[dict[str, Any]],
+    *,
+    currency: str,
+    billing_reason: str,
+    now: int,
+    pm_id: str | None,
+    subscription: dict[str, Any] | None = None,
+    period: tuple[int, int] | None = None,
+    attempt_payment: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Create, finalize and (optionally) pay an invoice; returns it and whether it is paid."""
+    invoice = create(
+        emu,
+        customer,
+        lines,
+        currency=currency,
+        billing_reason=billing_reason,
+        now=now,
+        subscription=subscription,
+        period=period,
+    )
+    finalize(emu, invoice, now)
+    if not attempt_payment and invoice["amount_remaining"] > 0:
+        return invoice, False
+    return invoice, pay(emu, invoice, pm_id, now)

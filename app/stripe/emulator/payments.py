@@ -1,0 +1,144 @@
+"""Payment methods and charges: what a card does when attached or charged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.stripe.emulator import cards, objects
+from app.stripe.emulator.cards import Decline
+from app.stripe.emulator.core import Emulator
+from app.stripe.emulator.errors import StripeError, no_such
+from app.stripe.emulator.store import new_id
+
+
+def create_card(
+    emu: Emulator, number: str, exp_month: int, exp_year: int, cvc: str, now: int
+) -> dict[str, Any]:
+    number = cards.normalize(number)
+    cards.validate(number, cvc)
+    return emu.save(objects.payment_method(now, number, exp_month, exp_year))
+
+
+def resolve(emu: Emulator, pm_id: Any, now: int, param: str = "payment_method") -> dict[str, Any]:
+    """Load a payment method; Stripe's magic test ids (pm_card_visa...) mint a fresh one."""
+    if isinstance(pm_id, str) and pm_id in cards.MAGIC_PAYMENT_METHODS:
+        return create_card(emu, cards.MAGIC_PAYMENT_METHODS[pm_id], 12, 2034, "123", now)
+    return emu.load(pm_id, "payment_method", param)
+
+
+def attach(emu: Emulator, pm: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    if pm.get("customer") == customer_id:
+        return pm
+    if pm.get("customer"):
+        raise StripeError(
+            400,
+            "The payment method you provided has already been attached to a customer.",
+            code="payment_method_unexpected_state",
+        )
+    decline = cards.attach_decline(pm["_number"])
+    if decline:
+        raise decline.error()
+    pm["customer"] = customer_id
+    emu.save(pm)
+    emu.emit("payment_method.attached", pm)
+    return pm
+
+
+def detach(emu: Emulator, pm: dict[str, Any]) -> dict[str, Any]:
+    customer_id = pm.get("customer")
+    if not customer_id:
+        raise StripeError(
+            400,
+            "The payment method you provided is not attached to a customer so detachment is "
+            "impossible.",
+            code="payment_method_unexpected_state",
+        )
+    customer = emu.store.get(customer_id)
+    if customer and customer["invoice_settings"].get("default_payment_method") == pm["id"]:
+        emu.update(
+            customer,
+            lambda c: c["invoice_settings"].update(default_payment_method=None),
+            "customer.updated",
+        )
+    emu.update(pm, lambda o: o.update(customer=None), "payment_method.detached")
+    return pm
+
+
+def owned_by(emu: Emulator, pm_id: str, customer_id: str, now: int, param: str) -> dict[str, Any]:
+    pm = resolve(emu, pm_id, now, param)
+    if pm.get("customer") is None and pm_id in cards.MAGIC_PAYMENT_METHODS:
+        attach(emu, pm, customer_id)
+    if pm.get("customer") != customer_id:
+        raise StripeError(
+            400,
+            f"The customer does not have a payment method with the ID {pm_id}. The payment "
+            "method must be attached to the customer.",
+            code="resource_missing",
+            param=param,
+        )
+    return pm
+
+
+def default_payment_method(
+    emu: Emulator, customer: dict[str, Any], subscription: dict[str, Any] | None = None
+) -> str | None:
+    if subscription and subscription.get("default_payment_method"):
+        return subscription["default_payment_method"]
+    return customer["invoice_settings"].get("default_payment_method")
+
+
+def charge(
+    emu: Emulator,
+    *,
+    customer_id: str | None,
+    pm_id: str | None,
+    amount: int,
+    currency: str,
+    now: int,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], Decline | None]:
+    """Create a confirmed PaymentIntent; it either succeeds or records the card's decline."""
+    pi = objects.payment_intent(
+        now,
+        amount,
+        currency,
+        customer=customer_id,
+        description=description,
+        metadata=metadata or {},
+        payment_method=pm_id,
+    )
+    pm = emu.store.get(pm_id) if pm_id else None
+    decline = cards.charge_decline(pm["_number"]) if pm else _NO_PAYMENT_METHOD
+    if decline is None:
+        pi.update(
+            status="succeeded",
+            amount_received=amount,
+            latest_charge=new_id("ch"),
+        )
+        emu.save(pi)
+        emu.emit("payment_intent.succeeded", pi)
+    else:
+        pi["last_payment_error"] = {
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "message": decline.message,
+            "payment_method": pm and {k: v for k, v in pm.items() if not k.startswith("_")},
+            "type": "card_error",
+        }
+        emu.save(pi)
+        emu.emit("payment_intent.payment_failed", pi)
+    return pi, decline
+
+
+_NO_PAYMENT_METHOD = Decline(
+    "payment_intent_payment_attempt_failed",
+    None,
+    "The customer has no attached payment method or default payment method.",
+)
+
+
+def require_customer(emu: Emulator, customer_id: Any, param: str = "customer") -> dict[str, Any]:
+    if not isinstance(customer_id, str) or not customer_id:
+        raise no_such("customer", str(customer_id), param)
+    return emu.load(customer_id, "customer", param)

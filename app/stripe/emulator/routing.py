@@ -1,0 +1,54 @@
+"""A tiny router for Stripe-style paths (`/v1/customers/{id}`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.stripe.emulator.core import Emulator
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    path: str
+    params: dict[str, Any]
+    args: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return self.args[name]
+
+
+Handler = Callable[[Emulator, ApiRequest], dict[str, Any]]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
+
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, re.compile(regex), handler))
+        return handler
+
+    return register
+
+
+def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+    for candidate in ROUTES:
+        if candidate.method != method:
+            continue
+        match = candidate.pattern.match(path)
+        if match:
+            return candidate.handler, match.groupdict()
+    return None

@@ -1,0 +1,516 @@
+"""Subscriptions: creation, updates with prorations, cancellation and period renewal."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.stripe.emulator import invoices, objects, payments
+from app.stripe.emulator.clock import DAY, add_interval
+from app.stripe.emulator.core import Emulator, bool_param, int_param, metadata_update, render
+from app.stripe.emulator.errors import StripeError, missing
+from app.stripe.emulator.store import new_id
+
+ACTIVE_STATUSES = {"active", "trialing", "past_due", "unpaid", "incomplete", "paused"}
+INCOMPLETE_EXPIRES_AFTER = 23 * 3600
+TRIAL_WILL_END_BEFORE = 3 * DAY
+
+
+@dataclass
+class ItemSpec:
+    price: dict[str, Any]
+    quantity: int = 1
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def recurring_price(emu: Emulator, price_id: Any, param: str) -> dict[str, Any]:
+    price = emu.load(price_id, "price", param)
+    if price["type"] != "recurring":
+        raise StripeError(
+            400,
+            f"The price specified is set to `type=one_time` but this field only accepts prices "
+            f"with `type=recurring`: {price_id}",
+            param=param,
+        )
+    if not price["active"]:
+        raise StripeError(400, f"The price specified is inactive: {price_id}", param=param)
+    return price
+
+
+def period_of(sub: dict[str, Any]) -> tuple[int, int]:
+    first = sub["items"]["data"][0]
+    return first["current_period_start"], first["current_period_end"]
+
+
+def _interval(price: dict[str, Any]) -> tuple[str, int]:
+    return price["recurring"]["interval"], int(price["recurring"]["interval_count"] or 1)
+
+
+def _check_intervals(specs: list[dict[str, Any]]) -> None:
+    if len({_interval(p) for p in specs}) > 1:
+        raise StripeError(
+            400,
+            "Currency and interval fields must match across all plans on this subscription.",
+            param="items",
+        )
+
+
+def create(
+    emu: Emulator,
+    customer: dict[str, Any],
+    items: list[ItemSpec],
+    *,
+    now: int,
+    trial_days: int | None = None,
+    trial_end: int | None = None,
+    default_pm: str | None = None,
+    metadata: dict[str, str] | None = None,
+    cancel_at_period_end: bool = False,
+    payment_behavior: str = "allow_incomplete",
+    description: str | None = None,
+) -> dict[str, Any]:
+    if not items:
+        raise missing("items")
+    _check_intervals([spec.price for spec in items])
+    sub_id = new_id("sub")
+    if trial_days:
+        trial_end = now + trial_days * DAY
+    interval, count = _interval(items[0].price)
+    end = trial_end if trial_end and trial_end > now else add_interval(now, interval, count)
+    sub = objects.subscription(
+        now,
+        sub_id,
+        customer["id"],
+        currency=items[0].price["currency"],
+        default_payment_method=default_pm,
+        metadata=metadata or {},
+        description=description,
+        test_clock=customer.get("test_clock"),
+        billing_cycle_anchor=end if trial_end else now,
+    )
+    sub["items"]["data"] = [
+        objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
+        for spec in items
+    ]
+    for item, spec in zip(sub["items"]["data"], items, strict=True):
+        item["metadata"] = spec.metadata
+    trialing = bool(trial_end and trial_end > now)
+    if trialing:
+        sub.update(status="trialing", trial_start=now, trial_end=end)
+    if cancel_at_period_end:
+        sub.update(cancel_at_period_end=True, cancel_at=end, canceled_at=now)
+    emu.save(sub)
+    emu.emit("customer.subscription.created", sub)
+
+    pm_id = payments.default_payment_method(emu, customer, sub)
+    lines = [] if trialing else _licensed_lines(sub, (now, end))
+    if trialing:
+        lines = [_trial_line(sub, item, (now, end)) for item in sub["items"]["data"]]
+    invoice, paid = invoices.issue(
+        emu,
+        emu.load(customer["id"], "customer"),
+        lines,
+        currency=sub["currency"],
+        billing_reason="subscription_create",
+        now=now,
+        pm_id=pm_id,
+        subscription=sub,
+        period=(now, now),
+        attempt_payment=payment_behavior != "default_incomplete",
+    )
+    if not paid and payment_behavior == "error_if_incomplete":
+        pi = emu.store.get(invoices.payment_intent_of(invoice) or "")
+        error = (pi or {}).get("last_payment_error") or {}
+        raise StripeError(
+            402,
+            error.get("message", "Your card was declined."),
+            type="card_error",
+            code=error.get("code", "card_declined"),
+            decline_code=error.get("decline_code"),
+        )
+    sub["latest_invoice"] = invoice["id"]
+    emu.save(sub)
+    if paid and not trialing:
+        emu.update(sub, lambda s: s.update(status="active"), "customer.subscription.updated")
+    return sub
+
+
+def _item_amount(item: dict[str, Any]) -> int:
+    return int(item["price"].get("unit_amount") or 0) * int(item.get("quantity") or 1)
+
+
+def _product_name(emu: Emulator, price: dict[str, Any]) -> str:
+    product = emu.store.get(price["product"]) if price.get("product") else None
+    return product["name"] if product else price["id"]
+
+
+def _licensed_lines(sub: dict[str, Any], period: tuple[int, int]) -> list[dict[str, Any]]:
+    lines = []
+    for item in sub["items"]["data"]:
+        if item["price"]["recurring"].get("usage_type") == "metered":
+            continue
+        lines.append(_item_line(sub, item, _item_amount(item), period))
+    return lines
+
+
+def _item_line(
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    amount: int,
+    period: tuple[int, int],
+    description: str | None = None,
+    proration: bool = False,
+    quantity: int | None = None,
+) -> dict[str, Any]:
+    qty = item.get("quantity") or 1 if quantity is None else quantity
+    return {
+        "amount": amount,
+        "currency": sub["currency"],
+        "description": description or f"{qty} × {item['price'].get('nickname') or 'plan'}",
+        "period": period,
+        "price_obj": item["price"],
+        "quantity": qty,
+        "subscription_id": sub["id"],
+        "item_id": item["id"],
+        "proration": proration,
+    }
+
+
+def _trial_line(sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]) -> dict:
+    return _item_line(sub, item, 0, period, description="Trial period")
+
+
+def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int) -> dict[str, Any]:
+    before = copy.deepcopy(sub)
+    if sub["status"] in {"canceled", "incomplete_expired"}:
+        allowed = {"metadata", "cancellation_details", "expand"}
+        if set(params) - allowed:
+            raise StripeError(
+                400,
+                "A canceled subscription can only update its cancellation_details and metadata.",
+            )
+    sub["metadata"] = metadata_update(sub["metadata"], params)
+    if "description" in params:
+        sub["description"] = params["description"] or None
+    customer = emu.load(sub["customer"], "customer")
+    if "default_payment_method" in params:
+        pm_id = params["default_payment_method"] or None
+        if pm_id:
+            pm_id = payments.owned_by(emu, pm_id, customer["id"], now, "default_payment_method")[
+                "id"
+            ]
+        sub["default_payment_method"] = pm_id
+    cancel = bool_param(params, "cancel_at_period_end")
+    if cancel is not None:
+        end = period_of(sub)[1]
+        sub.update(
+            cancel_at_period_end=cancel,
+            cancel_at=end if cancel else None,
+            canceled_at=now if cancel else None,
+        )
+        sub["cancellation_details"]["reason"] = "cancellation_requested" if cancel else None
+    pending_invoice = None
+    if params.get("items"):
+        pending_invoice = _change_items(emu, sub, params, now)
+    if params.get("trial_end") == "now" and sub["status"] == "trialing":
+        sub["trial_end"] = now
+        for item in sub["items"]["data"]:
+            item["current_period_end"] = now
+    emu.save(sub)
+    previous = _previous(before, sub)
+    if previous:
+        emu.emit("customer.subscription.updated", sub, previous)
+    if pending_invoice is not None:
+        _collect(emu, sub, pending_invoice, now)
+    if params.get("trial_end") == "now":
+        process_subscription(emu, sub["id"], now)
+    return emu.load(sub["id"], "subscription")
+
+
+def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    from app.stripe.emulator.core import previous_attributes
+
+    previous = previous_attributes(before, after)
+    if "items" in previous:
+        previous["items"] = render(before["items"])
+    return previous
+
+
+def _change_items(
+    emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int
+) -> tuple[list[dict[str, Any]], str] | None:
+    """Apply `items[]` changes; return proration lines to invoice now, if any."""
+    behavior = params.get("proration_behavior") or "create_prorations"
+    if behavior not in {"create_prorations", "none", "always_invoice"}:
+        raise StripeError(
+            400, f"Invalid proration_behavior: {behavior}", param="proration_behavior"
+        )
+    raw_items = params["items"]
+    if not isinstance(raw_items, list):
+        raise StripeError(400, "Invalid array", param="items")
+    start, end = period_of(sub)
+    old_items = copy.deepcopy(sub["items"]["data"])
+    by_id = {item["id"]: item for item in sub["items"]["data"]}
+    for index, raw in enumerate(raw_items):
+        if not isinstance(raw, dict):
+            raise StripeError(400, "Invalid hash", param=f"items[{index}]")
+        item = by_id.get(raw.get("id") or "")
+        if raw.get("id") and item is None:
+            raise StripeError(
+                400,
+                f"Invalid subscription_item id: {raw['id']}",
+                param=f"items[{index}][id]",
+            )
+        if item is not None and bool_param(raw, "deleted"):
+            sub["items"]["data"].remove(item)
+            continue
+        if item is None:
+            price = recurring_price(emu, raw.get("price"), f"items[{index}][price]")
+            item = objects.subscription_item(now, sub["id"], price, 1, start, end)
+            sub["items"]["data"].append(item)
+        elif raw.get("price"):
+            price = recurring_price(emu, raw["price"], f"items[{index}][price]")
+            item["price"], item["plan"] = price, objects.plan_from_price(price)
+        quantity = int_param(raw, "quantity")
+        if quantity is not None:
+            item["quantity"] = quantity
+        item["metadata"] = metadata_update(item["metadata"], raw)
+    if not sub["items"]["data"]:
+        raise StripeError(400, "A subscription must have at least one item.", param="items")
+    _check_intervals([item["price"] for item in sub["items"]["data"]])
+    if sub["status"] == "trialing":
+        return None
+    old_interval = _interval(old_items[0]["price"])
+    new_interval = _interval(sub["items"]["data"][0]["price"])
+    if old_interval != new_interval:
+        # Changing the billing interval restarts the cycle now and bills right away (as Stripe).
+        new_end = add_interval(now, *new_interval)
+        for item in sub["items"]["data"]:
+            item["current_period_start"], item["current_period_end"] = now, new_end
+        sub["billing_cycle_anchor"] = now
+        lines = _licensed_lines(sub, (now, new_end))
+        if behavior != "none":
+            lines += _unused_credit(sub, old_items, (now, end), start)
+        return lines, "subscription_update"
+    if behavior == "none":
+        return None
+    lines = _proration_lines(sub, old_items, (now, end), start)
+    if not lines:
+        return None
+    if behavior == "always_invoice":
+        return lines, "subscription_update"
+    sub.setdefault("_pending_lines", []).extend(lines)
+    return None
+
+
+def _fraction(period: tuple[int, int], start: int) -> float:
+    now, end = period
+    return max(0.0, (end - now) / max(1, end - start))
+
+
+def _unused_credit(
+    sub: dict[str, Any], old_items: list[dict[str, Any]], period: tuple[int, int], start: int
+) -> list[dict[str, Any]]:
+    fraction = _fraction(period, start)
+    return [
+        _item_line(
+            sub,
+            item,
+            -round(_item_amount(item) * fraction),
+            period,
+            description="Unused time on " + (item["price"].get("nickname") or "previous plan"),
+            proration=True,
+        )
+        for item in old_items
+        if item["price"]["recurring"].get("usage_type") != "metered"
+    ]
+
+
+def _proration_lines(
+    sub: dict[str, Any], old_items: list[dict[str, Any]], period: tuple[int, int], start: int
+) -> list[dict[str, Any]]:
+    old_total = sum(_item_amount(i) for i in old_items if _licensed(i))
+    new_total = sum(_item_amount(i) for i in sub["items"]["data"] if _licensed(i))
+    if old_total == new_total:
+        return []
+    fraction = _fraction(period, start)
+    lines = _unused_credit(sub, old_items, period, start)
+    lines += [
+        _item_line(
+            sub,
+            item,
+            round(_item_amount(item) * fraction),
+            period,
+            description="Remaining time on " + (item["price"].get("nickname") or "new plan"),
+            proration=True,
+        )
+        for item in sub["items"]["data"]
+        if _licensed(item)
+    ]
+    return lines
+
+
+def _licensed(item: dict[str, Any]) -> bool:
+    return item["price"]["recurring"].get("usage_type") != "metered"
+
+
+def _collect(
+    emu: Emulator, sub: dict[str, Any], pending: tuple[list[dict[str, Any]], str], now: int
+) -> None:
+    lines, reason = pending
+    customer = emu.load(sub["customer"], "customer")
+    pm_id = payments.default_payment_method(emu, customer, sub)
+    invoice, paid = invoices.issue(
+        emu,
+        customer,
+        lines,
+        currency=sub["currency"],
+        billing_reason=reason,
+        now=now,
+        pm_id=pm_id,
+        subscription=sub,
+        period=(now, now),
+    )
+    status = "active" if paid else "past_due"
+    emu.update(
+        sub,
+        lambda s: s.update(latest_invoice=invoice["id"], status=status),
+        "customer.subscription.updated",
+    )
+
+
+def cancel(emu: Emulator, sub: dict[str, Any], now: int) -> dict[str, Any]:
+    if sub["status"] == "canceled":
+        return sub
+    sub.update(status="canceled", canceled_at=sub.get("canceled_at") or now, ended_at=now)
+    sub["cancellation_details"]["reason"] = (
+        sub["cancellation_details"].get("reason") or "cancellation_requested"
+    )
+    emu.save(sub)
+    emu.emit("customer.subscription.deleted", sub)
+    return sub
+
+
+# Time passing
+
+
+def process_due(emu: Emulator, clock_id: str | None, now: int) -> None:
+    for sub in emu.store.all("subscription"):
+        if sub.get("test_clock") == clock_id and sub["status"] in ACTIVE_STATUSES:
+            process_subscription(emu, sub["id"], now)
+
+
+def process_subscription(emu: Emulator, sub_id: str, now: int) -> None:
+    sub = emu.load(sub_id, "subscription")
+    if sub["status"] == "incomplete":
+        if now >= sub["created"] + INCOMPLETE_EXPIRES_AFTER:
+            emu.update(
+                sub,
+                lambda s: s.update(status="incomplete_expired", ended_at=now),
+                "customer.subscription.updated",
+            )
+        return
+    for _ in range(1000):
+        sub = emu.load(sub_id, "subscription")
+        if sub["status"] not in ACTIVE_STATUSES:
+            return
+        _maybe_trial_will_end(emu, sub, now)
+        end = period_of(sub)[1]
+        if end > now:
+            return
+        _renew(emu, sub, end)
+
+
+def _maybe_trial_will_end(emu: Emulator, sub: dict[str, Any], now: int) -> None:
+    if sub["status"] != "trialing" or sub.get("_trial_will_end_sent") or not sub["trial_end"]:
+        return
+    if now >= sub["trial_end"] - TRIAL_WILL_END_BEFORE:
+        sub["_trial_will_end_sent"] = True
+        emu.save(sub)
+        emu.emit("customer.subscription.trial_will_end", sub)
+
+
+def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
+    if sub["cancel_at_period_end"]:
+        cancel(emu, sub, at)
+        return
+    start, end = period_of(sub)
+    interval, count = _interval(sub["items"]["data"][0]["price"])
+    new_end = add_interval(end, interval, count)
+    usage_lines = _usage_lines(emu, sub, (start, end))
+    pending = sub.pop("_pending_lines", [])
+
+    def advance(s: dict[str, Any]) -> None:
+        for item in s["items"]["data"]:
+            item["current_period_start"], item["current_period_end"] = end, new_end
+
+    emu.update(sub, advance, "customer.subscription.updated")
+    customer = emu.load(sub["customer"], "customer")
+    lines = pending + _licensed_lines(sub, (end, new_end)) + usage_lines
+    invoice, paid = invoices.issue(
+        emu,
+        customer,
+        lines,
+        currency=sub["currency"],
+        billing_reason="subscription_cycle",
+        now=at,
+        pm_id=payments.default_payment_method(emu, customer, sub),
+        subscription=sub,
+        period=(start, end),
+    )
+    status = "active" if paid else "past_due"
+    emu.update(
+        sub,
+        lambda s: s.update(latest_invoice=invoice["id"], status=status),
+        "customer.subscription.updated",
+    )
+
+
+def _usage_lines(
+    emu: Emulator, sub: dict[str, Any], period: tuple[int, int]
+) -> list[dict[str, Any]]:
+    lines = []
+    for item in sub["items"]["data"]:
+        meter_id = item["price"]["recurring"].get("meter")
+        if item["price"]["recurring"].get("usage_type") != "metered" or not meter_id:
+            continue
+        meter = emu.store.get(meter_id)
+        if meter is None:
+            continue
+        quantity = round(aggregate_usage(emu, meter, sub["customer"], *period))
+        amount = quantity * int(item["price"].get("unit_amount") or 0)
+        lines.append(
+            _item_line(
+                sub,
+                item,
+                amount,
+                period,
+                quantity=quantity,
+                description=f"{quantity} × {meter['display_name']}",
+            )
+        )
+    return lines
+
+
+def aggregate_usage(
+    emu: Emulator, meter: dict[str, Any], customer_id: str, start: int, end: int
+) -> float:
+    key = meter["customer_mapping"]["event_payload_key"]
+    value_key = meter["value_settings"]["event_payload_key"]
+    formula = meter["default_aggregation"]["formula"]
+    values = []
+    for event in reversed(emu.store.all("billing.meter_event", customer_id)):
+        if event["event_name"] != meter["event_name"] or event["payload"].get(key) != customer_id:
+            continue
+        if not start <= event["timestamp"] < end:
+            continue
+        try:
+            values.append(float(event["payload"].get(value_key, 1)))
+        except ValueError:
+            continue
+    if formula == "count":
+        return float(len(values))
+    if formula == "last":
+        return values[-1] if values else 0.0
+    return sum(values)
