@@ -1,0 +1,189 @@
+"""A real emulator process on a free port, plus a tiny webhook receiver standing in for the portal."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from app.config import PROJECT_ROOT
+
+WEBHOOK_SECRET = "whsec_emulator_tests_0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    signature: str
+    status: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    url: str
+    deliveries: list[Delivery] = field(default_factory=list)
+    # Events for which this returns True are answered 500 the first time they arrive.
+    fail_first: Callable[[dict[str, Any]], bool] = lambda event: False
+    _seen: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def status_for(self, event: dict[str, Any]) -> int:
+        with self.lock:
+            first = event["id"] not in self._seen
+            self._seen.add(event["id"])
+        return 500 if first and self.fail_first(event) else 200
+
+    def events(self, status: int | None = 200) -> list[dict[str, Any]]:
+        with self.lock:
+            return [d.event for d in self.deliveries if status is None or d.status == status]
+
+    def wait_for_event(
+        self, type_: str, match: Callable[[dict[str, Any]], bool] = lambda obj: True,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for event in self.events():
+                if event["type"] == type_ and match(event["data"]["object"]):
+                    return event
+            return None
+
+        return wait_until(found, timeout, f"webhook {type_}")
+
+
+def _start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
+    port = free_port()
+    receiver = Receiver(url=f"http://127.0.0.1:{port}")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = 404
+            if self.path == "/webhooks/stripe":
+                status = receiver.status_for(json.loads(body))
+            with receiver.lock:
+                receiver.deliveries.append(
+                    Delivery(body, self.headers.get("Stripe-Signature", ""), status)
+                )
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return receiver, server
+
+
+@dataclass
+class EmulatorProcess:
+    url: str
+    var_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.stripe.emulator"],
+            cwd=PROJECT_ROOT, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=open(self.var_dir / "emulator.log", "ab"),  # noqa: SIM115
+        )
+
+        def healthy() -> bool:
+            assert self.process is not None and self.process.poll() is None, (
+                (self.var_dir / "emulator.log").read_text()
+            )
+            try:
+                return httpx.get(f"{self.url}/_emulator/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 20, "the emulator to answer")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def make_emulator(tmp: Path, receiver_url: str) -> EmulatorProcess:
+    port = free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp),
+        "STRIPE_EMULATOR_PORT": str(port),
+        "PUBLIC_URL": receiver_url,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_EMULATOR_RETRY_SECONDS": "0.2",
+        "STRIPE_EMULATOR_TICK_SECONDS": "0.2",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("STRIPE_SECRET_KEY", None)
+    env.pop("STRIPE_EMULATOR_PUBLIC_URL", None)
+    return EmulatorProcess(f"http://127.0.0.1:{port}", tmp, port, env)
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    receiver, server = _start_receiver()
+    yield receiver
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[str]:
+    process = make_emulator(tmp_path_factory.mktemp("stripe-emulator"), receiver.url)
+    process.start()
+    yield process.url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def client(emulator: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        "sk_test_emulator_tests",
+        base_addresses={"api": emulator},
+        max_network_retries=0,
+    )
