@@ -73,7 +73,9 @@ class Receiver:
             return [d.event for d in self.deliveries if status is None or d.status == status]
 
     def wait_for_event(
-        self, type_: str, match: Callable[[dict[str, Any]], bool] = lambda obj: True,
+        self,
+        type_: str,
+        match: Callable[[dict[str, Any]], bool] = lambda obj: True,
         timeout: float = 10.0,
     ) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
@@ -90,7 +92,7 @@ def _start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     receiver = Receiver(url=f"http://127.0.0.1:{port}")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = 404
             if self.path == "/webhooks/stripe":
@@ -122,14 +124,16 @@ class EmulatorProcess:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.stripe.emulator"],
-            cwd=PROJECT_ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=open(self.var_dir / "emulator.log", "ab"),  # noqa: SIM115
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.var_dir / "emulator.log", "ab"),  # noqa: SIM115
         )
 
         def healthy() -> bool:
             assert self.process is not None and self.process.poll() is None, (
-                (self.var_dir / "emulator.log").read_text()
-            )
+                self.var_dir / "emulator.log"
+            ).read_text()
             try:
                 return httpx.get(f"{self.url}/_emulator/health", timeout=1).status_code == 200
             except httpx.HTTPError:

@@ -70,14 +70,14 @@ def test_products_and_prices_with_lookup_keys(client: stripe.StripeClient) -> No
 
 def test_pagination(client: stripe.StripeClient) -> None:
     marker = unique("page")
-    created = [
-        client.v1.products.create(params={"name": f"{marker}-{i}"}).id for i in range(3)
-    ]
+    created = [client.v1.products.create(params={"name": f"{marker}-{i}"}).id for i in range(3)]
     newest_first = list(reversed(created))
     page = client.v1.products.list(params={"limit": 2, "ids": created})
     assert [p.id for p in page.data] == newest_first[:2]
     assert page.has_more is True
-    rest = client.v1.products.list(params={"limit": 2, "ids": created, "starting_after": page.data[-1].id})
+    rest = client.v1.products.list(
+        params={"limit": 2, "ids": created, "starting_after": page.data[-1].id}
+    )
     assert [p.id for p in rest.data] == newest_first[2:]
     assert rest.has_more is False
     before = client.v1.products.list(params={"ids": created, "ending_before": newest_first[2]})
@@ -89,7 +89,7 @@ def test_pagination(client: stripe.StripeClient) -> None:
 def test_subscription_lifecycle(client: stripe.StripeClient, receiver: Receiver) -> None:
     price = monthly_price(client, 2000)
     upgrade = monthly_price(client, 5000)
-    customer, pm = customer_with_card(client)
+    customer, _pm = customer_with_card(client)
     sub = client.v1.subscriptions.create(
         params={
             "customer": customer.id,
@@ -140,11 +140,17 @@ def test_subscription_lifecycle(client: stripe.StripeClient, receiver: Receiver)
     canceled = client.v1.subscriptions.cancel(sub.id)
     assert canceled.status == "canceled"
     assert client.v1.subscriptions.list(params={"customer": customer.id}).data == []
-    assert len(client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data) == 1
+    assert (
+        len(client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data)
+        == 1
+    )
     receiver.wait_for_event("customer.subscription.deleted", lambda obj: obj["id"] == sub.id)
 
     invoices = client.v1.invoices.list(params={"subscription": sub.id})
-    assert {i.billing_reason for i in invoices.data} == {"subscription_create", "subscription_update"}
+    assert {i.billing_reason for i in invoices.data} == {
+        "subscription_create",
+        "subscription_update",
+    }
 
 
 def test_payment_methods(client: stripe.StripeClient, receiver: Receiver) -> None:
@@ -159,7 +165,9 @@ def test_payment_methods(client: stripe.StripeClient, receiver: Receiver) -> Non
     )
     assert expanded.invoice_settings.default_payment_method.card.brand == "visa"
 
-    master = client.v1.payment_methods.attach("pm_card_mastercard", params={"customer": customer.id})
+    master = client.v1.payment_methods.attach(
+        "pm_card_mastercard", params={"customer": customer.id}
+    )
     listed = client.v1.payment_methods.list(params={"customer": customer.id, "type": "card"})
     assert {p.id for p in listed.data} == {visa.id, master.id}
     assert client.v1.payment_methods.retrieve(master.id).card.brand == "mastercard"
@@ -170,7 +178,9 @@ def test_payment_methods(client: stripe.StripeClient, receiver: Receiver) -> Non
     receiver.wait_for_event("payment_method.detached", lambda obj: obj["id"] == visa.id)
 
     with pytest.raises(stripe.CardError) as declined:
-        client.v1.payment_methods.attach("pm_card_visa_chargeDeclined", params={"customer": customer.id})
+        client.v1.payment_methods.attach(
+            "pm_card_visa_chargeDeclined", params={"customer": customer.id}
+        )
     assert declined.value.code == "card_declined"
     assert declined.value.error.decline_code == "generic_decline"
 
@@ -196,20 +206,28 @@ def test_error_shapes(client: stripe.StripeClient, emulator: str) -> None:
     assert error["message"].startswith("Unrecognized request URL (GET: /v1/foo)")
 
     assert httpx.get(f"{emulator}/v1/customers").status_code == 401
-    live = stripe.StripeClient("sk_live_nope", base_addresses={"api": emulator}, max_network_retries=0)
+    live = stripe.StripeClient(
+        "sk_live_nope", base_addresses={"api": emulator}, max_network_retries=0
+    )
     with pytest.raises(stripe.AuthenticationError):
         live.v1.customers.list()
 
 
 def test_idempotency_keys(client: stripe.StripeClient) -> None:
     key = unique("idem")
-    first = client.v1.customers.create(params={"email": "same@example.com"}, options={"idempotency_key": key})
-    replay = client.v1.customers.create(params={"email": "same@example.com"}, options={"idempotency_key": key})
+    first = client.v1.customers.create(
+        params={"email": "same@example.com"}, options={"idempotency_key": key}
+    )
+    replay = client.v1.customers.create(
+        params={"email": "same@example.com"}, options={"idempotency_key": key}
+    )
     assert replay.id == first.id
     assert replay.last_response.headers.get("idempotent-replayed") == "true"
 
     with pytest.raises(stripe.IdempotencyError) as mismatch:
-        client.v1.customers.create(params={"email": "other@example.com"}, options={"idempotency_key": key})
+        client.v1.customers.create(
+            params={"email": "other@example.com"}, options={"idempotency_key": key}
+        )
     assert mismatch.value.http_status == 400
     assert mismatch.value.error.type == "idempotency_error"
 
@@ -257,8 +275,11 @@ def test_billing_meters_and_events(client: stripe.StripeClient) -> None:
     )
     summaries = client.v1.billing.meters.event_summaries.list(
         meter.id,
-        params={"customer": customer.id, "start_time": first.timestamp - 60,
-                "end_time": first.timestamp + 3600},
+        params={
+            "customer": customer.id,
+            "start_time": first.timestamp - 60,
+            "end_time": first.timestamp + 3600,
+        },
     )
     assert summaries.data[0].aggregated_value == 7
 

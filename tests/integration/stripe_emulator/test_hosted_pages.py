@@ -36,8 +36,16 @@ def test_checkout_page_shows_the_form(client: stripe.StripeClient) -> None:
     assert session.amount_total == 2500
     page = httpx.get(session.url)
     assert page.status_code == 200
-    for needle in ('name="card_number"', 'name="exp_date"', 'name="cvc"', ">Pay</button>",
-                   'data-testid="checkout-amount"', "25.00 USD", "Subscribe", CANCEL):
+    for needle in (
+        'name="card_number"',
+        'name="exp_date"',
+        'name="cvc"',
+        ">Pay</button>",
+        'data-testid="checkout-amount"',
+        "25.00 USD",
+        "Subscribe",
+        CANCEL,
+    ):
         assert needle in page.text
 
 
@@ -112,9 +120,11 @@ def test_payment_mode_checkout(client: stripe.StripeClient, receiver: Receiver) 
     )
     session = client.v1.checkout.sessions.create(
         params={
-            "mode": "payment", "customer": customer.id,
+            "mode": "payment",
+            "customer": customer.id,
             "line_items": [{"price": price.id, "quantity": 2}],
-            "success_url": SUCCESS, "cancel_url": CANCEL,
+            "success_url": SUCCESS,
+            "cancel_url": CANCEL,
             "invoice_creation": {"enabled": True},
             "payment_intent_data": {"metadata": {"pack": "1000"}},
         }
@@ -134,8 +144,13 @@ def test_payment_mode_checkout(client: stripe.StripeClient, receiver: Receiver) 
 def test_setup_mode_checkout(client: stripe.StripeClient) -> None:
     customer = client.v1.customers.create(params={"email": "setup@example.com"})
     session = client.v1.checkout.sessions.create(
-        params={"mode": "setup", "customer": customer.id, "currency": "usd",
-                "success_url": SUCCESS, "cancel_url": CANCEL}
+        params={
+            "mode": "setup",
+            "customer": customer.id,
+            "currency": "usd",
+            "success_url": SUCCESS,
+            "cancel_url": CANCEL,
+        }
     )
     assert httpx.post(session.url, data=VISA).status_code == 303
     done = client.v1.checkout.sessions.retrieve(session.id)
@@ -160,7 +175,9 @@ def test_checkout_validation_errors(client: stripe.StripeClient) -> None:
 async def test_billing_portal(client: stripe.StripeClient) -> None:
     customer, _ = customer_with_card(client)
     price = monthly_price(client)
-    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id}]})
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
     portal = await client.v1.billing_portal.sessions.create_async(
         params={"customer": customer.id, "return_url": "https://portal.test/billing"}
     )
@@ -175,13 +192,23 @@ async def test_billing_portal(client: stripe.StripeClient) -> None:
         assert cancel.status_code == 303
         assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
 
-        added = await http.post(f"{portal.url}/payment_methods", data={
-            "card_number": "5555 5555 5555 4444", "exp_date": "01/33", "cvc": "123",
-        })
+        added = await http.post(
+            f"{portal.url}/payment_methods",
+            data={
+                "card_number": "5555 5555 5555 4444",
+                "exp_date": "01/33",
+                "cvc": "123",
+            },
+        )
         assert added.status_code == 303
-        declined = await http.post(f"{portal.url}/payment_methods", data={
-            "card_number": "4000 0000 0000 0002", "exp_date": "01/33", "cvc": "123",
-        })
+        declined = await http.post(
+            f"{portal.url}/payment_methods",
+            data={
+                "card_number": "4000 0000 0000 0002",
+                "exp_date": "01/33",
+                "cvc": "123",
+            },
+        )
         assert declined.status_code == 400
         assert "Your card was declined." in declined.text
     cards = client.v1.payment_methods.list(params={"customer": customer.id})
@@ -191,7 +218,9 @@ async def test_billing_portal(client: stripe.StripeClient) -> None:
 def test_invoice_pages(client: stripe.StripeClient) -> None:
     customer, _ = customer_with_card(client)
     price = monthly_price(client, 4200)
-    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id}]})
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
     invoice = client.v1.invoices.retrieve(sub.latest_invoice)
     html = httpx.get(invoice.hosted_invoice_url)
     assert html.status_code == 200 and "42.00 USD" in html.text
