@@ -134,6 +134,8 @@ class Store:
     def save_idempotent_response(
         self, key: str, fingerprint: str, status: int, body: str, now: float
     ) -> None:
+        # Stripe keeps keys for 24 hours; so does the emulator.
+        self._db.execute("DELETE FROM idempotency_keys WHERE created < ?", (now - 86400,))
         self._db.execute(
             "INSERT OR IGNORE INTO idempotency_keys (key, fingerprint, status, body, created) "
             "VALUES (?, ?, ?, ?, ?)",

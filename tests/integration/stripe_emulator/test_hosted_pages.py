@@ -227,3 +227,24 @@ def test_invoice_pages(client: stripe.StripeClient) -> None:
     pdf = httpx.get(invoice.invoice_pdf)
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF-") and pdf.content.rstrip().endswith(b"%%EOF")
+
+
+def test_checkout_without_customer_creates_one(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    email = f"{unique('new')}@example.com"
+    price = monthly_price(client, 1200)
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "customer_email": email,
+            "line_items": [{"price": price.id}],
+            "success_url": SUCCESS,
+        }
+    )
+    assert session.customer is None
+    assert httpx.post(session.url, data=VISA).status_code == 303
+    done = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["customer"]})
+    assert done.customer.email == email
+    assert done.customer_details.email == email
+    receiver.wait_for_event("customer.created", lambda o: o["email"] == email)
