@@ -104,7 +104,7 @@ def create(
     emu.emit("customer.subscription.created", sub)
 
     pm_id = payments.default_payment_method(emu, customer, sub)
-    lines = [] if trialing else _licensed_lines(sub, (now, end))
+    lines = [] if trialing else _licensed_lines(emu, sub, (now, end))
     if trialing:
         lines = [_trial_line(sub, item, (now, end)) for item in sub["items"]["data"]]
     invoice, paid = invoices.issue(
@@ -145,12 +145,16 @@ def _product_name(emu: Emulator, price: dict[str, Any]) -> str:
     return product["name"] if product else price["id"]
 
 
-def _licensed_lines(sub: dict[str, Any], period: tuple[int, int]) -> list[dict[str, Any]]:
+def _licensed_lines(
+    emu: Emulator, sub: dict[str, Any], period: tuple[int, int]
+) -> list[dict[str, Any]]:
     lines = []
     for item in sub["items"]["data"]:
         if item["price"]["recurring"].get("usage_type") == "metered":
             continue
-        lines.append(_item_line(sub, item, _item_amount(item), period))
+        name = item["price"].get("nickname") or _product_name(emu, item["price"])
+        description = f"{item.get('quantity') or 1} × {name}"
+        lines.append(_item_line(sub, item, _item_amount(item), period, description))
     return lines
 
 
@@ -289,7 +293,7 @@ def _change_items(
         for item in sub["items"]["data"]:
             item["current_period_start"], item["current_period_end"] = now, new_end
         sub["billing_cycle_anchor"] = now
-        lines = _licensed_lines(sub, (now, new_end))
+        lines = _licensed_lines(emu, sub, (now, new_end))
         if behavior != "none":
             lines += _unused_credit(sub, old_items, (now, end), start)
         return lines, "subscription_update"
@@ -447,7 +451,7 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
 
     emu.update(sub, advance, "customer.subscription.updated")
     customer = emu.load(sub["customer"], "customer")
-    lines = pending + _licensed_lines(sub, (end, new_end)) + usage_lines
+    lines = pending + _licensed_lines(emu, sub, (end, new_end)) + usage_lines
     invoice, paid = invoices.issue(
         emu,
         customer,
