@@ -158,3 +158,22 @@ def stripe_emulator() -> None:
     from app.stripe.emulator.server import run
 
     run(Settings.from_env())
+
+
+@main.command("create-api-key")
+@click.argument("name")
+def create_api_key(name: str) -> None:
+    """Create an API key for the SaaS backend; the key is printed once, on the last line."""
+    from app.apikeys.service import ApiKeyService
+    from app.lib.errors import DomainError
+
+    async def work(session: Any, catalog: Any) -> str:
+        _key, raw = await ApiKeyService(session).create(name)
+        return raw
+
+    try:
+        raw = _run(lambda s: _with_session(s, work))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"API key {name!r} created. It is shown only now; store it safely:")
+    click.echo(raw)

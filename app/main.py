@@ -20,6 +20,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.logging.config import StructLoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
@@ -36,9 +37,13 @@ from app.billing.controllers import BillingController
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import Settings
+from app.customers.controllers import CustomerApiController
 from app.customers.service import CustomerService
 from app.db.engine import create_engine
 from app.db.migrations import ensure_migrated
+from app.metering.controllers import UsageApiController
+from app.metering.service import MeteringService
+from app.metering.writer import UsageWriter
 from app.web.errors import exception_handlers
 from app.web.templating import STATIC_DIR, template_config
 
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def request_db_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
         return alchemy.provide_session(connection.app.state, connection.scope)
 
+    writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
     templates = template_config(settings)
     session_auth = build_session_auth(settings, request_db_session)
 
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         try:
             yield
         finally:
+            await writer.close()
             await engine.dispose()
 
     def provide_settings() -> Settings:
@@ -102,6 +109,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def provide_customer_service(db_session: NamedDependency[AsyncSession]) -> CustomerService:
         return CustomerService(db_session, catalog)
 
+    def provide_metering_service(db_session: NamedDependency[AsyncSession]) -> MeteringService:
+        return MeteringService(db_session, catalog, writer, writer.upgrade_url)
+
     logging_config = StructlogConfig(
         structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
         # Request/response logging would write form bodies (passwords) to the log.
@@ -113,6 +123,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         route_handlers=[
             AuthController,
             BillingController,
+            CustomerApiController,
+            UsageApiController,
             health,
             create_static_files_router(
                 path="/static", directories=[STATIC_DIR], opt={"public": True}
@@ -123,6 +135,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "catalog": Provide(provide_catalog, sync_to_thread=False),
             "account_service": Provide(provide_account_service, sync_to_thread=False),
             "customer_service": Provide(provide_customer_service, sync_to_thread=False),
+            "metering_service": Provide(provide_metering_service, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -145,11 +158,28 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             title="Billing Portal API",
             version="1",
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key from `billing-portal create-api-key NAME`.",
+                    )
+                }
+            ),
             # JSON only: the HTML renderers load scripts from a CDN, and this product runs offline.
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
         ),
         lifespan=[lifespan],
-        state=State({"settings": settings, "catalog": catalog, "engine": engine}),
+        state=State(
+            {
+                "settings": settings,
+                "catalog": catalog,
+                "engine": engine,
+                "usage_writer": writer,
+                "db_session_provider": request_db_session,
+            }
+        ),
         debug=False,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog
@@ -63,6 +64,17 @@ class CustomerService:
         return customer
 
     async def upsert(self, data: CustomerInput) -> tuple[Customer, Subscription]:
+        """Create or update by external_id and commit; a concurrent create of the same id wins once."""
+        try:
+            result = await self._upsert(data)
+            await self.session.commit()
+        except IntegrityError:
+            await self.session.rollback()
+            result = await self._upsert(data)
+            await self.session.commit()
+        return result
+
+    async def _upsert(self, data: CustomerInput) -> tuple[Customer, Subscription]:
         if data.plan is not None and self.catalog.plan(data.plan) is None:
             raise ValidationFailed(
                 f"Unknown plan {data.plan!r}.", code="unknown_plan", field="plan"

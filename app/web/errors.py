@@ -75,6 +75,8 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
         return 401, "unauthorized", exc.detail or "Authentication required.", {}
     if isinstance(exc, HTTPException):
         status = exc.status_code
+        if status == 400:  # an undecodable body is invalid input like any other
+            return 422, "validation_error", exc.detail or "Invalid input.", {}
         message = exc.detail if status < 500 else "Something went wrong on our side."
         return status, _CODES.get(status, "error"), message, {}
     return HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.", {}

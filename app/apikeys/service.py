@@ -1,0 +1,94 @@
+"""API keys for the SaaS backend: created once (shown once), stored as SHA-256, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.apikeys.models import ApiKey
+from app.lib.clock import utcnow
+from app.lib.errors import NotFound, ValidationFailed
+
+KEY_PREFIX = "bp_live_"
+# A revoked key keeps working for at most this long in a process that has it cached.
+CACHE_SECONDS = 5.0
+_LAST_USED_EVERY = 60.0
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    id: int
+    name: str
+
+
+class ApiKeyService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, name: str) -> tuple[ApiKey, str]:
+        name = (name or "").strip()
+        if not name or len(name) > 120:
+            raise ValidationFailed("Give the key a name of 1 to 120 characters.", field="name")
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(name=name, prefix=raw[: len(KEY_PREFIX) + 6], key_hash=hash_key(raw))
+        self.session.add(key)
+        await self.session.commit()
+        return key, raw
+
+    async def list(self) -> list[ApiKey]:
+        return list(await self.session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())))
+
+    async def revoke(self, key_id: int) -> ApiKey:
+        key = await self.session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound("No such API key.")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            await self.session.commit()
+        KEY_CACHE.clear()
+        return key
+
+
+class KeyCache:
+    """Per-process cache of key lookups, so a hot API path costs no extra query."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, AuthenticatedKey | None]] = {}
+        self._last_touch: dict[int, float] = {}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def authenticate(self, session: AsyncSession, raw: str) -> AuthenticatedKey | None:
+        digest = hash_key(raw)
+        now = time.monotonic()
+        cached = self._entries.get(digest)
+        if cached is not None and cached[0] > now:
+            result = cached[1]
+        else:
+            row = await session.scalar(
+                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+            )
+            result = AuthenticatedKey(id=row.id, name=row.name) if row else None
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (now + CACHE_SECONDS, result)
+        if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
+            self._last_touch[result.id] = now
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == result.id).values(last_used_at=utcnow())
+            )
+            await session.commit()
+        return result
+
+
+KEY_CACHE = KeyCache()

@@ -1,0 +1,42 @@
+"""Customer API (Lago's wire format): upsert and read by external_id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.apikeys.guards import requires_api_key
+from app.customers.schemas import CustomerEnvelope, customer_out
+from app.customers.service import CustomerInput, CustomerService
+from app.lib.errors import ValidationFailed
+
+
+class CustomerApiController(Controller):
+    path = "/api/v1/customers"
+    guards = [requires_api_key]
+    tags = ["customers"]
+    security = [{"apiKey": []}]
+
+    @post("/", status_code=200, summary="Create or update a customer by external_id")
+    async def upsert(
+        self, data: JSONBody[CustomerEnvelope], customer_service: NamedDependency[CustomerService]
+    ) -> dict[str, Any]:
+        body = data.customer
+        external_id = (body.external_id or "").strip()
+        if not external_id or len(external_id) > 255:
+            raise ValidationFailed("external_id must be 1 to 255 characters.", field="external_id")
+        customer, subscription = await customer_service.upsert(
+            CustomerInput(external_id=external_id, email=body.email, name=body.name, plan=body.plan)
+        )
+        return {"customer": customer_out(customer, subscription)}
+
+    @get("/{external_id:str}", summary="A customer by external_id")
+    async def read(
+        self, external_id: FromPath[str], customer_service: NamedDependency[CustomerService]
+    ) -> dict[str, Any]:
+        customer = await customer_service.get(external_id)
+        subscription = await customer_service.subscription(customer)
+        return {"customer": customer_out(customer, subscription)}

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from msgspec import Struct
+
+from app.customers.models import Customer, Subscription
+
+
+class CustomerIn(Struct):
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+    plan: str | None = None
+
+
+class CustomerEnvelope(Struct):
+    customer: CustomerIn
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def customer_out(customer: Customer, subscription: Subscription) -> dict[str, Any]:
+    return {
+        "lago_id": customer.public_id,
+        "external_id": customer.external_id,
+        "email": customer.email,
+        "name": customer.name,
+        "currency": customer.currency.upper(),
+        "created_at": _iso(customer.created_at),
+        "updated_at": _iso(customer.updated_at),
+        "applicable_timezone": "UTC",
+        "timezone": "UTC",
+        "metadata": [],
+        "plan": subscription.plan_slug,
+        "subscription": {
+            "external_id": subscription.external_id,
+            "plan_code": subscription.plan_slug,
+            "status": subscription.status,
+            "current_period_start": _iso(subscription.current_period_start),
+            "current_period_end": _iso(subscription.current_period_end),
+        },
+    }

@@ -1,0 +1,139 @@
+"""The balance arithmetic, free of I/O: periods, availability and how usage is paid for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from app.catalog.models import Quota
+from app.lib.clock import add_months, start_of_day, start_of_month
+
+# The one period of a quota that never resets.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime | None  # None: never resets
+
+
+@dataclass(frozen=True)
+class BillingCycle:
+    """A subscription's current period as Stripe reported it, and its interval."""
+
+    start: datetime
+    end: datetime
+    interval: str  # month | year
+
+
+def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> Period:
+    """Daily quotas reset at UTC midnight; `billing_period` follows the subscription's cycle
+    (rolled forward when Stripe has not yet told us about a renewal), or calendar months
+    in UTC for plans without one; `never` is one period forever."""
+    if quota.reset == "never":
+        return Period(EPOCH, None)
+    if quota.reset == "day":
+        start = start_of_day(now)
+        return Period(start, start + timedelta(days=1))
+    if cycle is None:
+        start = start_of_month(now)
+        return Period(start, add_months(start, 1))
+    months = 12 if cycle.interval == "year" else 1
+    start, end = cycle.start, cycle.end
+    steps = 0
+    while now >= end and steps < 1200:
+        steps += 1
+        start, end = end, add_months(cycle.start, months * (steps + 1))
+    while now < start and steps < 1200:
+        steps += 1
+        end, start = start, add_months(start, -months)
+    return Period(start, end)
+
+
+@dataclass(frozen=True)
+class CreditLot:
+    """Unexpired credits of one grant, in consumption order."""
+
+    grant_id: int
+    remaining: int
+    expires_at: datetime | None
+
+
+def consumption_order(lots: list[CreditLot]) -> list[CreditLot]:
+    """Oldest expiry first; credits that never expire last; ties by grant id (age)."""
+    far = datetime.max.replace(tzinfo=UTC)
+    # A lot granted in the same batch has no database id yet (a str key): it is the newest.
+    return sorted(
+        lots,
+        key=lambda lot: (lot.expires_at or far, isinstance(lot.grant_id, str), lot.grant_id),
+    )
+
+
+@dataclass
+class MeterState:
+    """What is known about one (customer, meter, period) inside a write transaction."""
+
+    limit: int | None
+    used: int
+    credits_used: int
+    lots: list[CreditLot]
+    held: int
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit is None
+
+    @property
+    def credits(self) -> int:
+        return sum(lot.remaining for lot in self.lots)
+
+    @property
+    def included_remaining(self) -> int | None:
+        if self.limit is None:
+            return None
+        return max(0, self.limit - (self.used - self.credits_used))
+
+    def available(self, exclude_hold: int = 0) -> int | None:
+        """What can still be used: included remaining + credits - other holds (None: unlimited)."""
+        if self.limit is None:
+            return None
+        return max(0, self.included_remaining + self.credits - (self.held - exclude_hold))  # type: ignore[operator]
+
+    def can_use(self, amount: int, exclude_hold: int = 0) -> bool:
+        available = self.available(exclude_hold)
+        return available is None or amount <= available
+
+    def consume(self, amount: int) -> list[tuple[int, int]]:
+        """Record `amount` as used: included quota first, then credits in order.
+        Returns (grant_id, amount) taken from credits. The caller checked `can_use`."""
+        taken: list[tuple[int, int]] = []
+        from_quota = amount if self.limit is None else min(amount, self.included_remaining or 0)
+        rest = amount - from_quota
+        self.used += amount
+        if rest:
+            for lot in consumption_order(self.lots):
+                if rest == 0:
+                    break
+                take = min(rest, lot.remaining)
+                if take:
+                    taken.append((lot.grant_id, take))
+                    rest -= take
+            if rest:
+                raise ValueError("consume() called without enough balance")
+            spent = dict(taken)
+            self.lots = [
+                CreditLot(lot.grant_id, lot.remaining - spent.get(lot.grant_id, 0), lot.expires_at)
+                for lot in self.lots
+            ]
+            self.credits_used += amount - from_quota
+        return taken
+
+
+def percentage(used: int, credits_used: int, limit: int | None) -> float | None:
+    """Share of the included quota used, 0-100 (None when unlimited)."""
+    if limit is None:
+        return None
+    if limit == 0:
+        return 100.0  # nothing is included: the quota is used up from the start
+    return round(min(100.0, (used - credits_used) * 100 / limit), 1)

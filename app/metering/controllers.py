@@ -1,0 +1,167 @@
+"""The server API for usage: events, balances, checks, reservations and credits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.apikeys.guards import requires_api_key
+from app.lib.errors import DomainError, ValidationFailed
+from app.metering.schemas import (
+    MAX_BATCH_EVENTS,
+    CheckIn,
+    CommitIn,
+    CreditsIn,
+    EventBatch,
+    EventEnvelope,
+    EventIn,
+    ReservationEnvelope,
+    balance_out,
+    event_out,
+    grant_out,
+    parse_timestamp,
+    reservation_out,
+)
+from app.metering.service import EventInput, MeteringService
+
+
+def _event_input(data: EventIn) -> EventInput:
+    return EventInput(
+        transaction_id=data.transaction_id or "",
+        code=data.code or "",
+        external_customer_id=data.external_customer_id,
+        external_subscription_id=data.external_subscription_id,
+        timestamp=parse_timestamp(data.timestamp),
+        properties=data.properties,
+    )
+
+
+def _error(exc: DomainError) -> dict[str, Any]:
+    return {"error": exc.code, "message": exc.message, "status_code": exc.status_code, **exc.extra}
+
+
+class UsageApiController(Controller):
+    path = "/api/v1"
+    guards = [requires_api_key]
+    tags = ["usage"]
+    security = [{"apiKey": []}]
+
+    @post(
+        "/events", status_code=200, summary="Record a usage event (idempotent per transaction_id)"
+    )
+    async def create_event(
+        self, data: JSONBody[EventEnvelope], metering_service: NamedDependency[MeteringService]
+    ) -> dict[str, Any]:
+        result = await metering_service.record(_event_input(data.event))
+        return {"event": event_out(result)}
+
+    @post("/events/batch", status_code=200, summary="Record up to 100 events; an outcome per event")
+    async def create_events(
+        self, data: JSONBody[EventBatch], metering_service: NamedDependency[MeteringService]
+    ) -> dict[str, Any]:
+        if not data.events:
+            raise ValidationFailed("events must not be empty.", field="events")
+        if len(data.events) > MAX_BATCH_EVENTS:
+            raise ValidationFailed(f"At most {MAX_BATCH_EVENTS} events per batch.", field="events")
+        inputs: list[EventInput | DomainError] = []
+        for item in data.events:
+            try:
+                inputs.append(_event_input(item))
+            except DomainError as exc:
+                inputs.append(exc)
+        valid = [item for item in inputs if isinstance(item, EventInput)]
+        results = iter(await metering_service.record_many(valid))
+        outcomes = []
+        for item, raw in zip(inputs, data.events, strict=True):
+            outcome = next(results) if isinstance(item, EventInput) else item
+            if isinstance(outcome, DomainError):
+                outcomes.append(
+                    {"transaction_id": raw.transaction_id, "status": "rejected", **_error(outcome)}
+                )
+            else:
+                outcomes.append(
+                    {
+                        "transaction_id": raw.transaction_id,
+                        "status": "accepted",
+                        "event": event_out(outcome),
+                    }
+                )
+        accepted = sum(1 for o in outcomes if o["status"] == "accepted")
+        return {"events": outcomes, "accepted": accepted, "rejected": len(outcomes) - accepted}
+
+    @get("/customers/{external_id:str}/balances", summary="Balances of every meter")
+    async def balances(
+        self, external_id: FromPath[str], metering_service: NamedDependency[MeteringService]
+    ) -> dict[str, Any]:
+        customer, balances = await metering_service.balances(external_id)
+        return {
+            "external_customer_id": customer.external_id,
+            "balances": [balance_out(b) for b in balances],
+        }
+
+    @post(
+        "/customers/{external_id:str}/check",
+        status_code=200,
+        summary="Would this amount be allowed? (consumes nothing)",
+    )
+    async def check(
+        self,
+        external_id: FromPath[str],
+        data: JSONBody[CheckIn],
+        metering_service: NamedDependency[MeteringService],
+    ) -> dict[str, Any]:
+        allowed, balance = await metering_service.check(external_id, data.code, data.amount)
+        return {"allowed": allowed, "required": data.amount, "balance": balance_out(balance)}
+
+    @post("/reservations", status_code=201, summary="Hold balance for expensive work")
+    async def reserve(
+        self,
+        data: JSONBody[ReservationEnvelope],
+        metering_service: NamedDependency[MeteringService],
+    ) -> Response[dict[str, Any]]:
+        body = data.reservation
+        result = await metering_service.reserve(
+            body.external_customer_id, body.code, body.amount, body.transaction_id, body.ttl_seconds
+        )
+        status = 200 if result.replayed else 201
+        return Response({"reservation": reservation_out(result)}, status_code=status)
+
+    @post(
+        "/reservations/{reservation_id:str}/commit",
+        status_code=200,
+        summary="Turn a hold into usage",
+    )
+    async def commit(
+        self,
+        reservation_id: FromPath[str],
+        metering_service: NamedDependency[MeteringService],
+        data: JSONBody[CommitIn | None] = None,
+    ) -> dict[str, Any]:
+        result = await metering_service.commit(reservation_id, data.amount if data else None)
+        return {"reservation": reservation_out(result)}
+
+    @post("/reservations/{reservation_id:str}/release", status_code=200, summary="Give a hold back")
+    async def release(
+        self, reservation_id: FromPath[str], metering_service: NamedDependency[MeteringService]
+    ) -> dict[str, Any]:
+        result = await metering_service.release(reservation_id)
+        return {"reservation": reservation_out(result)}
+
+    @post(
+        "/customers/{external_id:str}/credits",
+        status_code=200,
+        summary="Grant credits (idempotent)",
+    )
+    async def grant_credits(
+        self,
+        external_id: FromPath[str],
+        data: JSONBody[CreditsIn],
+        metering_service: NamedDependency[MeteringService],
+    ) -> dict[str, Any]:
+        result = await metering_service.grant_credits(
+            external_id, data.code, data.amount, data.reason, data.transaction_id, data.expires_at
+        )
+        return {"credit_grant": grant_out(result)}

@@ -1,0 +1,323 @@
+"""All SQL of metering. Hot paths use Core statements; locks are taken in a fixed order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.customers.models import Customer, Subscription
+from app.metering.balance import BillingCycle, CreditLot
+from app.metering.models import CreditGrant, CreditLedgerEntry, Reservation, UsageEvent, UsageTotal
+
+events_t = UsageEvent.__table__
+totals_t = UsageTotal.__table__
+grants_t = CreditGrant.__table__
+ledger_t = CreditLedgerEntry.__table__
+reservations_t = Reservation.__table__
+customers_t = Customer.__table__
+subscriptions_t = Subscription.__table__
+
+
+@dataclass(frozen=True)
+class CustomerPlan:
+    id: int
+    external_id: str
+    subscription_external_id: str
+    plan_slug: str
+    status: str
+    cycle: BillingCycle | None
+
+
+def _plan_row(row: Any) -> CustomerPlan:
+    cycle = None
+    if row.current_period_start is not None and row.current_period_end is not None:
+        cycle = BillingCycle(
+            start=_aware(row.current_period_start),
+            end=_aware(row.current_period_end),
+            interval=row.interval,
+        )
+    return CustomerPlan(
+        id=row.id,
+        external_id=row.external_id,
+        subscription_external_id=row.sub_external_id,
+        plan_slug=row.plan_slug,
+        status=row.status,
+        cycle=cycle,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_PLAN_COLUMNS = (
+    customers_t.c.id,
+    customers_t.c.external_id,
+    subscriptions_t.c.external_id.label("sub_external_id"),
+    subscriptions_t.c.plan_slug,
+    subscriptions_t.c.status,
+    subscriptions_t.c.current_period_start,
+    subscriptions_t.c.current_period_end,
+    subscriptions_t.c.interval,
+)
+
+
+async def customer_plans(
+    conn: AsyncConnection,
+    external_ids: Iterable[str] = (),
+    subscription_ids: Iterable[str] = (),
+    customer_ids: Iterable[int] = (),
+) -> list[CustomerPlan]:
+    conditions = []
+    if ext := list(set(external_ids)):
+        conditions.append(customers_t.c.external_id.in_(ext))
+    if subs := list(set(subscription_ids)):
+        conditions.append(subscriptions_t.c.external_id.in_(subs))
+    if ids := list(set(customer_ids)):
+        conditions.append(customers_t.c.id.in_(ids))
+    if not conditions:
+        return []
+    query = (
+        select(*_PLAN_COLUMNS)
+        .select_from(
+            customers_t.join(subscriptions_t, subscriptions_t.c.customer_id == customers_t.c.id)
+        )
+        .where(or_(*conditions))
+    )
+    return [_plan_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def existing_events(
+    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    customer_ids = {key[0] for key in keys}
+    tx_ids = {key[1] for key in keys}
+    query = select(events_t).where(
+        events_t.c.customer_id.in_(customer_ids), events_t.c.transaction_id.in_(tx_ids)
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+
+
+async def existing_reservations_by_tx(
+    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    query = select(reservations_t).where(
+        reservations_t.c.customer_id.in_({k[0] for k in keys}),
+        reservations_t.c.transaction_id.in_({k[1] for k in keys}),
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+
+
+async def reservations_by_public_id(
+    conn: AsyncConnection, public_ids: Iterable[str]
+) -> dict[str, Any]:
+    ids = list(set(public_ids))
+    if not ids:
+        return {}
+    query = select(reservations_t).where(reservations_t.c.public_id.in_(ids)).with_for_update()
+    return {row.public_id: row for row in (await conn.execute(query)).all()}
+
+
+async def existing_grants(
+    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    query = select(grants_t).where(
+        grants_t.c.customer_id.in_({k[0] for k in keys}),
+        grants_t.c.transaction_id.in_({k[1] for k in keys}),
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+
+
+def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return insert(table)
+
+
+async def lock_total(
+    conn: AsyncConnection,
+    customer_id: int,
+    meter_code: str,
+    period_start: datetime,
+    period_end: datetime | None,
+    now: datetime,
+) -> Any:
+    """The running-total row of this period, created when missing, locked for the transaction."""
+    await conn.execute(
+        _insert_ignore(conn, totals_t)
+        .values(
+            customer_id=customer_id,
+            meter_code=meter_code,
+            period_start=period_start,
+            period_end=period_end,
+            used=0,
+            credits_used=0,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    query = (
+        select(totals_t)
+        .where(
+            totals_t.c.customer_id == customer_id,
+            totals_t.c.meter_code == meter_code,
+            totals_t.c.period_start == period_start,
+        )
+        .with_for_update()
+    )
+    return (await conn.execute(query)).one()
+
+
+async def lock_credit_lots(
+    conn: AsyncConnection, customer_id: int, meter_code: str, now: datetime
+) -> tuple[list[CreditLot], list[Any]]:
+    """Unexpired lots with credits left, and the expired ones that still show a remainder."""
+    query = (
+        select(grants_t.c.id, grants_t.c.remaining, grants_t.c.expires_at)
+        .where(
+            grants_t.c.customer_id == customer_id,
+            grants_t.c.meter_code == meter_code,
+            grants_t.c.remaining > 0,
+        )
+        .order_by(grants_t.c.id)
+        .with_for_update()
+    )
+    lots, expired = [], []
+    for row in (await conn.execute(query)).all():
+        expires_at = _aware(row.expires_at) if row.expires_at else None
+        if expires_at is not None and expires_at <= now:
+            expired.append(row)
+        else:
+            lots.append(CreditLot(row.id, row.remaining, expires_at))
+    return lots, expired
+
+
+async def held_amount(
+    conn: AsyncConnection, customer_id: int, meter_code: str, now: datetime
+) -> int:
+    query = select(func.coalesce(func.sum(reservations_t.c.amount), 0)).where(
+        reservations_t.c.customer_id == customer_id,
+        reservations_t.c.meter_code == meter_code,
+        reservations_t.c.status == "held",
+        reservations_t.c.expires_at > now,
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def update_total(
+    conn: AsyncConnection, total_id: int, used: int, credits_used: int, now: datetime
+) -> None:
+    await conn.execute(
+        update(totals_t)
+        .where(totals_t.c.id == total_id)
+        .values(used=used, credits_used=credits_used, updated_at=now)
+    )
+
+
+async def set_grant_remaining(conn: AsyncConnection, remaining: dict[int, int]) -> None:
+    for grant_id, value in remaining.items():
+        await conn.execute(
+            update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value)
+        )
+
+
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert events; returns public_id → id."""
+    if not rows:
+        return {}
+    result = await conn.execute(
+        events_t.insert().returning(
+            events_t.c.id, events_t.c.public_id, sort_by_parameter_order=True
+        ),
+        rows,
+    )
+    return {row.public_id: row.id for row in result.all()}
+
+
+async def insert_grants(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    if not rows:
+        return {}
+    result = await conn.execute(
+        grants_t.insert().returning(
+            grants_t.c.id, grants_t.c.public_id, sort_by_parameter_order=True
+        ),
+        rows,
+    )
+    return {row.public_id: row.id for row in result.all()}
+
+
+async def insert_ledger(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(ledger_t.insert(), rows)
+
+
+async def insert_reservations(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(reservations_t.insert(), rows)
+
+
+async def update_reservation(conn: AsyncConnection, public_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(
+        update(reservations_t).where(reservations_t.c.public_id == public_id).values(**values)
+    )
+
+
+# Reads (no locks) -----------------------------------------------------------------
+
+
+async def totals_for(
+    conn: AsyncConnection, customer_id: int, keys: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], Any]:
+    if not keys:
+        return {}
+    query = select(
+        totals_t.c.meter_code, totals_t.c.period_start, totals_t.c.used, totals_t.c.credits_used
+    ).where(
+        totals_t.c.customer_id == customer_id,
+        or_(*[and_(totals_t.c.meter_code == m, totals_t.c.period_start == p) for m, p in keys]),
+    )
+    return {
+        (row.meter_code, _aware(row.period_start)): row for row in (await conn.execute(query)).all()
+    }
+
+
+async def credits_by_meter(
+    conn: AsyncConnection, customer_id: int, now: datetime
+) -> dict[str, int]:
+    query = (
+        select(grants_t.c.meter_code, func.sum(grants_t.c.remaining))
+        .where(
+            grants_t.c.customer_id == customer_id,
+            grants_t.c.remaining > 0,
+            or_(grants_t.c.expires_at.is_(None), grants_t.c.expires_at > now),
+        )
+        .group_by(grants_t.c.meter_code)
+    )
+    return {code: int(total) for code, total in (await conn.execute(query)).all()}
+
+
+async def holds_by_meter(conn: AsyncConnection, customer_id: int, now: datetime) -> dict[str, int]:
+    query = (
+        select(reservations_t.c.meter_code, func.sum(reservations_t.c.amount))
+        .where(
+            reservations_t.c.customer_id == customer_id,
+            reservations_t.c.status == "held",
+            reservations_t.c.expires_at > now,
+        )
+        .group_by(reservations_t.c.meter_code)
+    )
+    return {code: int(total) for code, total in (await conn.execute(query)).all()}

@@ -1,0 +1,144 @@
+"""The API's wire format: Lago's envelopes (`{"event": ...}`, `{"customer": ...}`).
+
+Unknown fields are accepted and ignored, because Lago's clients send every optional
+field (as null when unset).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from msgspec import Struct
+
+from app.lib.errors import ValidationFailed
+from app.metering.ops import EventResult, GrantResult, ReservationResult
+from app.metering.service import Balance
+
+MAX_BATCH_EVENTS = 100
+
+
+class EventIn(Struct):
+    transaction_id: str | None = None
+    code: str | None = None
+    external_subscription_id: str | None = None
+    external_customer_id: str | None = None
+    timestamp: int | float | str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class EventEnvelope(Struct):
+    event: EventIn
+
+
+class EventBatch(Struct):
+    events: list[EventIn]
+
+
+class CheckIn(Struct):
+    code: str
+    amount: int = 1
+
+
+class ReservationIn(Struct):
+    external_customer_id: str
+    code: str
+    amount: int
+    transaction_id: str
+    ttl_seconds: int | None = None
+
+
+class ReservationEnvelope(Struct):
+    reservation: ReservationIn
+
+
+class CommitIn(Struct):
+    amount: int | None = None
+
+
+class CreditsIn(Struct):
+    code: str
+    amount: int
+    transaction_id: str
+    reason: str = ""
+    expires_at: datetime | None = None
+
+
+def parse_timestamp(value: int | float | str | None) -> datetime | None:
+    """Unix seconds (int, float or numeric string, as Lago sends) or ISO 8601 with a zone."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), UTC)
+        if isinstance(value, str):
+            try:
+                return datetime.fromtimestamp(float(value), UTC)
+            except ValueError:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if parsed.tzinfo is None:
+                    raise ValidationFailed(
+                        "timestamp needs a timezone.", field="timestamp"
+                    ) from None
+                return parsed.astimezone(UTC)
+    except (OverflowError, OSError, ValueError):
+        pass
+    raise ValidationFailed(
+        "timestamp must be unix seconds or an ISO 8601 time with a timezone.", field="timestamp"
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def event_out(result: EventResult) -> dict[str, Any]:
+    return {
+        "lago_id": result.public_id,
+        "transaction_id": result.transaction_id,
+        "lago_customer_id": None,
+        "lago_subscription_id": None,
+        "external_customer_id": result.customer_external_id,
+        "external_subscription_id": result.external_subscription_id,
+        "code": result.meter_code,
+        "timestamp": _iso(result.timestamp),
+        "properties": result.properties,
+        "amount": result.amount,
+        "credits_amount": result.credits_amount,
+        "precise_total_amount_cents": None,
+        "created_at": _iso(result.created_at),
+    }
+
+
+def reservation_out(result: ReservationResult) -> dict[str, Any]:
+    return {
+        "id": result.public_id,
+        "external_customer_id": result.customer_external_id,
+        "code": result.meter_code,
+        "amount": result.amount,
+        "transaction_id": result.transaction_id,
+        "status": result.status,
+        "expires_at": _iso(result.expires_at),
+        "created_at": _iso(result.created_at),
+        "committed_amount": result.committed_amount,
+        "event": event_out(result.event) if result.event else None,
+    }
+
+
+def grant_out(result: GrantResult) -> dict[str, Any]:
+    return {
+        "id": result.public_id,
+        "external_customer_id": result.customer_external_id,
+        "code": result.meter_code,
+        "amount": result.amount,
+        "remaining": result.remaining,
+        "source": result.source,
+        "reason": result.reason,
+        "transaction_id": result.transaction_id,
+        "expires_at": _iso(result.expires_at),
+        "created_at": _iso(result.created_at),
+    }
+
+
+def balance_out(balance: Balance) -> dict[str, Any]:
+    return balance.as_dict()

@@ -1,0 +1,389 @@
+"""Metering rules: what an event costs, balances, checks, reservations and credit grants.
+
+Every write goes through the process's UsageWriter (one transaction per batch of
+concurrent writes); reads use running totals, so their cost does not grow with events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Catalog, Meter
+from app.customers.models import Customer
+from app.customers.service import CustomerService
+from app.lib.clock import utcnow
+from app.lib.errors import DomainError, NotFound, ValidationFailed
+from app.metering import repository as repo
+from app.metering.balance import current_period, percentage
+from app.metering.models import CreditGrant, CreditLedgerEntry, UsageEvent
+from app.metering.ops import (
+    CommitReservation,
+    CustomerRef,
+    EventResult,
+    GrantCredits,
+    GrantResult,
+    RecordUsage,
+    ReleaseReservation,
+    ReservationResult,
+    Reserve,
+    fingerprint,
+)
+from app.metering.writer import UsageWriter
+
+MAX_TRANSACTION_ID = 255
+MAX_AMOUNT = 10**15
+DEFAULT_TTL = 300
+MAX_TTL = 86_400
+CREDIT_SOURCES = {"purchase", "admin", "promotion", "api"}
+
+
+@dataclass(frozen=True)
+class Balance:
+    code: str
+    name: str
+    unit: str
+    limit: int | None
+    used: int
+    credits: int
+    credits_used: int
+    held: int
+    available: int | None
+    percentage: float | None
+    period_start: datetime | None
+    period_end: datetime | None
+    reset: str
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit is None
+
+    @property
+    def included_used(self) -> int:
+        return self.used - self.credits_used
+
+    @property
+    def level(self) -> str:
+        """neutral below 75 %, warning above 75 %, danger above 90 %."""
+        if self.percentage is None:
+            return "neutral"
+        if self.percentage > 90:
+            return "danger"
+        if self.percentage > 75:
+            return "warning"
+        return "neutral"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.available is not None and self.available <= 0
+
+    @property
+    def prompt_upgrade(self) -> bool:
+        return self.percentage is not None and self.percentage >= 80
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "unit": self.unit,
+            "limit": self.limit,
+            "used": self.used,
+            "credits": self.credits,
+            "credits_used": self.credits_used,
+            "reserved": self.held,
+            "available": self.available,
+            "percentage": self.percentage,
+            "period_start": self.period_start.isoformat() if self.period_start else None,
+            "period_end": self.period_end.isoformat() if self.period_end else None,
+            "reset": self.reset,
+        }
+
+
+@dataclass(frozen=True)
+class EventInput:
+    transaction_id: str
+    code: str
+    external_customer_id: str | None = None
+    external_subscription_id: str | None = None
+    timestamp: datetime | None = None
+    properties: dict[str, Any] | None = None
+
+
+def _transaction_id(value: str | None, field: str = "transaction_id") -> str:
+    value = (value or "").strip() if isinstance(value, str) else ""
+    if not value:
+        raise ValidationFailed(f"{field} is required.", field=field)
+    if len(value) > MAX_TRANSACTION_ID:
+        raise ValidationFailed(
+            f"{field} must be at most {MAX_TRANSACTION_ID} characters.", field=field
+        )
+    return value
+
+
+def _positive(value: Any, field: str, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"{field} must be an integer.", field=field)
+    if value < (0 if allow_zero else 1) or value > MAX_AMOUNT:
+        low = "0" if allow_zero else "1"
+        raise ValidationFailed(f"{field} must be between {low} and {MAX_AMOUNT}.", field=field)
+    return value
+
+
+class MeteringService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        catalog: Catalog,
+        writer: UsageWriter,
+        upgrade_url: str,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.writer = writer
+        self.upgrade_url = upgrade_url
+        self.customers = CustomerService(session, catalog)
+
+    def meter(self, code: str) -> Meter:
+        meter = self.catalog.meter(code) if isinstance(code, str) else None
+        if meter is None:
+            raise NotFound(f"No meter with code {code!r}.", code="meter_not_found", field="code")
+        return meter
+
+    # Usage events ---------------------------------------------------------------
+
+    def event_op(self, data: EventInput) -> RecordUsage:
+        transaction_id = _transaction_id(data.transaction_id)
+        meter = self.meter(data.code)
+        if not (data.external_customer_id or data.external_subscription_id):
+            raise ValidationFailed(
+                "external_customer_id or external_subscription_id is required.",
+                field="external_customer_id",
+            )
+        properties = data.properties or {}
+        if not isinstance(properties, dict):
+            raise ValidationFailed("properties must be an object.", field="properties")
+        if meter.aggregation == "sum":
+            assert meter.field_name is not None
+            amount = _positive(
+                properties.get(meter.field_name), f"properties.{meter.field_name}", allow_zero=True
+            )
+        else:
+            amount = 1
+        ref = CustomerRef(
+            external_customer_id=data.external_customer_id
+            if not data.external_subscription_id
+            else None,
+            external_subscription_id=data.external_subscription_id,
+        )
+        payload = {
+            "code": meter.code,
+            "customer": ref.label(),
+            "properties": properties,
+            "timestamp": data.timestamp.isoformat() if data.timestamp else None,
+        }
+        return RecordUsage(
+            customer=ref,
+            meter_code=meter.code,
+            transaction_id=transaction_id,
+            amount=amount,
+            timestamp=data.timestamp,
+            properties=properties,
+            fingerprint=fingerprint(payload),
+        )
+
+    async def record(self, data: EventInput) -> EventResult:
+        result = await self.writer.submit(self.event_op(data))
+        assert isinstance(result, EventResult)
+        return result
+
+    async def record_many(self, items: list[EventInput]) -> list[EventResult | DomainError]:
+        """Each event has its own outcome; a bad one does not lose the good ones."""
+
+        async def one(item: EventInput) -> EventResult | DomainError:
+            try:
+                return await self.record(item)
+            except DomainError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    # Reservations ---------------------------------------------------------------
+
+    async def reserve(
+        self,
+        external_customer_id: str,
+        code: str,
+        amount: Any,
+        transaction_id: str,
+        ttl_seconds: Any = None,
+    ) -> ReservationResult:
+        tx = _transaction_id(transaction_id)
+        meter = self.meter(code)
+        amount = _positive(amount, "amount")
+        ttl = DEFAULT_TTL if ttl_seconds is None else ttl_seconds
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
+            raise ValidationFailed(
+                f"ttl_seconds must be between 1 and {MAX_TTL}.", field="ttl_seconds"
+            )
+        if not external_customer_id:
+            raise ValidationFailed(
+                "external_customer_id is required.", field="external_customer_id"
+            )
+        op = Reserve(
+            customer=CustomerRef(external_customer_id=external_customer_id),
+            meter_code=meter.code,
+            amount=amount,
+            transaction_id=tx,
+            ttl_seconds=ttl,
+            fingerprint=fingerprint(
+                {"code": meter.code, "amount": amount, "customer": external_customer_id}
+            ),
+        )
+        result = await self.writer.submit(op)
+        assert isinstance(result, ReservationResult)
+        return result
+
+    async def commit(self, reservation_id: str, amount: Any = None) -> ReservationResult:
+        if amount is not None:
+            amount = _positive(amount, "amount", allow_zero=True)
+        result = await self.writer.submit(CommitReservation(reservation_id, amount))
+        assert isinstance(result, ReservationResult)
+        return result
+
+    async def release(self, reservation_id: str) -> ReservationResult:
+        result = await self.writer.submit(ReleaseReservation(reservation_id))
+        assert isinstance(result, ReservationResult)
+        return result
+
+    # Credits --------------------------------------------------------------------
+
+    async def grant_credits(
+        self,
+        external_customer_id: str,
+        code: str,
+        amount: Any,
+        reason: str,
+        transaction_id: str,
+        expires_at: datetime | None = None,
+        source: str = "api",
+    ) -> GrantResult:
+        tx = _transaction_id(transaction_id)
+        meter = self.meter(code)
+        amount = _positive(amount, "amount")
+        reason = (reason or "").strip()
+        if len(reason) > 500:
+            raise ValidationFailed("reason must be at most 500 characters.", field="reason")
+        if source not in CREDIT_SOURCES:
+            raise ValidationFailed(
+                f"source must be one of {sorted(CREDIT_SOURCES)}.", field="source"
+            )
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValidationFailed("expires_at needs a timezone (UTC).", field="expires_at")
+        op = GrantCredits(
+            customer=CustomerRef(external_customer_id=external_customer_id),
+            meter_code=meter.code,
+            amount=amount,
+            source=source,
+            reason=reason,
+            transaction_id=tx,
+            expires_at=expires_at,
+            fingerprint=fingerprint(
+                {
+                    "code": meter.code,
+                    "amount": amount,
+                    "reason": reason,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    "source": source,
+                }
+            ),
+        )
+        result = await self.writer.submit(op)
+        assert isinstance(result, GrantResult)
+        return result
+
+    # Reads ----------------------------------------------------------------------
+
+    async def balances_for(self, customer: Customer, now: datetime | None = None) -> list[Balance]:
+        now = now or utcnow()
+        conn = await self.session.connection()
+        plans = await repo.customer_plans(conn, customer_ids=[customer.id])
+        if not plans:
+            raise NotFound("This customer has no subscription.", code="subscription_not_found")
+        plan_info = plans[0]
+        plan = self.catalog.plan(plan_info.plan_slug) or self.catalog.default_plan
+        periods = {
+            code: current_period(quota, now, plan_info.cycle) for code, quota in plan.quotas.items()
+        }
+        totals = await repo.totals_for(
+            conn, customer.id, [(code, period.start) for code, period in periods.items()]
+        )
+        credits = await repo.credits_by_meter(conn, customer.id, now)
+        holds = await repo.holds_by_meter(conn, customer.id, now)
+        balances = []
+        for code, meter in self.catalog.meters.items():
+            quota = plan.quotas[code]
+            period = periods[code]
+            row = totals.get((code, period.start))
+            used = row.used if row else 0
+            credits_used = row.credits_used if row else 0
+            credit = credits.get(code, 0)
+            held = holds.get(code, 0)
+            available = None
+            if quota.included is not None:
+                included_left = max(0, quota.included - (used - credits_used))
+                available = max(0, included_left + credit - held)
+            balances.append(
+                Balance(
+                    code=code,
+                    name=meter.name,
+                    unit=meter.unit,
+                    limit=quota.included,
+                    used=used,
+                    credits=credit,
+                    credits_used=credits_used,
+                    held=held,
+                    available=available,
+                    percentage=percentage(used, credits_used, quota.included),
+                    period_start=period.start if period.end is not None else None,
+                    period_end=period.end,
+                    reset=quota.reset,
+                )
+            )
+        return balances
+
+    async def balances(self, external_id: str) -> tuple[Customer, list[Balance]]:
+        customer = await self.customers.get(external_id)
+        return customer, await self.balances_for(customer)
+
+    async def check(self, external_id: str, code: str, amount: Any) -> tuple[bool, Balance]:
+        meter = self.meter(code)
+        amount = _positive(amount, "amount", allow_zero=True)
+        _, balances = await self.balances(external_id)
+        balance = next(b for b in balances if b.code == meter.code)
+        return balance.available is None or amount <= balance.available, balance
+
+    async def recent_events(self, customer_id: int, limit: int = 20) -> list[UsageEvent]:
+        query = (
+            select(UsageEvent)
+            .where(UsageEvent.customer_id == customer_id)
+            .order_by(UsageEvent.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def credit_ledger(
+        self, customer_id: int, limit: int = 50
+    ) -> list[tuple[CreditLedgerEntry, CreditGrant]]:
+        query = (
+            select(CreditLedgerEntry, CreditGrant)
+            .join(CreditGrant, CreditGrant.id == CreditLedgerEntry.grant_id)
+            .where(CreditLedgerEntry.customer_id == customer_id)
+            .order_by(CreditLedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return [(entry, grant) for entry, grant in (await self.session.execute(query)).all()]

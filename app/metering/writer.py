@@ -1,0 +1,697 @@
+"""Group commit for metering writes.
+
+Concurrent requests put their operation on a queue; one task per process takes
+everything waiting, applies it in a single write transaction (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: row locks taken in a fixed order) and only then answers
+each request. Operations in a batch are applied one after another against the
+same in-memory state, so the no-overdraft rule holds exactly as if they had run
+in separate transactions, while the database sees one commit per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.catalog.models import Catalog
+from app.db.engine import IMMEDIATE
+from app.lib.clock import utcnow
+from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
+from app.metering import repository as repo
+from app.metering.balance import CreditLot, MeterState, current_period
+from app.metering.ops import (
+    CommitReservation,
+    CustomerRef,
+    EventResult,
+    GrantCredits,
+    GrantResult,
+    Op,
+    RecordUsage,
+    ReleaseReservation,
+    ReservationResult,
+    Reserve,
+    Result,
+    fingerprint,
+)
+
+log = structlog.get_logger()
+MAX_BATCH = 500
+_RETRIES = 3
+
+
+@dataclass
+class _Slot:
+    """One (customer, meter, period) as loaded and changed inside the batch."""
+
+    total_id: int
+    used_at_load: int
+    credits_used_at_load: int
+    period_start: datetime
+    state: MeterState
+    grant_remaining: dict[int, int] = field(default_factory=dict)
+
+
+class _Batch:
+    def __init__(
+        self, conn: AsyncConnection, catalog: Catalog, now: datetime, upgrade_url: str
+    ) -> None:
+        self.conn = conn
+        self.catalog = catalog
+        self.now = now
+        self.upgrade_url = upgrade_url
+        self.plans: dict[str, repo.CustomerPlan] = {}
+        self.plans_by_sub: dict[str, repo.CustomerPlan] = {}
+        self.plans_by_id: dict[int, repo.CustomerPlan] = {}
+        self.slots: dict[tuple[int, str], _Slot] = {}
+        self.events: dict[tuple[int, str], Any] = {}
+        self.reservations_by_tx: dict[tuple[int, str], Any] = {}
+        self.reservations: dict[str, Any] = {}
+        self.grants: dict[tuple[int, str], Any] = {}
+        self.new_events: list[dict[str, Any]] = []
+        self.new_grants: list[dict[str, Any]] = []
+        self.new_reservations: list[dict[str, Any]] = []
+        self.reservation_updates: dict[str, dict[str, Any]] = {}
+        self.ledger: list[dict[str, Any]] = []
+
+    # Loading -------------------------------------------------------------------
+
+    async def load(self, ops: list[Op]) -> None:
+        refs = [op.customer for op in ops if isinstance(op, RecordUsage | Reserve | GrantCredits)]
+        self.reservations = await repo.reservations_by_public_id(
+            self.conn,
+            [
+                op.reservation_id
+                for op in ops
+                if isinstance(op, CommitReservation | ReleaseReservation)
+            ],
+        )
+        plans = await repo.customer_plans(
+            self.conn,
+            external_ids=[r.external_customer_id for r in refs if r.external_customer_id],
+            subscription_ids=[
+                r.external_subscription_id for r in refs if r.external_subscription_id
+            ],
+            customer_ids=[row.customer_id for row in self.reservations.values()],
+        )
+        for plan in plans:
+            self.plans[plan.external_id] = plan
+            self.plans_by_sub[plan.subscription_external_id] = plan
+            self.plans_by_id[plan.id] = plan
+        event_keys, reserve_keys, grant_keys, slot_keys = [], [], [], set()
+        for op in ops:
+            plan = self._plan_or_none(op)
+            if plan is None:
+                continue
+            if isinstance(op, RecordUsage):
+                event_keys.append((plan.id, op.transaction_id))
+                slot_keys.add((plan.id, op.meter_code))
+            elif isinstance(op, Reserve):
+                reserve_keys.append((plan.id, op.transaction_id))
+                slot_keys.add((plan.id, op.meter_code))
+            elif isinstance(op, GrantCredits):
+                grant_keys.append((plan.id, op.transaction_id))
+                slot_keys.add((plan.id, op.meter_code))
+            else:
+                row = self.reservations.get(op.reservation_id)
+                if row is not None:
+                    event_keys.append((plan.id, row.transaction_id))
+                    slot_keys.add((plan.id, row.meter_code))
+        self.events = await repo.existing_events(self.conn, event_keys)
+        self.reservations_by_tx = await repo.existing_reservations_by_tx(self.conn, reserve_keys)
+        self.grants = await repo.existing_grants(self.conn, grant_keys)
+        # A fixed lock order across processes, so two batches never wait on each other in a cycle.
+        for customer_id, meter_code in sorted(slot_keys):
+            if self.catalog.meter(meter_code) is not None:
+                await self._load_slot(customer_id, meter_code)
+
+    def _plan_or_none(self, op: Op) -> repo.CustomerPlan | None:
+        if isinstance(op, CommitReservation | ReleaseReservation):
+            row = self.reservations.get(op.reservation_id)
+            return self.plans_by_id.get(row.customer_id) if row is not None else None
+        return self._resolve(op.customer)
+
+    def _resolve(self, ref: CustomerRef) -> repo.CustomerPlan | None:
+        if ref.external_subscription_id:
+            return self.plans_by_sub.get(ref.external_subscription_id)
+        if ref.external_customer_id:
+            return self.plans.get(ref.external_customer_id)
+        return None
+
+    async def _load_slot(self, customer_id: int, meter_code: str) -> _Slot:
+        plan = self.plans_by_id[customer_id]
+        catalog_plan = self.catalog.plan(plan.plan_slug) or self.catalog.default_plan
+        quota = catalog_plan.quotas[meter_code]
+        period = current_period(quota, self.now, plan.cycle)
+        total = await repo.lock_total(
+            self.conn, customer_id, meter_code, period.start, period.end, self.now
+        )
+        lots, expired = await repo.lock_credit_lots(self.conn, customer_id, meter_code, self.now)
+        slot = _Slot(
+            total_id=total.id,
+            used_at_load=total.used,
+            credits_used_at_load=total.credits_used,
+            period_start=period.start,
+            state=MeterState(
+                limit=quota.included,
+                used=total.used,
+                credits_used=total.credits_used,
+                lots=lots,
+                held=await repo.held_amount(self.conn, customer_id, meter_code, self.now),
+            ),
+        )
+        for row in expired:  # credits past their expiry leave the balance through the ledger
+            slot.grant_remaining[row.id] = 0
+            self.ledger.append(
+                self._ledger(customer_id, row.id, meter_code, "expire", -row.remaining)
+            )
+        self.slots[(customer_id, meter_code)] = slot
+        return slot
+
+    # Applying ------------------------------------------------------------------
+
+    def apply(self, op: Op) -> Result:
+        if isinstance(op, RecordUsage):
+            return self._record(op)
+        if isinstance(op, Reserve):
+            return self._reserve(op)
+        if isinstance(op, CommitReservation):
+            return self._commit(op)
+        if isinstance(op, ReleaseReservation):
+            return self._release(op)
+        return self._grant(op)
+
+    def _customer(self, ref: CustomerRef) -> repo.CustomerPlan:
+        plan = self._resolve(ref)
+        if plan is None:
+            if ref.external_subscription_id:
+                raise NotFound(
+                    f"No subscription with external_id {ref.external_subscription_id!r}.",
+                    code="subscription_not_found",
+                )
+            raise NotFound(
+                f"No customer with external_id {ref.external_customer_id!r}.",
+                code="customer_not_found",
+            )
+        return plan
+
+    def _slot(self, customer_id: int, meter_code: str) -> _Slot:
+        slot = self.slots.get((customer_id, meter_code))
+        if slot is None:
+            raise NotFound(
+                f"No meter with code {meter_code!r}.", code="meter_not_found", field="code"
+            )
+        return slot
+
+    def _insufficient(
+        self, meter_code: str, state: MeterState, amount: int, exclude: int = 0
+    ) -> InsufficientBalance:
+        return InsufficientBalance(
+            f"Not enough {meter_code} left: {state.available(exclude)} available, {amount} required.",
+            meter=meter_code,
+            available=state.available(exclude),
+            required=amount,
+            upgrade_url=self.upgrade_url,
+        )
+
+    def _record(self, op: RecordUsage) -> EventResult:
+        plan = self._customer(op.customer)
+        existing = self.events.get((plan.id, op.transaction_id))
+        if existing is not None:
+            return self._replay_event(existing, op.fingerprint, plan)
+        slot = self._slot(plan.id, op.meter_code)
+        if not slot.state.can_use(op.amount):
+            raise self._insufficient(op.meter_code, slot.state, op.amount)
+        return self._accept(
+            plan,
+            slot,
+            op.meter_code,
+            op.transaction_id,
+            op.amount,
+            op.timestamp,
+            op.properties,
+            op.fingerprint,
+            None,
+        )
+
+    def _accept(
+        self,
+        plan: repo.CustomerPlan,
+        slot: _Slot,
+        meter_code: str,
+        transaction_id: str,
+        amount: int,
+        timestamp: datetime | None,
+        properties: dict[str, Any],
+        fingerprint: str,
+        reservation_id: int | None,
+    ) -> EventResult:
+        taken = slot.state.consume(amount)
+        public_id = str(uuid.uuid4())
+        credits_amount = sum(take for _, take in taken)
+        remaining_after = {lot.grant_id: lot.remaining for lot in slot.state.lots}
+        for grant_id, take in taken:
+            slot.grant_remaining[grant_id] = remaining_after[grant_id]
+            self.ledger.append(
+                self._ledger(
+                    plan.id, grant_id, meter_code, "consume", -take, event_public_id=public_id
+                )
+            )
+        row = {
+            "public_id": public_id,
+            "customer_id": plan.id,
+            "meter_code": meter_code,
+            "transaction_id": transaction_id,
+            "amount": amount,
+            "credits_amount": credits_amount,
+            "period_start": slot.period_start,
+            "timestamp": timestamp or self.now,
+            "properties": properties,
+            "fingerprint": fingerprint,
+            "external_subscription_id": plan.subscription_external_id,
+            "reservation_id": reservation_id,
+            "created_at": self.now,
+        }
+        self.new_events.append(row)
+        self.events[(plan.id, transaction_id)] = _Row(row)
+        return _event_result(_Row(row), plan)
+
+    def _replay_event(self, row: Any, fingerprint: str, plan: repo.CustomerPlan) -> EventResult:
+        if row.fingerprint != fingerprint:
+            raise Conflict(
+                f"transaction_id {row.transaction_id!r} was already used with a different payload.",
+                code="idempotency_conflict",
+                transaction_id=row.transaction_id,
+            )
+        return _event_result(row, plan, replayed=True)
+
+    def _reserve(self, op: Reserve) -> ReservationResult:
+        plan = self._customer(op.customer)
+        existing = self.reservations_by_tx.get((plan.id, op.transaction_id))
+        if existing is not None:
+            if existing.fingerprint != op.fingerprint:
+                raise Conflict(
+                    f"transaction_id {op.transaction_id!r} was already used with a different payload.",
+                    code="idempotency_conflict",
+                )
+            return self._reservation_result(existing, plan, replayed=True)
+        if (plan.id, op.transaction_id) in self.events:
+            raise Conflict(
+                f"transaction_id {op.transaction_id!r} is already a recorded usage event.",
+                code="idempotency_conflict",
+            )
+        slot = self._slot(plan.id, op.meter_code)
+        if not slot.state.can_use(op.amount):
+            raise self._insufficient(op.meter_code, slot.state, op.amount)
+        slot.state.held += op.amount
+        row = {
+            "public_id": str(uuid.uuid4()),
+            "customer_id": plan.id,
+            "meter_code": op.meter_code,
+            "amount": op.amount,
+            "transaction_id": op.transaction_id,
+            "fingerprint": op.fingerprint,
+            "status": "held",
+            "expires_at": self.now + timedelta(seconds=op.ttl_seconds),
+            "committed_amount": None,
+            "usage_event_id": None,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        self.new_reservations.append(row)
+        self.reservations_by_tx[(plan.id, op.transaction_id)] = _Row(row)
+        self.reservations[row["public_id"]] = _Row(row)
+        return self._reservation_result(_Row(row), plan)
+
+    def _reservation(self, reservation_id: str) -> tuple[Any, repo.CustomerPlan]:
+        row = self.reservations.get(reservation_id)
+        if row is None:
+            raise NotFound(f"No reservation {reservation_id!r}.", code="reservation_not_found")
+        return row, self.plans_by_id[row.customer_id]
+
+    def _status(self, row: Any) -> str:
+        if row.status == "held" and _aware(row.expires_at) <= self.now:
+            return "expired"
+        return str(row.status)
+
+    def _commit(self, op: CommitReservation) -> ReservationResult:
+        row, plan = self._reservation(op.reservation_id)
+        status = self._status(row)
+        amount = row.amount if op.amount is None else op.amount
+        if status == "committed":
+            if op.amount is not None and op.amount != row.committed_amount:
+                raise Conflict(
+                    "This reservation was already committed with another amount.",
+                    code="reservation_committed",
+                )
+            return self._reservation_result(row, plan, replayed=True)
+        if status != "held":
+            raise Conflict(
+                f"This reservation is {status}; it holds nothing.", code=f"reservation_{status}"
+            )
+        if amount > row.amount:
+            raise ValidationFailed(
+                f"amount {amount} is more than the {row.amount} reserved.", field="amount"
+            )
+        if (plan.id, row.transaction_id) in self.events:
+            raise Conflict(
+                f"transaction_id {row.transaction_id!r} is already a recorded usage event.",
+                code="idempotency_conflict",
+            )
+        slot = self._slot(plan.id, row.meter_code)
+        if not slot.state.can_use(amount, exclude_hold=row.amount):
+            raise self._insufficient(row.meter_code, slot.state, amount, exclude=row.amount)
+        slot.state.held -= row.amount
+        payload = {"reservation": row.public_id, "amount": amount}
+        event = self._accept(
+            plan,
+            slot,
+            row.meter_code,
+            row.transaction_id,
+            amount,
+            None,
+            {"reservation_id": row.public_id},
+            fingerprint(payload),
+            row.id,
+        )
+        values = {"status": "committed", "committed_amount": amount, "updated_at": self.now}
+        self._update_reservation(row, values)
+        return self._reservation_result(self.reservations[row.public_id], plan, event=event)
+
+    def _release(self, op: ReleaseReservation) -> ReservationResult:
+        row, plan = self._reservation(op.reservation_id)
+        status = self._status(row)
+        if status == "committed":
+            raise Conflict("This reservation was already committed.", code="reservation_committed")
+        if status == "held":
+            slot = self._slot(plan.id, row.meter_code)
+            slot.state.held -= row.amount
+            self._update_reservation(row, {"status": "released", "updated_at": self.now})
+            row = self.reservations[row.public_id]
+            return self._reservation_result(row, plan)
+        return self._reservation_result(row, plan, replayed=True)
+
+    def _update_reservation(self, row: Any, values: dict[str, Any]) -> None:
+        merged = {**_as_dict(row), **values}
+        self.reservations[row.public_id] = _Row(merged)
+        pending = next((r for r in self.new_reservations if r["public_id"] == row.public_id), None)
+        if pending is not None:
+            pending.update(values)
+        else:
+            self.reservation_updates.setdefault(row.public_id, {}).update(values)
+
+    def _grant(self, op: GrantCredits) -> GrantResult:
+        plan = self._customer(op.customer)
+        existing = self.grants.get((plan.id, op.transaction_id))
+        if existing is not None:
+            if existing.fingerprint != op.fingerprint:
+                raise Conflict(
+                    f"transaction_id {op.transaction_id!r} was already used with a different payload.",
+                    code="idempotency_conflict",
+                )
+            return _grant_result(existing, plan, replayed=True)
+        slot = self._slot(plan.id, op.meter_code)
+        if op.expires_at is not None and op.expires_at <= self.now:
+            raise ValidationFailed("expires_at must be in the future.", field="expires_at")
+        row = {
+            "public_id": str(uuid.uuid4()),
+            "customer_id": plan.id,
+            "meter_code": op.meter_code,
+            "amount": op.amount,
+            "remaining": op.amount,
+            "source": op.source,
+            "reason": op.reason,
+            "transaction_id": op.transaction_id,
+            "fingerprint": op.fingerprint,
+            "expires_at": op.expires_at,
+            "created_at": self.now,
+        }
+        self.new_grants.append(row)
+        self.grants[(plan.id, op.transaction_id)] = _Row(row)
+        # The lot is usable at once by later operations in this batch; its id is known after insert.
+        slot.state.lots.append(CreditLot(row["public_id"], op.amount, op.expires_at))
+        self.ledger.append(
+            self._ledger(plan.id, row["public_id"], op.meter_code, "grant", op.amount)
+        )
+        return _grant_result(_Row(row), plan)
+
+    def _ledger(
+        self,
+        customer_id: int,
+        grant_id: int | str,
+        meter_code: str,
+        kind: str,
+        amount: int,
+        event_public_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "customer_id": customer_id,
+            "grant_id": grant_id,
+            "meter_code": meter_code,
+            "kind": kind,
+            "amount": amount,
+            "usage_event_id": event_public_id,
+            "created_at": self.now,
+        }
+
+    def _reservation_result(
+        self,
+        row: Any,
+        plan: repo.CustomerPlan,
+        *,
+        event: EventResult | None = None,
+        replayed: bool = False,
+    ) -> ReservationResult:
+        if event is None and row.status == "committed":
+            stored = self.events.get((plan.id, row.transaction_id))
+            event = _event_result(stored, plan) if stored is not None else None
+        return ReservationResult(
+            public_id=row.public_id,
+            customer_external_id=plan.external_id,
+            meter_code=row.meter_code,
+            amount=row.amount,
+            transaction_id=row.transaction_id,
+            status=self._status(row),
+            expires_at=_aware(row.expires_at),
+            created_at=_aware(row.created_at),
+            committed_amount=row.committed_amount,
+            event=event,
+            replayed=replayed,
+        )
+
+    # Writing -------------------------------------------------------------------
+
+    async def write(self) -> None:
+        fresh = {row["public_id"]: row for row in self.new_grants}
+        for slot in self.slots.values():
+            for grant_id, value in slot.grant_remaining.items():
+                if isinstance(grant_id, str):  # granted and partly used within this batch
+                    fresh[grant_id]["remaining"] = value
+        grant_ids = await repo.insert_grants(self.conn, self.new_grants)
+        event_ids = await repo.insert_events(self.conn, self.new_events)
+        for slot in self.slots.values():
+            state = slot.state
+            if (state.used, state.credits_used) != (slot.used_at_load, slot.credits_used_at_load):
+                await repo.update_total(
+                    self.conn, slot.total_id, state.used, state.credits_used, self.now
+                )
+            # Lots granted in this batch were inserted with their final remainder already.
+            remaining = {
+                grant_id: value
+                for grant_id, value in slot.grant_remaining.items()
+                if not isinstance(grant_id, str)
+            }
+            await repo.set_grant_remaining(self.conn, remaining)
+        for entry in self.ledger:
+            if isinstance(entry["grant_id"], str):
+                entry["grant_id"] = grant_ids[entry["grant_id"]]
+            if entry["usage_event_id"] is not None:
+                entry["usage_event_id"] = event_ids[entry["usage_event_id"]]
+        await repo.insert_ledger(self.conn, self.ledger)
+        for row in self.new_reservations:
+            if row["status"] == "committed":
+                row["usage_event_id"] = event_ids.get(self._event_public_id(row))
+        await repo.insert_reservations(self.conn, self.new_reservations)
+        for public_id, values in self.reservation_updates.items():
+            if values.get("status") == "committed":
+                values["usage_event_id"] = event_ids.get(
+                    self._event_public_id(self.reservations[public_id])
+                )
+            await repo.update_reservation(self.conn, public_id, values)
+
+    def _event_public_id(self, reservation: Any) -> str | None:
+        event = self.events.get((reservation["customer_id"], reservation["transaction_id"]))
+        return event.public_id if event is not None else None
+
+
+class _Row:
+    """Attribute access over a dict, so fresh rows and loaded rows read alike."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.__dict__[key]
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    if isinstance(row, _Row):
+        return dict(row.__dict__)
+    return dict(row._mapping)
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _event_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> EventResult:
+    return EventResult(
+        public_id=row.public_id,
+        customer_external_id=plan.external_id,
+        external_subscription_id=row.external_subscription_id or plan.subscription_external_id,
+        meter_code=row.meter_code,
+        transaction_id=row.transaction_id,
+        amount=row.amount,
+        credits_amount=row.credits_amount,
+        timestamp=_aware(row.timestamp),
+        created_at=_aware(row.created_at),
+        properties=dict(row.properties or {}),
+        replayed=replayed,
+    )
+
+
+def _grant_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> GrantResult:
+    return GrantResult(
+        public_id=row.public_id,
+        customer_external_id=plan.external_id,
+        meter_code=row.meter_code,
+        amount=row.amount,
+        remaining=row.remaining,
+        source=row.source,
+        reason=row.reason,
+        transaction_id=row.transaction_id,
+        expires_at=_aware(row.expires_at) if row.expires_at else None,
+        created_at=_aware(row.created_at),
+        replayed=replayed,
+    )
+
+
+_Outcome = tuple[Result | None, DomainError | None]
+
+
+async def apply_batch(
+    engine: AsyncEngine,
+    catalog: Catalog,
+    ops: list[Op],
+    upgrade_url: str,
+    now: datetime | None = None,
+) -> list[_Outcome]:
+    """Apply `ops` in one write transaction; outcomes in the same order. Committed on return."""
+    now = now or utcnow()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{IMMEDIATE: True})
+        async with conn.begin():
+            batch = _Batch(conn, catalog, now, upgrade_url)
+            await batch.load(ops)
+            outcomes: list[_Outcome] = []
+            for op in ops:
+                try:
+                    outcomes.append((batch.apply(op), None))
+                except DomainError as exc:
+                    outcomes.append((None, exc))
+            await batch.write()
+    return outcomes
+
+
+class UsageWriter:
+    """The per-process queue in front of `apply_batch`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Catalog,
+        upgrade_url: str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.upgrade_url = upgrade_url
+        self.clock = clock
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, op: Op) -> Result:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(), name="usage-writer")
+        assert self._queue is not None
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        await self._queue.put((op, future))
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            items = [await queue.get()]
+            while len(items) < MAX_BATCH and not queue.empty():
+                items.append(queue.get_nowait())
+            live = [(op, fut) for op, fut in items if not fut.cancelled()]
+            if live:
+                await self._process(live)
+
+    async def _process(self, items: list[tuple[Op, asyncio.Future[Result]]]) -> None:
+        ops = [op for op, _ in items]
+        for attempt in range(_RETRIES):
+            try:
+                outcomes = await apply_batch(
+                    self.engine, self.catalog, ops, self.upgrade_url, self.clock()
+                )
+            except (IntegrityError, OperationalError, DBAPIError) as exc:
+                # A race with another process (unique key, deadlock, serialization): nothing was
+                # committed, so the whole batch can run again and will see the other's writes.
+                log.warning("metering batch retried", attempt=attempt + 1, error=str(exc)[:200])
+                continue
+            except Exception as exc:
+                log.exception("metering batch failed", size=len(items))
+                outcomes = None
+                error = exc
+                break
+            for (_, future), (result, error) in zip(items, outcomes, strict=True):
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)  # type: ignore[arg-type]
+            return
+        else:
+            error = RuntimeError("metering batch failed after retries")
+        if len(items) > 1:
+            # Isolate the operation that fails: each one alone, in its own transaction.
+            for item in items:
+                await self._process([item])
+            return
+        _, future = items[0]
+        if not future.done():
+            future.set_exception(error)
+
+
+__all__ = ["UsageWriter", "apply_batch"]
