@@ -2,6 +2,7 @@
 
 from app.accounts.models import User
 from app.apikeys.models import ApiKey
+from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer, Subscription
 from app.db.base import Base
 from app.metering.models import (
@@ -11,6 +12,7 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
+from app.stripe.models import StripeEvent
 
 __all__ = [
     "ApiKey",
@@ -18,7 +20,10 @@ __all__ = [
     "CreditGrant",
     "CreditLedgerEntry",
     "Customer",
+    "Invoice",
+    "PaymentMethod",
     "Reservation",
+    "StripeEvent",
     "Subscription",
     "UsageEvent",
     "UsageTotal",

@@ -1,0 +1,54 @@
+"""Invoices and payment methods, mirrored from Stripe by the webhook handlers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigIntPK
+from app.lib.clock import utcnow
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_customer_created", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    number: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        String(24), index=True
+    )  # draft|open|paid|uncollectible|void
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    period_start: Mapped[datetime | None] = mapped_column()
+    period_end: Mapped[datetime | None] = mapped_column()
+    hosted_invoice_url: Mapped[str | None] = mapped_column(String(1000))
+    invoice_pdf: Mapped[str | None] = mapped_column(String(1000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    # Stripe's `created` (the invoice date); `stripe_state_at` orders updates from events.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PaymentMethod(Base):
+    __tablename__ = "payment_methods"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    stripe_payment_method_id: Mapped[str] = mapped_column(String(255), unique=True)
+    brand: Mapped[str] = mapped_column(String(32), default="card")
+    last4: Mapped[str] = mapped_column(String(4), default="")
+    exp_month: Mapped[int | None] = mapped_column()
+    exp_year: Mapped[int | None] = mapped_column()
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
