@@ -18,19 +18,22 @@ T = TypeVar("T")
 
 
 def _run(factory: Callable[[Settings], Awaitable[T]]) -> T:
+    from app.catalog.loader import CatalogError
     from app.db.migrations import DatabaseNotMigrated
 
     try:
         return asyncio.run(factory(Settings.from_env()))
-    except DatabaseNotMigrated as exc:
-        # A one-line answer naming the command to run, not a traceback.
+    except (DatabaseNotMigrated, CatalogError) as exc:
+        # A one-line answer naming what to fix, not a traceback.
         raise click.ClickException(str(exc)) from None
 
 
-async def _check_migrated(settings: Settings) -> None:
+async def _check_ready(settings: Settings) -> None:
+    from app.catalog.loader import load_catalog
     from app.db.engine import create_engine
     from app.db.migrations import ensure_migrated
 
+    load_catalog(settings.catalog_path)
     engine = create_engine(settings.database_url)
     try:
         await ensure_migrated(engine)
@@ -132,7 +135,7 @@ def serve(workers: int, emulator: bool) -> None:
 
     settings = Settings.from_env()
     # The app checks this too, but a worker failing to start buries the message in tracebacks.
-    _run(_check_migrated)
+    _run(_check_ready)
     child = _start_emulator(settings) if emulator else None
     click.echo(
         f"Billing Portal on {settings.public_url} (listening on {settings.host}:{settings.port})"

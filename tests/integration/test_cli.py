@@ -127,6 +127,17 @@ def test_commands_on_an_unmigrated_database_say_to_migrate(cli: Cli, args: tuple
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args", [("seed-demo",), ("serve", "--no-emulator")], ids=["seed-demo", "serve"]
+)
+async def test_a_missing_catalog_is_named_without_a_traceback(migrated: Cli, args):
+    migrated.env.update(CATALOG_PATH=str(migrated.cwd / "missing.toml"), PORT="1")
+    result = migrated(*args)
+    assert result.returncode != 0
+    assert "missing.toml" in result.stderr and "set CATALOG_PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def test_create_admin_prints_a_generated_password_that_logs_in(migrated: Cli, catalog):
     out = migrated.ok("create-admin", "A@B.co")
     assert "Admin a@b.co is ready." in out
