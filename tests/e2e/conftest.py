@@ -141,7 +141,7 @@ class ServerFailed(RuntimeError):
 class LiveServer:
     url: str
     port: int
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
     var_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -263,11 +263,14 @@ class LiveServers:
             )
         try:
             wait_until(lambda: _healthy(server), timeout=START_TIMEOUT, what=f"{server.url}/health")
-        except BaseException as exc:
+        except Exception as exc:
             server.stop()
             raise ServerFailed(
                 f"billing-portal serve did not come up ({exc}); its log:\n{server.log()}"
             ) from None
+        except BaseException:  # Ctrl+C: no orphaned server
+            server.stop()
+            raise
         return server
 
     def stop_all(self) -> None:
