@@ -20,7 +20,7 @@ from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import upgrade
 from app.db.models import Base
 from app.main import create_app
-from tests.support import make_settings, test_database_url
+from tests.support import make_settings, configured_database_url
 
 PG_SKIP_REASON = "PostgreSQL not configured: set TEST_DATABASE_URL (as .ci/run does) to run this"
 
@@ -44,7 +44,7 @@ async def _reset_postgres(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = test_database_url()
+    url = configured_database_url()
     if url:
         asyncio.run(_reset_postgres(url))
     else:

@@ -64,5 +64,5 @@ def port_answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_database_url() -> str | None:
+def configured_database_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or None

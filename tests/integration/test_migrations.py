@@ -53,8 +53,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
         return
-    # Imported through the module: a bare `test_database_url` name would be collected as a test.
-    base = support.test_database_url()
+    base = support.configured_database_url()
     if not base:
         pytest.skip(PG_SKIP_REASON)
     name = f"billing_migtest_{secrets.token_hex(6)}"
