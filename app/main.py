@@ -12,7 +12,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -33,7 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.auth import build_rate_limit, build_session_auth
 from app.accounts.controllers import AuthController
 from app.accounts.service import AccountService
-from app.billing.controllers import BillingController
+from app.billing.controllers import (
+    BillingController,
+    PortalApiController,
+    PortalController,
+    portal_store,
+)
+from app.billing.pages import BillingPages
+from app.billing.portal_links import PortalLinkService
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import Settings
@@ -61,10 +68,13 @@ def _stores(settings: Settings) -> dict[str, Store]:
         return {
             "sessions": root.with_namespace("sessions"),
             "rate_limit": root.with_namespace("rl"),
+            "portal_tokens": root.with_namespace("portal"),
         }
     return {
         "sessions": FileStore(settings.var_dir / "sessions", create_directories=True),
         "rate_limit": MemoryStore(),
+        # Used portal links: files, so every process on this host agrees a link was used.
+        "portal_tokens": FileStore(settings.var_dir / "portal_tokens", create_directories=True),
     }
 
 
@@ -112,6 +122,28 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def provide_metering_service(db_session: NamedDependency[AsyncSession]) -> MeteringService:
         return MeteringService(db_session, catalog, writer, writer.upgrade_url)
 
+    def provide_billing_pages(
+        db_session: NamedDependency[AsyncSession],
+        customer_service: NamedDependency[CustomerService],
+        metering_service: NamedDependency[MeteringService],
+    ) -> BillingPages:
+        return BillingPages(
+            db_session, catalog, customer_service, metering_service, demo_mode=settings.demo_mode
+        )
+
+    def provide_portal_links(
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        customer_service: NamedDependency[CustomerService],
+    ) -> PortalLinkService:
+        return PortalLinkService(
+            db_session,
+            customer_service,
+            portal_store(request),
+            settings.secret_key,
+            settings.public_url,
+        )
+
     logging_config = StructlogConfig(
         structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
         # Request/response logging would write form bodies (passwords) to the log.
@@ -123,6 +155,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         route_handlers=[
             AuthController,
             BillingController,
+            PortalController,
+            PortalApiController,
             CustomerApiController,
             UsageApiController,
             health,
@@ -136,6 +170,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "account_service": Provide(provide_account_service, sync_to_thread=False),
             "customer_service": Provide(provide_customer_service, sync_to_thread=False),
             "metering_service": Provide(provide_metering_service, sync_to_thread=False),
+            "billing_pages": Provide(provide_billing_pages, sync_to_thread=False),
+            "portal_links": Provide(provide_portal_links, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),

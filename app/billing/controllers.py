@@ -1,18 +1,65 @@
-"""The customer's billing pages."""
+"""The customer's billing pages, the demo's Try it action and portal links (HTTP only).
+
+Every page is scoped to the logged-in user's own customer: no route takes a customer id, so
+there is nothing of another customer to ask for. The Stripe actions (checkout, cards,
+subscription changes) live in `app/billing/actions.py`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.response import Template
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from litestar.stores.base import Store
 
+from app.accounts.auth import login_session
 from app.accounts.guards import current_user, requires_user
-from app.catalog.models import Catalog
-from app.customers.service import CustomerService
+from app.apikeys.guards import requires_api_key
+from app.billing.pages import Account, BillingPages
+from app.billing.portal_links import STORE_NAME, PortalLinkService
+from app.catalog.models import Interval
+from app.customers.models import Customer
 from app.lib.errors import NotFound
-from app.web.responses import page
+from app.web.responses import page, redirect, wants_fragment
+
+METERS_FRAGMENT = "billing/_meters.html"
+CHART_FRAGMENT = "billing/_usage_chart.html"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _customer(request: Request[Any, Any, Any], pages: BillingPages) -> Customer:
+    user = current_user(request)
+    assert user is not None  # requires_user ran
+    return await pages.customer_for_user(user.id)
+
+
+async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[str, Any]:
+    account = await pages.account(customer)
+    rows, _page, _pages, invoice_count = await pages.invoices(customer, 1, per_page=3)
+    cards = await pages.cards(customer, account)
+    return {
+        **_base(account),
+        "meters": await pages.meters(customer, plan=account.plan),
+        "chart": await pages.chart(customer),
+        "invoices": rows,
+        "invoice_count": invoice_count,
+        "default_card": next((row for row in cards if row.card.is_default), None),
+        "card_count": len(cards),
+    }
+
+
+def _base(account: Account) -> dict[str, Any]:
+    return {
+        "account": account,
+        "customer": account.customer,
+        "subscription": account.subscription,
+        "plan": account.plan,
+        "status": account.status,
+    }
 
 
 class BillingController(Controller):
@@ -22,20 +69,168 @@ class BillingController(Controller):
 
     @get("/")
     async def dashboard(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+    ) -> Template:
+        customer = await _customer(request, billing_pages)
+        context = await _dashboard_context(billing_pages, customer)
+        return page(request, "billing/dashboard.html", context)
+
+    @get("/meters")
+    async def meters(
         self,
         request: Request[Any, Any, Any],
-        customer_service: NamedDependency[CustomerService],
-        catalog: NamedDependency[Catalog],
+        billing_pages: NamedDependency[BillingPages],
+        v: FromQuery[str] = "",
+    ) -> Template | Response[None]:
+        """The meters partial (polled); 204 when the client already shows the current state."""
+        customer = await _customer(request, billing_pages)
+        if not wants_fragment(request):
+            return page(
+                request, "billing/dashboard.html", await _dashboard_context(billing_pages, customer)
+            )
+        meters = await billing_pages.meters(customer)
+        if v and v == meters.version:
+            return Response(None, status_code=204, headers={"Vary": "HX-Request", **NO_STORE})
+        response = page(request, METERS_FRAGMENT, {"meters": meters})
+        response.headers.update(NO_STORE)
+        if v:  # the client showed an older state: let the chart catch up too
+            response.headers["HX-Trigger-After-Settle"] = "meters-updated"
+        return response
+
+    @get("/chart")
+    async def chart(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
     ) -> Template:
-        user = current_user(request)
-        assert user is not None
-        customer = await customer_service.for_user(user.id)
-        if customer is None:
-            raise NotFound("No billing account is linked to this login.")
-        subscription = await customer_service.subscription(customer)
-        plan = catalog.plan(subscription.plan_slug) or catalog.default_plan
-        return page(
-            request,
-            "billing/dashboard.html",
-            {"customer": customer, "subscription": subscription, "plan": plan},
+        customer = await _customer(request, billing_pages)
+        if not wants_fragment(request):
+            context = await _dashboard_context(billing_pages, customer)
+        else:
+            context = {"chart": await billing_pages.chart(customer)}
+        return page(request, "billing/dashboard.html", context, fragment=CHART_FRAGMENT)
+
+    @post("/try")
+    async def try_it(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+    ) -> Template | Redirect:
+        """Demo mode: a fake AI request that records one `ai_requests` event server-side."""
+        if not billing_pages.demo_mode:
+            raise NotFound("Try it is only available in demo mode.")
+        customer = await _customer(request, billing_pages)
+        ok, message = await billing_pages.try_it(customer)
+        kind = "success" if ok else "error"
+        if not wants_fragment(request):
+            flash(request, message, category=kind)
+            return redirect(request, "/billing")
+        meters = await billing_pages.meters(customer, notice=message, notice_kind=kind)
+        response = page(request, METERS_FRAGMENT, {"meters": meters})
+        response.headers["HX-Trigger-After-Settle"] = "usage-changed"
+        return response
+
+    @get("/upgrade")
+    async def upgrade(
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        interval: FromQuery[str] = "",
+    ) -> Template:
+        customer = await _customer(request, billing_pages)
+        account = await billing_pages.account(customer)
+        if interval not in ("month", "year"):
+            interval = "year" if account.subscription.interval == "year" else "month"
+        chosen: Interval = "year" if interval == "year" else "month"
+        context = {
+            **_base(account),
+            "interval": chosen,
+            "plans": billing_pages.plan_cards(account, chosen),
+            "max_savings": billing_pages.max_savings_percent(),
+        }
+        return page(request, "billing/upgrade.html", context, fragment="billing/_plans.html")
+
+    @get("/credits")
+    async def credits(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+    ) -> Template:
+        customer = await _customer(request, billing_pages)
+        account = await billing_pages.account(customer)
+        meters = await billing_pages.meters(customer, plan=account.plan)
+        context = {
+            **_base(account),
+            "packs": billing_pages.credit_packs(),
+            "meters": meters,
+            "ledger": await billing_pages.ledger(customer),
+        }
+        return page(request, "billing/credits.html", context)
+
+    @get("/invoices")
+    async def invoices(
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        page_number: Annotated[str, QueryParameter(query="page")] = "1",
+    ) -> Template:
+        customer = await _customer(request, billing_pages)
+        account = await billing_pages.account(customer)
+        rows, number, pages, total = await billing_pages.invoices(customer, page_number)
+        context = {
+            **_base(account),
+            "invoices": rows,
+            "page": number,
+            "pages": pages,
+            "total": total,
+        }
+        return page(request, "billing/invoices.html", context, fragment="billing/_invoices.html")
+
+    @get("/payment-methods")
+    async def payment_methods(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+    ) -> Template:
+        customer = await _customer(request, billing_pages)
+        account = await billing_pages.account(customer)
+        cards = await billing_pages.cards(customer, account)
+        context = {**_base(account), "cards": cards}
+        return page(request, "billing/payment_methods.html", context)
+
+
+class PortalController(Controller):
+    """`/portal/{token}`: a signed, single-use link logs its customer in (no password)."""
+
+    path = "/portal"
+    include_in_schema = False
+    opt = {"public": True}
+
+    @get("/{token:str}")
+    async def enter(
+        self,
+        request: Request[Any, Any, Any],
+        token: FromPath[str],
+        portal_links: NamedDependency[PortalLinkService],
+    ) -> Redirect:
+        user_id = await portal_links.login(token)
+        request.set_session(login_session(user_id))
+        return Redirect(
+            "/billing",
+            status_code=303,
+            headers={"Referrer-Policy": "no-referrer", **NO_STORE},
         )
+
+
+class PortalApiController(Controller):
+    path = "/api/v1/customers"
+    guards = [requires_api_key]
+    tags = ["customers"]
+    security = [{"apiKey": []}]
+
+    @get(
+        "/{external_id:str}/portal_url",
+        summary="A single-use, 5-minute link that logs the customer into their billing page",
+        media_type=MediaType.JSON,
+    )
+    async def portal_url(
+        self, external_id: FromPath[str], portal_links: NamedDependency[PortalLinkService]
+    ) -> Response[dict[str, Any]]:
+        url = await portal_links.issue(external_id)
+        return Response({"customer": {"portal_url": url}}, headers=NO_STORE)
+
+
+def portal_store(request: Request[Any, Any, Any]) -> Store:
+    return request.app.stores.get(STORE_NAME)

@@ -1,0 +1,554 @@
+"""View models of the customer's billing pages, built from the services (no HTTP here).
+
+Controllers find the logged-in user's customer with `customer_for_user` (every page is scoped to
+it, so no page takes a customer id) and render what these methods return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.models import Invoice, PaymentMethod
+from app.billing.repository import BillingRepository
+from app.billing.rules import (
+    PAYMENT_PROBLEM_STATUSES,
+    bar_width,
+    can_remove_card,
+    clamp_page,
+    display_percentage,
+    page_count,
+    plan_is_paid,
+    trial_days_left,
+)
+from app.catalog.models import Catalog, CreditPack, Interval, Plan
+from app.customers.models import Customer, Subscription
+from app.customers.service import CustomerService
+from app.lib.clock import add_months, start_of_month, utcnow
+from app.lib.errors import InsufficientBalance, NotFound
+from app.metering.models import CreditGrant, CreditLedgerEntry
+from app.metering.service import Balance, EventInput, MeteringService
+
+TRY_METER = "ai_requests"
+INVOICES_PER_PAGE = 20
+CHART_MAX_DAYS = 31
+LEVEL_TEXT = {"neutral": "", "warning": "Running low", "danger": "Almost used up"}
+STATUS_LABELS = {
+    "active": "Active",
+    "trialing": "Trial",
+    "past_due": "Payment failed",
+    "unpaid": "Unpaid",
+    "canceled": "Canceled",
+    "incomplete": "Payment pending",
+    "incomplete_expired": "Expired",
+    "paused": "Paused",
+}
+INVOICE_STATUS = {
+    "open": ("Due", "badge-warning"),
+    "paid": ("Paid", "badge-success"),
+    "uncollectible": ("Uncollectible", "badge-danger"),
+    "void": ("Void", ""),
+    "draft": ("Draft", ""),
+}
+LEDGER_KINDS = {
+    ("grant", "purchase"): "Purchased",
+    ("grant", "admin"): "Granted by support",
+    ("grant", "promotion"): "Promotion",
+    ("grant", "api"): "Granted",
+    ("consume", None): "Used",
+    ("expire", None): "Expired",
+}
+
+
+# --- view models ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterView:
+    code: str
+    name: str
+    unit: str
+    limit: int | None
+    used: int  # of the included quota (what the bar shows)
+    total_used: int  # including what credits paid for
+    credits: int
+    credits_used: int
+    held: int
+    available: int | None
+    percentage: float | None
+    percentage_text: str
+    width: float
+    level: str
+    level_text: str
+    unlimited: bool
+    exhausted: bool
+    prompt: bool
+    reset: str
+    reset_at: datetime | None
+    credit_pack: CreditPack | None
+    upgrade_plan: Plan | None
+
+    @property
+    def reset_text(self) -> str:
+        if self.reset == "never":
+            return "This is a one-time allowance; it does not reset."
+        if self.reset == "day":
+            when = f" ({self.reset_at:%b %-d})" if self.reset_at else ""
+            return f"Resets daily at 00:00 UTC{when}."
+        if self.reset_at is not None:
+            return f"Resets on {self.reset_at:%b %-d, %Y}."
+        return ""
+
+    @property
+    def period_word(self) -> str:
+        return {"day": "today", "never": "in total"}.get(self.reset, "this period")
+
+
+@dataclass(frozen=True)
+class MetersView:
+    meters: list[MeterView]
+    version: str
+    demo: bool
+    notice: str | None = None
+    notice_kind: str = "success"
+
+    @property
+    def prompted(self) -> list[MeterView]:
+        return [m for m in self.meters if m.prompt and not m.exhausted]
+
+    @property
+    def exhausted(self) -> list[MeterView]:
+        return [m for m in self.meters if m.exhausted]
+
+
+@dataclass(frozen=True)
+class StatusView:
+    status: str
+    label: str
+    badge: str
+    days_left: int | None = None
+    trial_end: datetime | None = None
+    cancel_on: datetime | None = None
+    payment_problem: bool = False
+
+
+@dataclass(frozen=True)
+class ChartDay:
+    day: date
+    amount: int
+    x: float
+    height: float
+    future: bool
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    code: str
+    name: str
+    total: int
+    peak: int
+    peak_day: date | None
+    days: list[ChartDay]
+
+    @property
+    def summary(self) -> str:
+        if not self.total:
+            return f"No {self.name} used yet in this period."
+        assert self.peak_day is not None
+        return (
+            f"{self.total:,} {self.name} in this period; busiest day "
+            f"{self.peak_day:%b %-d} with {self.peak:,}."
+        )
+
+
+@dataclass(frozen=True)
+class ChartView:
+    start: date
+    end: date
+    series: list[ChartSeries]
+    width: int
+    height: int = 48
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    plan: Plan
+    current: bool
+    price: int | None
+    currency: str
+    interval: Interval
+    monthly_equivalent: int | None
+    savings: int
+    quotas: list[tuple[str, str]]
+    checkout: bool
+    action: str
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    at: datetime
+    meter: str
+    kind: str
+    label: str
+    amount: int
+    expires_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice: Invoice
+    status_label: str
+    status_badge: str
+
+
+@dataclass(frozen=True)
+class CardRow:
+    card: PaymentMethod
+    expired: bool
+    can_remove: bool
+
+
+@dataclass
+class Account:
+    customer: Customer
+    subscription: Subscription
+    plan: Plan
+    status: StatusView
+    renews_on: datetime | None
+    paid: bool
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+class BillingPages:
+    def __init__(
+        self,
+        session: AsyncSession,
+        catalog: Catalog,
+        customers: CustomerService,
+        metering: MeteringService,
+        *,
+        demo_mode: bool = False,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.customers = customers
+        self.metering = metering
+        self.demo_mode = demo_mode
+        self.repo = BillingRepository(session)
+
+    async def customer_for_user(self, user_id: int) -> Customer:
+        customer = await self.customers.for_user(user_id)
+        if customer is None:
+            raise NotFound("No billing account is linked to this login.", code="no_customer")
+        return customer
+
+    async def account(self, customer: Customer, now: datetime | None = None) -> Account:
+        now = now or utcnow()
+        subscription = await self.customers.subscription(customer)
+        plan = self.catalog.plan(subscription.plan_slug) or self.catalog.default_plan
+        return Account(
+            customer=customer,
+            subscription=subscription,
+            plan=plan,
+            status=_status(subscription, now),
+            renews_on=None
+            if subscription.cancel_at_period_end
+            else subscription.current_period_end,
+            paid=plan_is_paid(plan.is_free, subscription.status),
+        )
+
+    # Meters, chart, Try it -------------------------------------------------------------
+
+    async def meters(
+        self,
+        customer: Customer,
+        now: datetime | None = None,
+        *,
+        notice: str | None = None,
+        notice_kind: str = "success",
+        plan: Plan | None = None,
+    ) -> MetersView:
+        now = now or utcnow()
+        if plan is None:
+            plan = (await self.account(customer, now)).plan
+        balances = await self.metering.balances_for(customer, now)
+        views = [self._meter_view(balance, plan) for balance in balances]
+        return MetersView(
+            meters=views,
+            version=_version(plan, balances, now),
+            demo=self.demo_mode,
+            notice=notice,
+            notice_kind=notice_kind,
+        )
+
+    def _meter_view(self, balance: Balance, plan: Plan) -> MeterView:
+        unlimited = balance.unlimited
+        pct = balance.percentage
+        return MeterView(
+            code=balance.code,
+            name=balance.name,
+            unit=balance.unit,
+            limit=balance.limit,
+            used=balance.included_used if not unlimited else balance.used,
+            total_used=balance.used,
+            credits=balance.credits,
+            credits_used=balance.credits_used,
+            held=balance.held,
+            available=balance.available,
+            percentage=pct,
+            percentage_text=display_percentage(pct),
+            width=bar_width(pct),
+            level=balance.level,
+            level_text="Used up" if balance.exhausted else LEVEL_TEXT[balance.level],
+            unlimited=unlimited,
+            exhausted=balance.exhausted,
+            prompt=balance.prompt_upgrade,
+            reset=balance.reset,
+            reset_at=balance.period_end,
+            credit_pack=self._pack_for(balance.code),
+            upgrade_plan=self._upgrade_for(plan, balance.code),
+        )
+
+    def _pack_for(self, meter_code: str) -> CreditPack | None:
+        packs = [p for p in self.catalog.credit_packs.values() if p.meter_code == meter_code]
+        return min(packs, key=lambda p: p.amount) if packs else None
+
+    def _upgrade_for(self, current: Plan, meter_code: str) -> Plan | None:
+        """The cheapest public paid plan that includes more of this meter than the current one."""
+        have = current.quotas[meter_code].included if meter_code in current.quotas else 0
+
+        def more(plan: Plan) -> bool:
+            quota = plan.quotas.get(meter_code)
+            if quota is None or plan.slug == current.slug or plan.is_free:
+                return False
+            return have is not None and (quota.included is None or quota.included > have)
+
+        candidates = [plan for plan in self.catalog.public_plans() if more(plan)]
+        return min(candidates, key=_monthly_amount) if candidates else None
+
+    async def chart(self, customer: Customer, now: datetime | None = None) -> ChartView:
+        now = now or utcnow()
+        account = await self.account(customer, now)
+        start, end = _billing_period(account.subscription, now)
+        first = max(start.date(), (now - timedelta(days=CHART_MAX_DAYS - 1)).date())
+        last_day = (end - timedelta(microseconds=1)).date()
+        last = min(last_day, first + timedelta(days=CHART_MAX_DAYS - 1))
+        query_start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        totals = await self.repo.daily_usage(customer.id, query_start, end)
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        today = now.date()
+        series = []
+        for code, meter in self.catalog.meters.items():
+            amounts = [totals.get((code, day), 0) for day in days]
+            peak = max(amounts, default=0)
+            peak_day = days[amounts.index(peak)] if peak else None
+            points = [
+                ChartDay(
+                    day=day,
+                    amount=amount,
+                    x=index * 10 + 1,
+                    height=max(1.5, round(amount * 44 / peak, 2)) if amount else 0,
+                    future=day > today,
+                )
+                for index, (day, amount) in enumerate(zip(days, amounts, strict=True))
+            ]
+            series.append(ChartSeries(code, meter.name, sum(amounts), peak, peak_day, points))
+        return ChartView(start=first, end=last, series=series, width=len(days) * 10)
+
+    async def try_it(self, customer: Customer) -> tuple[bool, str]:
+        """Run the demo's fake AI request: one `ai_requests` event, recorded server-side."""
+        if self.catalog.meter(TRY_METER) is None:
+            raise NotFound("The demo meter is not in the catalog.", code="meter_not_found")
+        try:
+            await self.metering.record(
+                EventInput(
+                    transaction_id=f"try_{uuid.uuid4().hex}",
+                    code=TRY_METER,
+                    external_customer_id=customer.external_id,
+                )
+            )
+        except InsufficientBalance:
+            ok, message = False, "That request did not run: your AI requests are used up."
+        else:
+            ok, message = True, f"The fake AI answered: “{_fake_answer()}” (1 AI request used)."
+        # The write committed on the writer's own connection: end this session's read snapshot
+        # (SQLite WAL) so the balances read next include it.
+        await self.session.commit()
+        return ok, message
+
+    # Other pages -------------------------------------------------------------------------
+
+    def plan_cards(self, account: Account, interval: Interval) -> list[PlanCard]:
+        cards = []
+        for plan in self.catalog.public_plans():
+            price = plan.price(interval) or plan.price("month")
+            shown: Interval = price.interval if price is not None else "month"
+            is_current = plan.slug == account.plan.slug
+            same_terms = is_current and (plan.is_free or account.subscription.interval == shown)
+            cards.append(
+                PlanCard(
+                    plan=plan,
+                    current=is_current,
+                    price=price.amount if price else None,
+                    currency=price.currency if price else account.customer.currency,
+                    interval=shown,
+                    monthly_equivalent=price.amount // 12 if price and shown == "year" else None,
+                    savings=plan.yearly_savings(),
+                    quotas=self._quota_lines(plan, shown),
+                    checkout=price is not None and not plan.is_free and not same_terms,
+                    action=_plan_action(plan, account.plan, is_current, shown),
+                )
+            )
+        return cards
+
+    def _quota_lines(self, plan: Plan, interval: Interval) -> list[tuple[str, str]]:
+        per = {
+            "day": " a day",
+            "billing_period": " a month" if interval == "month" else " a year",
+            "never": " in total",
+        }
+        lines = []
+        for code, meter in self.catalog.meters.items():
+            quota = plan.quotas.get(code)
+            if quota is None:
+                continue
+            text = (
+                "Unlimited" if quota.included is None else f"{quota.included:,}{per[quota.reset]}"
+            )
+            lines.append((meter.name, text))
+        return lines
+
+    def max_savings_percent(self) -> int:
+        best = 0
+        for plan in self.catalog.public_plans():
+            monthly = plan.price("month")
+            if plan.yearly_savings() and monthly and monthly.amount:
+                best = max(best, round(plan.yearly_savings() * 100 / (monthly.amount * 12)))
+        return best
+
+    def credit_packs(self) -> list[CreditPack]:
+        return sorted(self.catalog.credit_packs.values(), key=lambda p: (p.meter_code, p.amount))
+
+    async def ledger(self, customer: Customer, limit: int = 50) -> list[LedgerRow]:
+        rows = await self.metering.credit_ledger(customer.id, limit=limit)
+        return [self._ledger_row(entry, grant) for entry, grant in rows]
+
+    def _ledger_row(self, entry: CreditLedgerEntry, grant: CreditGrant) -> LedgerRow:
+        source = grant.source if entry.kind == "grant" else None
+        meter = self.catalog.meter(entry.meter_code)
+        sign = 1 if entry.kind == "grant" else -1
+        return LedgerRow(
+            at=entry.created_at,
+            meter=meter.name if meter else entry.meter_code,
+            kind=entry.kind,
+            label=LEDGER_KINDS.get((entry.kind, source), entry.kind.capitalize()),
+            amount=sign * abs(entry.amount),
+            expires_at=grant.expires_at if entry.kind == "grant" else None,
+            reason=grant.reason if entry.kind == "grant" else "",
+        )
+
+    async def invoices(
+        self, customer: Customer, page: str | int | None, per_page: int = INVOICES_PER_PAGE
+    ) -> tuple[list[InvoiceRow], int, int, int]:
+        """(rows, page, pages, total)."""
+        total = await self.repo.count_listed_invoices(customer.id)
+        pages = page_count(total, per_page)
+        number = clamp_page(page, pages)
+        invoices = await self.repo.invoices(
+            customer.id, offset=(number - 1) * per_page, limit=per_page
+        )
+        rows = [
+            InvoiceRow(inv, *INVOICE_STATUS.get(inv.status, (inv.status, ""))) for inv in invoices
+        ]
+        return rows, number, pages, total
+
+    async def cards(
+        self, customer: Customer, account: Account, now: datetime | None = None
+    ) -> list[CardRow]:
+        now = now or utcnow()
+        cards = await self.repo.payment_methods(customer.id)
+        removable = can_remove_card(len(cards), account.paid)
+        return [CardRow(card, _card_expired(card, now), removable) for card in cards]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _status(subscription: Subscription, now: datetime) -> StatusView:
+    status = subscription.status
+    label = STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+    badge = {"active": "badge-success", "trialing": "badge-success"}.get(status, "badge-warning")
+    if status in ("canceled", "incomplete_expired"):
+        badge = "badge-danger"
+    cancel_on = None
+    if subscription.cancel_at_period_end and status not in ("canceled",):
+        cancel_on = subscription.current_period_end
+        label, badge = "Canceling", "badge-warning"
+    days_left = trial_days_left(subscription.trial_end, now) if status == "trialing" else None
+    return StatusView(
+        status=status,
+        label=label,
+        badge=badge,
+        days_left=days_left,
+        trial_end=subscription.trial_end if status == "trialing" else None,
+        cancel_on=cancel_on,
+        payment_problem=status in PAYMENT_PROBLEM_STATUSES,
+    )
+
+
+def _billing_period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if start is not None and end is not None and start <= now < end:
+        return start, end
+    month = start_of_month(now)
+    return month, add_months(month, 1)
+
+
+def _plan_action(plan: Plan, current: Plan, is_current: bool, interval: Interval) -> str:
+    if is_current:
+        return f"Switch to {'yearly' if interval == 'year' else 'monthly'} billing"
+    if _monthly_amount(plan) > _monthly_amount(current):
+        if plan.trial_days and current.is_free:
+            return f"Start {plan.trial_days}-day free trial"
+        return f"Upgrade to {plan.name}"
+    return f"Switch to {plan.name}"
+
+
+def _monthly_amount(plan: Plan) -> int:
+    price = plan.price("month") or plan.price("year")
+    if price is None:
+        return 0
+    return price.amount if price.interval == "month" else price.amount // 12
+
+
+def _version(plan: Plan, balances: list[Balance], now: datetime) -> str:
+    parts = [plan.slug, now.strftime("%Y-%m-%d")]
+    for b in balances:
+        parts.append(f"{b.code}:{b.limit}:{b.used}:{b.credits}:{b.credits_used}:{b.held}")
+        parts.append(str(b.period_end))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _card_expired(card: PaymentMethod, now: datetime) -> bool:
+    if not card.exp_year or not card.exp_month:
+        return False
+    return (card.exp_year, card.exp_month) < (now.year, now.month)
+
+
+_ANSWERS = (
+    "Your invoices are in order.",
+    "The best time to upgrade was yesterday; the second best is now.",
+    "42 AI requests walk into a bar. The bar fills up.",
+    "I counted that request exactly once.",
+)
+
+
+def _fake_answer() -> str:
+    return _ANSWERS[uuid.uuid4().int % len(_ANSWERS)]

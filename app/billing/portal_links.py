@@ -1,0 +1,214 @@
+"""Signed, short-lived, single-use login links into /billing (Lago's `portal_url`).
+
+A token is `base64url(payload).base64url(hmac_sha256(secret, payload))`, the payload naming the
+customer (its public id), a random nonce and an expiry. Nothing is stored when a link is issued;
+redeeming it claims the nonce in a shared store (Redis or files, so several app processes agree),
+which makes a second use fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+
+from litestar.stores.base import StorageObject, Store
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.repository import BillingRepository
+from app.customers.models import Customer
+from app.customers.service import CustomerService
+from app.lib.clock import utcnow
+from app.lib.errors import Forbidden
+
+PORTAL_TTL_SECONDS = 300
+STORE_NAME = "portal_tokens"
+_CONTEXT = b"billing-portal/portal-link/v1:"
+_MAX_TOKEN = 512
+_memory_lock = asyncio.Lock()
+
+
+class PortalLinkInvalid(Forbidden):
+    code = "portal_link_invalid"
+
+
+@dataclass(frozen=True)
+class PortalClaim:
+    customer_public_id: str
+    nonce: str
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, payload: bytes) -> bytes:
+    return hmac.new(secret.encode(), _CONTEXT + payload, hashlib.sha256).digest()
+
+
+def sign(secret: str, customer_public_id: str, now: datetime, ttl: int = PORTAL_TTL_SECONDS) -> str:
+    payload = json.dumps(
+        {"c": customer_public_id, "n": secrets.token_urlsafe(16), "e": int(now.timestamp()) + ttl},
+        separators=(",", ":"),
+    ).encode()
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+
+
+def verify(secret: str, token: str, now: datetime) -> PortalClaim:
+    """The claim of a genuine, unexpired token; PortalLinkInvalid otherwise."""
+    try:
+        if len(token) > _MAX_TOKEN:
+            raise ValueError("too long")
+        raw_payload, raw_mac = token.split(".")
+        payload, mac = _unb64(raw_payload), _unb64(raw_mac)
+        if not hmac.compare_digest(mac, _mac(secret, payload)):
+            raise ValueError("bad signature")
+        data = json.loads(payload)
+        claim = PortalClaim(str(data["c"]), str(data["n"]), int(data["e"]))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise PortalLinkInvalid(
+            "This billing link is not valid. Ask the app you came from for a new one."
+        ) from None
+    if claim.expires_at <= int(now.timestamp()):
+        raise PortalLinkInvalid(
+            "This billing link has expired. Links work for 5 minutes; ask the app you came from "
+            "for a new one."
+        )
+    return claim
+
+
+async def claim_once(store: Store, key: str, ttl: int) -> bool:
+    """Mark `key` used; True for the first caller only, across processes sharing the store."""
+    ttl = max(1, ttl)
+    if isinstance(store, RedisStore):
+        return bool(await store._redis.set(store._make_key(key), b"used", ex=ttl, nx=True))
+    if isinstance(store, FileStore):
+        return await asyncio.to_thread(_claim_file, store, key, ttl)
+    async with _memory_lock:  # a process-local store (MemoryStore): a lock makes it atomic
+        if await store.exists(key):
+            return False
+        await store.set(key, b"used", expires_in=ttl)
+        return True
+
+
+def _claim_file(store: FileStore, key: str, ttl: int) -> bool:
+    # A hard link to a finished temp file is an atomic create-if-absent on POSIX file systems.
+    # A marker outlives its token (ttl > the token's remaining life), so an existing marker
+    # always means "used".
+    directory = str(store.path)
+    os.makedirs(directory, exist_ok=True)
+    if secrets.randbelow(100) == 0:
+        _sweep(directory)
+    target = str(store._path_from_key(key))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".claim.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(StorageObject.new(data=b"used", expires_in=ttl).to_bytes())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _sweep(directory: str) -> None:
+    """Remove markers of tokens that expired long ago (best effort)."""
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                with open(entry.path, "rb") as handle:
+                    stored = StorageObject.from_bytes(handle.read())
+                if stored.expired:
+                    os.unlink(entry.path)
+
+
+async def redeem(store: Store, secret: str, token: str, now: datetime) -> PortalClaim:
+    """Verify the token and use it up; PortalLinkInvalid when forged, expired or used."""
+    claim = verify(secret, token, now)
+    ttl = claim.expires_at - int(now.timestamp()) + 60
+    if not await claim_once(store, f"portal:{claim.nonce}", ttl):
+        raise PortalLinkInvalid(
+            "This billing link was already used. Links work once; ask the app you came from "
+            "for a new one."
+        )
+    return claim
+
+
+class PortalLinkService:
+    """Issues portal URLs for the API and turns a redeemed token into a login (owns its commit)."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        customers: CustomerService,
+        store: Store,
+        secret: str,
+        public_url: str,
+    ) -> None:
+        self.session = session
+        self.customers = customers
+        self.store = store
+        self.secret = secret
+        self.public_url = public_url.rstrip("/")
+        self.repo = BillingRepository(session)
+
+    async def issue(self, external_id: str, now: datetime | None = None) -> str:
+        customer = await self.customers.get(external_id)  # NotFound → 404
+        await self._check_not_admin(customer)
+        token = sign(self.secret, customer.public_id, now or utcnow())
+        return f"{self.public_url}/portal/{token}"
+
+    async def login(self, token: str, now: datetime | None = None) -> int:
+        """The id of the user to log in: the customer's, or a new password-less one linked to it."""
+        claim = await redeem(self.store, self.secret, token, now or utcnow())
+        customer = await self.repo.customer_by_public_id(claim.customer_public_id)
+        if customer is None:
+            raise PortalLinkInvalid("This billing link is for an account that no longer exists.")
+        await self._check_not_admin(customer)
+        if customer.user_id is not None:
+            return customer.user_id
+        try:
+            email = customer.email or ""
+            if not email or len(email) > 254 or await self.repo.email_taken(email):
+                email = f"customer-{customer.public_id}@portal.invalid"
+            user = await self.repo.add_passwordless_user(email, (customer.name or "")[:120])
+            customer.user_id = user.id
+            await self.session.commit()
+        except IntegrityError:  # a concurrent first login linked a user first
+            await self.session.rollback()
+            await self.session.refresh(customer)
+            if customer.user_id is None:
+                raise
+        assert customer.user_id is not None
+        return customer.user_id
+
+    async def _check_not_admin(self, customer: Customer) -> None:
+        if customer.user_id is None:
+            return
+        user = await self.repo.user(customer.user_id)
+        if user is not None and user.is_admin:
+            raise Forbidden(
+                "Portal links cannot log in an administrator.", code="portal_link_forbidden"
+            )

@@ -1,0 +1,95 @@
+"""All SQL of the billing pages: invoices, cards, daily usage, and portal logins."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.billing.models import Invoice, PaymentMethod
+from app.customers.models import Customer
+from app.metering.models import UsageEvent
+
+
+class BillingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Invoices and cards (written by the Stripe webhooks, read here) -------------------
+
+    async def invoices(
+        self, customer_id: int, *, offset: int = 0, limit: int = 20
+    ) -> list[Invoice]:
+        query = (
+            select(Invoice)
+            .where(Invoice.customer_id == customer_id, Invoice.status != "draft")
+            .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def count_listed_invoices(self, customer_id: int) -> int:
+        query = (
+            select(func.count())
+            .select_from(Invoice)
+            .where(Invoice.customer_id == customer_id, Invoice.status != "draft")
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def payment_methods(self, customer_id: int) -> list[PaymentMethod]:
+        query = (
+            select(PaymentMethod)
+            .where(PaymentMethod.customer_id == customer_id)
+            .order_by(
+                PaymentMethod.is_default.desc(),
+                PaymentMethod.created_at.desc(),
+                PaymentMethod.id.desc(),
+            )
+        )
+        return list(await self.session.scalars(query))
+
+    # Usage over time -----------------------------------------------------------------
+
+    async def daily_usage(
+        self, customer_id: int, start: datetime, end: datetime
+    ) -> dict[tuple[str, date], int]:
+        """Usage per (meter, UTC day) of one customer in [start, end): one bounded GROUP BY."""
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            day = cast(func.timezone("UTC", UsageEvent.timestamp), Date)
+        else:  # SQLite stores naive UTC
+            day = func.date(UsageEvent.timestamp)
+        query = (
+            select(UsageEvent.meter_code, day.label("day"), func.sum(UsageEvent.amount))
+            .where(
+                UsageEvent.customer_id == customer_id,
+                UsageEvent.timestamp >= start,
+                UsageEvent.timestamp < end,
+            )
+            .group_by(UsageEvent.meter_code, day)
+        )
+        totals: dict[tuple[str, date], int] = {}
+        for code, raw_day, amount in (await self.session.execute(query)).all():
+            key_day = raw_day if isinstance(raw_day, date) else date.fromisoformat(str(raw_day))
+            totals[(code, key_day)] = int(amount or 0)
+        return totals
+
+    # Portal logins ---------------------------------------------------------------------
+
+    async def customer_by_public_id(self, public_id: str) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(Customer.public_id == public_id))
+
+    async def user(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def email_taken(self, email: str) -> bool:
+        query = select(User.id).where(func.lower(User.email) == email.lower())
+        return await self.session.scalar(query) is not None
+
+    async def add_passwordless_user(self, email: str, name: str) -> User:
+        user = User(email=email, name=name, password_hash=None, is_admin=False)
+        self.session.add(user)
+        await self.session.flush()
+        return user

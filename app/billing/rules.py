@@ -1,0 +1,56 @@
+"""Pure billing rules shared by the pages and the Stripe actions (no I/O, no framework)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+# Subscription statuses in which a paid plan is still in force (Stripe's words).
+ACTIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
+PAYMENT_PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
+
+
+def can_remove_card(cards_count: int, plan_is_paid: bool) -> bool:
+    """A card can go unless it is the last one while a paid plan is active."""
+    return cards_count > 1 or not plan_is_paid
+
+
+def plan_is_paid(plan_is_free: bool, status: str) -> bool:
+    """Whether a paid plan is in force (so the customer must keep a card on file)."""
+    return not plan_is_free and status in ACTIVE_STATUSES
+
+
+def trial_days_left(trial_end: datetime | None, now: datetime) -> int | None:
+    """Whole days left in a trial, rounded up (a trial ending in 2 hours has 1 day left)."""
+    if trial_end is None:
+        return None
+    seconds = (trial_end - now).total_seconds()
+    return max(0, math.ceil(seconds / 86_400))
+
+
+def display_percentage(value: float | None) -> str:
+    """At most one decimal, none when whole: 80 → "80", 33.33 → "33.3"."""
+    if value is None:
+        return ""
+    rounded = round(value, 1)
+    return f"{rounded:.0f}" if rounded == int(rounded) else f"{rounded:.1f}"
+
+
+def bar_width(value: float | None) -> float:
+    """The filled share of a bar, clamped to 0-100."""
+    if value is None:
+        return 0.0
+    return max(0.0, min(100.0, round(value, 1)))
+
+
+def page_count(total: int, per_page: int) -> int:
+    return max(1, math.ceil(total / per_page))
+
+
+def clamp_page(raw: str | int | None, pages: int) -> int:
+    """A page number from the query string: junk means 1, past the end means the last page."""
+    try:
+        number = int(raw or 1)
+    except (TypeError, ValueError):
+        number = 1
+    return min(max(1, number), pages)
