@@ -94,7 +94,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def request_db_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
         return alchemy.provide_session(connection.app.state, connection.scope)
 
-    writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
+    # The writer has its own pool: requests wait on it while holding theirs, so sharing one
+    # pool could starve it.
+    writer_engine = create_engine(settings.database_url)
+    writer = UsageWriter(
+        writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"
+    )
     templates = template_config(settings)
     session_auth = build_session_auth(settings, request_db_session)
 
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             yield
         finally:
             await writer.close()
+            await writer_engine.dispose()
             await engine.dispose()
 
     def provide_settings() -> Settings:
@@ -213,7 +219,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                 "catalog": catalog,
                 "engine": engine,
                 "usage_writer": writer,
-                "db_session_provider": request_db_session,
             }
         ),
         debug=False,

@@ -18,8 +18,7 @@ async def requires_api_key(
     scheme, _sep, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise NotAuthorizedException("Send your API key as 'Authorization: Bearer <key>'.")
-    session = connection.app.state["db_session_provider"](connection)
-    key = await KEY_CACHE.authenticate(session, raw.strip())
+    key = await KEY_CACHE.authenticate(connection.app.state["engine"], raw.strip())
     if key is None:
         raise NotAuthorizedException("Invalid or revoked API key.")
     connection.scope["api_key"] = key  # type: ignore[typeddict-unknown-key]

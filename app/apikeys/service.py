@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.apikeys.models import ApiKey
 from app.lib.clock import utcnow
@@ -68,26 +68,33 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    async def authenticate(self, session: AsyncSession, raw: str) -> AuthenticatedKey | None:
+    async def authenticate(self, engine: AsyncEngine, raw: str) -> AuthenticatedKey | None:
+        """Look the key up on a connection of its own, held only for the query: a request
+        waiting on something else must never sit on a pooled connection because of auth."""
         digest = hash_key(raw)
         now = time.monotonic()
         cached = self._entries.get(digest)
         if cached is not None and cached[0] > now:
             result = cached[1]
         else:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-            )
+            async with engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(ApiKey.id, ApiKey.name).where(
+                            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+                        )
+                    )
+                ).first()
             result = AuthenticatedKey(id=row.id, name=row.name) if row else None
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[digest] = (now + CACHE_SECONDS, result)
         if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
             self._last_touch[result.id] = now
-            await session.execute(
-                update(ApiKey).where(ApiKey.id == result.id).values(last_used_at=utcnow())
-            )
-            await session.commit()
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(ApiKey).where(ApiKey.id == result.id).values(last_used_at=utcnow())
+                )
         return result
 
 
