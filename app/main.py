@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.auth import build_rate_limit, build_session_auth
 from app.accounts.controllers import AuthController
 from app.accounts.service import AccountService
+from app.billing.actions import BillingActionsController
 from app.billing.controllers import (
     BillingController,
     PortalApiController,
@@ -41,6 +42,7 @@ from app.billing.controllers import (
 )
 from app.billing.pages import BillingPages
 from app.billing.portal_links import PortalLinkService
+from app.billing.service import BillingService
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import Settings
@@ -51,6 +53,9 @@ from app.db.migrations import ensure_migrated
 from app.metering.controllers import UsageApiController
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
+from app.stripe.gateway import StripeGateway
+from app.stripe.service import StripeEventService
+from app.stripe.webhooks import StripeWebhookController
 from app.web.errors import exception_handlers
 from app.web.templating import STATIC_DIR, template_config
 
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     writer = UsageWriter(
         writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"
     )
+    stripe_gateway = StripeGateway.from_settings(settings)
     templates = template_config(settings)
     session_auth = build_session_auth(settings, request_db_session)
 
@@ -137,6 +143,18 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             db_session, catalog, customer_service, metering_service, demo_mode=settings.demo_mode
         )
 
+    def provide_stripe_gateway() -> StripeGateway:
+        return stripe_gateway
+
+    def provide_billing_service(db_session: NamedDependency[AsyncSession]) -> BillingService:
+        metering = MeteringService(db_session, catalog, writer, writer.upgrade_url)
+        return BillingService(db_session, catalog, stripe_gateway, settings.public_url, metering)
+
+    def provide_stripe_event_service(
+        billing_service: NamedDependency[BillingService],
+    ) -> StripeEventService:
+        return StripeEventService(billing_service.session, billing_service)
+
     def provide_portal_links(
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
@@ -163,6 +181,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             BillingController,
             PortalController,
             PortalApiController,
+            BillingActionsController,
+            StripeWebhookController,
             CustomerApiController,
             UsageApiController,
             health,
@@ -178,6 +198,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "metering_service": Provide(provide_metering_service, sync_to_thread=False),
             "billing_pages": Provide(provide_billing_pages, sync_to_thread=False),
             "portal_links": Provide(provide_portal_links, sync_to_thread=False),
+            "stripe_gateway": Provide(provide_stripe_gateway, sync_to_thread=False),
+            "billing_service": Provide(provide_billing_service, sync_to_thread=False),
+            "stripe_event_service": Provide(provide_stripe_event_service, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -219,6 +242,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                 "catalog": catalog,
                 "engine": engine,
                 "usage_writer": writer,
+                "stripe_gateway": stripe_gateway,
             }
         ),
         debug=False,

@@ -12,7 +12,7 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
-from app.stripe.models import StripeEvent
+from app.stripe.models import StripeEvent, StripeOutboxMessage
 
 __all__ = [
     "ApiKey",
@@ -24,6 +24,7 @@ __all__ = [
     "PaymentMethod",
     "Reservation",
     "StripeEvent",
+    "StripeOutboxMessage",
     "Subscription",
     "UsageEvent",
     "UsageTotal",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.config import Settings
 
-API_VERSION = "2025-10-29.clover"
+API_VERSION = "2026-10-28.endive"  # the stripe SDK's pinned version
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,258 @@
+"""The Stripe actions behind the billing pages' forms (HTTP only; the rules are in BillingService).
+
+Every action is a CSRF-protected POST scoped to the logged-in user's own customer, answers
+303 with a flash message (or sends the browser to Stripe), and turns a Stripe failure into
+a flash message instead of a 500. Browsers leave for Stripe with a 303; htmx requests
+(boosted forms) get `HX-Redirect`, since an XHR cannot follow a redirect to another origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery
+from litestar.plugins.flash import flash
+from litestar.plugins.htmx import ClientRedirect
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from app.accounts.guards import current_user, requires_user
+from app.billing.service import ActionResult, BillingService
+from app.customers.models import Customer
+from app.lib.errors import DomainError, NotFound
+from app.metering.service import MeteringService
+from app.stripe.gateway import StripeGatewayError
+from app.web.responses import page
+
+PLANS_PAGE = "/billing/upgrade"
+CREDITS_PAGE = "/billing/credits"
+CARDS_PAGE = "/billing/payment-methods"
+DASHBOARD = "/billing"
+STATUS_FRAGMENT = "billing/checkout_status.html"
+
+
+class PlanForm(Struct):
+    plan: str = ""
+    interval: str = "month"
+
+
+class PackForm(Struct):
+    pack: str = ""
+
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+def _go(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRedirect:
+    if getattr(request, "htmx", None):
+        return ClientRedirect(redirect_to=url)
+    return Redirect(path=url, status_code=303)
+
+
+async def _customer(request: Request[Any, Any, Any], billing: BillingService) -> Customer:
+    user = current_user(request)
+    assert user is not None  # requires_user ran
+    return await billing.customer_for_user(user.id)
+
+
+async def _act(
+    request: Request[Any, Any, Any],
+    billing: BillingService,
+    action: Callable[[Customer], Awaitable[ActionResult]],
+    back: str,
+) -> Redirect | ClientRedirect:
+    """Run an action; flash its outcome (or Stripe's error) and redirect."""
+    customer = await _customer(request, billing)
+    try:
+        result = await action(customer)
+    except NotFound:
+        raise
+    except StripeGatewayError as exc:
+        await billing.session.rollback()
+        flash(request, exc.message, category="error")
+        return _go(request, back)
+    except DomainError as exc:
+        await billing.session.rollback()
+        flash(request, exc.message, category="error")
+        return _go(request, back)
+    if result.message:
+        flash(request, result.message, category=result.category)
+    return _go(request, result.redirect_url or back)
+
+
+class BillingActionsController(Controller):
+    path = "/billing"
+    guards = [requires_user]
+    include_in_schema = False
+
+    # Checkout ---------------------------------------------------------------------------
+
+    @post("/checkout")
+    async def checkout(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        data: Annotated[PlanForm, Form],
+    ) -> Redirect | ClientRedirect:
+        return await _act(
+            request,
+            billing_service,
+            lambda c: billing_service.start_plan_checkout(c, data.plan, data.interval),
+            PLANS_PAGE,
+        )
+
+    @post("/credits/checkout")
+    async def credits_checkout(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        data: Annotated[PackForm, Form],
+    ) -> Redirect | ClientRedirect:
+        return await _act(
+            request,
+            billing_service,
+            lambda c: billing_service.start_credits_checkout(c, data.pack),
+            CREDITS_PAGE,
+        )
+
+    @post("/payment-methods/add")
+    async def add_card(
+        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+    ) -> Redirect | ClientRedirect:
+        return await _act(request, billing_service, billing_service.start_card_setup, CARDS_PAGE)
+
+    @post("/portal")
+    async def portal(
+        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+    ) -> Redirect | ClientRedirect:
+        async def open_portal(customer: Customer) -> ActionResult:
+            return ActionResult("", redirect_url=await billing_service.portal_url(customer))
+
+        return await _act(request, billing_service, open_portal, DASHBOARD)
+
+    @get("/checkout/success")
+    async def checkout_success(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        metering_service: NamedDependency[MeteringService],
+        session_id: FromQuery[str] = "",
+    ) -> Template:
+        """Never trusts the redirect: shows "processing" until our ledger has the webhook."""
+        customer = await _customer(request, billing_service)
+        try:
+            status = await billing_service.checkout_status(customer, session_id, fetch=True)
+        except StripeGatewayError as exc:  # Stripe unreachable: say so, and keep polling
+            status, error = None, exc.message
+        else:
+            error = None
+        context = await _status_context(status, customer, metering_service)
+        context.update(session_id=session_id, error=error)
+        return page(request, "billing/checkout_success.html", context)
+
+    @get("/checkout/status")
+    async def checkout_status(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        metering_service: NamedDependency[MeteringService],
+        session_id: FromQuery[str] = "",
+    ) -> Template:
+        """The polled partial: reads only our database."""
+        customer = await _customer(request, billing_service)
+        status = await billing_service.checkout_status(customer, session_id, fetch=False)
+        context = await _status_context(status, customer, metering_service)
+        context.update(session_id=session_id, error=None)
+        response = page(request, "billing/checkout_success.html", context, fragment=STATUS_FRAGMENT)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @get("/checkout/canceled")
+    async def checkout_canceled(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "billing/checkout_canceled.html", {})
+
+    # Cards ------------------------------------------------------------------------------
+
+    @post("/payment-methods/{payment_method_id:str}/default")
+    async def default_card(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        payment_method_id: FromPath[str],
+    ) -> Redirect | ClientRedirect:
+        return await _act(
+            request,
+            billing_service,
+            lambda c: billing_service.set_default_card(c, payment_method_id),
+            CARDS_PAGE,
+        )
+
+    @post("/payment-methods/{payment_method_id:str}/remove")
+    async def remove_card(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        payment_method_id: FromPath[str],
+    ) -> Redirect | ClientRedirect:
+        return await _act(
+            request,
+            billing_service,
+            lambda c: billing_service.remove_card(c, payment_method_id),
+            CARDS_PAGE,
+        )
+
+    # Subscription -----------------------------------------------------------------------
+
+    @post("/subscription/cancel")
+    async def cancel(
+        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+    ) -> Redirect | ClientRedirect:
+        return await _act(request, billing_service, billing_service.cancel, DASHBOARD)
+
+    @post("/subscription/resume")
+    async def resume(
+        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+    ) -> Redirect | ClientRedirect:
+        return await _act(request, billing_service, billing_service.resume, DASHBOARD)
+
+    @post("/subscription/change")
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        billing_service: NamedDependency[BillingService],
+        data: Annotated[PlanForm, Form],
+    ) -> Redirect | ClientRedirect:
+        return await _act(
+            request,
+            billing_service,
+            lambda c: billing_service.change_plan(c, data.plan, data.interval),
+            DASHBOARD,
+        )
+
+
+async def _status_context(
+    status: Any, customer: Customer, metering: MeteringService
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"status": status, "credits_balance": None, "limits": []}
+    if status is None or status.state != "done":
+        return context
+    if status.plan is not None:
+        context["limits"] = [
+            (meter.name, status.plan.quotas[code].included, meter.unit)
+            for code, meter in metering.catalog.meters.items()
+            if code in status.plan.quotas
+        ]
+    if status.pack_name:
+        balances = await metering.balances_for(customer)
+        pack = next(
+            (p for p in metering.catalog.credit_packs.values() if p.name == status.pack_name), None
+        )
+        if pack is not None:
+            context["credits_balance"] = next(
+                (b.credits for b in balances if b.code == pack.meter_code), None
+            )
+    return context

@@ -1,0 +1,562 @@
+"""The Stripe gateway: the only module that imports `stripe`.
+
+Everything the portal asks of Stripe goes through `StripeGateway`, a thin wrapper over
+`stripe.StripeClient` (`client.v1.*`, async methods). It
+
+- builds every request's parameters as the SDK's typed `*Params` dicts, so mypy
+  (`make typecheck`) rejects a misspelt or mistyped parameter;
+- sends an `Idempotency-Key` with every POST, chosen by the caller from our own ids, so a
+  retry (the SDK's `max_network_retries`, the worker's, a user's double submit) is safe;
+- returns plain `dict`s (the JSON Stripe sent), the same shape the webhook handlers read
+  from events, so services never touch SDK objects;
+- turns `stripe.StripeError` into `StripeGatewayError` (a `DomainError`) with a message
+  that can be shown to the user.
+
+`STRIPE_API_BASE` (or the emulator's address when no key is set) replaces Stripe's API
+address; the API version is the one the SDK pins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import stripe
+
+from app.config import Settings
+from app.lib.errors import DomainError
+
+if TYPE_CHECKING:
+    from stripe._base_address import BaseAddresses
+    from stripe.params import (
+        CustomerCreateParams,
+        CustomerUpdateParams,
+        InvoiceListParams,
+        PaymentMethodListParams,
+        PriceCreateParams,
+        PriceListParams,
+        PriceUpdateParams,
+        ProductCreateParams,
+        ProductUpdateParams,
+        SubscriptionListParams,
+        SubscriptionUpdateParams,
+    )
+    from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+    from stripe.params.checkout import SessionCreateParams
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+MAX_NETWORK_RETRIES = 2
+API_VERSION: str = stripe.api_version
+
+Json = dict[str, Any]
+ProrationBehavior = Literal["always_invoice", "create_prorations", "none"]
+
+
+class StripeGatewayError(DomainError):
+    """Stripe refused or could not be reached. `message` is safe to show to the user."""
+
+    status_code = 502
+    code = "stripe_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        stripe_code: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.stripe_code = stripe_code
+        self.http_status = http_status
+
+
+class StripeCardError(StripeGatewayError):
+    status_code = 402
+    code = "card_error"
+
+
+class StripeNotFound(StripeGatewayError):
+    status_code = 404
+    code = "stripe_resource_missing"
+
+
+class InvalidSignature(Exception):
+    """The webhook's `Stripe-Signature` is missing, forged or older than the tolerance."""
+
+
+def _translate(exc: stripe.StripeError) -> StripeGatewayError:
+    status = exc.http_status
+    code = getattr(exc, "code", None)
+    if isinstance(exc, stripe.CardError):
+        return StripeCardError(
+            exc.user_message or "Your card was declined.", stripe_code=code, http_status=status
+        )
+    if isinstance(exc, stripe.InvalidRequestError) and code == "resource_missing":
+        return StripeNotFound(exc.user_message or "Not found at Stripe.", http_status=status)
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
+        message = "Stripe could not be reached. Please try again in a moment."
+    elif isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        message = "The portal's Stripe key was refused. Please tell the administrator."
+    else:
+        message = exc.user_message or "Stripe could not complete the request. Please try again."
+    return StripeGatewayError(message, stripe_code=code, http_status=status)
+
+
+def _plain(obj: Any) -> Json:
+    if isinstance(obj, stripe.StripeObject):
+        return obj.to_dict(recursive=True, for_json=True)
+    return dict(obj)
+
+
+def idempotency_key(*parts: object) -> str:
+    """A key from our own ids; long or odd parts are hashed so it stays within Stripe's 255."""
+    raw = ":".join(str(part) for part in parts)
+    if len(raw) <= 200:
+        return raw
+    return raw[:120] + ":" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def content_hash(value: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LineItem:
+    price: str
+    quantity: int = 1
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        api_key: str,
+        webhook_secret: str,
+        *,
+        api_base: str | None = None,
+        max_network_retries: int = MAX_NETWORK_RETRIES,
+    ) -> None:
+        base_addresses: BaseAddresses = {}
+        if api_base:
+            base_addresses = {
+                "api": api_base,
+                "files": api_base,
+                "connect": api_base,
+                "meter_events": api_base,
+            }
+        self.api_base = api_base or stripe.DEFAULT_API_BASE
+        self.webhook_secret = webhook_secret
+        self.client = stripe.StripeClient(
+            api_key,
+            base_addresses=base_addresses,
+            max_network_retries=max_network_retries,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StripeGateway:
+        return cls(
+            settings.effective_stripe_secret_key,
+            settings.stripe_webhook_secret,
+            api_base=settings.effective_stripe_api_base,
+        )
+
+    # Webhooks ---------------------------------------------------------------------------
+
+    def verify_event(self, payload: bytes, signature: str | None) -> Json:
+        """Check the signature on the raw body (300 s tolerance) and return the event as JSON."""
+        if not signature:
+            raise InvalidSignature("missing Stripe-Signature header")
+        try:
+            stripe.Webhook.construct_event(
+                payload, signature, self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(str(exc)) from None
+        except (ValueError, IndexError, KeyError) as exc:  # malformed header or body
+            raise InvalidSignature(f"malformed webhook: {exc}") from None
+        event = json.loads(payload)
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+            raise InvalidSignature("the body is not an event")
+        return event
+
+    # Customers --------------------------------------------------------------------------
+
+    async def create_customer(
+        self, *, email: str | None, name: str | None, metadata: dict[str, str], key: str
+    ) -> Json:
+        params: CustomerCreateParams = {"metadata": metadata}
+        if email:
+            params["email"] = email
+        if name:
+            params["name"] = name
+        try:
+            customer = await self.client.v1.customers.create_async(params, {"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(customer)
+
+    async def retrieve_customer(self, customer_id: str) -> Json:
+        try:
+            return _plain(await self.client.v1.customers.retrieve_async(customer_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str, *, key: str
+    ) -> Json:
+        params: CustomerUpdateParams = {
+            "invoice_settings": {"default_payment_method": payment_method_id}
+        }
+        try:
+            customer = await self.client.v1.customers.update_async(
+                customer_id, params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(customer)
+
+    # Catalog ----------------------------------------------------------------------------
+
+    async def retrieve_product(self, product_id: str) -> Json | None:
+        try:
+            return _plain(await self.client.v1.products.retrieve_async(product_id))
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return None
+            raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def create_product(
+        self,
+        *,
+        product_id: str,
+        name: str,
+        description: str | None,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        params: ProductCreateParams = {"id": product_id, "name": name, "metadata": metadata}
+        if description:
+            params["description"] = description
+        try:
+            product = await self.client.v1.products.create_async(params, {"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(product)
+
+    async def update_product(
+        self,
+        product_id: str,
+        *,
+        name: str,
+        description: str | None,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        params: ProductUpdateParams = {
+            "name": name,
+            "description": description or "",
+            "metadata": metadata,
+            "active": True,
+        }
+        try:
+            product = await self.client.v1.products.update_async(
+                product_id, params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(product)
+
+    async def prices_by_lookup_key(self, lookup_keys: list[str]) -> dict[str, Json]:
+        """Active prices for these lookup keys (at most one per key, as Stripe guarantees)."""
+        found: dict[str, Json] = {}
+        for start in range(0, len(lookup_keys), 10):
+            params: PriceListParams = {
+                "lookup_keys": lookup_keys[start : start + 10],
+                "active": True,
+                "limit": 100,
+            }
+            try:
+                page = await self.client.v1.prices.list_async(params)
+            except stripe.StripeError as exc:
+                raise _translate(exc) from exc
+            for price in page.data:
+                if price.lookup_key:
+                    found[price.lookup_key] = _plain(price)
+        return found
+
+    async def create_price(
+        self,
+        *,
+        product_id: str,
+        lookup_key: str,
+        amount: int,
+        currency: str,
+        interval: Literal["month", "year"] | None,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        params: PriceCreateParams = {
+            "product": product_id,
+            "currency": currency,
+            "unit_amount": amount,
+            "lookup_key": lookup_key,
+            # Moves the key off an older price with other terms, so lookups find this one.
+            "transfer_lookup_key": True,
+            "metadata": metadata,
+        }
+        if interval is not None:
+            params["recurring"] = {"interval": interval}
+        try:
+            price = await self.client.v1.prices.create_async(params, {"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(price)
+
+    async def archive_price(self, price_id: str, *, key: str) -> Json:
+        params: PriceUpdateParams = {"active": False}
+        try:
+            price = await self.client.v1.prices.update_async(
+                price_id, params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(price)
+
+    # Checkout and the billing portal ----------------------------------------------------
+
+    async def create_checkout_session(
+        self,
+        *,
+        mode: Literal["subscription", "payment", "setup"],
+        customer_id: str,
+        client_reference_id: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: dict[str, str],
+        key: str,
+        line_items: list[LineItem] | None = None,
+        trial_period_days: int | None = None,
+        currency: str | None = None,
+    ) -> Json:
+        params: SessionCreateParams = {
+            "mode": mode,
+            "customer": customer_id,
+            "client_reference_id": client_reference_id,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+        }
+        if line_items:
+            params["line_items"] = [
+                {"price": item.price, "quantity": item.quantity} for item in line_items
+            ]
+        if mode == "subscription":
+            params["subscription_data"] = {"metadata": metadata}
+            if trial_period_days:
+                params["subscription_data"]["trial_period_days"] = trial_period_days
+        elif mode == "payment":
+            params["payment_intent_data"] = {"metadata": metadata}
+            params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
+        else:
+            params["setup_intent_data"] = {"metadata": metadata}
+            params["currency"] = currency or "usd"
+        try:
+            session = await self.client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(session)
+
+    async def retrieve_checkout_session(self, session_id: str) -> Json:
+        try:
+            session = await self.client.v1.checkout.sessions.retrieve_async(
+                session_id, {"expand": ["line_items"]}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(session)
+
+    async def create_portal_session(self, *, customer_id: str, return_url: str, key: str) -> Json:
+        params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
+        try:
+            session = await self.client.v1.billing_portal.sessions.create_async(
+                params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(session)
+
+    # Subscriptions ----------------------------------------------------------------------
+
+    async def retrieve_subscription(self, subscription_id: str) -> Json:
+        try:
+            return _plain(await self.client.v1.subscriptions.retrieve_async(subscription_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def list_subscriptions(self, customer_id: str) -> list[Json]:
+        params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
+        try:
+            page = await self.client.v1.subscriptions.list_async(params)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return [_plain(sub) async for sub in page.auto_paging_iter()]
+
+    async def change_subscription_price(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: ProrationBehavior,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": proration_behavior,
+            "cancel_at_period_end": False,
+            "metadata": metadata,
+        }
+        return await self._update_subscription(subscription_id, params, key)
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel: bool, *, key: str
+    ) -> Json:
+        params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+        return await self._update_subscription(subscription_id, params, key)
+
+    async def set_subscription_payment_method(
+        self, subscription_id: str, payment_method_id: str, *, key: str
+    ) -> Json:
+        params: SubscriptionUpdateParams = {"default_payment_method": payment_method_id}
+        return await self._update_subscription(subscription_id, params, key)
+
+    async def _update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, key: str
+    ) -> Json:
+        try:
+            sub = await self.client.v1.subscriptions.update_async(
+                subscription_id, params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(sub)
+
+    # Invoices ---------------------------------------------------------------------------
+
+    async def retrieve_invoice(self, invoice_id: str) -> Json:
+        try:
+            return _plain(await self.client.v1.invoices.retrieve_async(invoice_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def list_invoices(self, customer_id: str) -> list[Json]:
+        params: InvoiceListParams = {"customer": customer_id, "limit": 100}
+        try:
+            page = await self.client.v1.invoices.list_async(params)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return [_plain(invoice) async for invoice in page.auto_paging_iter()]
+
+    # Payment methods --------------------------------------------------------------------
+
+    async def list_cards(self, customer_id: str) -> list[Json]:
+        params: PaymentMethodListParams = {"customer": customer_id, "type": "card", "limit": 100}
+        try:
+            page = await self.client.v1.payment_methods.list_async(params)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return [_plain(pm) async for pm in page.auto_paging_iter()]
+
+    async def retrieve_payment_method(self, payment_method_id: str) -> Json:
+        try:
+            return _plain(await self.client.v1.payment_methods.retrieve_async(payment_method_id))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def detach_payment_method(self, payment_method_id: str, *, key: str) -> Json:
+        try:
+            pm = await self.client.v1.payment_methods.detach_async(
+                payment_method_id, None, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(pm)
+
+    # Billing meters ---------------------------------------------------------------------
+
+    async def list_meters(self) -> list[Json]:
+        try:
+            page = await self.client.v1.billing.meters.list_async({"limit": 100})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return [_plain(meter) async for meter in page.auto_paging_iter()]
+
+    async def create_meter(
+        self,
+        *,
+        display_name: str,
+        event_name: str,
+        formula: Literal["count", "sum", "last"],
+        key: str,
+    ) -> Json:
+        params: MeterCreateParams = {
+            "display_name": display_name,
+            "event_name": event_name,
+            "default_aggregation": {"formula": formula},
+            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+            "value_settings": {"event_payload_key": "value"},
+        }
+        try:
+            meter = await self.client.v1.billing.meters.create_async(
+                params, {"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(meter)
+
+    async def create_meter_event(
+        self,
+        *,
+        event_name: str,
+        stripe_customer_id: str,
+        value: int,
+        identifier: str,
+        timestamp: int,
+    ) -> Json:
+        """Report usage; Stripe counts an `identifier` once, so a resend is harmless."""
+        params: MeterEventCreateParams = {
+            "event_name": event_name,
+            "payload": {"stripe_customer_id": stripe_customer_id, "value": str(value)},
+            "identifier": identifier,
+            "timestamp": timestamp,
+        }
+        try:
+            event = await self.client.v1.billing.meter_events.create_async(
+                params, {"idempotency_key": idempotency_key("meter-event", identifier)}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _plain(event)
+
+
+__all__ = [
+    "API_VERSION",
+    "WEBHOOK_TOLERANCE_SECONDS",
+    "InvalidSignature",
+    "LineItem",
+    "StripeCardError",
+    "StripeGateway",
+    "StripeGatewayError",
+    "StripeNotFound",
+    "content_hash",
+    "idempotency_key",
+]

@@ -1,0 +1,148 @@
+"""One `on_<event>` per Stripe event type the portal acts on.
+
+Handlers do not trust the event's copy of the object, nor the order events arrive in: each
+one re-fetches the object from Stripe through the gateway and hands Stripe's *current*
+state to `BillingService`, which makes our rows match it. Running a handler twice, or
+running the handlers of a lifecycle in any order, therefore ends in the same rows.
+
+A handler returns a short description of what it did (stored on the ledger row's
+`last_error` column only when it fails); it raises to mark the event failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.billing.service import BillingService, ref_id
+from app.stripe.gateway import StripeNotFound
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventContext:
+    billing: BillingService
+    event: Json
+
+    @property
+    def object(self) -> Json:
+        return dict((self.event.get("data") or {}).get("object") or {})
+
+    @property
+    def created(self) -> int:
+        return int(self.event.get("created") or 0)
+
+
+Handler = Callable[[EventContext], Awaitable[str]]
+
+
+async def _subscription(ctx: EventContext) -> str:
+    obj = ctx.object
+    try:
+        current = await ctx.billing.gateway.retrieve_subscription(obj["id"])
+    except StripeNotFound:
+        # Gone at Stripe (e.g. test data deleted): treat it as ended.
+        current = {**obj, "status": "canceled"}
+    return await ctx.billing.apply_subscription(current, seen_at=ctx.created)
+
+
+async def on_customer_subscription_created(ctx: EventContext) -> str:
+    return await _subscription(ctx)
+
+
+async def on_customer_subscription_updated(ctx: EventContext) -> str:
+    return await _subscription(ctx)
+
+
+async def on_customer_subscription_deleted(ctx: EventContext) -> str:
+    return await _subscription(ctx)
+
+
+async def on_customer_subscription_trial_will_end(ctx: EventContext) -> str:
+    # Nothing to decide: the trial's end is already mirrored; refresh it anyway.
+    return await _subscription(ctx)
+
+
+async def on_checkout_session_completed(ctx: EventContext) -> str:
+    current = await ctx.billing.gateway.retrieve_checkout_session(ctx.object["id"])
+    return await ctx.billing.apply_checkout_session(current, seen_at=ctx.created)
+
+
+async def _invoice(ctx: EventContext) -> str:
+    current = await ctx.billing.gateway.retrieve_invoice(ctx.object["id"])
+    outcome = await ctx.billing.apply_invoice(current, seen_at=ctx.created)
+    parent = current.get("parent") or {}
+    sub_id = ref_id((parent.get("subscription_details") or {}).get("subscription"))
+    if sub_id:
+        # A payment failure (past_due) or recovery shows on the subscription: refresh it too.
+        subscription = await ctx.billing.gateway.retrieve_subscription(sub_id)
+        outcome += "; " + await ctx.billing.apply_subscription(subscription, seen_at=ctx.created)
+    return outcome
+
+
+async def on_invoice_created(ctx: EventContext) -> str:
+    return await _invoice(ctx)
+
+
+async def on_invoice_finalized(ctx: EventContext) -> str:
+    return await _invoice(ctx)
+
+
+async def on_invoice_paid(ctx: EventContext) -> str:
+    return await _invoice(ctx)
+
+
+async def on_invoice_payment_failed(ctx: EventContext) -> str:
+    return await _invoice(ctx)
+
+
+async def _cards_of(ctx: EventContext, stripe_customer_id: str | None) -> str:
+    customer = await ctx.billing.customer_by_stripe_id(stripe_customer_id)
+    if customer is None:
+        return "ignored: unknown customer"
+    return await ctx.billing.sync_cards(customer)
+
+
+async def on_payment_method_attached(ctx: EventContext) -> str:
+    return await _cards_of(ctx, ref_id(ctx.object.get("customer")))
+
+
+async def on_payment_method_detached(ctx: EventContext) -> str:
+    # The detached card no longer names its customer: find who had it.
+    from sqlalchemy import select
+
+    from app.billing.models import PaymentMethod
+    from app.customers.models import Customer
+
+    previous = (ctx.event.get("data") or {}).get("previous_attributes") or {}
+    stripe_customer_id = ref_id(previous.get("customer"))
+    if stripe_customer_id is None:
+        stripe_customer_id = await ctx.billing.session.scalar(
+            select(Customer.stripe_customer_id)
+            .join(PaymentMethod, PaymentMethod.customer_id == Customer.id)
+            .where(PaymentMethod.stripe_payment_method_id == ctx.object["id"])
+        )
+    return await _cards_of(ctx, stripe_customer_id)
+
+
+async def on_customer_updated(ctx: EventContext) -> str:
+    # The default card lives on the customer (invoice_settings.default_payment_method).
+    return await _cards_of(ctx, ctx.object.get("id"))
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": on_checkout_session_completed,
+    "customer.subscription.created": on_customer_subscription_created,
+    "customer.subscription.updated": on_customer_subscription_updated,
+    "customer.subscription.deleted": on_customer_subscription_deleted,
+    "customer.subscription.trial_will_end": on_customer_subscription_trial_will_end,
+    "invoice.created": on_invoice_created,
+    "invoice.finalized": on_invoice_finalized,
+    "invoice.paid": on_invoice_paid,
+    "invoice.payment_failed": on_invoice_payment_failed,
+    "payment_method.attached": on_payment_method_attached,
+    "payment_method.detached": on_payment_method_detached,
+    "customer.updated": on_customer_updated,
+}

@@ -1,0 +1,52 @@
+"""`POST /webhooks/stripe`: the raw body and its signature first, then the event ledger.
+
+Sessionless and CSRF-exempt (everything under `/webhooks/` is). A missing, forged or stale
+signature answers 400 and stores nothing. Once the event is stored the answer is 200, even
+when processing it failed: the failure is on the ledger row, retried by the worker and
+replayable by an admin (see `app.stripe.service`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, post
+from litestar.di import NamedDependency
+
+from app.stripe.gateway import InvalidSignature
+from app.stripe.service import StripeEventService
+
+MAX_BODY = 1024 * 1024
+
+
+class StripeWebhookController(Controller):
+    path = "/webhooks/stripe"
+    include_in_schema = False
+    opt = {"public": True}
+
+    @post("/", opt={"public": True}, media_type=MediaType.JSON, status_code=200)
+    async def receive(
+        self,
+        request: Request[Any, Any, Any],
+        stripe_event_service: NamedDependency[StripeEventService],
+    ) -> Response[dict[str, Any]]:
+        payload = await request.body()  # the exact bytes Stripe signed, before any parsing
+        if len(payload) > MAX_BODY:
+            return Response({"error": "payload_too_large"}, status_code=413)
+        try:
+            receipt = await stripe_event_service.receive(
+                payload, request.headers.get("stripe-signature")
+            )
+        except InvalidSignature as exc:
+            return Response(
+                {"error": "invalid_signature", "message": str(exc)[:200]}, status_code=400
+            )
+        return Response(
+            {
+                "received": True,
+                "event": receipt.event_id,
+                "status": receipt.status,
+                "duplicate": receipt.duplicate,
+            },
+            status_code=200,
+        )

@@ -1,0 +1,201 @@
+"""The portal in-process against a real emulator process, with webhooks forwarded by the test.
+
+The emulator delivers its (signed) webhooks to a small receiver; a test forwards the ones
+it wants to the app's `POST /webhooks/stripe` — in order, shuffled, twice — so delivery is
+under the test's control. The app's Stripe gateway talks to the emulator through the SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.customers.models import Customer, Subscription
+from app.stripe.gateway import StripeGateway
+from tests.conftest import csrf_token, signup
+from tests.integration.stripe_emulator.conftest import (
+    WEBHOOK_SECRET as EMULATOR_SECRET,
+)
+from tests.integration.stripe_emulator.conftest import (
+    Receiver,
+    _start_receiver,
+    make_emulator,
+    wait_until,
+)
+from tests.support import make_settings
+
+VISA = {"card_number": "4242 4242 4242 4242", "exp_date": "12 / 34", "cvc": "123"}
+DECLINED = {**VISA, "card_number": "4000 0000 0000 0002"}
+FAILS_LATER = {**VISA, "card_number": "4000 0000 0000 0341"}
+
+
+class Emulator:
+    def __init__(self, url: str, receiver: Receiver) -> None:
+        self.url = url
+        self.receiver = receiver
+
+    def advance(self, days: float) -> None:
+        response = httpx.post(f"{self.url}/_emulator/advance", data={"seconds": int(days * 86400)})
+        response.raise_for_status()
+
+    def pay(self, checkout_url: str, card: dict[str, str] = VISA) -> httpx.Response:
+        return httpx.post(checkout_url, data=card, timeout=10)
+
+    def deliveries_for(
+        self, related: Callable[[dict[str, Any]], bool], *, after: int = 0
+    ) -> list[tuple[bytes, str]]:
+        with self.receiver.lock:
+            items = list(self.receiver.deliveries[after:])
+        seen: set[str] = set()
+        result = []
+        for delivery in items:
+            event = delivery.event
+            if delivery.status == 200 and event["id"] not in seen and related(event):
+                seen.add(event["id"])
+                result.append((delivery.body, delivery.signature))
+        return result
+
+    def mark(self) -> int:
+        with self.receiver.lock:
+            return len(self.receiver.deliveries)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    receiver, server = _start_receiver()
+    process = make_emulator(tmp_path_factory.mktemp("stripe-portal-emulator"), receiver.url)
+    process.start()
+    try:
+        yield Emulator(process.url, receiver)
+    finally:
+        process.stop()
+        server.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, emulator: Emulator) -> Settings:
+    return make_settings(
+        tmp_path / "var",
+        database_url,
+        stripe_api_base=emulator.url,
+        stripe_webhook_secret=EMULATOR_SECRET,
+    )
+
+
+@pytest.fixture
+def gateway(settings: Settings) -> StripeGateway:
+    return StripeGateway.from_settings(settings)
+
+
+def related_to(stripe_customer_id: str) -> Callable[[dict[str, Any]], bool]:
+    def check(event: dict[str, Any]) -> bool:
+        obj = event["data"]["object"]
+        previous = event["data"].get("previous_attributes") or {}
+        return stripe_customer_id in (obj.get("customer"), obj.get("id"), previous.get("customer"))
+
+    return check
+
+
+async def forward(
+    client: AsyncTestClient[Litestar], deliveries: list[tuple[bytes, str]]
+) -> list[dict[str, Any]]:
+    results = []
+    for body, signature in deliveries:
+        response = await client.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        results.append(response.json())
+    return results
+
+
+async def wait_for_events(
+    emulator: Emulator,
+    stripe_customer_id: str,
+    types: set[str],
+    *,
+    after: int = 0,
+    timeout: float = 10,
+) -> list[tuple[bytes, str]]:
+    """Deliveries about this customer since `after`, once every type in `types` has arrived."""
+    import json
+
+    def ready() -> list[tuple[bytes, str]] | None:
+        found = emulator.deliveries_for(related_to(stripe_customer_id), after=after)
+        kinds = {json.loads(body)["type"] for body, _ in found}
+        return found if types <= kinds else None
+
+    # wait_until polls in a thread-free loop; it is sync, which is fine for a few seconds.
+    return wait_until(ready, timeout, f"webhooks {sorted(types)}")
+
+
+async def login_new_user(client: AsyncTestClient[Litestar], email: str) -> None:
+    await signup(client, email=email)
+
+
+async def post_form(
+    client: AsyncTestClient[Litestar],
+    path: str,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    token = await csrf_token(client, "/billing/checkout/canceled")
+    return await client.post(
+        path,
+        data={**(data or {}), "_csrf_token": token},
+        headers=headers or {},
+        follow_redirects=False,
+    )
+
+
+async def customer_of(session: AsyncSession, email: str) -> tuple[Customer, Subscription]:
+    await session.rollback()  # a fresh snapshot: the app committed in other sessions
+    customer = await session.scalar(select(Customer).where(Customer.email == email))
+    assert customer is not None
+    subscription = await session.scalar(
+        select(Subscription).where(Subscription.customer_id == customer.id)
+    )
+    assert subscription is not None
+    return customer, subscription
+
+
+def flashes(html: str) -> list[str]:
+    return re.findall(r'class="flash flash-\w+">([^<]*)<', html)
+
+
+class Services:
+    """The Stripe services on the test's own event loop (the app's writer lives on another)."""
+
+    def __init__(self, session: AsyncSession, writer: Any, catalog: Any, gateway: StripeGateway):
+        from app.billing.service import BillingService
+        from app.metering.service import MeteringService
+        from app.stripe.service import StripeEventService
+
+        self.metering = MeteringService(session, catalog, writer, writer.upgrade_url)
+        self.billing = BillingService(
+            session, catalog, gateway, "http://testserver.local", self.metering
+        )
+        self.events = StripeEventService(session, self.billing)
+
+
+@pytest.fixture
+async def services(session: AsyncSession, engine: Any, catalog: Any, gateway: StripeGateway) -> Any:
+    from app.metering.writer import UsageWriter
+
+    writer = UsageWriter(engine, catalog, upgrade_url="http://testserver.local/billing/upgrade")
+    try:
+        yield Services(session, writer, catalog, gateway)
+    finally:
+        await writer.close()

@@ -1,0 +1,149 @@
+"""Upgrade, credits and cards through Checkout on the emulator, driven over HTTP."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.models import Invoice, PaymentMethod
+from app.stripe.models import StripeEvent
+from tests.integration.stripe.conftest import (
+    DECLINED,
+    Emulator,
+    Services,
+    customer_of,
+    flashes,
+    forward,
+    login_new_user,
+    post_form,
+    wait_for_events,
+)
+
+
+async def test_upgrade_flips_to_pro_only_when_the_webhook_lands(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator
+) -> None:
+    await login_new_user(client, "upgrade@example.com")
+    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    assert response.status_code == 303, response.text
+    checkout_url = response.headers["location"]
+    assert checkout_url.startswith(emulator.url + "/checkout/cs_")
+
+    customer, subscription = await customer_of(session, "upgrade@example.com")
+    assert customer.stripe_customer_id
+    assert subscription.plan_slug == "free"
+
+    mark = emulator.mark()
+    paid = emulator.pay(checkout_url)
+    assert paid.status_code == 303
+    success = paid.headers["location"]
+    assert "/billing/checkout/success?session_id=cs_" in success
+    session_id = success.split("session_id=")[1]
+
+    # The redirect alone changes nothing: the page says "processing" and polls.
+    page = await client.get(success.replace("http://testserver.local", ""))
+    assert page.status_code == 200
+    assert 'data-state="processing"' in page.text
+    assert "hx-trigger" in page.text
+    _, subscription = await customer_of(session, "upgrade@example.com")
+    assert subscription.plan_slug == "free"
+
+    deliveries = await wait_for_events(
+        emulator,
+        customer.stripe_customer_id,
+        {"checkout.session.completed", "customer.subscription.created", "invoice.paid"},
+        after=mark,
+    )
+    await forward(client, deliveries)
+
+    partial = await client.get(
+        f"/billing/checkout/status?session_id={session_id}", headers={"HX-Request": "true"}
+    )
+    assert 'data-state="done"' in partial.text
+    assert "You are on Pro" in partial.text
+    assert "hx-trigger" not in partial.text  # polling stops
+    assert "1,000" in partial.text  # Pro's AI requests quota
+
+    _, subscription = await customer_of(session, "upgrade@example.com")
+    assert subscription.plan_slug == "pro"
+    assert subscription.status == "trialing"  # Pro has a 14-day trial
+    assert subscription.stripe_subscription_id
+    assert subscription.current_period_end is not None
+    assert subscription.trial_end is not None
+    invoices = list(
+        await session.scalars(select(Invoice).where(Invoice.customer_id == customer.id))
+    )
+    assert [inv.status for inv in invoices] == ["paid"]
+    assert invoices[0].stripe_subscription_id == subscription.stripe_subscription_id
+    assert invoices[0].hosted_invoice_url and invoices[0].invoice_pdf
+    cards = list(
+        await session.scalars(select(PaymentMethod).where(PaymentMethod.customer_id == customer.id))
+    )
+    assert [(c.last4, c.is_default) for c in cards] == [("4242", True)]
+
+
+async def test_declined_card_leaves_the_plan_unchanged(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator
+) -> None:
+    await login_new_user(client, "declined@example.com")
+    response = await post_form(
+        client, "/billing/checkout", {"plan": "business", "interval": "month"}
+    )
+    checkout_url = response.headers["location"]
+    paid = emulator.pay(checkout_url, DECLINED)
+    assert paid.status_code == 402
+    assert "Your card was declined." in paid.text
+    _, subscription = await customer_of(session, "declined@example.com")
+    assert subscription.plan_slug == "free"
+    assert subscription.stripe_subscription_id is None
+
+
+async def test_credit_pack_is_granted_once(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, services: Services
+) -> None:
+    await login_new_user(client, "credits@example.com")
+    response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
+    assert response.status_code == 303, response.text
+    customer, _ = await customer_of(session, "credits@example.com")
+    mark = emulator.mark()
+    paid = emulator.pay(response.headers["location"])
+    assert paid.status_code == 303
+    session_id = paid.headers["location"].split("session_id=")[1]
+    deliveries = await wait_for_events(
+        emulator, customer.stripe_customer_id, {"checkout.session.completed"}, after=mark
+    )
+    # Delivered twice, and replayed by an admin: still one grant.
+    await forward(client, deliveries + deliveries)
+    await session.rollback()
+    replayed = next(
+        e
+        for e in await session.scalars(select(StripeEvent))
+        if e.type == "checkout.session.completed" and e.object_id == session_id
+    )
+    row = await services.events.replay(replayed.stripe_event_id)
+    assert row.status == "processed" and row.attempts == 2
+
+    partial = await client.get(
+        f"/billing/checkout/status?session_id={session_id}", headers={"HX-Request": "true"}
+    )
+    assert 'data-state="done"' in partial.text
+    assert 'data-testid="credits-balance">100<' in partial.text
+    customer, _ = await customer_of(session, "credits@example.com")
+    balances = await services.metering.balances_for(customer)
+    assert next(b for b in balances if b.code == "ai_requests").credits == 100
+    invoices = list(
+        await session.scalars(select(Invoice).where(Invoice.customer_id == customer.id))
+    )
+    assert [(inv.status, inv.total) for inv in invoices] == [("paid", 1000)]
+
+
+async def test_stripe_error_is_a_flash_not_a_500(
+    client: AsyncTestClient[Litestar], emulator: Emulator
+) -> None:
+    await login_new_user(client, "badplan@example.com")
+    response = await post_form(client, "/billing/checkout", {"plan": "nope", "interval": "month"})
+    assert response.status_code == 303
+    page = await client.get(response.headers["location"])
+    assert any("Unknown plan" in text for text in flashes(page.text)), page.text
