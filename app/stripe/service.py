@@ -104,7 +104,9 @@ class StripeEventService:
 
     async def _get(self, stripe_event_id: str) -> StripeEvent:
         row = await self.session.scalar(
-            select(StripeEvent).where(StripeEvent.stripe_event_id == stripe_event_id)
+            select(StripeEvent)
+            .where(StripeEvent.stripe_event_id == stripe_event_id)
+            .execution_options(populate_existing=True)
         )
         if row is None:
             raise NotFound(f"No Stripe event {stripe_event_id!r}.", code="event_not_found")
@@ -113,9 +115,13 @@ class StripeEventService:
     async def process(self, row: StripeEvent) -> StripeEvent:
         """Run the handler for a stored event and commit its outcome; never raises for it."""
         handler = HANDLERS.get(row.type)
-        event_id, attempts = row.stripe_event_id, (row.attempts or 0) + 1
+        event_id = row.stripe_event_id
         if handler is None:
-            row.status, row.attempts, row.processed_at = "ignored", attempts, utcnow()
+            row.status, row.attempts, row.processed_at = (
+                "ignored",
+                (row.attempts or 0) + 1,
+                utcnow(),
+            )
             row.last_error = None
             await self.session.commit()
             return row
@@ -126,7 +132,8 @@ class StripeEventService:
                 outcome = await handler(EventContext(self.billing, payload))
                 row = await self._get(event_id)
                 row.status = "ignored" if outcome.startswith("ignored") else "processed"
-                row.attempts, row.processed_at, row.last_error = attempts, utcnow(), None
+                row.attempts = (row.attempts or 0) + 1
+                row.processed_at, row.last_error = utcnow(), None
                 await self.session.commit()
                 return row
             except DBAPIError as exc:
@@ -141,7 +148,7 @@ class StripeEventService:
                 error = exc
             break
         row = await self._get(event_id)
-        row.status, row.attempts = "failed", attempts
+        row.status, row.attempts = "failed", (row.attempts or 0) + 1
         row.last_error = f"{type(error).__name__}: {error}"[:4000]
         await self.session.commit()
         log.warning("stripe event failed", event_id=event_id, type=row.type, error=row.last_error)

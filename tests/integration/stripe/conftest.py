@@ -162,6 +162,7 @@ async def post_form(
 
 async def customer_of(session: AsyncSession, email: str) -> tuple[Customer, Subscription]:
     await session.rollback()  # a fresh snapshot: the app committed in other sessions
+    session.expire_all()
     customer = await session.scalar(select(Customer).where(Customer.email == email))
     assert customer is not None
     subscription = await session.scalar(
