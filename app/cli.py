@@ -180,3 +180,96 @@ def create_api_key(name: str) -> None:
         raise click.ClickException(exc.message) from None
     click.echo(f"API key {name!r} created. It is shown only now; store it safely:")
     click.echo(raw)
+
+
+def _stripe_emulator_hint(settings: Settings) -> str:
+    if settings.uses_stripe_emulator:
+        return f" (the emulator at {settings.effective_stripe_api_base}; is it running?)"
+    return ""
+
+
+@main.command("sync-catalog")
+def sync_catalog() -> None:
+    """Create or update Stripe products and prices from the catalog (matched by lookup_key)."""
+    from app.catalog.loader import load_catalog
+    from app.stripe.gateway import StripeGateway, StripeGatewayError
+    from app.stripe.sync import CatalogSync
+
+    settings = Settings.from_env()
+    sync = CatalogSync(StripeGateway.from_settings(settings), load_catalog(settings.catalog_path))
+    try:
+        report = asyncio.run(sync.run())
+    except StripeGatewayError as exc:
+        raise click.ClickException(exc.message + _stripe_emulator_hint(settings)) from None
+    for line in report.lines():
+        click.echo(line)
+    click.echo("Catalog synced." if report.changed else "Stripe already matches the catalog.")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report drift without repairing it.")
+def reconcile(dry_run: bool) -> None:
+    """Compare subscriptions, invoices and cards with Stripe's; repair (or report) drift."""
+    from app.billing.service import BillingService
+    from app.metering.service import MeteringService
+    from app.metering.writer import UsageWriter
+    from app.stripe.gateway import StripeGateway, StripeGatewayError
+
+    async def work(session: Any, catalog: Any) -> list[str]:
+        settings = Settings.from_env()
+        engine = session.bind
+        writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
+        try:
+            metering = MeteringService(session, catalog, writer, writer.upgrade_url)
+            gateway = StripeGateway.from_settings(settings)
+            billing = BillingService(session, catalog, gateway, settings.public_url, metering)
+            drift: list[str] = []
+            for customer in await billing.stripe_customers():
+                drift += await billing.reconcile_customer(customer, repair=not dry_run)
+            await session.commit()
+            return drift
+        finally:
+            await writer.close()
+
+    try:
+        drift = _run(lambda s: _with_session(s, work))
+    except StripeGatewayError as exc:
+        raise click.ClickException(exc.message) from None
+    for line in drift:
+        click.echo(line)
+    verb = "found" if dry_run else "repaired"
+    click.echo(f"{len(drift)} difference(s) {verb}." if drift else "No drift: we match Stripe.")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One round, then exit.")
+def worker(once: bool) -> None:
+    """Drain the Stripe outbox (meter events) and retry failed webhook events."""
+    from app.catalog.loader import load_catalog
+    from app.db.engine import create_engine
+    from app.db.migrations import ensure_migrated
+    from app.metering.writer import UsageWriter
+    from app.stripe.gateway import StripeGateway
+    from app.stripe.worker import StripeWorker
+
+    async def work(settings: Settings) -> int:
+        catalog = load_catalog(settings.catalog_path)
+        engine = create_engine(settings.database_url)
+        writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
+        try:
+            await ensure_migrated(engine)
+            runner = StripeWorker(
+                engine, catalog, StripeGateway.from_settings(settings), writer, settings.public_url
+            )
+            if once:
+                return await runner.run_once()
+            click.echo("Stripe worker running (Ctrl+C to stop).")
+            await runner.run_forever()
+            return 0
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    done = _run(work)
+    if once:
+        click.echo(f"{done} item(s) handled.")

@@ -56,6 +56,7 @@ from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway
 from app.stripe.service import StripeEventService
 from app.stripe.webhooks import StripeWebhookController
+from app.stripe.worker import StripeWorker
 from app.web.errors import exception_handlers
 from app.web.templating import STATIC_DIR, template_config
 
@@ -112,9 +113,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_migrated(engine)
+        stripe_worker = None
+        if settings.run_worker:  # else `billing-portal worker` runs it
+            stripe_worker = StripeWorker(
+                engine, catalog, stripe_gateway, writer, settings.public_url
+            )
+            stripe_worker.start()
         try:
             yield
         finally:
+            if stripe_worker is not None:
+                await stripe_worker.stop()
             await writer.close()
             await writer_engine.dispose()
             await engine.dispose()

@@ -1,0 +1,116 @@
+"""The Stripe outbox: calls to Stripe recorded in our transaction, sent later by the worker.
+
+Overage reporting uses it: where a plan prices usage beyond its included quota, the usage
+write enqueues a Billing Meter event (`enqueue_meter_event`) in the same transaction as the
+usage event, keyed by our transaction id. The worker (`drain`) sends it with
+`identifier = <transaction id>`, so Stripe counts it once even when a response is lost and it
+is sent again; failures back off exponentially and give up (status `dead`) after
+`MAX_ATTEMPTS`, visible to an admin. Nothing is lost (the row is committed with the usage)
+and nothing is sent twice (Stripe dedupes on the identifier; we stop once it answered).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.lib.clock import utcnow
+from app.stripe.gateway import StripeGateway, StripeGatewayError
+from app.stripe.models import StripeOutboxMessage
+
+log = structlog.get_logger()
+
+MAX_ATTEMPTS = 10
+METER_EVENT = "meter_event"
+
+
+def meter_event_name(meter_code: str) -> str:
+    return f"bp_{meter_code}"
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2**attempts, 3600))
+
+
+async def enqueue_meter_event(
+    session: AsyncSession,
+    *,
+    transaction_id: str,
+    stripe_customer_id: str,
+    meter_code: str,
+    value: int,
+    timestamp: datetime,
+) -> None:
+    """Add a meter event to the outbox in the caller's transaction (a repeat is a no-op)."""
+    values: dict[str, Any] = {
+        "kind": METER_EVENT,
+        "idempotency_key": f"{meter_code}:{transaction_id}",
+        "payload": {
+            "event_name": meter_event_name(meter_code),
+            "stripe_customer_id": stripe_customer_id,
+            "value": value,
+            "identifier": f"{meter_code}:{transaction_id}",
+            "timestamp": int(timestamp.timestamp()),
+        },
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+        "created_at": utcnow(),
+    }
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(StripeOutboxMessage).values(**values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
+async def _send(gateway: StripeGateway, message: StripeOutboxMessage) -> None:
+    if message.kind != METER_EVENT:
+        raise ValueError(f"unknown outbox kind {message.kind!r}")
+    payload = message.payload
+    await gateway.create_meter_event(
+        event_name=str(payload["event_name"]),
+        stripe_customer_id=str(payload["stripe_customer_id"]),
+        value=int(payload["value"]),
+        identifier=str(payload["identifier"]),
+        timestamp=int(payload["timestamp"]),
+    )
+
+
+async def drain(session: AsyncSession, gateway: StripeGateway, limit: int = 100) -> int:
+    """Send due messages; returns how many were sent. Commits after each message."""
+    now = utcnow()
+    due = list(
+        await session.scalars(
+            select(StripeOutboxMessage)
+            .where(
+                StripeOutboxMessage.status == "pending",
+                StripeOutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(StripeOutboxMessage.id)
+            .limit(limit)
+        )
+    )
+    await session.commit()  # no transaction held open across the network calls
+    sent = 0
+    for message in due:
+        try:
+            await _send(gateway, message)
+        except (StripeGatewayError, ValueError, KeyError) as exc:
+            message.attempts += 1
+            message.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = "dead"
+            message.next_attempt_at = utcnow() + backoff(message.attempts)
+            log.warning("stripe outbox send failed", id=message.id, error=message.last_error)
+        else:
+            message.status, message.sent_at, message.last_error = "sent", utcnow(), None
+            message.attempts += 1
+            sent += 1
+        await session.commit()
+    return sent
