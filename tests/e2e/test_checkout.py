@@ -1,0 +1,128 @@
+"""Stripe Checkout in real Chromium: `billing-portal serve` starts the emulator, whose webhooks
+reach the portal at PUBLIC_URL/webhooks/stripe, as Stripe's would."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import LiveServer, unique_email
+from tests.support import free_port, wait_until
+
+EMULATOR_PORT = free_port()
+EMULATOR = f"http://127.0.0.1:{EMULATOR_PORT}"
+PASSWORD = "correct horse battery"
+# The webhook has to land before the page flips; the emulator retries fast in tests.
+WEBHOOK_TIMEOUT = 15_000
+
+
+@pytest.fixture(scope="module")
+def live_server_env() -> dict[str, str]:
+    return {
+        "STRIPE_EMULATOR_PORT": str(EMULATOR_PORT),
+        "STRIPE_EMULATOR_RETRY_SECONDS": "0.2",
+        "STRIPE_EMULATOR_TICK_SECONDS": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def live_server_args() -> tuple[str, ...]:
+    return ()  # let `serve` start the emulator
+
+
+@pytest.fixture(scope="module", autouse=True)
+def emulator_ready(live_server: LiveServer) -> None:
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{EMULATOR}/_emulator/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout=20, what="the Stripe emulator started by serve")
+
+
+def sign_up(page: Page) -> str:
+    email = unique_email("checkout")
+    page.goto("/signup")
+    page.get_by_label("Name").fill("Grace")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_test_id("signup-submit").click()
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Free")
+    return email
+
+
+def pay(page: Page, card: str) -> None:
+    expect(page).to_have_url(re.compile(rf"^{re.escape(EMULATOR)}/checkout/cs_"))
+    page.locator("input[name=card_number]").fill(card)
+    page.locator("input[name=exp_date]").fill("12 / 34")
+    page.locator("input[name=cvc]").fill("123")
+    page.get_by_role("button", name="Pay").click()
+
+
+def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_server: LiveServer):
+    sign_up(page)
+    for _ in range(16):  # 16 of the free plan's 20 AI requests a day: 80 %
+        page.get_by_test_id("try-it").click()
+        expect(page.get_by_test_id("try-result")).to_be_visible()
+    prompt = page.get_by_test_id("upgrade-prompt")
+    expect(prompt).to_be_visible()
+    prompt.get_by_role("link").first.click()
+
+    expect(page).to_have_url(re.compile(r"/billing/upgrade"))
+    page.get_by_test_id("checkout-pro-monthly").click()
+    pay(page, "4242 4242 4242 4242")
+
+    expect(page).to_have_url(re.compile(rf"^{re.escape(live_server.url)}/billing/checkout/success"))
+    status = page.get_by_test_id("checkout-status")
+    expect(status).to_have_attribute("data-state", "done", timeout=WEBHOOK_TIMEOUT)
+    expect(page.get_by_test_id("checkout-result")).to_have_text("You are on Pro")
+    expect(page.get_by_test_id("plan-limits")).to_contain_text("1,000")
+
+    page.get_by_test_id("back-to-billing").click()
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Pro")
+    expect(page.get_by_test_id("upgrade-prompt")).to_have_count(0)  # 16 of 1,000 now
+    expect(page.locator("body")).to_contain_text("1,000")
+
+    page.goto("/billing/invoices")
+    row = page.get_by_test_id("invoice-table").locator("tbody tr").first
+    expect(row).to_be_visible()
+    links = row.get_by_role("link")
+    expect(links).to_have_count(2)
+    for link in links.all():
+        href = link.get_attribute("href")
+        assert href and href.startswith(EMULATOR), href
+        response = page.request.get(href)
+        assert response.ok, (href, response.status)
+    pdf = page.request.get(links.nth(1).get_attribute("href") or "")
+    assert pdf.headers["content-type"].startswith("application/pdf")
+
+
+def test_declined_card_shows_stripes_error_and_keeps_the_plan(page: Page, live_server: LiveServer):
+    sign_up(page)
+    page.goto("/billing/upgrade")
+    page.get_by_test_id("checkout-business-monthly").click()
+    pay(page, "4000 0000 0000 0002")
+    expect(page.get_by_test_id("checkout-error")).to_contain_text("Your card was declined.")
+    page.goto(f"{live_server.url}/billing")
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Free")
+
+
+def test_buying_a_credit_pack_raises_the_balance_once(page: Page, live_server: LiveServer):
+    sign_up(page)
+    page.goto("/billing/credits")
+    page.get_by_test_id("buy-ai_100").click()
+    pay(page, "4242 4242 4242 4242")
+    expect(page.get_by_test_id("checkout-status")).to_have_attribute(
+        "data-state", "done", timeout=WEBHOOK_TIMEOUT
+    )
+    expect(page.get_by_test_id("credits-balance")).to_have_text("100")
+    page.reload()  # a second visit of the success page grants nothing more
+    expect(page.get_by_test_id("credits-balance")).to_have_text("100")
+    page.goto("/billing/credits")
+    expect(page.get_by_test_id("credits-ai_requests")).to_contain_text("100 left")
+    page.goto("/billing/invoices")
+    expect(page.get_by_test_id("invoice-table")).to_contain_text("$10")
