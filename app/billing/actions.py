@@ -49,7 +49,9 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 def _go(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRedirect:
     if getattr(request, "htmx", None):
-        return ClientRedirect(redirect_to=url)
+        response = ClientRedirect(redirect_to=url)
+        response.status_code = 200  # htmx acts on HX-Redirect; a POST route would say 201
+        return response
     return Redirect(path=url, status_code=303)
 
 
