@@ -36,7 +36,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check app tests migrations
 	$(BIN)/ruff format --check app tests
 
-test: $(STAMP) chromium lint
+typecheck: $(STAMP)
+	$(BIN)/mypy app/stripe/gateway.py app/billing/service.py
+
+test: $(STAMP) chromium lint typecheck
 	$(BIN)/pytest
 
 test-postgres: $(STAMP)
