@@ -81,7 +81,8 @@ def build_session_auth(
 
 
 def build_rate_limit(settings: Settings) -> RateLimitConfig:
-    def throttled(request: Any) -> bool:
+    # async: a sync handler would be run in a worker thread on every request.
+    async def throttled(request: Any) -> bool:
         return request.method == "POST" and request.url.path in ("/login", "/signup")
 
     return RateLimitConfig(

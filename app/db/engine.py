@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 IMMEDIATE = "sqlite_begin_immediate"
+T = TypeVar("T")
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -29,9 +33,15 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if ":memory:" in database_url or database_url.rstrip("/").endswith("sqlite+aiosqlite:"):
         raise ValueError("an in-memory SQLite database cannot be shared; use a file path")
     kwargs.setdefault("connect_args", {"timeout": 30})
+    kwargs.setdefault("pool_size", 8)
+    kwargs.setdefault("max_overflow", 8)
     engine = create_async_engine(database_url, **kwargs)
+    _sqlite_events(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE is possible.
         dbapi_connection.isolation_level = None
@@ -42,7 +52,7 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A write transaction takes SQLite's write lock up front, so a read-then-write
         # never fails with a stale snapshot and concurrent writers queue instead.
@@ -50,8 +60,6 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -65,4 +73,61 @@ async def begin_write(session: AsyncSession) -> None:
     await session.connection(execution_options={IMMEDIATE: True})
 
 
-__all__ = ["IMMEDIATE", "NullPool", "begin_write", "create_engine", "create_session_factory"]
+class SyncWork:
+    """Runs a function of a sync `Connection` in one transaction, the cheapest way per engine.
+
+    On SQLite every statement through aiosqlite is a thread hop; a batch of statements in a
+    worker thread on a plain sqlite3 connection costs one hop in all. Elsewhere the function
+    runs on the async driver through `run_sync`. The same code serves both.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sync: Engine | None = None
+        if engine.dialect.name == "sqlite":
+            url = engine.url.set(drivername="sqlite+pysqlite")
+            self._sync = create_sync_engine(
+                url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=4,
+                max_overflow=4,
+            )
+            _sqlite_events(self._sync)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(fn, args, write=True)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(fn, args, write=False)
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], *, write: bool) -> T:
+        if self._sync is not None:
+            return await asyncio.to_thread(self._in_thread, fn, args, write)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_in_transaction, fn, args)
+
+    def _in_thread(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            if write:
+                conn = conn.execution_options(**{IMMEDIATE: True})
+            return _in_transaction(conn, fn, args)
+
+    def dispose(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+
+
+def _in_transaction(conn: Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    with conn.begin():
+        return fn(conn, *args)
+
+
+__all__ = [
+    "IMMEDIATE",
+    "NullPool",
+    "SyncWork",
+    "begin_write",
+    "create_engine",
+    "create_session_factory",
+]

@@ -96,9 +96,9 @@ class UsageApiController(Controller):
     async def balances(
         self, external_id: FromPath[str], metering_service: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
-        customer, balances = await metering_service.balances(external_id)
+        customer_external_id, balances = await metering_service.balances(external_id)
         return {
-            "external_customer_id": customer.external_id,
+            "external_customer_id": customer_external_id,
             "balances": [balance_out(b) for b in balances],
         }
 

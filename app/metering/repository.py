@@ -1,4 +1,7 @@
-"""All SQL of metering. Hot paths use Core statements; locks are taken in a fixed order."""
+"""All SQL of metering, as plain functions of a sync Connection (see app.db.engine.SyncWork).
+
+Hot paths use Core statements; locks are taken in a fixed order.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.customers.models import Customer, Subscription
 from app.metering.balance import BillingCycle, CreditLot
@@ -71,8 +73,8 @@ _PLAN_COLUMNS = (
 )
 
 
-async def customer_plans(
-    conn: AsyncConnection,
+def customer_plans(
+    conn: Connection,
     external_ids: Iterable[str] = (),
     subscription_ids: Iterable[str] = (),
     customer_ids: Iterable[int] = (),
@@ -93,11 +95,11 @@ async def customer_plans(
         )
         .where(or_(*conditions))
     )
-    return [_plan_row(row) for row in (await conn.execute(query)).all()]
+    return [_plan_row(row) for row in (conn.execute(query)).all()]
 
 
-async def existing_events(
-    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+def existing_events(
+    conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Any]:
     if not keys:
         return {}
@@ -106,11 +108,11 @@ async def existing_events(
     query = select(events_t).where(
         events_t.c.customer_id.in_(customer_ids), events_t.c.transaction_id.in_(tx_ids)
     )
-    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
 
 
-async def existing_reservations_by_tx(
-    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+def existing_reservations_by_tx(
+    conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Any]:
     if not keys:
         return {}
@@ -118,21 +120,19 @@ async def existing_reservations_by_tx(
         reservations_t.c.customer_id.in_({k[0] for k in keys}),
         reservations_t.c.transaction_id.in_({k[1] for k in keys}),
     )
-    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
 
 
-async def reservations_by_public_id(
-    conn: AsyncConnection, public_ids: Iterable[str]
-) -> dict[str, Any]:
+def reservations_by_public_id(conn: Connection, public_ids: Iterable[str]) -> dict[str, Any]:
     ids = list(set(public_ids))
     if not ids:
         return {}
     query = select(reservations_t).where(reservations_t.c.public_id.in_(ids)).with_for_update()
-    return {row.public_id: row for row in (await conn.execute(query)).all()}
+    return {row.public_id: row for row in (conn.execute(query)).all()}
 
 
-async def existing_grants(
-    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+def existing_grants(
+    conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Any]:
     if not keys:
         return {}
@@ -140,16 +140,16 @@ async def existing_grants(
         grants_t.c.customer_id.in_({k[0] for k in keys}),
         grants_t.c.transaction_id.in_({k[1] for k in keys}),
     )
-    return {(row.customer_id, row.transaction_id): row for row in (await conn.execute(query)).all()}
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
 
 
-def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+def _insert_ignore(conn: Connection, table: Any) -> Any:
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     return insert(table)
 
 
-async def lock_total(
-    conn: AsyncConnection,
+def lock_total(
+    conn: Connection,
     customer_id: int,
     meter_code: str,
     period_start: datetime,
@@ -157,7 +157,7 @@ async def lock_total(
     now: datetime,
 ) -> Any:
     """The running-total row of this period, created when missing, locked for the transaction."""
-    await conn.execute(
+    conn.execute(
         _insert_ignore(conn, totals_t)
         .values(
             customer_id=customer_id,
@@ -179,11 +179,11 @@ async def lock_total(
         )
         .with_for_update()
     )
-    return (await conn.execute(query)).one()
+    return (conn.execute(query)).one()
 
 
-async def lock_credit_lots(
-    conn: AsyncConnection, customer_id: int, meter_code: str, now: datetime
+def lock_credit_lots(
+    conn: Connection, customer_id: int, meter_code: str, now: datetime
 ) -> tuple[list[CreditLot], list[Any]]:
     """Unexpired lots with credits left, and the expired ones that still show a remainder."""
     query = (
@@ -197,7 +197,7 @@ async def lock_credit_lots(
         .with_for_update()
     )
     lots, expired = [], []
-    for row in (await conn.execute(query)).all():
+    for row in (conn.execute(query)).all():
         expires_at = _aware(row.expires_at) if row.expires_at else None
         if expires_at is not None and expires_at <= now:
             expired.append(row)
@@ -206,52 +206,49 @@ async def lock_credit_lots(
     return lots, expired
 
 
-async def held_amount(
-    conn: AsyncConnection, customer_id: int, meter_code: str, now: datetime
-) -> int:
+def held_amount(conn: Connection, customer_id: int, meter_code: str, now: datetime) -> int:
     query = select(func.coalesce(func.sum(reservations_t.c.amount), 0)).where(
         reservations_t.c.customer_id == customer_id,
         reservations_t.c.meter_code == meter_code,
         reservations_t.c.status == "held",
         reservations_t.c.expires_at > now,
     )
-    return int((await conn.execute(query)).scalar_one())
+    return int((conn.execute(query)).scalar_one())
 
 
-async def update_total(
-    conn: AsyncConnection, total_id: int, used: int, credits_used: int, now: datetime
+def update_total(
+    conn: Connection, total_id: int, used: int, credits_used: int, now: datetime
 ) -> None:
-    await conn.execute(
+    conn.execute(
         update(totals_t)
         .where(totals_t.c.id == total_id)
         .values(used=used, credits_used=credits_used, updated_at=now)
     )
 
 
-async def set_grant_remaining(conn: AsyncConnection, remaining: dict[int, int]) -> None:
+def set_grant_remaining(conn: Connection, remaining: dict[int, int]) -> None:
     for grant_id, value in remaining.items():
-        await conn.execute(
-            update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value)
-        )
+        conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value))
 
 
-async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert events; returns public_id → id."""
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    # One executemany without RETURNING: SQLite would fall back to a round trip per row.
+    if rows:
+        conn.execute(events_t.insert(), rows)
+
+
+def event_ids(conn: Connection, public_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(set(public_ids))
+    if not ids:
+        return {}
+    query = select(events_t.c.id, events_t.c.public_id).where(events_t.c.public_id.in_(ids))
+    return {row.public_id: row.id for row in (conn.execute(query)).all()}
+
+
+def insert_grants(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
     if not rows:
         return {}
-    result = await conn.execute(
-        events_t.insert().returning(
-            events_t.c.id, events_t.c.public_id, sort_by_parameter_order=True
-        ),
-        rows,
-    )
-    return {row.public_id: row.id for row in result.all()}
-
-
-async def insert_grants(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
-    if not rows:
-        return {}
-    result = await conn.execute(
+    result = conn.execute(
         grants_t.insert().returning(
             grants_t.c.id, grants_t.c.public_id, sort_by_parameter_order=True
         ),
@@ -260,18 +257,18 @@ async def insert_grants(conn: AsyncConnection, rows: list[dict[str, Any]]) -> di
     return {row.public_id: row.id for row in result.all()}
 
 
-async def insert_ledger(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+def insert_ledger(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(ledger_t.insert(), rows)
+        conn.execute(ledger_t.insert(), rows)
 
 
-async def insert_reservations(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+def insert_reservations(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(reservations_t.insert(), rows)
+        conn.execute(reservations_t.insert(), rows)
 
 
-async def update_reservation(conn: AsyncConnection, public_id: str, values: dict[str, Any]) -> None:
-    await conn.execute(
+def update_reservation(conn: Connection, public_id: str, values: dict[str, Any]) -> None:
+    conn.execute(
         update(reservations_t).where(reservations_t.c.public_id == public_id).values(**values)
     )
 
@@ -279,8 +276,8 @@ async def update_reservation(conn: AsyncConnection, public_id: str, values: dict
 # Reads (no locks) -----------------------------------------------------------------
 
 
-async def totals_for(
-    conn: AsyncConnection, customer_id: int, keys: Sequence[tuple[str, datetime]]
+def totals_for(
+    conn: Connection, customer_id: int, keys: Sequence[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], Any]:
     if not keys:
         return {}
@@ -290,14 +287,10 @@ async def totals_for(
         totals_t.c.customer_id == customer_id,
         or_(*[and_(totals_t.c.meter_code == m, totals_t.c.period_start == p) for m, p in keys]),
     )
-    return {
-        (row.meter_code, _aware(row.period_start)): row for row in (await conn.execute(query)).all()
-    }
+    return {(row.meter_code, _aware(row.period_start)): row for row in (conn.execute(query)).all()}
 
 
-async def credits_by_meter(
-    conn: AsyncConnection, customer_id: int, now: datetime
-) -> dict[str, int]:
+def credits_by_meter(conn: Connection, customer_id: int, now: datetime) -> dict[str, int]:
     query = (
         select(grants_t.c.meter_code, func.sum(grants_t.c.remaining))
         .where(
@@ -307,10 +300,10 @@ async def credits_by_meter(
         )
         .group_by(grants_t.c.meter_code)
     )
-    return {code: int(total) for code, total in (await conn.execute(query)).all()}
+    return {code: int(total) for code, total in (conn.execute(query)).all()}
 
 
-async def holds_by_meter(conn: AsyncConnection, customer_id: int, now: datetime) -> dict[str, int]:
+def holds_by_meter(conn: Connection, customer_id: int, now: datetime) -> dict[str, int]:
     query = (
         select(reservations_t.c.meter_code, func.sum(reservations_t.c.amount))
         .where(
@@ -320,4 +313,4 @@ async def holds_by_meter(conn: AsyncConnection, customer_id: int, now: datetime)
         )
         .group_by(reservations_t.c.meter_code)
     )
-    return {code: int(total) for code, total in (await conn.execute(query)).all()}
+    return {code: int(total) for code, total in (conn.execute(query)).all()}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog, Meter
@@ -309,56 +309,23 @@ class MeteringService:
     # Reads ----------------------------------------------------------------------
 
     async def balances_for(self, customer: Customer, now: datetime | None = None) -> list[Balance]:
-        now = now or utcnow()
-        conn = await self.session.connection()
-        plans = await repo.customer_plans(conn, customer_ids=[customer.id])
-        if not plans:
-            raise NotFound("This customer has no subscription.", code="subscription_not_found")
-        plan_info = plans[0]
-        plan = self.catalog.plan(plan_info.plan_slug) or self.catalog.default_plan
-        periods = {
-            code: current_period(quota, now, plan_info.cycle) for code, quota in plan.quotas.items()
-        }
-        totals = await repo.totals_for(
-            conn, customer.id, [(code, period.start) for code, period in periods.items()]
+        found = await self.writer.work.read(
+            read_balances, self.catalog, now or utcnow(), None, customer.id
         )
-        credits = await repo.credits_by_meter(conn, customer.id, now)
-        holds = await repo.holds_by_meter(conn, customer.id, now)
-        balances = []
-        for code, meter in self.catalog.meters.items():
-            quota = plan.quotas[code]
-            period = periods[code]
-            row = totals.get((code, period.start))
-            used = row.used if row else 0
-            credits_used = row.credits_used if row else 0
-            credit = credits.get(code, 0)
-            held = holds.get(code, 0)
-            available = None
-            if quota.included is not None:
-                included_left = max(0, quota.included - (used - credits_used))
-                available = max(0, included_left + credit - held)
-            balances.append(
-                Balance(
-                    code=code,
-                    name=meter.name,
-                    unit=meter.unit,
-                    limit=quota.included,
-                    used=used,
-                    credits=credit,
-                    credits_used=credits_used,
-                    held=held,
-                    available=available,
-                    percentage=percentage(used, credits_used, quota.included),
-                    period_start=period.start if period.end is not None else None,
-                    period_end=period.end,
-                    reset=quota.reset,
-                )
-            )
-        return balances
+        if found is None:
+            raise NotFound("This customer has no subscription.", code="subscription_not_found")
+        return found[1]
 
-    async def balances(self, external_id: str) -> tuple[Customer, list[Balance]]:
-        customer = await self.customers.get(external_id)
-        return customer, await self.balances_for(customer)
+    async def balances(self, external_id: str) -> tuple[str, list[Balance]]:
+        """The customer's external id and balances: one round trip, no ORM (a hot API path)."""
+        found = await self.writer.work.read(
+            read_balances, self.catalog, utcnow(), external_id, None
+        )
+        if found is None:
+            raise NotFound(
+                f"No customer with external_id {external_id!r}.", code="customer_not_found"
+            )
+        return found
 
     async def check(self, external_id: str, code: str, amount: Any) -> tuple[bool, Balance]:
         meter = self.meter(code)
@@ -387,3 +354,59 @@ class MeteringService:
             .limit(limit)
         )
         return [(entry, grant) for entry, grant in (await self.session.execute(query)).all()]
+
+
+def read_balances(
+    conn: Connection,
+    catalog: Catalog,
+    now: datetime,
+    external_id: str | None,
+    customer_id: int | None,
+) -> tuple[str, list[Balance]] | None:
+    """Balances of every meter from the running totals (cost independent of event count)."""
+    plans = repo.customer_plans(
+        conn,
+        external_ids=[external_id] if external_id else (),
+        customer_ids=[customer_id] if customer_id else (),
+    )
+    if not plans:
+        return None
+    plan_info = plans[0]
+    plan = catalog.plan(plan_info.plan_slug) or catalog.default_plan
+    periods = {
+        code: current_period(quota, now, plan_info.cycle) for code, quota in plan.quotas.items()
+    }
+    totals = repo.totals_for(conn, plan_info.id, [(code, p.start) for code, p in periods.items()])
+    credits = repo.credits_by_meter(conn, plan_info.id, now)
+    holds = repo.holds_by_meter(conn, plan_info.id, now)
+    balances = []
+    for code, meter in catalog.meters.items():
+        quota = plan.quotas[code]
+        period = periods[code]
+        row = totals.get((code, period.start))
+        used = row.used if row else 0
+        credits_used = row.credits_used if row else 0
+        credit = credits.get(code, 0)
+        held = holds.get(code, 0)
+        available = None
+        if quota.included is not None:
+            included_left = max(0, quota.included - (used - credits_used))
+            available = max(0, included_left + credit - held)
+        balances.append(
+            Balance(
+                code=code,
+                name=meter.name,
+                unit=meter.unit,
+                limit=quota.included,
+                used=used,
+                credits=credit,
+                credits_used=credits_used,
+                held=held,
+                available=available,
+                percentage=percentage(used, credits_used, quota.included),
+                period_start=period.start if period.end is not None else None,
+                period_end=period.end,
+                reset=quota.reset,
+            )
+        )
+    return plan_info.external_id, balances

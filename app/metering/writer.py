@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
-from app.db.engine import IMMEDIATE
+from app.db.engine import SyncWork
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.metering import repository as repo
@@ -61,9 +62,7 @@ class _Slot:
 
 
 class _Batch:
-    def __init__(
-        self, conn: AsyncConnection, catalog: Catalog, now: datetime, upgrade_url: str
-    ) -> None:
+    def __init__(self, conn: Connection, catalog: Catalog, now: datetime, upgrade_url: str) -> None:
         self.conn = conn
         self.catalog = catalog
         self.now = now
@@ -84,9 +83,9 @@ class _Batch:
 
     # Loading -------------------------------------------------------------------
 
-    async def load(self, ops: list[Op]) -> None:
+    def load(self, ops: list[Op]) -> None:
         refs = [op.customer for op in ops if isinstance(op, RecordUsage | Reserve | GrantCredits)]
-        self.reservations = await repo.reservations_by_public_id(
+        self.reservations = repo.reservations_by_public_id(
             self.conn,
             [
                 op.reservation_id
@@ -94,7 +93,7 @@ class _Batch:
                 if isinstance(op, CommitReservation | ReleaseReservation)
             ],
         )
-        plans = await repo.customer_plans(
+        plans = repo.customer_plans(
             self.conn,
             external_ids=[r.external_customer_id for r in refs if r.external_customer_id],
             subscription_ids=[
@@ -125,13 +124,13 @@ class _Batch:
                 if row is not None:
                     event_keys.append((plan.id, row.transaction_id))
                     slot_keys.add((plan.id, row.meter_code))
-        self.events = await repo.existing_events(self.conn, event_keys)
-        self.reservations_by_tx = await repo.existing_reservations_by_tx(self.conn, reserve_keys)
-        self.grants = await repo.existing_grants(self.conn, grant_keys)
+        self.events = repo.existing_events(self.conn, event_keys)
+        self.reservations_by_tx = repo.existing_reservations_by_tx(self.conn, reserve_keys)
+        self.grants = repo.existing_grants(self.conn, grant_keys)
         # A fixed lock order across processes, so two batches never wait on each other in a cycle.
         for customer_id, meter_code in sorted(slot_keys):
             if self.catalog.meter(meter_code) is not None:
-                await self._load_slot(customer_id, meter_code)
+                self._load_slot(customer_id, meter_code)
 
     def _plan_or_none(self, op: Op) -> repo.CustomerPlan | None:
         if isinstance(op, CommitReservation | ReleaseReservation):
@@ -146,15 +145,15 @@ class _Batch:
             return self.plans.get(ref.external_customer_id)
         return None
 
-    async def _load_slot(self, customer_id: int, meter_code: str) -> _Slot:
+    def _load_slot(self, customer_id: int, meter_code: str) -> _Slot:
         plan = self.plans_by_id[customer_id]
         catalog_plan = self.catalog.plan(plan.plan_slug) or self.catalog.default_plan
         quota = catalog_plan.quotas[meter_code]
         period = current_period(quota, self.now, plan.cycle)
-        total = await repo.lock_total(
+        total = repo.lock_total(
             self.conn, customer_id, meter_code, period.start, period.end, self.now
         )
-        lots, expired = await repo.lock_credit_lots(self.conn, customer_id, meter_code, self.now)
+        lots, expired = repo.lock_credit_lots(self.conn, customer_id, meter_code, self.now)
         slot = _Slot(
             total_id=total.id,
             used_at_load=total.used,
@@ -165,7 +164,7 @@ class _Batch:
                 used=total.used,
                 credits_used=total.credits_used,
                 lots=lots,
-                held=await repo.held_amount(self.conn, customer_id, meter_code, self.now),
+                held=repo.held_amount(self.conn, customer_id, meter_code, self.now),
             ),
         )
         for row in expired:  # credits past their expiry leave the balance through the ledger
@@ -489,18 +488,22 @@ class _Batch:
 
     # Writing -------------------------------------------------------------------
 
-    async def write(self) -> None:
+    def write(self) -> None:
         fresh = {row["public_id"]: row for row in self.new_grants}
         for slot in self.slots.values():
             for grant_id, value in slot.grant_remaining.items():
                 if isinstance(grant_id, str):  # granted and partly used within this batch
                     fresh[grant_id]["remaining"] = value
-        grant_ids = await repo.insert_grants(self.conn, self.new_grants)
-        event_ids = await repo.insert_events(self.conn, self.new_events)
+        grant_ids = repo.insert_grants(self.conn, self.new_grants)
+        repo.insert_events(self.conn, self.new_events)
+        # Database ids are needed only where credits were consumed or a hold was committed.
+        wanted = [e["usage_event_id"] for e in self.ledger if e["usage_event_id"] is not None]
+        wanted += [row["public_id"] for row in self.new_events if row["reservation_id"] is not None]
+        event_ids = repo.event_ids(self.conn, wanted)
         for slot in self.slots.values():
             state = slot.state
             if (state.used, state.credits_used) != (slot.used_at_load, slot.credits_used_at_load):
-                await repo.update_total(
+                repo.update_total(
                     self.conn, slot.total_id, state.used, state.credits_used, self.now
                 )
             # Lots granted in this batch were inserted with their final remainder already.
@@ -509,23 +512,23 @@ class _Batch:
                 for grant_id, value in slot.grant_remaining.items()
                 if not isinstance(grant_id, str)
             }
-            await repo.set_grant_remaining(self.conn, remaining)
+            repo.set_grant_remaining(self.conn, remaining)
         for entry in self.ledger:
             if isinstance(entry["grant_id"], str):
                 entry["grant_id"] = grant_ids[entry["grant_id"]]
             if entry["usage_event_id"] is not None:
                 entry["usage_event_id"] = event_ids[entry["usage_event_id"]]
-        await repo.insert_ledger(self.conn, self.ledger)
+        repo.insert_ledger(self.conn, self.ledger)
         for row in self.new_reservations:
             if row["status"] == "committed":
                 row["usage_event_id"] = event_ids.get(self._event_public_id(row))
-        await repo.insert_reservations(self.conn, self.new_reservations)
+        repo.insert_reservations(self.conn, self.new_reservations)
         for public_id, values in self.reservation_updates.items():
             if values.get("status") == "committed":
                 values["usage_event_id"] = event_ids.get(
                     self._event_public_id(self.reservations[public_id])
                 )
-            await repo.update_reservation(self.conn, public_id, values)
+            repo.update_reservation(self.conn, public_id, values)
 
     def _event_public_id(self, reservation: Any) -> str | None:
         event = self.events.get((reservation["customer_id"], reservation["transaction_id"]))
@@ -589,28 +592,36 @@ def _grant_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> 
 _Outcome = tuple[Result | None, DomainError | None]
 
 
+def _apply(
+    conn: Connection, catalog: Catalog, ops: list[Op], upgrade_url: str, now: datetime
+) -> list[_Outcome]:
+    batch = _Batch(conn, catalog, now, upgrade_url)
+    batch.load(ops)
+    outcomes: list[_Outcome] = []
+    for op in ops:
+        try:
+            outcomes.append((batch.apply(op), None))
+        except DomainError as exc:
+            outcomes.append((None, exc))
+    batch.write()
+    return outcomes
+
+
 async def apply_batch(
-    engine: AsyncEngine,
+    work: SyncWork | AsyncEngine,
     catalog: Catalog,
     ops: list[Op],
     upgrade_url: str,
     now: datetime | None = None,
 ) -> list[_Outcome]:
     """Apply `ops` in one write transaction; outcomes in the same order. Committed on return."""
-    now = now or utcnow()
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{IMMEDIATE: True})
-        async with conn.begin():
-            batch = _Batch(conn, catalog, now, upgrade_url)
-            await batch.load(ops)
-            outcomes: list[_Outcome] = []
-            for op in ops:
-                try:
-                    outcomes.append((batch.apply(op), None))
-                except DomainError as exc:
-                    outcomes.append((None, exc))
-            await batch.write()
-    return outcomes
+    if isinstance(work, AsyncEngine):
+        work = SyncWork(work)
+        try:
+            return await work.write(_apply, catalog, ops, upgrade_url, now or utcnow())
+        finally:
+            work.dispose()
+    return await work.write(_apply, catalog, ops, upgrade_url, now or utcnow())
 
 
 class UsageWriter:
@@ -624,6 +635,7 @@ class UsageWriter:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        self.work = SyncWork(engine)
         self.catalog = catalog
         self.upgrade_url = upgrade_url
         self.clock = clock
@@ -645,6 +657,7 @@ class UsageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.work.dispose()
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -662,7 +675,7 @@ class UsageWriter:
         for attempt in range(_RETRIES):
             try:
                 outcomes = await apply_batch(
-                    self.engine, self.catalog, ops, self.upgrade_url, self.clock()
+                    self.work, self.catalog, ops, self.upgrade_url, self.clock()
                 )
             except (IntegrityError, OperationalError, DBAPIError) as exc:
                 # A race with another process (unique key, deadlock, serialization): nothing was

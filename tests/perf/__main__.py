@@ -1,0 +1,222 @@
+"""`make bench`: the usage API against a real server, as ratios to a bare endpoint.
+
+Starts `billing-portal serve` (SQLite, default settings) like a user would, then drives it
+with wrk (64 connections) for each scenario in one run:
+
+- ceiling:  GET /health, constant JSON through the same server and middleware
+- ingest:   POST /api/v1/events, one event per request, unique transaction ids
+- batch:    POST /api/v1/events/batch, 100 events per request
+- balance:  GET /api/v1/customers/{id}/balances, with 10 stored events, then 1,000,000
+
+Absolute numbers depend on the machine; the ratios to the ceiling are what to compare.
+Not part of `make test`: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.servers import LiveServers
+
+CONNECTIONS = 64
+
+_LUA_EVENT = """
+local counter = 0
+local prefix = "%(prefix)s"
+local body_head = '{"event":{"external_customer_id":"bench","code":"ai_requests","transaction_id":"'
+function setup(thread) thread:set("tid", tostring(math.random(1, 1000000000))) end
+function request()
+  counter = counter + 1
+  return wrk.format("POST", "/api/v1/events", nil, body_head .. prefix .. tid .. "-" .. counter .. '"}}')
+end
+"""
+
+_LUA_BATCH = """
+local counter = 0
+local prefix = "%(prefix)s"
+function setup(thread) thread:set("tid", tostring(math.random(1, 1000000000))) end
+function request()
+  local parts = {}
+  for i = 1, 100 do
+    counter = counter + 1
+    parts[i] = '{"external_customer_id":"bench","code":"tokens","properties":{"tokens":1},"transaction_id":"' .. prefix .. tid .. "-" .. counter .. '"}'
+  end
+  return wrk.format("POST", "/api/v1/events/batch", nil, '{"events":[' .. table.concat(parts, ",") .. ']}')
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: str = ""
+    units_per_request: int = 1
+
+    @property
+    def units_per_s(self) -> float:
+        return self.requests_per_s * self.units_per_request
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    url: str, path: str, key: str, seconds: int, script: str | None = None
+) -> tuple[float, float, float, str]:
+    args = [
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {key}",
+        "-H",
+        "Content-Type: application/json",
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        if script:
+            handle.write(script)
+    if script:
+        args += ["-s", handle.name]
+    out = subprocess.run([*args, url + path], capture_output=True, text=True, check=True).stdout
+    if "Requests/sec" not in out or re.search(r"50%\s+\d", out) is None:
+        raise RuntimeError(f"wrk gave no numbers for {path}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, f"{errors.group(1)} non-2xx" if errors else ""
+
+
+def _insert_events(db_path: Path, customer_external_id: str, count: int) -> None:
+    """Bulk-load historical events straight into the table (what years of traffic leave)."""
+    with sqlite3.connect(db_path) as conn:
+        (customer_id,) = conn.execute(
+            "SELECT id FROM customers WHERE external_id = ?", (customer_external_id,)
+        ).fetchone()
+        rows = (
+            (
+                str(uuid.uuid4()),
+                customer_id,
+                "api_calls",
+                f"hist-{i}",
+                1,
+                0,
+                "2020-01-01 00:00:00.000000",
+                "2020-01-01 00:00:00.000000",
+                "{}",
+                "x",
+                customer_external_id,
+                "2020-01-01 00:00:00.000000",
+            )
+            for i in range(count)
+        )
+        conn.executemany(
+            "INSERT INTO usage_events (public_id, customer_id, meter_code, transaction_id, amount, credits_amount,"
+            " period_start, timestamp, properties, fingerprint, external_subscription_id, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="per scenario")
+    parser.add_argument(
+        "--history", type=int, default=1_000_000, help="stored events for the flat-read check"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes (granian workers)")
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk (make bench installs it when run as root)")
+        return 2
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    servers = LiveServers(root)
+    try:
+        server = servers.start(
+            {"LOG_LEVEL": "WARNING"},
+            ("--no-emulator", "--workers", str(options.workers)),
+            seed=False,
+        )
+        key = server.cli("create-api-key", "bench").strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {key}"}
+        httpx.post(
+            f"{server.url}/api/v1/customers",
+            headers=headers,
+            json={"customer": {"external_id": "bench", "plan": "business"}},
+        ).raise_for_status()
+        for i in range(10):
+            httpx.post(
+                f"{server.url}/api/v1/events",
+                headers=headers,
+                json={
+                    "event": {
+                        "transaction_id": f"warm-{i}",
+                        "external_customer_id": "bench",
+                        "code": "api_calls",
+                    }
+                },
+            ).raise_for_status()
+        s = options.seconds
+        results = [
+            Result("ceiling: GET /health", *wrk(server.url, "/health", key, s)),
+            Result(
+                "single-event ingest",
+                *wrk(server.url, "/api/v1/events", key, s, _LUA_EVENT % {"prefix": "s"}),
+            ),
+            Result(
+                "batch ingest (100/request)",
+                *wrk(server.url, "/api/v1/events/batch", key, s, _LUA_BATCH % {"prefix": "b"}),
+                units_per_request=100,
+            ),
+            Result(
+                "balance read, 10 events",
+                *wrk(server.url, "/api/v1/customers/bench/balances", key, s),
+            ),
+        ]
+        db_path = Path(server.database_url.split("///", 1)[1])
+        _insert_events(db_path, "bench", options.history)
+        results.append(
+            Result(
+                f"balance read, +{options.history:,} events",
+                *wrk(server.url, "/api/v1/customers/bench/balances", key, s),
+            )
+        )
+    finally:
+        servers.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+    ceiling = results[0].requests_per_s
+    print(
+        f"\n{'scenario':<34}{'req/s':>10}{'units/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}  errors"
+    )
+    for r in results:
+        print(
+            f"{r.name:<34}{r.requests_per_s:>10,.0f}{r.units_per_s:>11,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.requests_per_s / ceiling:>11.2f}x  {r.errors}"
+        )
+    print(
+        f"\n{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario, "
+        f"{options.workers} granian worker(s), SQLite."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
