@@ -33,6 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.auth import build_rate_limit, build_session_auth
 from app.accounts.controllers import AuthController
 from app.accounts.service import AccountService
+from app.admin.controllers import AdminController
+from app.admin.service import AdminService
+from app.apikeys.service import ApiKeyService
 from app.billing.actions import BillingActionsController
 from app.billing.controllers import (
     BillingController,
@@ -164,6 +167,25 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     ) -> StripeEventService:
         return StripeEventService(billing_service.session, billing_service)
 
+    def provide_admin_service(
+        db_session: NamedDependency[AsyncSession],
+        customer_service: NamedDependency[CustomerService],
+        metering_service: NamedDependency[MeteringService],
+        billing_pages: NamedDependency[BillingPages],
+        billing_service: NamedDependency[BillingService],
+        stripe_event_service: NamedDependency[StripeEventService],
+    ) -> AdminService:
+        return AdminService(
+            db_session,
+            catalog,
+            customers=customer_service,
+            metering=metering_service,
+            pages=billing_pages,
+            billing=billing_service,
+            events=stripe_event_service,
+            api_keys=ApiKeyService(db_session),
+        )
+
     def provide_portal_links(
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
@@ -191,6 +213,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             PortalController,
             PortalApiController,
             BillingActionsController,
+            AdminController,
             StripeWebhookController,
             CustomerApiController,
             UsageApiController,
@@ -210,6 +233,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "stripe_gateway": Provide(provide_stripe_gateway, sync_to_thread=False),
             "billing_service": Provide(provide_billing_service, sync_to_thread=False),
             "stripe_event_service": Provide(provide_stripe_event_service, sync_to_thread=False),
+            "admin_service": Provide(provide_admin_service, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),

@@ -1,6 +1,7 @@
 """Every model, imported in one place so Alembic and the metadata see the whole schema."""
 
 from app.accounts.models import User
+from app.admin.models import AuditLog
 from app.apikeys.models import ApiKey
 from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer, Subscription
@@ -16,6 +17,7 @@ from app.stripe.models import StripeEvent, StripeOutboxMessage
 
 __all__ = [
     "ApiKey",
+    "AuditLog",
     "Base",
     "CreditGrant",
     "CreditLedgerEntry",

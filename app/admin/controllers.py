@@ -1,0 +1,535 @@
+"""The billing admin pages under `/admin/billing` (HTTP only; the rules are in AdminService).
+
+Every route requires the admin role (`requires_admin` on the controller: 401 → login for
+anonymous, the 403 page for a signed-in non-admin). Every action is two steps that work
+without JavaScript: a GET confirm page (summary, a required reason, a one-time request id)
+and a CSRF-protected POST that performs it, writes the audit entry and answers 303 with a
+flash message. Creating an API key is the exception that answers 200: the raw key is shown
+once, on that response only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from app.accounts.guards import current_user, requires_admin
+from app.admin.service import (
+    ACTIONS,
+    EVENT_STATUSES,
+    INVOICE_STATUSES,
+    SUBSCRIPTION_STATUSES,
+    Actor,
+    AdminService,
+    Outcome,
+    new_request_id,
+)
+from app.lib.errors import ValidationFailed
+from app.stripe.gateway import StripeGatewayError
+from app.web.responses import page
+
+BASE = "/admin/billing"
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+PageParam = Annotated[str, QueryParameter(name="page")]
+CUSTOMER_ACTIONS = {
+    "grant_credits": "grant-credits",
+    "change_plan": "change-plan",
+    "cancel": "cancel",
+    "resume": "resume",
+    "view_portal": "view",
+}
+
+
+class ActionForm(Struct):
+    reason: str = ""
+    request_id: str = ""
+    meter: str = ""
+    amount: str = ""
+    expires_days: str = ""
+    plan: str = ""
+    interval: str = "month"
+    name: str = ""
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    user = current_user(request)
+    assert user is not None  # requires_admin ran
+    return Actor(user_id=user.id, email=user.email)
+
+
+def _customer_url(external_id: str) -> str:
+    return f"{BASE}/customers/{external_id}"
+
+
+def _done(request: Request[Any, Any, Any], outcome: Outcome, url: str) -> Redirect:
+    flash(request, outcome.message, category=outcome.category)
+    return Redirect(path=url, status_code=303)
+
+
+class AdminController(Controller):
+    path = BASE
+    guards = [requires_admin]
+    include_in_schema = False
+
+    # Overview -------------------------------------------------------------------------------
+
+    @get("/")
+    async def overview(
+        self, request: Request[Any, Any, Any], admin_service: NamedDependency[AdminService]
+    ) -> Template:
+        return page(request, "admin/overview.html", {"o": await admin_service.overview()})
+
+    # Customers ------------------------------------------------------------------------------
+
+    @get("/customers")
+    async def customers(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        q: FromQuery[str] = "",
+        plan: FromQuery[str] = "",
+        status: FromQuery[str] = "",
+        sort: FromQuery[str] = "newest",
+        page_number: PageParam = "1",
+    ) -> Template:
+        params = admin_service.customer_query(q, plan, status, sort)
+        result = await admin_service.search_customers(params, page_number)
+        context = {
+            "params": params,
+            "result": result,
+            "plans": admin_service.plan_choices(),
+            "statuses": SUBSCRIPTION_STATUSES,
+        }
+        return page(request, "admin/customers.html", context, fragment="admin/_customer_rows.html")
+
+    @get("/customers/{external_id:str}")
+    async def customer(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        page_number: PageParam = "1",
+    ) -> Template:
+        detail = await admin_service.customer_detail(external_id, page_number)
+        context = {
+            "d": detail,
+            "plans": admin_service.plan_choices(),
+            "catalog": admin_service.catalog,
+        }
+        return page(request, "admin/customer.html", context)
+
+    @get("/customers/{external_id:str}/confirm")
+    async def confirm_customer_action(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        action: FromQuery[str] = "",
+        meter: FromQuery[str] = "",
+        amount: FromQuery[str] = "",
+        expires_days: FromQuery[str] = "",
+        plan: FromQuery[str] = "",
+        interval: FromQuery[str] = "month",
+    ) -> Template | Redirect:
+        form = ActionForm(
+            meter=meter, amount=amount, expires_days=expires_days, plan=plan, interval=interval
+        )
+        if action not in CUSTOMER_ACTIONS:
+            flash(request, "Choose an action.", category="error")
+            return Redirect(path=_customer_url(external_id), status_code=303)
+        try:
+            context = await self._confirm_context(admin_service, external_id, action, form)
+        except ValidationFailed as exc:
+            flash(request, exc.message, category="error")
+            return Redirect(path=_customer_url(external_id), status_code=303)
+        return page(request, "admin/confirm.html", context)
+
+    async def _confirm_context(
+        self,
+        admin_service: AdminService,
+        external_id: str,
+        action: str,
+        form: ActionForm,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        customer = await admin_service.customer(external_id)
+        who = customer.email or customer.external_id
+        hidden: dict[str, str] = {}
+        lines: list[str] = []
+        danger = False
+        if action == "grant_credits":
+            s = admin_service.grant_summary(form.meter, form.amount, form.expires_days)
+            hidden = {
+                "meter": s["meter"],
+                "amount": str(s["amount"]),
+                "expires_days": str(s["expires_days"] or ""),
+            }
+            lines = [
+                f"Grant {s['amount']:,} {s['meter_name']} credits to {who}.",
+                f"They expire after {s['expires_days']} days."
+                if s["expires_days"]
+                else "They do not expire.",
+            ]
+        elif action == "change_plan":
+            s = await admin_service.change_plan_summary(external_id, form.plan, form.interval)
+            hidden = {"plan": s["plan"].slug, "interval": s["interval"]}
+            lines = [
+                f"Move {who} from {s['subscription'].plan_slug} to {s['plan'].name} "
+                f"({s['interval']}ly).",
+                s["how"],
+            ]
+            danger = True
+        elif action == "cancel":
+            lines = [f"Cancel {who}'s paid subscription at the end of its period (through Stripe)."]
+            danger = True
+        elif action == "resume":
+            lines = [f"Resume {who}'s subscription: it renews as usual (through Stripe)."]
+        else:  # view_portal
+            lines = [
+                f"Open a read-only view of {who}'s billing pages for 30 minutes.",
+                "You stay logged in as yourself; the opening is recorded in the audit log.",
+            ]
+        return {
+            "title": ACTIONS[action],
+            "lines": lines,
+            "action_url": f"{_customer_url(customer.external_id)}/{CUSTOMER_ACTIONS[action]}",
+            "cancel_url": _customer_url(customer.external_id),
+            "hidden": hidden,
+            "request_id": form.request_id or new_request_id(),
+            "reason": form.reason,
+            "error": error,
+            "danger": danger,
+            "testid": action,
+        }
+
+    async def _customer_action(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: AdminService,
+        external_id: str,
+        action: str,
+        form: ActionForm,
+    ) -> Template | Redirect:
+        actor = _actor(request)
+        back = _customer_url(external_id)
+        try:
+            if action == "grant_credits":
+                outcome = await admin_service.grant_credits(
+                    actor,
+                    external_id,
+                    form.meter,
+                    form.amount,
+                    form.expires_days,
+                    form.reason,
+                    form.request_id,
+                )
+            elif action == "change_plan":
+                outcome = await admin_service.change_plan(
+                    actor, external_id, form.plan, form.interval, form.reason, form.request_id
+                )
+            elif action in ("cancel", "resume"):
+                outcome = await admin_service.cancel_or_resume(
+                    actor, action, external_id, form.reason, form.request_id
+                )
+            else:
+                outcome = await admin_service.open_portal_view(
+                    actor, external_id, form.reason, form.request_id
+                )
+                back = f"{back}/view"
+        except ValidationFailed as exc:
+            await admin_service.session.rollback()
+            context = await self._confirm_context(
+                admin_service, external_id, action, form, error=exc.message
+            )
+            return page(request, "admin/confirm.html", context, status_code=422)
+        except StripeGatewayError as exc:
+            await admin_service.session.rollback()
+            flash(request, f"Stripe: {exc.message}", category="error")
+            return Redirect(path=back, status_code=303)
+        return _done(request, outcome, back)
+
+    @post("/customers/{external_id:str}/grant-credits")
+    async def grant_credits(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        return await self._customer_action(
+            request, admin_service, external_id, "grant_credits", data
+        )
+
+    @post("/customers/{external_id:str}/change-plan")
+    async def change_plan(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        return await self._customer_action(request, admin_service, external_id, "change_plan", data)
+
+    @post("/customers/{external_id:str}/cancel")
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        return await self._customer_action(request, admin_service, external_id, "cancel", data)
+
+    @post("/customers/{external_id:str}/resume")
+    async def resume(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        return await self._customer_action(request, admin_service, external_id, "resume", data)
+
+    @post("/customers/{external_id:str}/view")
+    async def open_view(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        return await self._customer_action(request, admin_service, external_id, "view_portal", data)
+
+    @get("/customers/{external_id:str}/view")
+    async def view(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        external_id: FromPath[str],
+    ) -> Template | Redirect:
+        """The customer's dashboard, read-only, rendered for the admin (no login as them)."""
+        context = await admin_service.portal_view(external_id, _actor(request))
+        if context is None:
+            return Redirect(
+                path=f"{_customer_url(external_id)}/confirm?action=view_portal", status_code=303
+            )
+        return page(request, "admin/customer_view.html", context)
+
+    # Invoices -------------------------------------------------------------------------------
+
+    @get("/invoices")
+    async def invoices(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        status: FromQuery[str] = "",
+        page_number: PageParam = "1",
+    ) -> Template:
+        result, totals = await admin_service.invoices(status, page_number)
+        context = {
+            "result": result,
+            "totals": totals,
+            "status": status if status in INVOICE_STATUSES else "",
+            "statuses": INVOICE_STATUSES,
+        }
+        return page(request, "admin/invoices.html", context, fragment="admin/_invoice_rows.html")
+
+    # Stripe events --------------------------------------------------------------------------
+
+    @get("/events")
+    async def events(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        status: FromQuery[str] = "",
+        type: FromQuery[str] = "",
+        page_number: PageParam = "1",
+    ) -> Template:
+        result = await admin_service.stripe_events(status, type, page_number)
+        context = {
+            "result": result,
+            "status": status if status in EVENT_STATUSES else "",
+            "type": type.strip(),
+            "statuses": EVENT_STATUSES,
+        }
+        return page(request, "admin/events.html", context, fragment="admin/_event_rows.html")
+
+    @get("/events/{stripe_event_id:str}")
+    async def event(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        stripe_event_id: FromPath[str],
+    ) -> Template:
+        event, customer = await admin_service.stripe_event(stripe_event_id)
+        context = {
+            "event": event,
+            "customer": customer,
+            "payload": json.dumps(event.payload, indent=2, sort_keys=True, default=str),
+        }
+        return page(request, "admin/event.html", context)
+
+    def _replay_context(
+        self, stripe_event_id: str, event: Any, form: ActionForm, error: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "title": ACTIONS["stripe_event.replay"],
+            "lines": [
+                f"Process {event.type} {stripe_event_id} again (status now: {event.status}).",
+                "Handlers are idempotent: a replay converges to Stripe's current state.",
+            ],
+            "action_url": f"{BASE}/events/{stripe_event_id}/replay",
+            "cancel_url": f"{BASE}/events/{stripe_event_id}",
+            "hidden": {},
+            "request_id": form.request_id or new_request_id(),
+            "reason": form.reason,
+            "error": error,
+            "danger": False,
+            "testid": "replay",
+        }
+
+    @get("/events/{stripe_event_id:str}/confirm")
+    async def confirm_replay(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        stripe_event_id: FromPath[str],
+    ) -> Template:
+        event, _customer = await admin_service.stripe_event(stripe_event_id)
+        context = self._replay_context(stripe_event_id, event, ActionForm())
+        return page(request, "admin/confirm.html", context)
+
+    @post("/events/{stripe_event_id:str}/replay")
+    async def replay(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        stripe_event_id: FromPath[str],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        try:
+            outcome = await admin_service.replay_event(
+                _actor(request), stripe_event_id, data.reason, data.request_id
+            )
+        except ValidationFailed as exc:
+            event, _customer = await admin_service.stripe_event(stripe_event_id)
+            context = self._replay_context(stripe_event_id, event, data, error=exc.message)
+            return page(request, "admin/confirm.html", context, status_code=422)
+        return _done(request, outcome, f"{BASE}/events/{stripe_event_id}")
+
+    # API keys -------------------------------------------------------------------------------
+
+    async def _keys_context(self, admin_service: AdminService, **extra: Any) -> dict[str, Any]:
+        return {
+            "keys": await admin_service.list_api_keys(),
+            "request_id": new_request_id(),
+            "created": None,
+            "raw_key": None,
+            "error": None,
+            "form": ActionForm(),
+            **extra,
+        }
+
+    @get("/api-keys")
+    async def api_keys(
+        self, request: Request[Any, Any, Any], admin_service: NamedDependency[AdminService]
+    ) -> Template:
+        return page(request, "admin/api_keys.html", await self._keys_context(admin_service))
+
+    @post("/api-keys")
+    async def create_api_key(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        data: Annotated[ActionForm, Form],
+    ) -> Template:
+        try:
+            key, raw, outcome = await admin_service.create_api_key(
+                _actor(request), data.name, data.reason, data.request_id
+            )
+        except ValidationFailed as exc:
+            await admin_service.session.rollback()
+            context = await self._keys_context(admin_service, error=exc.message, form=data)
+            return page(request, "admin/api_keys.html", context, status_code=422)
+        context = await self._keys_context(
+            admin_service, created=key, raw_key=raw, notice=outcome.message
+        )
+        # The raw key is in this response only: never cache it.
+        response = page(request, "admin/api_keys.html", context, status_code=200)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _revoke_context(
+        self, key: Any, form: ActionForm, error: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "title": ACTIONS["api_key.revoke"],
+            "lines": [
+                f"Revoke the API key “{key.name}” ({key.prefix}…).",
+                "Requests with it are refused within seconds; this cannot be undone.",
+            ],
+            "action_url": f"{BASE}/api-keys/{key.id}/revoke",
+            "cancel_url": f"{BASE}/api-keys",
+            "hidden": {},
+            "request_id": form.request_id or new_request_id(),
+            "reason": form.reason,
+            "error": error,
+            "danger": True,
+            "testid": "revoke",
+        }
+
+    @get("/api-keys/{key_id:int}/confirm")
+    async def confirm_revoke(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        key_id: FromPath[int],
+    ) -> Template:
+        key = await admin_service.api_key(key_id)
+        return page(request, "admin/confirm.html", self._revoke_context(key, ActionForm()))
+
+    @post("/api-keys/{key_id:int}/revoke")
+    async def revoke_api_key(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        key_id: FromPath[int],
+        data: Annotated[ActionForm, Form],
+    ) -> Template | Redirect:
+        try:
+            outcome = await admin_service.revoke_api_key(
+                _actor(request), key_id, data.reason, data.request_id
+            )
+        except ValidationFailed as exc:
+            key = await admin_service.api_key(key_id)
+            context = self._revoke_context(key, data, error=exc.message)
+            return page(request, "admin/confirm.html", context, status_code=422)
+        return _done(request, outcome, f"{BASE}/api-keys")
+
+    # Audit log ------------------------------------------------------------------------------
+
+    @get("/audit")
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        q: FromQuery[str] = "",
+        action: FromQuery[str] = "",
+        page_number: PageParam = "1",
+    ) -> Template:
+        result = await admin_service.audit_log(q, action, page_number)
+        context = {
+            "result": result,
+            "q": q.strip(),
+            "action": action if action in ACTIONS else "",
+            "actions": ACTIONS,
+        }
+        return page(request, "admin/audit.html", context, fragment="admin/_audit_rows.html")

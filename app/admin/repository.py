@@ -1,0 +1,374 @@
+"""All SQL of the admin pages: aggregates for the overview, searches and paginated lists.
+
+Every list is bounded (LIMIT/OFFSET on an indexed order) and every search term is a
+prefix match on an indexed expression; the indexes are declared in `app/admin/models.py`
+and listed in `docs/admin.md`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    and_,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.admin.models import AuditLog
+from app.billing.models import Invoice
+from app.customers.models import Customer, Subscription
+from app.metering.models import UsageEvent
+from app.stripe.models import StripeEvent
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    id: int
+    external_id: str
+    email: str | None
+    name: str | None
+    plan_slug: str
+    interval: str
+    status: str
+    cancel_at_period_end: bool
+    stripe_customer_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerQuery:
+    q: str = ""
+    plan: str = ""
+    status: str = ""
+    sort: str = "newest"  # newest | oldest | email
+
+
+SORTS = ("newest", "oldest", "email")
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix(column: ColumnElement[Any], prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as an index range scan plus an exact LIKE check."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(
+        column >= prefix,
+        column < upper,
+        column.like(_escape_like(prefix) + "%", escape="\\"),
+    )
+
+
+def _utc_day(session: AsyncSession, column: Any) -> Any:
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)  # SQLite stores naive UTC
+
+
+def _utc_month(session: AsyncSession, column: Any) -> Any:
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class AdminRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Overview ----------------------------------------------------------------------------
+
+    async def subscription_counts(self) -> list[tuple[str, str, str, int]]:
+        """(plan_slug, interval, status, count) over every subscription: one GROUP BY."""
+        query = select(
+            Subscription.plan_slug,
+            Subscription.interval,
+            Subscription.status,
+            func.count(),
+        ).group_by(Subscription.plan_slug, Subscription.interval, Subscription.status)
+        return [(p, i, s, int(n)) for p, i, s, n in (await self.session.execute(query)).all()]
+
+    async def churned_between(
+        self, start: datetime, end: datetime, free_slugs: list[str], live_statuses: list[str]
+    ) -> int:
+        """Subscriptions that ended in [start, end): `canceled_at` in the window and no longer
+        on a paid plan (back on a free plan, or in an ended status)."""
+        query = (
+            select(func.count())
+            .select_from(Subscription)
+            .where(
+                Subscription.canceled_at >= start,
+                Subscription.canceled_at < end,
+                or_(
+                    Subscription.plan_slug.in_(free_slugs),
+                    Subscription.status.not_in(live_statuses),
+                ),
+            )
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def paid_since_before(
+        self, moment: datetime, paid_slugs: list[str], paid_statuses: list[str]
+    ) -> int:
+        """Paid subscriptions now whose paid life began before `moment`: the Stripe ledger's
+        `customer.subscription.created` for the subscription, or the row's `created_at` when
+        the ledger has no such event (a plan set without Stripe)."""
+        created = select(StripeEvent.id).where(
+            StripeEvent.type == "customer.subscription.created",
+            StripeEvent.object_id == Subscription.stripe_subscription_id,
+        )
+        created_before = created.where(StripeEvent.stripe_created < int(moment.timestamp()))
+        query = (
+            select(func.count())
+            .select_from(Subscription)
+            .where(
+                Subscription.plan_slug.in_(paid_slugs),
+                Subscription.status.in_(paid_statuses),
+                or_(
+                    exists(created_before),
+                    and_(~exists(created), Subscription.created_at < moment),
+                ),
+            )
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def revenue_by_month(self, since: datetime) -> dict[tuple[str, str], int]:
+        """Sum of paid invoices' `amount_paid` by (YYYY-MM of the invoice date, currency)."""
+        month = _utc_month(self.session, Invoice.created_at)
+        query = (
+            select(month, Invoice.currency, func.sum(Invoice.amount_paid))
+            .where(Invoice.status == "paid", Invoice.created_at >= since)
+            .group_by(month, Invoice.currency)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {(str(m), str(c)): int(total or 0) for m, c, total in rows}
+
+    async def usage_by_day(self, since: datetime) -> dict[tuple[str, date], int]:
+        """Usage of every customer per (meter, UTC day) since `since` (events by timestamp)."""
+        day = _utc_day(self.session, UsageEvent.timestamp)
+        query = (
+            select(UsageEvent.meter_code, day, func.sum(UsageEvent.amount))
+            .where(UsageEvent.timestamp >= since)
+            .group_by(UsageEvent.meter_code, day)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {(str(code), _as_date(d)): int(total or 0) for code, d, total in rows}
+
+    async def payment_problems(
+        self, statuses: list[str], limit: int = 20
+    ) -> list[tuple[Customer, Subscription, Invoice | None]]:
+        """Customers whose subscription is past due or unpaid, with their latest open invoice."""
+        inner = aliased(Invoice)
+        latest_open = (
+            select(func.max(inner.id))
+            .where(
+                inner.customer_id == Customer.id,
+                inner.status.in_(("open", "uncollectible")),
+            )
+            .correlate(Customer)
+            .scalar_subquery()
+        )
+        query = (
+            select(Customer, Subscription, Invoice)
+            .join(Subscription, Subscription.customer_id == Customer.id)
+            .outerjoin(Invoice, Invoice.id == latest_open)
+            .where(Subscription.status.in_(statuses))
+            .order_by(Subscription.updated_at.desc(), Subscription.id.desc())
+            .limit(limit)
+        )
+        return [(c, s, i) for c, s, i in (await self.session.execute(query)).all()]
+
+    # Customers -----------------------------------------------------------------------------
+
+    def _customer_filter(self, query: Select[Any], params: CustomerQuery) -> Select[Any]:
+        term = params.q.strip()
+        if term:
+            lowered = term.lower()
+            query = query.where(
+                or_(
+                    _prefix(func.lower(Customer.email), lowered),
+                    _prefix(func.lower(Customer.name), lowered),
+                    _prefix(Customer.external_id, term),
+                )
+            )
+        if params.plan:
+            query = query.where(Subscription.plan_slug == params.plan)
+        if params.status:
+            query = query.where(Subscription.status == params.status)
+        return query
+
+    async def count_customers(self, params: CustomerQuery) -> int:
+        query = select(func.count()).select_from(Customer)
+        if params.plan or params.status:
+            query = query.join(Subscription, Subscription.customer_id == Customer.id)
+        query = self._customer_filter(query, params)
+        return int(await self.session.scalar(query) or 0)
+
+    async def customers(
+        self, params: CustomerQuery, *, offset: int, limit: int
+    ) -> list[CustomerRow]:
+        query = select(
+            Customer.id,
+            Customer.external_id,
+            Customer.email,
+            Customer.name,
+            Subscription.plan_slug,
+            Subscription.interval,
+            Subscription.status,
+            Subscription.cancel_at_period_end,
+            Customer.stripe_customer_id,
+            Customer.created_at,
+        ).join(Subscription, Subscription.customer_id == Customer.id)
+        query = self._customer_filter(query, params)
+        if params.sort == "oldest":
+            query = query.order_by(Customer.created_at.asc(), Customer.id.asc())
+        elif params.sort == "email":
+            query = query.order_by(func.lower(Customer.email).asc(), Customer.id.asc())
+        else:
+            query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
+        query = query.offset(offset).limit(limit)
+        return [CustomerRow(*row) for row in (await self.session.execute(query)).all()]
+
+    # Invoices ----------------------------------------------------------------------------
+
+    async def invoices(
+        self, status: str, *, offset: int, limit: int
+    ) -> list[tuple[Invoice, Customer]]:
+        query = select(Invoice, Customer).join(Customer, Customer.id == Invoice.customer_id)
+        if status:
+            query = query.where(Invoice.status == status)
+        query = (
+            query.order_by(Invoice.created_at.desc(), Invoice.id.desc()).offset(offset).limit(limit)
+        )
+        return [(i, c) for i, c in (await self.session.execute(query)).all()]
+
+    async def invoice_totals(self, status: str) -> list[tuple[str, int, int, int]]:
+        """(currency, count, sum of total, sum of amount_paid) for the filter."""
+        query = select(
+            Invoice.currency,
+            func.count(),
+            func.coalesce(func.sum(Invoice.total), 0),
+            func.coalesce(func.sum(Invoice.amount_paid), 0),
+        ).group_by(Invoice.currency)
+        if status:
+            query = query.where(Invoice.status == status)
+        rows = (await self.session.execute(query.order_by(Invoice.currency))).all()
+        return [(str(c), int(n), int(t), int(p)) for c, n, t, p in rows]
+
+    # Stripe events -------------------------------------------------------------------------
+
+    def _event_filter(self, query: Select[Any], status: str, type_prefix: str) -> Select[Any]:
+        if status:
+            query = query.where(StripeEvent.status == status)
+        if type_prefix:
+            query = query.where(_prefix(StripeEvent.type, type_prefix))
+        return query
+
+    async def count_events(self, status: str, type_prefix: str) -> int:
+        query = self._event_filter(
+            select(func.count()).select_from(StripeEvent), status, type_prefix
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def events(
+        self, status: str, type_prefix: str, *, offset: int, limit: int
+    ) -> list[StripeEvent]:
+        query = self._event_filter(select(StripeEvent), status, type_prefix)
+        query = (
+            query.order_by(StripeEvent.received_at.desc(), StripeEvent.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def event(self, stripe_event_id: str) -> StripeEvent | None:
+        return await self.session.scalar(
+            select(StripeEvent).where(StripeEvent.stripe_event_id == stripe_event_id)
+        )
+
+    async def customer_events(self, stripe_customer_id: str, limit: int = 50) -> list[StripeEvent]:
+        query = (
+            select(StripeEvent)
+            .where(StripeEvent.stripe_customer_id == stripe_customer_id)
+            .order_by(StripeEvent.stripe_created.desc(), StripeEvent.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def customer_by_stripe_id(self, stripe_customer_id: str) -> Customer | None:
+        return await self.session.scalar(
+            select(Customer).where(Customer.stripe_customer_id == stripe_customer_id)
+        )
+
+    # Audit log (insert and read only: there is deliberately no update or delete here) --------
+
+    def add_audit(self, entry: AuditLog) -> None:
+        self.session.add(entry)
+
+    async def audit_by_request_id(self, request_id: str) -> AuditLog | None:
+        return await self.session.scalar(select(AuditLog).where(AuditLog.request_id == request_id))
+
+    def _audit_filter(self, query: Select[Any], q: str, action: str) -> Select[Any]:
+        term = q.strip()
+        if term:
+            like = "%" + _escape_like(term.lower()) + "%"
+            query = query.where(
+                or_(
+                    func.lower(AuditLog.actor_email).like(like, escape="\\"),
+                    func.lower(AuditLog.target_id).like(like, escape="\\"),
+                    func.lower(AuditLog.reason).like(like, escape="\\"),
+                    func.lower(AuditLog.action).like(like, escape="\\"),
+                )
+            )
+        if action:
+            query = query.where(AuditLog.action == action)
+        return query
+
+    async def count_audit(self, q: str, action: str) -> int:
+        query = self._audit_filter(select(func.count()).select_from(AuditLog), q, action)
+        return int(await self.session.scalar(query) or 0)
+
+    async def audit(self, q: str, action: str, *, offset: int, limit: int) -> list[AuditLog]:
+        query = self._audit_filter(select(AuditLog), q, action)
+        query = query.order_by(AuditLog.id.desc()).offset(offset).limit(limit)
+        return list(await self.session.scalars(query))
+
+    async def audit_for(self, target_type: str, target_id: str, limit: int = 100) -> list[AuditLog]:
+        query = (
+            select(AuditLog)
+            .where(AuditLog.target_type == target_type, AuditLog.target_id == target_id)
+            .order_by(AuditLog.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def last_audit(
+        self, actor_user_id: int, action: str, target_type: str, target_id: str
+    ) -> AuditLog | None:
+        query = (
+            select(AuditLog)
+            .where(
+                AuditLog.target_type == target_type,
+                AuditLog.target_id == target_id,
+                AuditLog.action == action,
+                AuditLog.actor_user_id == actor_user_id,
+            )
+            .order_by(AuditLog.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)

@@ -1,0 +1,103 @@
+"""Admin fixtures: a logged-in admin client, a logged-in non-admin, and form helpers."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.service import AccountService
+from app.admin.models import AuditLog
+from app.catalog.models import Catalog
+from app.customers.models import Customer
+from tests.conftest import csrf_token, signup
+
+BASE_URL = "http://testserver.local"
+ADMIN_PASSWORD = "admin password for tests"
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+_REQUEST_ID = re.compile(r'name="request_id" value="([^"]+)"')
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+@dataclass
+class Admin:
+    client: AsyncTestClient[Litestar]
+    email: str
+
+    async def confirm_and_post(
+        self, confirm_url: str, reason: str | None = "support ticket 42", **params: str
+    ):
+        """Open the confirm page, then submit its form (hidden fields as rendered) with `reason`."""
+        page = await self.client.get(confirm_url, params=params)
+        assert page.status_code == 200, page.text
+        form = dict(_HIDDEN.findall(page.text))
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert action, "no action form on the confirm page"
+        if reason is not None:
+            form["reason"] = reason
+        return await self.client.post(action.group(1), data=form, follow_redirects=False)
+
+
+async def login(client: AsyncTestClient[Litestar], email: str, password: str) -> None:
+    token = await csrf_token(client, "/login")
+    response = await client.post(
+        "/login",
+        data={"email": email, "password": password, "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+@pytest.fixture
+async def admin(app: Litestar, session: AsyncSession, catalog: Catalog) -> AsyncIterator[Admin]:
+    email = f"admin-{secrets.token_hex(3)}@example.com"
+    await AccountService(session, catalog).ensure_admin(email, ADMIN_PASSWORD)
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        await login(client, email, ADMIN_PASSWORD)
+        yield Admin(client, email)
+
+
+@pytest.fixture
+async def user_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        await signup(client, email=f"user-{secrets.token_hex(3)}@example.com", name="User")
+        yield client
+
+
+async def make_customer(
+    session: AsyncSession, app: Litestar, email: str, name: str = "Customer"
+) -> Customer:
+    """A signed-up user's customer (the path every portal customer takes)."""
+    async with AsyncTestClient(app, base_url=BASE_URL) as client:
+        await signup(client, email=email, name=name)
+    customer = await session.scalar(select(Customer).where(Customer.email == email))
+    assert customer is not None
+    return customer
+
+
+async def audit_entries(session: AsyncSession, action: str | None = None) -> list[AuditLog]:
+    session.expire_all()
+    await session.commit()  # a fresh snapshot
+    query = select(AuditLog).order_by(AuditLog.id)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return list(await session.scalars(query))
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF field"
+    return match.group(1)
+
+
+def request_id_of(html: str) -> str:
+    match = _REQUEST_ID.search(html)
+    assert match, "no request_id field"
+    return match.group(1)
