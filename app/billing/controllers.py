@@ -166,7 +166,7 @@ class BillingController(Controller):
         self,
         request: Request[Any, Any, Any],
         billing_pages: NamedDependency[BillingPages],
-        page_number: Annotated[str, QueryParameter(query="page")] = "1",
+        page_number: Annotated[str, QueryParameter(name="page")] = "1",
     ) -> Template:
         customer = await _customer(request, billing_pages)
         account = await billing_pages.account(customer)
