@@ -53,14 +53,14 @@ class UsageApiController(Controller):
         "/events", status_code=200, summary="Record a usage event (idempotent per transaction_id)"
     )
     async def create_event(
-        self, data: JSONBody[EventEnvelope], metering_service: NamedDependency[MeteringService]
+        self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
-        result = await metering_service.record(_event_input(data.event))
+        result = await usage.record(_event_input(data.event))
         return {"event": event_out(result)}
 
     @post("/events/batch", status_code=200, summary="Record up to 100 events; an outcome per event")
     async def create_events(
-        self, data: JSONBody[EventBatch], metering_service: NamedDependency[MeteringService]
+        self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
         if not data.events:
             raise ValidationFailed("events must not be empty.", field="events")
@@ -73,7 +73,7 @@ class UsageApiController(Controller):
             except DomainError as exc:
                 inputs.append(exc)
         valid = [item for item in inputs if isinstance(item, EventInput)]
-        results = iter(await metering_service.record_many(valid))
+        results = iter(await usage.record_many(valid))
         outcomes = []
         for item, raw in zip(inputs, data.events, strict=True):
             outcome = next(results) if isinstance(item, EventInput) else item
@@ -94,9 +94,9 @@ class UsageApiController(Controller):
 
     @get("/customers/{external_id:str}/balances", summary="Balances of every meter")
     async def balances(
-        self, external_id: FromPath[str], metering_service: NamedDependency[MeteringService]
+        self, external_id: FromPath[str], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
-        customer_external_id, balances = await metering_service.balances(external_id)
+        customer_external_id, balances = await usage.balances(external_id)
         return {
             "external_customer_id": customer_external_id,
             "balances": [balance_out(b) for b in balances],
@@ -111,19 +111,19 @@ class UsageApiController(Controller):
         self,
         external_id: FromPath[str],
         data: JSONBody[CheckIn],
-        metering_service: NamedDependency[MeteringService],
+        usage: NamedDependency[MeteringService],
     ) -> dict[str, Any]:
-        allowed, balance = await metering_service.check(external_id, data.code, data.amount)
+        allowed, balance = await usage.check(external_id, data.code, data.amount)
         return {"allowed": allowed, "required": data.amount, "balance": balance_out(balance)}
 
     @post("/reservations", status_code=201, summary="Hold balance for expensive work")
     async def reserve(
         self,
         data: JSONBody[ReservationEnvelope],
-        metering_service: NamedDependency[MeteringService],
+        usage: NamedDependency[MeteringService],
     ) -> Response[dict[str, Any]]:
         body = data.reservation
-        result = await metering_service.reserve(
+        result = await usage.reserve(
             body.external_customer_id, body.code, body.amount, body.transaction_id, body.ttl_seconds
         )
         status = 200 if result.replayed else 201
@@ -137,17 +137,17 @@ class UsageApiController(Controller):
     async def commit(
         self,
         reservation_id: FromPath[str],
-        metering_service: NamedDependency[MeteringService],
+        usage: NamedDependency[MeteringService],
         data: JSONBody[CommitIn | None] = None,
     ) -> dict[str, Any]:
-        result = await metering_service.commit(reservation_id, data.amount if data else None)
+        result = await usage.commit(reservation_id, data.amount if data else None)
         return {"reservation": reservation_out(result)}
 
     @post("/reservations/{reservation_id:str}/release", status_code=200, summary="Give a hold back")
     async def release(
-        self, reservation_id: FromPath[str], metering_service: NamedDependency[MeteringService]
+        self, reservation_id: FromPath[str], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
-        result = await metering_service.release(reservation_id)
+        result = await usage.release(reservation_id)
         return {"reservation": reservation_out(result)}
 
     @post(
@@ -159,9 +159,9 @@ class UsageApiController(Controller):
         self,
         external_id: FromPath[str],
         data: JSONBody[CreditsIn],
-        metering_service: NamedDependency[MeteringService],
+        usage: NamedDependency[MeteringService],
     ) -> dict[str, Any]:
-        result = await metering_service.grant_credits(
+        result = await usage.grant_credits(
             external_id, data.code, data.amount, data.reason, data.transaction_id, data.expires_at
         )
         return {"credit_grant": grant_out(result)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -71,6 +71,28 @@ _PLAN_COLUMNS = (
     subscriptions_t.c.current_period_end,
     subscriptions_t.c.interval,
 )
+
+
+# Hot statements are built once: constructing a statement costs more than running it.
+_PLAN_FROM = customers_t.join(subscriptions_t, subscriptions_t.c.customer_id == customers_t.c.id)
+_PLAN_BY_EXTERNAL_ID = (
+    select(*_PLAN_COLUMNS)
+    .select_from(_PLAN_FROM)
+    .where(customers_t.c.external_id == bindparam("external_id"))
+)
+_PLAN_BY_ID = (
+    select(*_PLAN_COLUMNS).select_from(_PLAN_FROM).where(customers_t.c.id == bindparam("id"))
+)
+
+
+def customer_plan(
+    conn: Connection, external_id: str | None = None, customer_id: int | None = None
+) -> CustomerPlan | None:
+    if external_id is not None:
+        row = conn.execute(_PLAN_BY_EXTERNAL_ID, {"external_id": external_id}).first()
+    else:
+        row = conn.execute(_PLAN_BY_ID, {"id": customer_id}).first()
+    return _plan_row(row) if row is not None else None
 
 
 def customer_plans(
@@ -143,9 +165,32 @@ def existing_grants(
     return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
 
 
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return insert(table)
+_TOTAL_KEY = (
+    (totals_t.c.customer_id == bindparam("customer_id"))
+    & (totals_t.c.meter_code == bindparam("meter_code"))
+    & (totals_t.c.period_start == bindparam("period_start"))
+)
+_INSERT_TOTAL = {
+    name: insert(totals_t).on_conflict_do_nothing()
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_LOCK_TOTAL = select(totals_t).where(_TOTAL_KEY).with_for_update()
+_LOCK_LOTS = (
+    select(grants_t.c.id, grants_t.c.remaining, grants_t.c.expires_at)
+    .where(
+        grants_t.c.customer_id == bindparam("customer_id"),
+        grants_t.c.meter_code == bindparam("meter_code"),
+        grants_t.c.remaining > 0,
+    )
+    .order_by(grants_t.c.id)
+    .with_for_update()
+)
+_HELD = select(func.coalesce(func.sum(reservations_t.c.amount), 0)).where(
+    reservations_t.c.customer_id == bindparam("customer_id"),
+    reservations_t.c.meter_code == bindparam("meter_code"),
+    reservations_t.c.status == "held",
+    reservations_t.c.expires_at > bindparam("now"),
+)
 
 
 def lock_total(
@@ -157,47 +202,23 @@ def lock_total(
     now: datetime,
 ) -> Any:
     """The running-total row of this period, created when missing, locked for the transaction."""
+    key = {"customer_id": customer_id, "meter_code": meter_code, "period_start": period_start}
+    row = conn.execute(_LOCK_TOTAL, key).first()
+    if row is not None:
+        return row
     conn.execute(
-        _insert_ignore(conn, totals_t)
-        .values(
-            customer_id=customer_id,
-            meter_code=meter_code,
-            period_start=period_start,
-            period_end=period_end,
-            used=0,
-            credits_used=0,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
+        _INSERT_TOTAL[conn.dialect.name],
+        {**key, "period_end": period_end, "used": 0, "credits_used": 0, "updated_at": now},
     )
-    query = (
-        select(totals_t)
-        .where(
-            totals_t.c.customer_id == customer_id,
-            totals_t.c.meter_code == meter_code,
-            totals_t.c.period_start == period_start,
-        )
-        .with_for_update()
-    )
-    return (conn.execute(query)).one()
+    return conn.execute(_LOCK_TOTAL, key).one()
 
 
 def lock_credit_lots(
     conn: Connection, customer_id: int, meter_code: str, now: datetime
 ) -> tuple[list[CreditLot], list[Any]]:
     """Unexpired lots with credits left, and the expired ones that still show a remainder."""
-    query = (
-        select(grants_t.c.id, grants_t.c.remaining, grants_t.c.expires_at)
-        .where(
-            grants_t.c.customer_id == customer_id,
-            grants_t.c.meter_code == meter_code,
-            grants_t.c.remaining > 0,
-        )
-        .order_by(grants_t.c.id)
-        .with_for_update()
-    )
     lots, expired = [], []
-    for row in (conn.execute(query)).all():
+    for row in conn.execute(_LOCK_LOTS, {"customer_id": customer_id, "meter_code": meter_code}):
         expires_at = _aware(row.expires_at) if row.expires_at else None
         if expires_at is not None and expires_at <= now:
             expired.append(row)
@@ -207,22 +228,25 @@ def lock_credit_lots(
 
 
 def held_amount(conn: Connection, customer_id: int, meter_code: str, now: datetime) -> int:
-    query = select(func.coalesce(func.sum(reservations_t.c.amount), 0)).where(
-        reservations_t.c.customer_id == customer_id,
-        reservations_t.c.meter_code == meter_code,
-        reservations_t.c.status == "held",
-        reservations_t.c.expires_at > now,
+    params = {"customer_id": customer_id, "meter_code": meter_code, "now": now}
+    return int(conn.execute(_HELD, params).scalar_one())
+
+
+_UPDATE_TOTAL = (
+    update(totals_t)
+    .where(totals_t.c.id == bindparam("total_id"))
+    .values(
+        used=bindparam("used"), credits_used=bindparam("credits_used"), updated_at=bindparam("now")
     )
-    return int((conn.execute(query)).scalar_one())
+)
 
 
 def update_total(
     conn: Connection, total_id: int, used: int, credits_used: int, now: datetime
 ) -> None:
     conn.execute(
-        update(totals_t)
-        .where(totals_t.c.id == total_id)
-        .values(used=used, credits_used=credits_used, updated_at=now)
+        _UPDATE_TOTAL,
+        {"total_id": total_id, "used": used, "credits_used": credits_used, "now": now},
     )
 
 
@@ -276,41 +300,48 @@ def update_reservation(conn: Connection, public_id: str, values: dict[str, Any])
 # Reads (no locks) -----------------------------------------------------------------
 
 
+_TOTALS = select(
+    totals_t.c.meter_code, totals_t.c.period_start, totals_t.c.used, totals_t.c.credits_used
+).where(
+    totals_t.c.customer_id == bindparam("customer_id"),
+    totals_t.c.period_start.in_(bindparam("starts", expanding=True)),
+)
+_CREDITS = (
+    select(grants_t.c.meter_code, func.sum(grants_t.c.remaining))
+    .where(
+        grants_t.c.customer_id == bindparam("customer_id"),
+        grants_t.c.remaining > 0,
+        or_(grants_t.c.expires_at.is_(None), grants_t.c.expires_at > bindparam("now")),
+    )
+    .group_by(grants_t.c.meter_code)
+)
+_HOLDS = (
+    select(reservations_t.c.meter_code, func.sum(reservations_t.c.amount))
+    .where(
+        reservations_t.c.customer_id == bindparam("customer_id"),
+        reservations_t.c.status == "held",
+        reservations_t.c.expires_at > bindparam("now"),
+    )
+    .group_by(reservations_t.c.meter_code)
+)
+
+
 def totals_for(
     conn: Connection, customer_id: int, keys: Sequence[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], Any]:
     if not keys:
         return {}
-    query = select(
-        totals_t.c.meter_code, totals_t.c.period_start, totals_t.c.used, totals_t.c.credits_used
-    ).where(
-        totals_t.c.customer_id == customer_id,
-        or_(*[and_(totals_t.c.meter_code == m, totals_t.c.period_start == p) for m, p in keys]),
-    )
-    return {(row.meter_code, _aware(row.period_start)): row for row in (conn.execute(query)).all()}
+    wanted = set(keys)
+    rows = conn.execute(_TOTALS, {"customer_id": customer_id, "starts": list({p for _, p in keys})})
+    found = {(row.meter_code, _aware(row.period_start)): row for row in rows}
+    return {key: row for key, row in found.items() if key in wanted}
 
 
 def credits_by_meter(conn: Connection, customer_id: int, now: datetime) -> dict[str, int]:
-    query = (
-        select(grants_t.c.meter_code, func.sum(grants_t.c.remaining))
-        .where(
-            grants_t.c.customer_id == customer_id,
-            grants_t.c.remaining > 0,
-            or_(grants_t.c.expires_at.is_(None), grants_t.c.expires_at > now),
-        )
-        .group_by(grants_t.c.meter_code)
-    )
-    return {code: int(total) for code, total in (conn.execute(query)).all()}
+    rows = conn.execute(_CREDITS, {"customer_id": customer_id, "now": now})
+    return {code: int(total) for code, total in rows}
 
 
 def holds_by_meter(conn: Connection, customer_id: int, now: datetime) -> dict[str, int]:
-    query = (
-        select(reservations_t.c.meter_code, func.sum(reservations_t.c.amount))
-        .where(
-            reservations_t.c.customer_id == customer_id,
-            reservations_t.c.status == "held",
-            reservations_t.c.expires_at > now,
-        )
-        .group_by(reservations_t.c.meter_code)
-    )
-    return {code: int(total) for code, total in (conn.execute(query)).all()}
+    rows = conn.execute(_HOLDS, {"customer_id": customer_id, "now": now})
+    return {code: int(total) for code, total in rows}

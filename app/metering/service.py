@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog, Meter
 from app.customers.models import Customer
-from app.customers.service import CustomerService
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound, ValidationFailed
 from app.metering import repository as repo
@@ -137,16 +136,17 @@ def _positive(value: Any, field: str, *, allow_zero: bool = False) -> int:
 class MeteringService:
     def __init__(
         self,
-        session: AsyncSession,
+        session: AsyncSession | None,
         catalog: Catalog,
         writer: UsageWriter,
         upgrade_url: str,
     ) -> None:
+        """`session` is needed only by the page reads (recent events, ledger); the API paths
+        run through the writer and need none, so one instance can serve every API request."""
         self.session = session
         self.catalog = catalog
         self.writer = writer
         self.upgrade_url = upgrade_url
-        self.customers = CustomerService(session, catalog)
 
     def meter(self, code: str) -> Meter:
         meter = self.catalog.meter(code) if isinstance(code, str) else None
@@ -341,6 +341,7 @@ class MeteringService:
             .order_by(UsageEvent.id.desc())
             .limit(limit)
         )
+        assert self.session is not None
         return list(await self.session.scalars(query))
 
     async def credit_ledger(
@@ -353,6 +354,7 @@ class MeteringService:
             .order_by(CreditLedgerEntry.id.desc())
             .limit(limit)
         )
+        assert self.session is not None
         return [(entry, grant) for entry, grant in (await self.session.execute(query)).all()]
 
 
@@ -364,14 +366,9 @@ def read_balances(
     customer_id: int | None,
 ) -> tuple[str, list[Balance]] | None:
     """Balances of every meter from the running totals (cost independent of event count)."""
-    plans = repo.customer_plans(
-        conn,
-        external_ids=[external_id] if external_id else (),
-        customer_ids=[customer_id] if customer_id else (),
-    )
-    if not plans:
+    plan_info = repo.customer_plan(conn, external_id=external_id, customer_id=customer_id)
+    if plan_info is None:
         return None
-    plan_info = plans[0]
     plan = catalog.plan(plan_info.plan_slug) or catalog.default_plan
     periods = {
         code: current_period(quota, now, plan_info.cycle) for code, quota in plan.quotas.items()
