@@ -143,6 +143,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def provide_customer_service(db_session: NamedDependency[AsyncSession]) -> CustomerService:
         return CustomerService(db_session, catalog)
 
+    # The API's metering service holds no session: one instance serves every request.
+    usage_api = MeteringService(None, catalog, writer, writer.upgrade_url)
+
+    def provide_usage_api() -> MeteringService:
+        return usage_api
+
     def provide_metering_service(db_session: NamedDependency[AsyncSession]) -> MeteringService:
         return MeteringService(db_session, catalog, writer, writer.upgrade_url)
 
@@ -228,6 +234,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "account_service": Provide(provide_account_service, sync_to_thread=False),
             "customer_service": Provide(provide_customer_service, sync_to_thread=False),
             "metering_service": Provide(provide_metering_service, sync_to_thread=False),
+            "usage": Provide(provide_usage_api, sync_to_thread=False),
             "billing_pages": Provide(provide_billing_pages, sync_to_thread=False),
             "portal_links": Provide(provide_portal_links, sync_to_thread=False),
             "stripe_gateway": Provide(provide_stripe_gateway, sync_to_thread=False),
