@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.apikeys.service import ApiKeyService
 from app.billing.models import Invoice, PaymentMethod
-from app.customers.models import Customer, Subscription
+from app.billing.portal_links import sign
+from app.customers.models import Subscription
+from app.customers.service import CustomerService
 from app.lib.clock import utcnow
-from tests.conftest import signup
 
 BASE_URL = "http://testserver.local"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -62,16 +64,21 @@ async def api(
 async def _member(
     primary: AsyncTestClient[Litestar], session: AsyncSession, name: str
 ) -> AsyncIterator[Member]:
+    """A user and their customer as signup makes them, logged in through a portal link (no
+    password hashing: it keeps these tests fast; signup itself is tested in accounts)."""
     email = f"{name}-{secrets.token_hex(3)}@example.com"
+    user = User(email=email, name=name.capitalize(), password_hash=None)
+    session.add(user)
+    await session.flush()
+    catalog = primary.app.state["catalog"]
+    customer = await CustomerService(session, catalog).create_for_user(user.id, email, name)
+    member = (customer.id, customer.external_id, customer.public_id)
+    await session.commit()
     client = _sibling(primary)
-    await signup(client, email=email, name=name.capitalize())
-    row = (
-        await session.execute(
-            select(Customer.id, Customer.external_id).where(Customer.email == email)
-        )
-    ).one()
-    await session.rollback()  # end the read snapshot, so later reads see the app's writes
-    yield Member(client, email, row.id, row.external_id)
+    secret = primary.app.state["settings"].secret_key
+    response = await client.get(f"/portal/{sign(secret, member[2], utcnow())}")
+    assert response.status_code == 200, response.text
+    yield Member(client, email, member[0], member[1])
 
 
 @pytest.fixture
