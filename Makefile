@@ -46,6 +46,10 @@ test-postgres: $(STAMP)
 	$(BIN)/pytest -m db
 
 bench: $(STAMP)
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "make bench needs wrk: run 'sudo apt-get install wrk'."; exit 1; fi; \
+	fi
 	$(BIN)/python -m tests.perf
 
 clean:
