@@ -20,7 +20,7 @@ from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import upgrade
 from app.db.models import Base
 from app.main import create_app
-from tests.support import make_settings, configured_database_url
+from tests.support import configured_database_url, make_settings
 
 PG_SKIP_REASON = "PostgreSQL not configured: set TEST_DATABASE_URL (as .ci/run does) to run this"
 
