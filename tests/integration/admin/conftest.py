@@ -37,8 +37,9 @@ class Admin:
         """Open the confirm page, then submit its form (hidden fields as rendered) with `reason`."""
         page = await self.client.get(confirm_url, params=params)
         assert page.status_code == 200, page.text
-        form = dict(_HIDDEN.findall(page.text))
-        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        html = page.text.split('data-testid="confirm-summary"', 1)[1]
+        form = dict(_HIDDEN.findall(html))
+        action = re.search(r'<form method="post" action="([^"]+)"', html)
         assert action, "no action form on the confirm page"
         if reason is not None:
             form["reason"] = reason
@@ -71,24 +72,30 @@ async def user_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]
         yield client
 
 
+@dataclass(frozen=True)
+class CustomerRef:
+    id: int
+    external_id: str
+    email: str
+
+
 async def make_customer(
     session: AsyncSession, app: Litestar, email: str, name: str = "Customer"
-) -> Customer:
+) -> CustomerRef:
     """A signed-up user's customer (the path every portal customer takes)."""
     async with AsyncTestClient(app, base_url=BASE_URL) as client:
         await signup(client, email=email, name=name)
     customer = await session.scalar(select(Customer).where(Customer.email == email))
     assert customer is not None
-    return customer
+    return CustomerRef(customer.id, customer.external_id, email)
 
 
 async def audit_entries(session: AsyncSession, action: str | None = None) -> list[AuditLog]:
-    session.expire_all()
     await session.commit()  # a fresh snapshot
     query = select(AuditLog).order_by(AuditLog.id)
     if action:
         query = query.where(AuditLog.action == action)
-    return list(await session.scalars(query))
+    return list(await session.scalars(query.execution_options(populate_existing=True)))
 
 
 def csrf_of(html: str) -> str:

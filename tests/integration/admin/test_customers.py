@@ -1,0 +1,118 @@
+"""The customers list: prefix search on email, name and external id; filters; sort; pages;
+the htmx partial; and the search queries use the indexes (EXPLAIN on SQLite)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.repository import AdminRepository, CustomerQuery
+from app.customers.models import Customer, Subscription
+from app.lib.clock import utcnow
+from tests.integration.admin.conftest import Admin
+
+
+async def seed(session: AsyncSession, n: int = 30) -> None:
+    start = utcnow() - timedelta(days=100)
+    for i in range(n):
+        customer = Customer(
+            public_id=str(uuid.uuid4()),
+            external_id=f"acct_{i:03d}",
+            email=f"{'Zed' if i == 7 else 'person'}{i:03d}@Corp.example",
+            name="Marie Curie" if i == 11 else f"Person {i}",
+            created_at=start + timedelta(days=i),
+        )
+        session.add(customer)
+        await session.flush()
+        session.add(
+            Subscription(
+                customer_id=customer.id,
+                external_id=customer.external_id,
+                plan_slug="pro" if i % 3 == 0 else "free",
+                status="past_due" if i == 9 else "active",
+            )
+        )
+    await session.commit()
+
+
+def external_ids(html: str) -> list[str]:
+    return re.findall(r'data-testid="customer-row-(acct_\d+)"', html)
+
+
+async def test_search_filters_sort_and_pages(admin: Admin, session: AsyncSession) -> None:
+    await seed(session)
+    get = admin.client.get
+    url = "/admin/billing/customers"
+    assert external_ids((await get(url, params={"q": "zed0"})).text) == ["acct_007"]  # any case
+    assert external_ids((await get(url, params={"q": "marie"})).text) == ["acct_011"]
+    assert external_ids((await get(url, params={"q": "acct_02"})).text) == [
+        f"acct_{i:03d}" for i in range(29, 19, -1)
+    ]
+    assert external_ids((await get(url, params={"q": "corp"})).text) == []  # prefix only
+    assert external_ids((await get(url, params={"q": "per%"})).text) == []  # no wildcards
+    assert external_ids((await get(url, params={"status": "past_due"})).text) == ["acct_009"]
+    pro = external_ids((await get(url, params={"plan": "pro", "q": "acct"})).text)
+    assert pro == [f"acct_{i:03d}" for i in range(27, -1, -3)]
+    oldest = external_ids((await get(url, params={"sort": "oldest", "q": "acct"})).text)
+    assert oldest[:2] == ["acct_000", "acct_001"] and len(oldest) == 25
+    second = await get(url, params={"sort": "oldest", "q": "acct", "page": "2"})
+    assert external_ids(second.text) == [f"acct_{i:03d}" for i in range(25, 30)]
+    assert "30 customers" in second.text and "Page 2 of 2" in second.text
+
+
+async def test_htmx_gets_the_rows_partial(admin: Admin, session: AsyncSession) -> None:
+    await seed(session, 3)
+    response = await admin.client.get(
+        "/admin/billing/customers", params={"q": "acct"}, headers={"HX-Request": "true"}
+    )
+    assert response.text.lstrip().startswith('<section id="customer-rows"')
+    assert response.headers["vary"] == "HX-Request"
+    assert len(external_ids(response.text)) == 3
+
+
+async def test_detail_shows_the_customer_with_the_users_meter_bars(
+    admin: Admin, session: AsyncSession
+) -> None:
+    await seed(session, 1)
+    html = (await admin.client.get("/admin/billing/customers/acct_000")).text
+    assert 'data-testid="customer-external-id">acct_000<' in html
+    assert 'role="progressbar"' in html and 'data-testid="meter-ai_requests"' in html
+    missing = await admin.client.get("/admin/billing/customers/nobody")
+    assert missing.status_code == 404
+
+
+async def test_searches_use_the_indexes(session: AsyncSession) -> None:
+    if session.bind.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN output is SQLite's")
+    repo = AdminRepository(session)
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    from sqlalchemy import event
+
+    sync_engine = session.bind.sync_engine if hasattr(session.bind, "sync_engine") else None
+    assert sync_engine is not None
+    event.listen(sync_engine, "before_cursor_execute", capture)
+    try:
+        await repo.customers(CustomerQuery(q="ada"), offset=0, limit=25)
+        await repo.customers(CustomerQuery(), offset=0, limit=25)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", capture)
+    search, listing = statements[-2], statements[-1]
+    conn = await session.connection()
+
+    async def explain(statement: tuple) -> str:
+        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement[0], statement[1])
+        return " | ".join(str(row[-1]) for row in rows)
+
+    plan = await explain(search)
+    assert "ix_customers_email_lower" in plan and "ix_customers_name_lower" in plan, plan
+    assert "SCAN customers" not in plan, plan
+    plan = await explain(listing)
+    assert "ix_customers_created_id" in plan and "TEMP B-TREE" not in plan, plan
