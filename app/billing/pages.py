@@ -104,6 +104,18 @@ class MeterView:
         return ""
 
     @property
+    def upgrade_text(self) -> str:
+        """What the suggested plan includes of this meter, e.g. "Pro includes 1,000 a month"."""
+        plan = self.upgrade_plan
+        quota = plan.quotas.get(self.code) if plan else None
+        if plan is None or quota is None:
+            return ""
+        if quota.included is None:
+            return f"{plan.name} includes unlimited {self.name}."
+        per = {"day": " a day", "never": " in total"}.get(quota.reset, " a month")
+        return f"{plan.name} includes {quota.included:,} {self.name}{per}."
+
+    @property
     def period_word(self) -> str:
         return {"day": "today", "never": "in total"}.get(self.reset, "this period")
 

@@ -139,3 +139,19 @@ def test_dashboard_screenshots_desktop_and_phone(
 
     for name in ("billing-desktop.png", "billing-phone.png"):
         assert (out / name).stat().st_size > 10_000, name
+
+    for path in (
+        "/billing/upgrade",
+        "/billing/credits",
+        "/billing/invoices",
+        "/billing/payment-methods",
+    ):
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 360px"
+        page.screenshot(path=str(out / f"{path.rsplit('/', 1)[1]}-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/billing/upgrade?interval=year")
+    expect(page.get_by_test_id("checkout-pro-yearly")).to_be_visible()
+    page.screenshot(path=str(out / "upgrade-desktop.png"), full_page=True)

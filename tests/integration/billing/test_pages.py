@@ -83,7 +83,7 @@ async def test_at_80_percent_the_upgrade_prompt_links_to_plans(member: Member, a
     assert aria_now(html, "ai_requests") == "80"
     prompt = html[html.index('data-testid="upgrade-prompt"') :]
     assert "80 % of your AI requests today" in prompt
-    assert "Pro includes 1,000" in prompt
+    assert "Pro includes 1,000 AI requests a month." in prompt
     assert 'href="/billing/upgrade"' in prompt
     assert 'data-testid="quota-exhausted"' not in html
 
