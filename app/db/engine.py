@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -75,10 +76,12 @@ async def begin_write(session: AsyncSession) -> None:
 class SyncWork:
     """Runs a function of a sync `Connection` in one transaction, the cheapest way per engine.
 
-    On SQLite every statement through aiosqlite is a thread hop, and under load the hops queue
-    behind the GIL. SQLite statements on indexed rows take microseconds and WAL commits do not
-    fsync, so the function runs right on the event loop on a plain sqlite3 connection: no hop
-    at all. Elsewhere it runs on the async driver through `run_sync`. The same code serves both.
+    On SQLite every statement through aiosqlite is a thread hop that queues behind the GIL
+    under load; here a whole unit of work costs one hop or none. Writes run in a worker
+    thread, because waiting for SQLite's write lock must never block the event loop (the
+    holder may be a coroutine on this very loop). Reads in WAL mode take no lock and touch a
+    few indexed rows, so they run right on the loop. Elsewhere the function runs on the async
+    driver through `run_sync`. The same code serves both.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -102,6 +105,8 @@ class SyncWork:
 
     async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], *, write: bool) -> T:
         if self._sync is not None:
+            if write:
+                return await asyncio.to_thread(self._in_thread, fn, args, write)
             return self._in_thread(fn, args, write)
         async with self.engine.connect() as conn:
             return await conn.run_sync(_in_transaction, fn, args)
