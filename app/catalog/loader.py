@@ -154,7 +154,19 @@ class _Parser:
             reset = quota_body.get("reset", "billing_period")
             if reset not in _RESETS:
                 raise self.fail(f"{quota_path}.reset", "must be billing_period, day or never")
-            quotas[code] = Quota(meter_code=code, included=included, reset=cast(Reset, reset))
+            overage = quota_body.get("overage")
+            if overage is not None:
+                overage = self.integer(quota_body, "overage", quota_path, minimum=1)
+                if included is None:
+                    raise self.fail(f"{quota_path}.overage", "an unlimited quota has no overage")
+                if all(price.amount == 0 for price in prices.values()):
+                    raise self.fail(f"{quota_path}.overage", "only a paid plan can bill overage")
+            quotas[code] = Quota(
+                meter_code=code,
+                included=included,
+                reset=cast(Reset, reset),
+                overage_unit_amount=overage,
+            )
         for code in meters:
             # A meter a plan does not mention has no included quota (credits only).
             quotas.setdefault(code, Quota(meter_code=code, included=0, reset="billing_period"))

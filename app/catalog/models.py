@@ -34,10 +34,16 @@ class Quota:
     meter_code: str
     included: int | None  # None = unlimited
     reset: Reset
+    # Minor units per unit used beyond the included quota and credits; None = a hard limit.
+    overage_unit_amount: int | None = None
 
     @property
     def unlimited(self) -> bool:
         return self.included is None
+
+    @property
+    def has_overage(self) -> bool:
+        return self.overage_unit_amount is not None
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,14 @@ class Plan:
 
     def price(self, interval: Interval) -> Price | None:
         return self.prices.get(interval)
+
+    def overage_quotas(self) -> list[Quota]:
+        return [quota for quota in self.quotas.values() if quota.has_overage]
+
+    def overage_lookup_key(self, meter_code: str, interval: Interval) -> str:
+        """The Stripe metered price billing this plan's overage of a meter, per interval
+        (a subscription's prices must share one interval)."""
+        return f"overage_{self.slug}_{meter_code}_{interval}ly"
 
     def yearly_savings(self) -> int:
         """Minor units saved per year by paying yearly (0 when no saving or no yearly price)."""

@@ -79,6 +79,9 @@ class MeterState:
     credits_used: int
     lots: list[CreditLot]
     held: int
+    # Usage beyond included + credits is allowed and billed (a plan with an overage price).
+    overage: bool = False
+    billed_overage: int = 0
 
     @property
     def unlimited(self) -> bool:
@@ -101,12 +104,15 @@ class MeterState:
         return max(0, self.included_remaining + self.credits - (self.held - exclude_hold))  # type: ignore[operator]
 
     def can_use(self, amount: int, exclude_hold: int = 0) -> bool:
+        if self.overage:
+            return True
         available = self.available(exclude_hold)
         return available is None or amount <= available
 
     def consume(self, amount: int) -> list[tuple[int, int]]:
-        """Record `amount` as used: included quota first, then credits in order.
-        Returns (grant_id, amount) taken from credits. The caller checked `can_use`."""
+        """Record `amount` as used: included quota first, then credits in order, then (only
+        with `overage`) billed overage, added to `billed_overage`. Returns (grant_id, amount)
+        taken from credits. The caller checked `can_use`."""
         taken: list[tuple[int, int]] = []
         from_quota = amount if self.limit is None else min(amount, self.included_remaining or 0)
         rest = amount - from_quota
@@ -119,14 +125,15 @@ class MeterState:
                 if take:
                     taken.append((lot.grant_id, take))
                     rest -= take
-            if rest:
+            if rest and not self.overage:
                 raise ValueError("consume() called without enough balance")
+            self.billed_overage += rest
             spent = dict(taken)
             self.lots = [
                 CreditLot(lot.grant_id, lot.remaining - spent.get(lot.grant_id, 0), lot.expires_at)
                 for lot in self.lots
             ]
-            self.credits_used += amount - from_quota
+            self.credits_used += sum(take for _, take in taken)
         return taken
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from app.customers.models import Customer, Subscription
 from app.metering.balance import BillingCycle, CreditLot
 from app.metering.models import CreditGrant, CreditLedgerEntry, Reservation, UsageEvent, UsageTotal
+from app.stripe.models import StripeOutboxMessage
 
 events_t = UsageEvent.__table__
 totals_t = UsageTotal.__table__
@@ -35,6 +36,7 @@ class CustomerPlan:
     plan_slug: str
     status: str
     cycle: BillingCycle | None
+    stripe_customer_id: str | None = None
 
 
 def _plan_row(row: Any) -> CustomerPlan:
@@ -52,6 +54,7 @@ def _plan_row(row: Any) -> CustomerPlan:
         plan_slug=row.plan_slug,
         status=row.status,
         cycle=cycle,
+        stripe_customer_id=row.stripe_customer_id,
     )
 
 
@@ -64,6 +67,7 @@ def _aware(value: datetime) -> datetime:
 _PLAN_COLUMNS = (
     customers_t.c.id,
     customers_t.c.external_id,
+    customers_t.c.stripe_customer_id,
     subscriptions_t.c.external_id.label("sub_external_id"),
     subscriptions_t.c.plan_slug,
     subscriptions_t.c.status,
@@ -279,6 +283,19 @@ def insert_grants(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int
         rows,
     )
     return {row.public_id: row.id for row in result.all()}
+
+
+outbox_t = StripeOutboxMessage.__table__
+_INSERT_OUTBOX = {
+    name: insert(outbox_t).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Stripe calls to make after the commit (overage meter events); a repeat is a no-op."""
+    if rows:
+        conn.execute(_INSERT_OUTBOX[conn.dialect.name], rows)
 
 
 def insert_ledger(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -57,6 +57,8 @@ class Balance:
     period_start: datetime | None
     period_end: datetime | None
     reset: str
+    # Minor units per unit beyond included + credits when the plan bills overage (no hard stop).
+    overage_unit_amount: int | None = None
 
     @property
     def unlimited(self) -> bool:
@@ -79,7 +81,8 @@ class Balance:
 
     @property
     def exhausted(self) -> bool:
-        return self.available is not None and self.available <= 0
+        """Used up, and further use is refused (not merely billed as overage)."""
+        return self.available is not None and self.available <= 0 and not self.overage_unit_amount
 
     @property
     def prompt_upgrade(self) -> bool:
@@ -100,6 +103,7 @@ class Balance:
             "period_start": self.period_start.isoformat() if self.period_start else None,
             "period_end": self.period_end.isoformat() if self.period_end else None,
             "reset": self.reset,
+            "overage_unit_amount": self.overage_unit_amount,
         }
 
 
@@ -404,6 +408,9 @@ def read_balances(
                 period_start=period.start if period.end is not None else None,
                 period_end=period.end,
                 reset=quota.reset,
+                overage_unit_amount=quota.overage_unit_amount
+                if plan_info.stripe_customer_id
+                else None,
             )
         )
     return plan_info.external_id, balances

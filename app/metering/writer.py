@@ -43,6 +43,7 @@ from app.metering.ops import (
     Result,
     fingerprint,
 )
+from app.stripe.outbox import METER_EVENT, meter_event_name
 
 log = structlog.get_logger()
 MAX_BATCH = 500
@@ -80,6 +81,7 @@ class _Batch:
         self.new_reservations: list[dict[str, Any]] = []
         self.reservation_updates: dict[str, dict[str, Any]] = {}
         self.ledger: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
 
     # Loading -------------------------------------------------------------------
 
@@ -165,6 +167,8 @@ class _Batch:
                 credits_used=total.credits_used,
                 lots=lots,
                 held=repo.held_amount(self.conn, customer_id, meter_code, self.now),
+                # Overage is billed through Stripe, so only a customer Stripe knows may run into it.
+                overage=quota.has_overage and plan.stripe_customer_id is not None,
             ),
         )
         for row in expired:  # credits past their expiry leave the balance through the ledger
@@ -253,7 +257,9 @@ class _Batch:
         fingerprint: str,
         reservation_id: int | None,
     ) -> EventResult:
+        billed_before = slot.state.billed_overage
         taken = slot.state.consume(amount)
+        overage = slot.state.billed_overage - billed_before
         public_id = str(uuid.uuid4())
         credits_amount = sum(take for _, take in taken)
         remaining_after = {lot.grant_id: lot.remaining for lot in slot.state.lots}
@@ -281,7 +287,31 @@ class _Batch:
         }
         self.new_events.append(row)
         self.events[(plan.id, transaction_id)] = _Row(row)
+        if overage:
+            self.outbox.append(self._meter_event(plan, meter_code, transaction_id, overage))
         return _event_result(_Row(row), plan)
+
+    def _meter_event(
+        self, plan: repo.CustomerPlan, meter_code: str, transaction_id: str, value: int
+    ) -> dict[str, Any]:
+        """The billed part of an event, for Stripe Billing Meters; our transaction id makes
+        Stripe count it once however often it is sent."""
+        identifier = f"{meter_code}:{plan.external_id}:{transaction_id}"
+        return {
+            "kind": METER_EVENT,
+            "idempotency_key": identifier,
+            "payload": {
+                "event_name": meter_event_name(meter_code),
+                "stripe_customer_id": plan.stripe_customer_id,
+                "value": value,
+                "identifier": identifier,
+                "timestamp": int(self.now.timestamp()),
+            },
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": self.now,
+            "created_at": self.now,
+        }
 
     def _replay_event(self, row: Any, fingerprint: str, plan: repo.CustomerPlan) -> EventResult:
         if row.fingerprint != fingerprint:
@@ -519,6 +549,7 @@ class _Batch:
             if entry["usage_event_id"] is not None:
                 entry["usage_event_id"] = event_ids[entry["usage_event_id"]]
         repo.insert_ledger(self.conn, self.ledger)
+        repo.insert_outbox(self.conn, self.outbox)
         for row in self.new_reservations:
             if row["status"] == "committed":
                 row["usage_event_id"] = event_ids.get(self._event_public_id(row))

@@ -1,0 +1,87 @@
+"""Plans with an overage price bill usage beyond included + credits instead of refusing it."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from app.catalog.loader import parse_catalog
+from app.customers.models import Customer
+from app.customers.service import CustomerInput, CustomerService
+from app.lib.errors import InsufficientBalance
+from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, fingerprint
+from app.metering.writer import apply_batch
+from app.stripe.models import StripeOutboxMessage
+
+CATALOG = parse_catalog(
+    {
+        "meters": {"calls": {"name": "Calls", "aggregation": "sum", "field_name": "n"}},
+        "plans": {
+            "free": {"name": "Free", "default": True, "prices": {"monthly": {"amount": 0}}},
+            "scale": {
+                "name": "Scale",
+                "prices": {"monthly": {"amount": 1000}},
+                "quotas": {"calls": {"included": 10, "reset": "billing_period", "overage": 3}},
+            },
+        },
+    }
+)
+REF = CustomerRef(external_customer_id="ovr")
+
+
+def _use(tx: str, n: int) -> RecordUsage:
+    return RecordUsage(REF, "calls", tx, n, None, {"n": n}, fingerprint({"n": n}))
+
+
+async def _customer(session, stripe_id: str | None) -> None:
+    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="ovr", plan="scale"))
+    await session.execute(
+        update(Customer).where(Customer.external_id == "ovr").values(stripe_customer_id=stripe_id)
+    )
+    await session.commit()
+
+
+async def test_usage_beyond_quota_and_credits_is_billed_once(engine, session):
+    await _customer(session, "cus_stripe_1")
+    grant = GrantCredits(REF, "calls", 4, "api", "", "g1", None, fingerprint({"g": 1}))
+    outcomes = await apply_batch(engine, CATALOG, [grant, _use("a", 12), _use("b", 5)], "u")
+    assert [error for _, error in outcomes] == [None, None, None]
+    outcomes = await apply_batch(engine, CATALOG, [_use("b", 5)], "u")  # a retry
+    assert outcomes[0][1] is None and outcomes[0][0].replayed
+    rows = (
+        await session.scalars(select(StripeOutboxMessage).order_by(StripeOutboxMessage.id))
+    ).all()
+    # 10 included + 4 credits: "a" (12) takes the quota and 2 credits; "b" (5) the last 2
+    # credits, and 3 are billed as overage. The retry of "b" bills nothing again.
+    assert [(r.payload["value"], r.payload["stripe_customer_id"]) for r in rows] == [
+        (3, "cus_stripe_1")
+    ]
+    assert rows[0].payload["event_name"] == "bp_calls"
+    assert rows[0].idempotency_key.endswith(":b")
+
+
+async def test_without_a_stripe_customer_the_quota_is_a_hard_limit(engine, session):
+    await _customer(session, None)
+    outcomes = await apply_batch(engine, CATALOG, [_use("a", 10), _use("b", 1)], "u")
+    assert outcomes[0][1] is None
+    assert isinstance(outcomes[1][1], InsufficientBalance)
+    assert (await session.scalars(select(StripeOutboxMessage))).all() == []
+
+
+def test_overage_needs_a_paid_limited_quota():
+    import pytest
+
+    from app.catalog.loader import CatalogError
+
+    bad = {
+        "meters": {"calls": {"name": "Calls"}},
+        "plans": {
+            "free": {
+                "name": "Free",
+                "default": True,
+                "prices": {"monthly": {"amount": 0}},
+                "quotas": {"calls": {"included": 5, "overage": 1}},
+            }
+        },
+    }
+    with pytest.raises(CatalogError, match="only a paid plan"):
+        parse_catalog(bad)
