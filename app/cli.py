@@ -244,11 +244,13 @@ def reconcile(dry_run: bool) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:
-    """Drain the Stripe outbox (meter events) and retry failed webhook events."""
+    """Drain the outboxes (Stripe meter events, emails) and retry failed webhook events."""
     from app.catalog.loader import load_catalog
     from app.db.engine import create_engine
     from app.db.migrations import ensure_migrated
     from app.metering.writer import UsageWriter
+    from app.notifications.sender import sender_from_settings
+    from app.notifications.worker import NotificationWorker
     from app.stripe.gateway import StripeGateway
     from app.stripe.worker import StripeWorker
 
@@ -261,10 +263,17 @@ def worker(once: bool) -> None:
             runner = StripeWorker(
                 engine, catalog, StripeGateway.from_settings(settings), writer, settings.public_url
             )
+            mailer = NotificationWorker(
+                engine,
+                catalog,
+                writer,
+                settings.public_url,
+                sender_from_settings(settings.smtp_url, settings.public_url),
+            )
             if once:
-                return await runner.run_once()
-            click.echo("Stripe worker running (Ctrl+C to stop).")
-            await runner.run_forever()
+                return await runner.run_once() + await mailer.run_once()
+            click.echo("Stripe and email workers running (Ctrl+C to stop).")
+            await asyncio.gather(runner.run_forever(), mailer.run_forever())
             return 0
         finally:
             await writer.close()

@@ -56,6 +56,11 @@ from app.db.migrations import ensure_migrated
 from app.metering.controllers import UsageApiController
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
+from app.notifications.admin import OutboxAdminController
+from app.notifications.controllers import NotificationSettingsController
+from app.notifications.sender import sender_from_settings
+from app.notifications.service import NotificationService
+from app.notifications.worker import NotificationWorker
 from app.stripe.gateway import StripeGateway
 from app.stripe.service import StripeEventService
 from app.stripe.webhooks import StripeWebhookController
@@ -122,9 +127,21 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                 engine, catalog, stripe_gateway, writer, settings.public_url
             )
             stripe_worker.start()
+        notification_worker = None
+        if settings.run_worker:
+            notification_worker = NotificationWorker(
+                engine,
+                catalog,
+                writer,
+                settings.public_url,
+                sender_from_settings(settings.smtp_url, settings.public_url),
+            )
+            notification_worker.start()
         try:
             yield
         finally:
+            if notification_worker is not None:
+                await notification_worker.stop()
             if stripe_worker is not None:
                 await stripe_worker.stop()
             await writer.close()
@@ -167,6 +184,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     def provide_billing_service(db_session: NamedDependency[AsyncSession]) -> BillingService:
         metering = MeteringService(db_session, catalog, writer, writer.upgrade_url)
         return BillingService(db_session, catalog, stripe_gateway, settings.public_url, metering)
+
+    def provide_notification_service(
+        db_session: NamedDependency[AsyncSession],
+    ) -> NotificationService:
+        return NotificationService(db_session, settings.public_url, catalog)
 
     def provide_stripe_event_service(
         billing_service: NamedDependency[BillingService],
@@ -220,6 +242,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             PortalApiController,
             BillingActionsController,
             AdminController,
+            NotificationSettingsController,
+            OutboxAdminController,
             StripeWebhookController,
             CustomerApiController,
             UsageApiController,
@@ -241,6 +265,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "billing_service": Provide(provide_billing_service, sync_to_thread=False),
             "stripe_event_service": Provide(provide_stripe_event_service, sync_to_thread=False),
             "admin_service": Provide(provide_admin_service, sync_to_thread=False),
+            "notification_service": Provide(provide_notification_service, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),

@@ -13,6 +13,7 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
+from app.notifications.models import EmailOutboxMessage
 from app.stripe.models import StripeEvent, StripeOutboxMessage
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "CreditGrant",
     "CreditLedgerEntry",
     "Customer",
+    "EmailOutboxMessage",
     "Invoice",
     "PaymentMethod",
     "Reservation",

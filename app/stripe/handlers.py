@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.billing.service import BillingService, ref_id
+from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeNotFound
 
 Json = dict[str, Any]
@@ -62,7 +63,9 @@ async def on_customer_subscription_deleted(ctx: EventContext) -> str:
 
 async def on_customer_subscription_trial_will_end(ctx: EventContext) -> str:
     # Nothing to decide: the trial's end is already mirrored; refresh it anyway.
-    return await _subscription(ctx)
+    outcome = await _subscription(ctx)
+    notify = NotificationService.of(ctx.billing)
+    return f"{outcome}; {await notify.trial_will_end(ctx.event['id'], ctx.object['id'])}"
 
 
 async def on_checkout_session_completed(ctx: EventContext) -> str:
@@ -91,11 +94,15 @@ async def on_invoice_finalized(ctx: EventContext) -> str:
 
 
 async def on_invoice_paid(ctx: EventContext) -> str:
-    return await _invoice(ctx)
+    outcome = await _invoice(ctx)
+    notify = NotificationService.of(ctx.billing)
+    return f"{outcome}; {await notify.payment_succeeded(ctx.object['id'])}"
 
 
 async def on_invoice_payment_failed(ctx: EventContext) -> str:
-    return await _invoice(ctx)
+    outcome = await _invoice(ctx)
+    notify = NotificationService.of(ctx.billing)
+    return f"{outcome}; {await notify.payment_failed(ctx.event['id'], ctx.object['id'])}"
 
 
 async def _cards_of(ctx: EventContext, stripe_customer_id: str | None) -> str:
