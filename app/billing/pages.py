@@ -423,7 +423,8 @@ class BillingPages:
     def _quota_lines(self, plan: Plan, interval: Interval) -> list[tuple[str, str]]:
         per = {
             "day": " a day",
-            "billing_period": " a month" if interval == "month" else " a year",
+            # Quotas reset monthly on yearly plans too (app.metering.balance.current_period).
+            "billing_period": " a month",
             "never": " in total",
         }
         lines = []

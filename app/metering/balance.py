@@ -28,9 +28,11 @@ class BillingCycle:
 
 
 def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> Period:
-    """Daily quotas reset at UTC midnight; `billing_period` follows the subscription's cycle
-    (rolled forward when Stripe has not yet told us about a renewal), or calendar months
-    in UTC for plans without one; `never` is one period forever."""
+    """Daily quotas reset at UTC midnight; `never` is one period forever; `billing_period`
+    quotas reset monthly: on the subscription's billing day (a yearly subscription still gets
+    its quota every month, as the plans page promises), or on calendar months in UTC for plans
+    without a Stripe cycle. Months are counted from the cycle's start, so a renewal webhook
+    that arrives late changes nothing."""
     if quota.reset == "never":
         return Period(EPOCH, None)
     if quota.reset == "day":
@@ -39,16 +41,13 @@ def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> P
     if cycle is None:
         start = start_of_month(now)
         return Period(start, add_months(start, 1))
-    months = 12 if cycle.interval == "year" else 1
-    start, end = cycle.start, cycle.end
-    steps = 0
-    while now >= end and steps < 1200:
-        steps += 1
-        start, end = end, add_months(cycle.start, months * (steps + 1))
-    while now < start and steps < 1200:
-        steps += 1
-        end, start = start, add_months(start, -months)
-    return Period(start, end)
+    anchor = cycle.start
+    months = (now.year - anchor.year) * 12 + (now.month - anchor.month)
+    start = add_months(anchor, months)
+    if start > now:
+        months -= 1
+        start = add_months(anchor, months)
+    return Period(start, add_months(anchor, months + 1))
 
 
 @dataclass(frozen=True)

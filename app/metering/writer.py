@@ -670,29 +670,39 @@ class UsageWriter:
         self.catalog = catalog
         self.upgrade_url = upgrade_url
         self.clock = clock
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        # One queue and task per event loop: normally there is one loop per process, but a
+        # test harness (or an embedding app) may drive the app from several.
+        self._runners: dict[
+            asyncio.AbstractEventLoop,
+            tuple[asyncio.Queue[tuple[Op, asyncio.Future[Result]]], asyncio.Task[None]],
+        ] = {}
 
     async def submit(self, op: Op) -> Result:
-        if self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(), name="usage-writer")
-        assert self._queue is not None
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        await self._queue.put((op, future))
+        loop = asyncio.get_running_loop()
+        runner = self._runners.get(loop)
+        if runner is None or runner[1].done():
+            for stale in [known for known in self._runners if known.is_closed()]:
+                del self._runners[stale]
+            queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]] = asyncio.Queue()
+            runner = (queue, loop.create_task(self._run(queue), name="usage-writer"))
+            self._runners[loop] = runner
+        future: asyncio.Future[Result] = loop.create_future()
+        await runner[0].put((op, future))
         return await future
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        loop = asyncio.get_running_loop()
+        for runner_loop, (_queue, task) in list(self._runners.items()):
+            if runner_loop is loop:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            elif not runner_loop.is_closed():
+                runner_loop.call_soon_threadsafe(task.cancel)
+        self._runners.clear()
         self.work.dispose()
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    async def _run(self, queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]]) -> None:
         while True:
             items = [await queue.get()]
             while len(items) < MAX_BATCH and not queue.empty():

@@ -55,6 +55,22 @@ def test_paid_plan_follows_the_subscription_cycle_and_rolls_forward():
     assert inside.start == cycle.start and inside.end == cycle.end
 
 
+def test_a_yearly_subscription_resets_its_quota_every_month_on_the_billing_day():
+    cycle = BillingCycle(
+        start=datetime(2025, 3, 31, tzinfo=UTC),
+        end=datetime(2026, 3, 31, tzinfo=UTC),
+        interval="year",
+    )
+    period = current_period(Quota("m", 1000, "billing_period"), NOW, cycle)
+    assert period.start == datetime(2026, 1, 31, tzinfo=UTC)
+    assert period.end == datetime(2026, 2, 28, tzinfo=UTC)  # clamped to the month's last day
+    before = current_period(
+        Quota("m", 1000, "billing_period"), datetime(2026, 1, 30, tzinfo=UTC), cycle
+    )
+    assert before.start == datetime(2025, 12, 31, tzinfo=UTC)
+    assert before.end == datetime(2026, 1, 31, tzinfo=UTC)
+
+
 def test_credits_are_consumed_oldest_expiry_first_then_non_expiring():
     lots = [
         CreditLot(1, 5, None),
