@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.service import AccountService
+from app.accounts.service import AccountService, SignupInput
 from app.admin.models import AuditLog
 from app.catalog.models import Catalog
 from app.customers.models import Customer
@@ -80,12 +80,14 @@ class CustomerRef:
 
 
 async def make_customer(
-    session: AsyncSession, app: Litestar, email: str, name: str = "Customer"
+    session: AsyncSession, catalog: Catalog, email: str, name: str = "Customer"
 ) -> CustomerRef:
-    """A signed-up user's customer (the path every portal customer takes)."""
-    async with AsyncTestClient(app, base_url=BASE_URL) as client:
-        await signup(client, email=email, name=name)
-    customer = await session.scalar(select(Customer).where(Customer.email == email))
+    """A signed-up user's customer, made by the signup service (no second client on the app:
+    closing one would run the app's shutdown under the admin's client)."""
+    user = await AccountService(session, catalog).signup(
+        SignupInput(email=email, password="correct horse battery", name=name)
+    )
+    customer = await session.scalar(select(Customer).where(Customer.user_id == user.id))
     assert customer is not None
     return CustomerRef(customer.id, customer.external_id, email)
 

@@ -6,6 +6,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from app.accounts.guards import requires_admin
 from tests.conftest import csrf_token
 from tests.integration.admin.conftest import Admin
 
@@ -41,8 +42,31 @@ def test_every_admin_route_is_listed(app: Litestar) -> None:
         p.replace("evt_authz", "{stripe_event_id:str}").replace("/1/", "/{key_id:int}/")
         for p in listed
     }
-    actual = {route.path for route in app.routes if route.path.startswith("/admin")}
+    actual = {
+        route.path
+        for route in app.routes
+        for handler in route.route_handlers
+        if handler.fn.__qualname__.startswith("AdminController.")
+    }
     assert actual == listed
+
+
+def route_path(handler: object) -> str:
+    return str(getattr(handler, "paths", handler))
+
+
+def test_every_route_under_admin_requires_the_admin_role(app: Litestar) -> None:
+    """Also routes other packages add under /admin (e.g. the email outbox)."""
+    handlers = [
+        handler
+        for route in app.routes
+        if route.path.startswith("/admin")
+        for handler in route.route_handlers
+    ]
+    assert handlers
+    for handler in handlers:
+        guards = [getattr(g, "func", g) for g in handler.resolve_guards()]
+        assert requires_admin in guards, route_path(handler)
 
 
 async def _send(client: AsyncTestClient[Litestar], method: str, path: str, token: str):
