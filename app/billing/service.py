@@ -37,6 +37,7 @@ from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 from app.metering.service import MeteringService
 from app.stripe.gateway import (
+    ItemChange,
     LineItem,
     StripeGateway,
     StripeGatewayError,
@@ -69,6 +70,30 @@ def ref_id(value: Any) -> str | None:
 
 def _attempt() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def _lookup_key(item: Json) -> str | None:
+    key = (item.get("price") or {}).get("lookup_key")
+    return key if isinstance(key, str) and key else None
+
+
+def _is_metered(item: Json) -> bool:
+    recurring = (item.get("price") or {}).get("recurring") or {}
+    return recurring.get("usage_type") == "metered"
+
+
+def plan_item(catalog: Catalog, sub: Json) -> Json | None:
+    """The subscription item that says which plan it is: the licensed item whose price's
+    lookup key is a plan price. A plan with overage also has metered items (one per billed
+    meter); they carry no plan, and Stripe does not promise the items' order."""
+    items: list[Json] = list((sub.get("items") or {}).get("data") or [])
+    for item in items:
+        key = _lookup_key(item)
+        if key and catalog.plan_for_lookup_key(key) is not None:
+            return item
+    licensed = [item for item in items if not _is_metered(item)]
+    candidates = licensed or items
+    return candidates[0] if candidates else None
 
 
 @dataclass(frozen=True)
@@ -194,15 +219,25 @@ class BillingService:
 
     async def price_id(self, lookup_key: str) -> str:
         """Stripe's price for a catalog lookup key; syncs the catalog when it is missing."""
-        found = await self.gateway.prices_by_lookup_key([lookup_key])
-        if lookup_key not in found:
+        return (await self.price_ids([lookup_key]))[lookup_key]
+
+    async def price_ids(self, lookup_keys: list[str]) -> dict[str, str]:
+        """Stripe's prices for catalog lookup keys; syncs the catalog when one is missing."""
+        found = await self.gateway.prices_by_lookup_key(lookup_keys)
+        if any(key not in found for key in lookup_keys):
             from app.stripe.sync import CatalogSync
 
             await CatalogSync(self.gateway, self.catalog).run()
-            found = await self.gateway.prices_by_lookup_key([lookup_key])
-        if lookup_key not in found:
-            raise StripeGatewayError(f"Stripe has no price {lookup_key!r}; run sync-catalog.")
-        return str(found[lookup_key]["id"])
+            found = await self.gateway.prices_by_lookup_key(lookup_keys)
+        for key in lookup_keys:
+            if key not in found:
+                raise StripeGatewayError(f"Stripe has no price {key!r}; run sync-catalog.")
+        return {key: str(found[key]["id"]) for key in lookup_keys}
+
+    @staticmethod
+    def overage_lookup_keys(plan: Plan, interval: Interval) -> list[str]:
+        """The metered prices a subscription to `plan` carries besides the plan's price."""
+        return [plan.overage_lookup_key(q.meter_code, interval) for q in plan.overage_quotas()]
 
     # Checkout ---------------------------------------------------------------------------
 
@@ -225,7 +260,12 @@ class BillingService:
         price = plan.price(interval_)
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
-        price_id = await self.price_id(price.lookup_key(plan.slug))
+        plan_key = price.lookup_key(plan.slug)
+        overage_keys = self.overage_lookup_keys(plan, interval_)
+        price_ids = await self.price_ids([plan_key, *overage_keys])
+        # Metered prices (the plan's overage) take no quantity: Stripe bills reported usage.
+        line_items = [LineItem(price_ids[plan_key])]
+        line_items += [LineItem(price_ids[key], quantity=None) for key in overage_keys]
         had_subscription = bool(
             subscription.stripe_subscription_id
             or (subscription.metadata_ or {}).get("last_stripe_subscription_id")
@@ -242,7 +282,7 @@ class BillingService:
                 "plan": plan.slug,
                 "interval": interval_,
             },
-            line_items=[LineItem(price_id)],
+            line_items=line_items,
             trial_period_days=None if had_subscription else (plan.trial_days or None),
             key=idempotency_key(
                 "checkout", "subscription", customer.public_id, plan.slug, interval_, _attempt()
@@ -372,24 +412,48 @@ class BillingService:
             return await self.cancel(customer)
         if remote is None:
             return await self.start_plan_checkout(customer, plan_slug, interval)
-        item = remote["items"]["data"][0]
+        item = plan_item(self.catalog, remote)
+        if item is None:
+            raise StripeGatewayError("The Stripe subscription has no items.")
         price = plan.price(interval_)
         assert price is not None
         lookup_key = price.lookup_key(plan.slug)
-        if (item.get("price") or {}).get("lookup_key") == lookup_key:
+        # The target plan's metered overage prices: keep those already there, add the
+        # missing ones, remove the others (a metered item is not prorated; Stripe bills
+        # the usage reported to its meter).
+        wanted = self.overage_lookup_keys(plan, interval_)
+        metered = [
+            other
+            for other in (remote.get("items") or {}).get("data") or []
+            if other["id"] != item["id"] and _is_metered(other)
+        ]
+        have = {_lookup_key(other) for other in metered}
+        removed = [
+            ItemChange(id=other["id"], deleted=True)
+            for other in metered
+            if _lookup_key(other) not in wanted
+        ]
+        missing = [key for key in wanted if key not in have]
+        same_plan = _lookup_key(item) == lookup_key
+        if same_plan and not removed and not missing:
             if remote.get("cancel_at_period_end"):
                 return await self.resume(customer)
             return ActionResult(f"You are already on {plan.name}.", category="info")
-        updated = await self.gateway.change_subscription_price(
+        price_ids = await self.price_ids([lookup_key, *missing])
+        changes = [ItemChange(id=item["id"], price=price_ids[lookup_key]), *removed]
+        changes += [ItemChange(price=price_ids[key]) for key in missing]
+        updated = await self.gateway.update_subscription_items(
             remote["id"],
-            item_id=item["id"],
-            price_id=await self.price_id(lookup_key),
-            proration_behavior="always_invoice",
+            items=changes,
+            # Only the licensed item is prorated; the same plan only gains its metered items.
+            proration_behavior="none" if same_plan else "always_invoice",
             metadata={"plan": plan.slug, "interval": interval_},
             key=idempotency_key("change-plan", subscription.external_id, lookup_key, _attempt()),
         )
         await self.apply_subscription(updated)
         await self.session.commit()
+        if same_plan:
+            return ActionResult(f"Your {plan.name} plan now bills usage beyond its quota.")
         return ActionResult(f"You are now on {plan.name}. The difference is prorated.")
 
     async def cancel(self, customer: Customer) -> ActionResult:
@@ -529,11 +593,10 @@ class BillingService:
             return f"ended: {sub_id} is {status}; now on {row.plan_slug}"
         if status not in LIVE_STATUSES:  # incomplete: wait until the first payment settles
             return f"ignored: {sub_id} is {status}"
-        items = (sub.get("items") or {}).get("data") or []
-        if not items:
+        item = plan_item(self.catalog, sub)
+        if item is None:
             raise ValueError(f"subscription {sub_id} has no items")
-        item = items[0]
-        lookup_key = (item.get("price") or {}).get("lookup_key")
+        lookup_key = _lookup_key(item)
         found = self.catalog.plan_for_lookup_key(lookup_key) if lookup_key else None
         if found is None:
             raise ValueError(

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
         ProductUpdateParams,
         SubscriptionListParams,
         SubscriptionUpdateParams,
+        SubscriptionUpdateParamsItem,
     )
     from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
     from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
-    from stripe.params.checkout import SessionCreateParams
+    from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_NETWORK_RETRIES = 2
@@ -127,8 +128,21 @@ def content_hash(value: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class LineItem:
+    """A Checkout line item; a metered price takes no quantity (`quantity=None`)."""
+
     price: str
-    quantity: int = 1
+    quantity: int | None = 1
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """One entry of a subscription update's `items`: change an item's price (`id` and
+    `price`), add a price (`price` only; metered prices take no quantity) or remove an
+    item (`id` and `deleted`)."""
+
+    id: str | None = None
+    price: str | None = None
+    deleted: bool = False
 
 
 class StripeGateway:
@@ -300,7 +314,9 @@ class StripeGateway:
         interval: Literal["month", "year"] | None,
         metadata: dict[str, str],
         key: str,
+        meter_id: str | None = None,
     ) -> Json:
+        """A price; with `meter_id` a metered recurring price billing that meter's usage."""
         params: PriceCreateParams = {
             "product": product_id,
             "currency": currency,
@@ -312,6 +328,9 @@ class StripeGateway:
         }
         if interval is not None:
             params["recurring"] = {"interval": interval}
+            if meter_id is not None:
+                params["recurring"]["usage_type"] = "metered"
+                params["recurring"]["meter"] = meter_id
         try:
             price = await self.client.v1.prices.create_async(params, {"idempotency_key": key})
         except stripe.StripeError as exc:
@@ -353,9 +372,12 @@ class StripeGateway:
             "metadata": metadata,
         }
         if line_items:
-            params["line_items"] = [
-                {"price": item.price, "quantity": item.quantity} for item in line_items
-            ]
+            params["line_items"] = []
+            for item in line_items:
+                line: SessionCreateParamsLineItem = {"price": item.price}
+                if item.quantity is not None:
+                    line["quantity"] = item.quantity
+                params["line_items"].append(line)
         if mode == "subscription":
             params["subscription_data"] = {"metadata": metadata}
             if trial_period_days:
@@ -421,6 +443,34 @@ class StripeGateway:
     ) -> Json:
         params: SubscriptionUpdateParams = {
             "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": proration_behavior,
+            "cancel_at_period_end": False,
+            "metadata": metadata,
+        }
+        return await self._update_subscription(subscription_id, params, key)
+
+    async def update_subscription_items(
+        self,
+        subscription_id: str,
+        *,
+        items: list[ItemChange],
+        proration_behavior: ProrationBehavior,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        """Change, add and remove items in one update (a plan change with its metered items)."""
+        changes: list[SubscriptionUpdateParamsItem] = []
+        for change in items:
+            entry: SubscriptionUpdateParamsItem = {}
+            if change.id is not None:
+                entry["id"] = change.id
+            if change.deleted:
+                entry["deleted"] = True
+            elif change.price is not None:
+                entry["price"] = change.price
+            changes.append(entry)
+        params: SubscriptionUpdateParams = {
+            "items": changes,
             "proration_behavior": proration_behavior,
             "cancel_at_period_end": False,
             "metadata": metadata,
@@ -552,6 +602,7 @@ __all__ = [
     "API_VERSION",
     "WEBHOOK_TOLERANCE_SECONDS",
     "InvalidSignature",
+    "ItemChange",
     "LineItem",
     "StripeCardError",
     "StripeGateway",
