@@ -55,6 +55,20 @@ async def test_customers_products_prices_and_sync_is_idempotent(
     assert prices["plan_pro_monthly"]["recurring"]["interval"] == "month"
     assert prices["pack_ai_100"]["unit_amount"] == 1000
     assert (await gateway.retrieve_product("bp_plan_pro") or {})["name"] == "Pro"
+    # Business bills API calls beyond its quota: one meter, a metered price per interval.
+    meters = [
+        m
+        for m in await gateway.list_meters()
+        if m["event_name"] == "bp_api_calls" and m["status"] == "active"
+    ]
+    assert len(meters) == 1
+    overage = await gateway.prices_by_lookup_key(["overage_business_api_calls_yearly"])
+    recurring = overage["overage_business_api_calls_yearly"]["recurring"]
+    assert (recurring["interval"], recurring["usage_type"], recurring["meter"]) == (
+        "year",
+        "metered",
+        meters[0]["id"],
+    )
     assert await gateway.retrieve_product("bp_plan_nope") is None
 
 

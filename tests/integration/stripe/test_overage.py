@@ -1,0 +1,353 @@
+"""Overage end to end on the emulator: sync creates the meter and the metered prices once, a
+Business checkout subscribes to both, usage beyond the included quota is accepted, goes out
+through the outbox exactly once and is billed on the renewal invoice.
+
+The module runs its own emulator (its global clock is advanced here, and the meter it starts
+without is the one sync must create) and a catalog whose Business plan includes only 3 API
+calls, so a handful of events runs into overage. At Stripe the catalog is the real one: the
+included quota is never sent there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.apikeys.service import ApiKeyService
+from app.billing.models import Invoice
+from app.catalog.loader import load_catalog
+from app.catalog.models import Catalog
+from app.config import PROJECT_ROOT
+from app.customers.models import Subscription
+from app.lib.clock import utcnow
+from app.metering.writer import UsageWriter
+from app.stripe.gateway import StripeGateway
+from app.stripe.models import StripeOutboxMessage
+from app.stripe.sync import CatalogSync
+from app.stripe.worker import StripeWorker
+from tests.integration.stripe.conftest import (
+    Emulator,
+    Services,
+    customer_of,
+    forward,
+    login_new_user,
+    post_form,
+    wait_for_events,
+)
+from tests.integration.stripe_emulator.conftest import _start_receiver, make_emulator
+
+INCLUDED = 3
+PAID = {"checkout.session.completed", "customer.subscription.created", "invoice.paid"}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    receiver, server = _start_receiver()
+    process = make_emulator(tmp_path_factory.mktemp("stripe-overage-emulator"), receiver.url)
+    process.start()
+    try:
+        yield Emulator(process.url, receiver)
+    finally:
+        process.stop()
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    real = load_catalog(PROJECT_ROOT / "catalog.toml")
+    business = real.plans["business"]
+    quota = dataclasses.replace(business.quotas["api_calls"], included=INCLUDED)
+    assert quota.overage_unit_amount == 1
+    plans = {
+        **real.plans,
+        "business": dataclasses.replace(business, quotas={**business.quotas, "api_calls": quota}),
+    }
+    return dataclasses.replace(real, plans=plans)
+
+
+@pytest.fixture
+async def api(
+    client: AsyncTestClient[Litestar], session: AsyncSession
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The usage API on the browser client's event loop (the app's writer is bound to it)."""
+    _key, raw = await ApiKeyService(session).create("overage tests")
+    await session.commit()
+    api = AsyncTestClient(client.app, base_url="http://testserver.local")
+    api.blocking_portal = client.blocking_portal
+    api.headers["Authorization"] = f"Bearer {raw}"
+    yield api
+
+
+@pytest.fixture
+async def worker(
+    engine: AsyncEngine, catalog: Catalog, gateway: StripeGateway
+) -> AsyncIterator[StripeWorker]:
+    writer = UsageWriter(engine, catalog, upgrade_url="http://testserver.local/billing/upgrade")
+    try:
+        yield StripeWorker(engine, catalog, gateway, writer, "http://testserver.local")
+    finally:
+        await writer.close()
+
+
+def _stripe_get(emulator: Emulator, path: str, **params: Any) -> dict[str, Any]:
+    response = httpx.get(
+        f"{emulator.url}/v1/{path}",
+        params=params,
+        headers={"Authorization": "Bearer sk_test_emulator"},
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def _meters(emulator: Emulator, event_name: str) -> list[dict[str, Any]]:
+    meters = _stripe_get(emulator, "billing/meters", limit=100)["data"]
+    return [m for m in meters if m["event_name"] == event_name and m["status"] == "active"]
+
+
+def _usage(emulator: Emulator, meter_id: str, stripe_customer_id: str) -> float:
+    summaries = _stripe_get(
+        emulator,
+        f"billing/meters/{meter_id}/event_summaries",
+        customer=stripe_customer_id,
+        start_time=0,
+        end_time=2**40,
+    )
+    return float(summaries["data"][0]["aggregated_value"])
+
+
+async def _event(
+    api: AsyncTestClient[Litestar], external_id: str, transaction_id: str
+) -> httpx.Response:
+    return await api.post(
+        "/api/v1/events",
+        json={
+            "event": {
+                "transaction_id": transaction_id,
+                "external_customer_id": external_id,
+                "code": "api_calls",
+            }
+        },
+    )
+
+
+async def _outbox(session: AsyncSession) -> list[StripeOutboxMessage]:
+    await session.rollback()
+    session.expire_all()
+    return list(await session.scalars(select(StripeOutboxMessage).order_by(StripeOutboxMessage.id)))
+
+
+async def _subscribe_to_business(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, email: str
+) -> str:
+    """Sign up, go through Business checkout, deliver the webhooks; the Stripe customer id."""
+    await login_new_user(client, email)
+    response = await post_form(
+        client, "/billing/checkout", {"plan": "business", "interval": "month"}
+    )
+    assert response.status_code == 303, response.text
+    customer, _ = await customer_of(session, email)
+    assert customer.stripe_customer_id
+    mark = emulator.mark()
+    assert emulator.pay(response.headers["location"]).status_code == 303
+    await forward(
+        client, await wait_for_events(emulator, customer.stripe_customer_id, PAID, after=mark)
+    )
+    return customer.stripe_customer_id
+
+
+async def test_sync_creates_the_meter_and_metered_prices_once(
+    gateway: StripeGateway, catalog: Catalog, emulator: Emulator
+) -> None:
+    first = await CatalogSync(gateway, catalog).run()
+    assert "meter bp_api_calls" in first.created
+    assert "price overage_business_api_calls_monthly" in first.created
+    assert "price overage_business_api_calls_yearly" in first.created
+    second = await CatalogSync(gateway, catalog).run()
+    assert not second.changed, second.lines()
+    assert "meter bp_api_calls" in second.unchanged
+
+    [meter] = _meters(emulator, "bp_api_calls")
+    assert meter["display_name"] == "API calls"
+    assert meter["default_aggregation"] == {"formula": "sum"}
+    assert meter["customer_mapping"] == {"event_payload_key": "stripe_customer_id", "type": "by_id"}
+    assert meter["value_settings"] == {"event_payload_key": "value"}
+    keys = ["overage_business_api_calls_monthly", "overage_business_api_calls_yearly"]
+    prices = await gateway.prices_by_lookup_key([*keys, "overage_pro_api_calls_monthly"])
+    assert sorted(prices) == keys  # only plans with an overage price get one
+    for key, interval in zip(keys, ("month", "year"), strict=True):
+        price = prices[key]
+        assert price["unit_amount"] == 1 and price["currency"] == "usd"
+        assert price["product"] == "bp_plan_business"
+        assert price["recurring"]["interval"] == interval
+        assert price["recurring"]["usage_type"] == "metered"
+        assert price["recurring"]["meter"] == meter["id"]
+
+
+async def test_overage_is_reported_once_and_billed_at_renewal(
+    client: AsyncTestClient[Litestar],
+    api: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    worker: StripeWorker,
+) -> None:
+    email = "overage@example.com"
+    stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
+    customer, subscription = await customer_of(session, email)
+    external_id = customer.external_id
+    assert (subscription.plan_slug, subscription.interval, subscription.status) == (
+        "business",
+        "month",
+        "active",
+    )
+    remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+    items = {i["price"]["lookup_key"]: i for i in remote["items"]["data"]}
+    assert sorted(items) == ["overage_business_api_calls_monthly", "plan_business_monthly"]
+    licensed = items["plan_business_monthly"]
+    assert subscription.current_period_end is not None
+    assert int(subscription.current_period_end.timestamp()) == licensed["current_period_end"]
+
+    # Within the included quota: nothing for Stripe.
+    for n in range(INCLUDED):
+        assert (await _event(api, external_id, f"tx-{n}")).status_code == 200
+    assert await _outbox(session) == []
+    # Beyond it: accepted (not 402), one outbox row for the billed unit; a retry adds none.
+    for _ in range(2):
+        response = await _event(api, external_id, "tx-over")
+        assert response.status_code == 200, response.text
+    [message] = await _outbox(session)
+    identifier = f"api_calls:{external_id}:tx-over"
+    assert message.status == "pending"
+    assert message.payload["event_name"] == "bp_api_calls"
+    assert message.payload["stripe_customer_id"] == stripe_customer_id
+    assert message.payload["value"] == 1
+    assert message.payload["identifier"] == identifier
+
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    [message] = await _outbox(session)
+    assert message.status == "sent" and message.attempts == 1
+    [meter] = _meters(emulator, "bp_api_calls")
+    assert _usage(emulator, meter["id"], stripe_customer_id) == 1
+
+    # Sent again (a response lost after Stripe stored it): counted once.
+    await session.execute(
+        update(StripeOutboxMessage).values(status="pending", next_attempt_at=utcnow())
+    )
+    await session.commit()
+    assert await worker.run_once() == 1
+    await gateway.create_meter_event(
+        event_name="bp_api_calls",
+        stripe_customer_id=stripe_customer_id,
+        value=1,
+        identifier=identifier,
+        timestamp=int(message.payload["timestamp"]),
+    )
+    assert _usage(emulator, meter["id"], stripe_customer_id) == 1
+
+    # The period ends: the renewal invoice bills the plan and the one unit of overage.
+    mark = emulator.mark()
+    emulator.advance(days=32)
+    await forward(
+        client,
+        await wait_for_events(
+            emulator,
+            stripe_customer_id,
+            {"customer.subscription.updated", "invoice.paid"},
+            after=mark,
+        ),
+    )
+    renewal = next(
+        inv
+        for inv in await gateway.list_invoices(stripe_customer_id)
+        if inv["billing_reason"] == "subscription_cycle"
+    )
+    lines = renewal["lines"]["data"]
+    overage = [line for line in lines if line["amount"] == 1]
+    assert [line["description"] for line in overage] == ["1 × API calls"]
+    assert renewal["total"] == 14900 + 1 and renewal["status"] == "paid"
+
+    _, subscription = await customer_of(session, email)
+    assert subscription.plan_slug == "business"  # still mapped by the licensed item
+    assert subscription.current_period_start is not None
+    assert int(subscription.current_period_start.timestamp()) == licensed["current_period_end"]
+    totals = await session.scalars(
+        select(Invoice.total).where(Invoice.stripe_invoice_id == renewal["id"])
+    )
+    assert list(totals) == [14901]
+
+
+async def test_plan_changes_add_and_remove_the_metered_item(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    services: Services,
+) -> None:
+    email = "overage-change@example.com"
+    stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
+
+    async def change(plan: str, interval: str) -> list[str]:
+        response = await post_form(
+            client, "/billing/subscription/change", {"plan": plan, "interval": interval}
+        )
+        assert response.status_code == 303, response.text
+        _, subscription = await customer_of(session, email)
+        assert (subscription.plan_slug, subscription.interval) == (plan, interval)
+        remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+        return sorted(i["price"]["lookup_key"] for i in remote["items"]["data"])
+
+    assert await change("pro", "month") == ["plan_pro_monthly"]
+    assert await change("business", "year") == [
+        "overage_business_api_calls_yearly",
+        "plan_business_yearly",
+    ]
+    assert await change("business", "month") == [
+        "overage_business_api_calls_monthly",
+        "plan_business_monthly",
+    ]
+    # Only the licensed item was prorated: every invoice since checkout is plan money.
+    for invoice in await gateway.list_invoices(stripe_customer_id):
+        for line in invoice["lines"]["data"]:
+            assert "API calls" not in (line["description"] or ""), line
+
+    # Reconcile reads the two-item subscription as Business: no subscription drift (the
+    # plan changes' invoices are drift: their webhooks were not delivered here).
+    customer, _ = await customer_of(session, email)
+    drift = await services.billing.reconcile_customer(customer, repair=False)
+    assert not [line for line in drift if "subscription differs" in line], drift
+    # Stripe does not promise the items' order: the metered item first changes nothing.
+    _, subscription = await customer_of(session, email)
+    remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+    remote["items"]["data"].reverse()
+    assert remote["items"]["data"][0]["price"]["recurring"]["usage_type"] == "metered"
+    outcome = await services.billing.apply_subscription(remote)
+    assert outcome.endswith("on business/month"), outcome
+
+
+async def test_without_a_stripe_customer_the_quota_is_a_hard_limit(
+    client: AsyncTestClient[Litestar], api: AsyncTestClient[Litestar], session: AsyncSession
+) -> None:
+    email = "overage-nostripe@example.com"
+    await login_new_user(client, email)
+    customer, subscription = await customer_of(session, email)
+    external_id = customer.external_id
+    assert customer.stripe_customer_id is None
+    await session.execute(
+        update(Subscription).where(Subscription.id == subscription.id).values(plan_slug="business")
+    )
+    await session.commit()
+    for n in range(INCLUDED):
+        assert (await _event(api, external_id, f"hard-{n}")).status_code == 200
+    response = await _event(api, external_id, "hard-over")
+    assert response.status_code == 402, response.text
+    assert response.json()["error"] == "insufficient_balance"
+    assert await _outbox(session) == []
