@@ -315,11 +315,7 @@ class _Batch:
 
     def _replay_event(self, row: Any, fingerprint: str, plan: repo.CustomerPlan) -> EventResult:
         if row.fingerprint != fingerprint:
-            raise Conflict(
-                f"transaction_id {row.transaction_id!r} was already used with a different payload.",
-                code="idempotency_conflict",
-                transaction_id=row.transaction_id,
-            )
+            raise _reused(row.transaction_id)
         return _event_result(row, plan, replayed=True)
 
     def _reserve(self, op: Reserve) -> ReservationResult:
@@ -327,16 +323,10 @@ class _Batch:
         existing = self.reservations_by_tx.get((plan.id, op.transaction_id))
         if existing is not None:
             if existing.fingerprint != op.fingerprint:
-                raise Conflict(
-                    f"transaction_id {op.transaction_id!r} was already used with a different payload.",
-                    code="idempotency_conflict",
-                )
+                raise _reused(op.transaction_id)
             return self._reservation_result(existing, plan, replayed=True)
         if (plan.id, op.transaction_id) in self.events:
-            raise Conflict(
-                f"transaction_id {op.transaction_id!r} is already a recorded usage event.",
-                code="idempotency_conflict",
-            )
+            raise _reused(op.transaction_id, "is already a recorded usage event")
         slot = self._slot(plan.id, op.meter_code)
         if not slot.state.can_use(op.amount):
             raise self._insufficient(op.meter_code, slot.state, op.amount)
@@ -391,10 +381,7 @@ class _Batch:
                 f"amount {amount} is more than the {row.amount} reserved.", field="amount"
             )
         if (plan.id, row.transaction_id) in self.events:
-            raise Conflict(
-                f"transaction_id {row.transaction_id!r} is already a recorded usage event.",
-                code="idempotency_conflict",
-            )
+            raise _reused(row.transaction_id, "is already a recorded usage event")
         slot = self._slot(plan.id, row.meter_code)
         if not slot.state.can_use(amount, exclude_hold=row.amount):
             raise self._insufficient(row.meter_code, slot.state, amount, exclude=row.amount)
@@ -442,10 +429,7 @@ class _Batch:
         existing = self.grants.get((plan.id, op.transaction_id))
         if existing is not None:
             if existing.fingerprint != op.fingerprint:
-                raise Conflict(
-                    f"transaction_id {op.transaction_id!r} was already used with a different payload.",
-                    code="idempotency_conflict",
-                )
+                raise _reused(op.transaction_id)
             return _grant_result(existing, plan, replayed=True)
         slot = self._slot(plan.id, op.meter_code)
         if op.expires_at is not None and op.expires_at <= self.now:
@@ -564,6 +548,16 @@ class _Batch:
     def _event_public_id(self, reservation: Any) -> str | None:
         event = self.events.get((reservation["customer_id"], reservation["transaction_id"]))
         return event.public_id if event is not None else None
+
+
+def _reused(
+    transaction_id: str, how: str = "was already used with a different payload"
+) -> Conflict:
+    return Conflict(
+        f"transaction_id {transaction_id!r} {how}.",
+        code="idempotency_conflict",
+        transaction_id=transaction_id,
+    )
 
 
 class _Row:
