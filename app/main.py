@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
@@ -227,8 +228,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             settings.public_url,
         )
 
+    log_level = logging.getLevelNamesMapping().get(settings.log_level, logging.INFO)
+    logging.getLogger().setLevel(log_level)
     logging_config = StructlogConfig(
-        structlog_logging_config=StructLoggingConfig(log_exceptions="never"),
+        structlog_logging_config=StructLoggingConfig(
+            log_exceptions="never",
+            wrapper_class=structlog.make_filtering_bound_logger(log_level),
+        ),
         # Request/response logging would write form bodies (passwords) to the log.
         enable_middleware_logging=False,
     )
