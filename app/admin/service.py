@@ -40,7 +40,7 @@ from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService
 from app.billing.pages import BillingPages
 from app.billing.rules import clamp_page, page_count
-from app.billing.service import LIVE_STATUSES, BillingService
+from app.billing.service import LIVE_STATUSES, BillingService, plan_item
 from app.catalog.models import Catalog, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
@@ -470,8 +470,8 @@ class AdminService:
             if not event.type.startswith("customer.subscription."):
                 continue
             obj = (event.payload.get("data") or {}).get("object") or {}
-            items = (obj.get("items") or {}).get("data") or []
-            lookup = ((items[0].get("price") or {}).get("lookup_key")) if items else None
+            item = plan_item(self.catalog, obj)
+            lookup = (item.get("price") or {}).get("lookup_key") if item else None
             found = self.catalog.plan_for_lookup_key(lookup) if lookup else None
             plan = f"{found[0].name} ({found[1].interval}ly)" if found else (lookup or "?")
             text = f"{event.type.removeprefix('customer.subscription.')}: {obj.get('status')}"

@@ -43,7 +43,7 @@ from app.metering.ops import (
     Result,
     fingerprint,
 )
-from app.stripe.outbox import METER_EVENT, meter_event_name
+from app.stripe.outbox import meter_event_message
 
 log = structlog.get_logger()
 MAX_BATCH = 500
@@ -296,22 +296,14 @@ class _Batch:
     ) -> dict[str, Any]:
         """The billed part of an event, for Stripe Billing Meters; our transaction id makes
         Stripe count it once however often it is sent."""
-        identifier = f"{meter_code}:{plan.external_id}:{transaction_id}"
-        return {
-            "kind": METER_EVENT,
-            "idempotency_key": identifier,
-            "payload": {
-                "event_name": meter_event_name(meter_code),
-                "stripe_customer_id": plan.stripe_customer_id,
-                "value": value,
-                "identifier": identifier,
-                "timestamp": int(self.now.timestamp()),
-            },
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": self.now,
-            "created_at": self.now,
-        }
+        assert plan.stripe_customer_id is not None
+        return meter_event_message(
+            identifier=f"{meter_code}:{plan.external_id}:{transaction_id}",
+            stripe_customer_id=plan.stripe_customer_id,
+            meter_code=meter_code,
+            value=value,
+            now=self.now,
+        )
 
     def _replay_event(self, row: Any, fingerprint: str, plan: repo.CustomerPlan) -> EventResult:
         if row.fingerprint != fingerprint:

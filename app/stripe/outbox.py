@@ -38,31 +38,45 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 3600))
 
 
+def meter_event_message(
+    *, identifier: str, stripe_customer_id: str, meter_code: str, value: int, now: datetime
+) -> dict[str, Any]:
+    """The outbox row for a Billing Meter event. `identifier` is ours (meter, customer and
+    transaction id), so Stripe counts the event once however often it is sent."""
+    return {
+        "kind": METER_EVENT,
+        "idempotency_key": identifier,
+        "payload": {
+            "event_name": meter_event_name(meter_code),
+            "stripe_customer_id": stripe_customer_id,
+            "value": value,
+            "identifier": identifier,
+            "timestamp": int(now.timestamp()),
+        },
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 async def enqueue_meter_event(
     session: AsyncSession,
     *,
-    transaction_id: str,
+    identifier: str,
     stripe_customer_id: str,
     meter_code: str,
     value: int,
     timestamp: datetime,
 ) -> None:
     """Add a meter event to the outbox in the caller's transaction (a repeat is a no-op)."""
-    values: dict[str, Any] = {
-        "kind": METER_EVENT,
-        "idempotency_key": f"{meter_code}:{transaction_id}",
-        "payload": {
-            "event_name": meter_event_name(meter_code),
-            "stripe_customer_id": stripe_customer_id,
-            "value": value,
-            "identifier": f"{meter_code}:{transaction_id}",
-            "timestamp": int(timestamp.timestamp()),
-        },
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": utcnow(),
-        "created_at": utcnow(),
-    }
+    values = meter_event_message(
+        identifier=identifier,
+        stripe_customer_id=stripe_customer_id,
+        meter_code=meter_code,
+        value=value,
+        now=timestamp,
+    )
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(StripeOutboxMessage).values(**values)

@@ -557,7 +557,9 @@ def checkout_session(now: int, session_id: str, **fields: Any) -> dict[str, Any]
 
 
 def checkout_line_item(price_obj: dict[str, Any], quantity: int, product_name: str) -> dict:
-    amount = (price_obj.get("unit_amount") or 0) * quantity
+    # A metered price is billed on usage at renewal, never up front.
+    metered = (price_obj.get("recurring") or {}).get("usage_type") == "metered"
+    amount = 0 if metered else (price_obj.get("unit_amount") or 0) * quantity
     return {
         "id": new_id("li"),
         "object": "item",

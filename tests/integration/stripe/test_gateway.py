@@ -169,7 +169,7 @@ async def test_meter_events_go_out_through_the_outbox_once(
     for _ in range(2):  # enqueued twice (a retried usage write): one message
         await enqueue_meter_event(
             session,
-            transaction_id="tx-overage-1",
+            identifier="ai_requests:tx-overage-1",
             stripe_customer_id=customer["id"],
             meter_code="ai_requests",
             value=3,
