@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
@@ -72,6 +73,14 @@ def _customer_url(external_id: str) -> str:
 def _done(request: Request[Any, Any, Any], outcome: Outcome, url: str) -> Redirect:
     flash(request, outcome.message, category=outcome.category)
     return Redirect(path=url, status_code=303)
+
+
+_CUSTOMER_ACTIONS = {
+    "grant-credits": "grant_credits",
+    "change-plan": "change_plan",
+    "cancel": "cancel",
+    "resume": "resume",
+}
 
 
 class AdminController(Controller):
@@ -256,47 +265,20 @@ class AdminController(Controller):
             return Redirect(path=back, status_code=303)
         return _done(request, outcome, back)
 
-    @post("/customers/{external_id:str}/grant-credits")
-    async def grant_credits(
+    @post("/customers/{external_id:str}/{action:str}")
+    async def customer_action(
         self,
         request: Request[Any, Any, Any],
         admin_service: NamedDependency[AdminService],
         external_id: FromPath[str],
+        action: FromPath[str],
         data: Annotated[ActionForm, Form],
     ) -> Template | Redirect:
-        return await self._customer_action(
-            request, admin_service, external_id, "grant_credits", data
-        )
-
-    @post("/customers/{external_id:str}/change-plan")
-    async def change_plan(
-        self,
-        request: Request[Any, Any, Any],
-        admin_service: NamedDependency[AdminService],
-        external_id: FromPath[str],
-        data: Annotated[ActionForm, Form],
-    ) -> Template | Redirect:
-        return await self._customer_action(request, admin_service, external_id, "change_plan", data)
-
-    @post("/customers/{external_id:str}/cancel")
-    async def cancel(
-        self,
-        request: Request[Any, Any, Any],
-        admin_service: NamedDependency[AdminService],
-        external_id: FromPath[str],
-        data: Annotated[ActionForm, Form],
-    ) -> Template | Redirect:
-        return await self._customer_action(request, admin_service, external_id, "cancel", data)
-
-    @post("/customers/{external_id:str}/resume")
-    async def resume(
-        self,
-        request: Request[Any, Any, Any],
-        admin_service: NamedDependency[AdminService],
-        external_id: FromPath[str],
-        data: Annotated[ActionForm, Form],
-    ) -> Template | Redirect:
-        return await self._customer_action(request, admin_service, external_id, "resume", data)
+        """grant-credits, change-plan, cancel and resume: one confirmed, audited form each."""
+        name = _CUSTOMER_ACTIONS.get(action)
+        if name is None:
+            raise NotFoundException(f"No customer action {action!r}.")
+        return await self._customer_action(request, admin_service, external_id, name, data)
 
     @post("/customers/{external_id:str}/view")
     async def open_view(
