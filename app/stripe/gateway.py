@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -106,6 +106,23 @@ def _translate(exc: stripe.StripeError) -> StripeGatewayError:
     else:
         message = exc.user_message or "Stripe could not complete the request. Please try again."
     return StripeGatewayError(message, stripe_code=code, http_status=status)
+
+
+async def _request(call: Awaitable[Any]) -> Json:
+    """Await one SDK call; Stripe's errors become the gateway's."""
+    try:
+        return _plain(await call)
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
+
+
+async def _list(call: Awaitable[Any]) -> list[Json]:
+    """Every object of a list call, following Stripe's pagination."""
+    try:
+        page = await call
+        return [_plain(item) async for item in page.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
 
 
 def _plain(obj: Any) -> Json:
@@ -207,17 +224,12 @@ class StripeGateway:
             params["email"] = email
         if name:
             params["name"] = name
-        try:
-            customer = await self.client.v1.customers.create_async(params, {"idempotency_key": key})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(customer)
+        return await _request(
+            self.client.v1.customers.create_async(params, {"idempotency_key": key})
+        )
 
     async def retrieve_customer(self, customer_id: str) -> Json:
-        try:
-            return _plain(await self.client.v1.customers.retrieve_async(customer_id))
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        return await _request(self.client.v1.customers.retrieve_async(customer_id))
 
     async def set_default_payment_method(
         self, customer_id: str, payment_method_id: str, *, key: str
@@ -225,25 +237,17 @@ class StripeGateway:
         params: CustomerUpdateParams = {
             "invoice_settings": {"default_payment_method": payment_method_id}
         }
-        try:
-            customer = await self.client.v1.customers.update_async(
-                customer_id, params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(customer)
+        return await _request(
+            self.client.v1.customers.update_async(customer_id, params, {"idempotency_key": key})
+        )
 
     # Catalog ----------------------------------------------------------------------------
 
     async def retrieve_product(self, product_id: str) -> Json | None:
         try:
-            return _plain(await self.client.v1.products.retrieve_async(product_id))
-        except stripe.InvalidRequestError as exc:
-            if exc.code == "resource_missing":
-                return None
-            raise _translate(exc) from exc
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            return await _request(self.client.v1.products.retrieve_async(product_id))
+        except StripeNotFound:
+            return None
 
     async def create_product(
         self,
@@ -257,11 +261,9 @@ class StripeGateway:
         params: ProductCreateParams = {"id": product_id, "name": name, "metadata": metadata}
         if description:
             params["description"] = description
-        try:
-            product = await self.client.v1.products.create_async(params, {"idempotency_key": key})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(product)
+        return await _request(
+            self.client.v1.products.create_async(params, {"idempotency_key": key})
+        )
 
     async def update_product(
         self,
@@ -278,13 +280,9 @@ class StripeGateway:
             "metadata": metadata,
             "active": True,
         }
-        try:
-            product = await self.client.v1.products.update_async(
-                product_id, params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(product)
+        return await _request(
+            self.client.v1.products.update_async(product_id, params, {"idempotency_key": key})
+        )
 
     async def prices_by_lookup_key(self, lookup_keys: list[str]) -> dict[str, Json]:
         """Active prices for these lookup keys (at most one per key, as Stripe guarantees)."""
@@ -331,21 +329,13 @@ class StripeGateway:
             if meter_id is not None:
                 params["recurring"]["usage_type"] = "metered"
                 params["recurring"]["meter"] = meter_id
-        try:
-            price = await self.client.v1.prices.create_async(params, {"idempotency_key": key})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(price)
+        return await _request(self.client.v1.prices.create_async(params, {"idempotency_key": key}))
 
     async def archive_price(self, price_id: str, *, key: str) -> Json:
         params: PriceUpdateParams = {"active": False}
-        try:
-            price = await self.client.v1.prices.update_async(
-                price_id, params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(price)
+        return await _request(
+            self.client.v1.prices.update_async(price_id, params, {"idempotency_key": key})
+        )
 
     # Checkout and the billing portal ----------------------------------------------------
 
@@ -388,48 +378,29 @@ class StripeGateway:
         else:
             params["setup_intent_data"] = {"metadata": metadata}
             params["currency"] = currency or "usd"
-        try:
-            session = await self.client.v1.checkout.sessions.create_async(
-                params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(session)
+        return await _request(
+            self.client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+        )
 
     async def retrieve_checkout_session(self, session_id: str) -> Json:
-        try:
-            session = await self.client.v1.checkout.sessions.retrieve_async(
-                session_id, {"expand": ["line_items"]}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(session)
+        return await _request(
+            self.client.v1.checkout.sessions.retrieve_async(session_id, {"expand": ["line_items"]})
+        )
 
     async def create_portal_session(self, *, customer_id: str, return_url: str, key: str) -> Json:
         params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
-        try:
-            session = await self.client.v1.billing_portal.sessions.create_async(
-                params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(session)
+        return await _request(
+            self.client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key})
+        )
 
     # Subscriptions ----------------------------------------------------------------------
 
     async def retrieve_subscription(self, subscription_id: str) -> Json:
-        try:
-            return _plain(await self.client.v1.subscriptions.retrieve_async(subscription_id))
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        return await _request(self.client.v1.subscriptions.retrieve_async(subscription_id))
 
     async def list_subscriptions(self, customer_id: str) -> list[Json]:
         params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
-        try:
-            page = await self.client.v1.subscriptions.list_async(params)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return [_plain(sub) async for sub in page.auto_paging_iter()]
+        return await _list(self.client.v1.subscriptions.list_async(params))
 
     async def change_subscription_price(
         self,
@@ -492,63 +463,41 @@ class StripeGateway:
     async def _update_subscription(
         self, subscription_id: str, params: SubscriptionUpdateParams, key: str
     ) -> Json:
-        try:
-            sub = await self.client.v1.subscriptions.update_async(
+        return await _request(
+            self.client.v1.subscriptions.update_async(
                 subscription_id, params, {"idempotency_key": key}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(sub)
+        )
 
     # Invoices ---------------------------------------------------------------------------
 
     async def retrieve_invoice(self, invoice_id: str) -> Json:
-        try:
-            return _plain(await self.client.v1.invoices.retrieve_async(invoice_id))
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        return await _request(self.client.v1.invoices.retrieve_async(invoice_id))
 
     async def list_invoices(self, customer_id: str) -> list[Json]:
         params: InvoiceListParams = {"customer": customer_id, "limit": 100}
-        try:
-            page = await self.client.v1.invoices.list_async(params)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return [_plain(invoice) async for invoice in page.auto_paging_iter()]
+        return await _list(self.client.v1.invoices.list_async(params))
 
     # Payment methods --------------------------------------------------------------------
 
     async def list_cards(self, customer_id: str) -> list[Json]:
         params: PaymentMethodListParams = {"customer": customer_id, "type": "card", "limit": 100}
-        try:
-            page = await self.client.v1.payment_methods.list_async(params)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return [_plain(pm) async for pm in page.auto_paging_iter()]
+        return await _list(self.client.v1.payment_methods.list_async(params))
 
     async def retrieve_payment_method(self, payment_method_id: str) -> Json:
-        try:
-            return _plain(await self.client.v1.payment_methods.retrieve_async(payment_method_id))
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        return await _request(self.client.v1.payment_methods.retrieve_async(payment_method_id))
 
     async def detach_payment_method(self, payment_method_id: str, *, key: str) -> Json:
-        try:
-            pm = await self.client.v1.payment_methods.detach_async(
+        return await _request(
+            self.client.v1.payment_methods.detach_async(
                 payment_method_id, None, {"idempotency_key": key}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(pm)
+        )
 
     # Billing meters ---------------------------------------------------------------------
 
     async def list_meters(self) -> list[Json]:
-        try:
-            page = await self.client.v1.billing.meters.list_async({"limit": 100})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return [_plain(meter) async for meter in page.auto_paging_iter()]
+        return await _list(self.client.v1.billing.meters.list_async({"limit": 100}))
 
     async def create_meter(
         self,
@@ -565,13 +514,9 @@ class StripeGateway:
             "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
             "value_settings": {"event_payload_key": "value"},
         }
-        try:
-            meter = await self.client.v1.billing.meters.create_async(
-                params, {"idempotency_key": key}
-            )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(meter)
+        return await _request(
+            self.client.v1.billing.meters.create_async(params, {"idempotency_key": key})
+        )
 
     async def create_meter_event(
         self,
@@ -589,13 +534,11 @@ class StripeGateway:
             "identifier": identifier,
             "timestamp": timestamp,
         }
-        try:
-            event = await self.client.v1.billing.meter_events.create_async(
+        return await _request(
+            self.client.v1.billing.meter_events.create_async(
                 params, {"idempotency_key": idempotency_key("meter-event", identifier)}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _plain(event)
+        )
 
 
 __all__ = [
