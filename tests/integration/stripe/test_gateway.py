@@ -180,13 +180,13 @@ async def test_meter_events_go_out_through_the_outbox_once(
     assert await drain(session, gateway) == 0
     message = await session.scalar(select(StripeOutboxMessage))
     assert message is not None and message.status == "sent" and message.attempts == 1
-    # Sent again (a lost response): Stripe counts the identifier once.
+    # Sent again (a lost response): the same call, which Stripe counts once.
     event = await gateway.create_meter_event(
         event_name="bp_ai_requests",
         stripe_customer_id=customer["id"],
         value=3,
         identifier="ai_requests:tx-overage-1",
-        timestamp=int(datetime.now(UTC).timestamp()),
+        timestamp=message.payload["timestamp"],
     )
     assert event["identifier"] == "ai_requests:tx-overage-1"
 
