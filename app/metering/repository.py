@@ -28,6 +28,10 @@ customers_t = Customer.__table__
 subscriptions_t = Subscription.__table__
 
 
+# Statuses in which Stripe keeps invoicing the subscription (as billing's LIVE_STATUSES).
+_BILLABLE_STATUSES = frozenset({"trialing", "active", "past_due"})
+
+
 @dataclass(frozen=True)
 class CustomerPlan:
     id: int
@@ -37,6 +41,17 @@ class CustomerPlan:
     status: str
     cycle: BillingCycle | None
     stripe_customer_id: str | None = None
+    stripe_subscription_id: str | None = None
+
+    @property
+    def bills_through_stripe(self) -> bool:
+        """A live Stripe subscription carries the plan's metered prices, so overage can be
+        billed; a plan set directly (complimentary, or by the API) cannot."""
+        return (
+            self.stripe_customer_id is not None
+            and self.stripe_subscription_id is not None
+            and self.status in _BILLABLE_STATUSES
+        )
 
 
 def _plan_row(row: Any) -> CustomerPlan:
@@ -55,6 +70,7 @@ def _plan_row(row: Any) -> CustomerPlan:
         status=row.status,
         cycle=cycle,
         stripe_customer_id=row.stripe_customer_id,
+        stripe_subscription_id=row.stripe_subscription_id,
     )
 
 
@@ -71,6 +87,7 @@ _PLAN_COLUMNS = (
     subscriptions_t.c.external_id.label("sub_external_id"),
     subscriptions_t.c.plan_slug,
     subscriptions_t.c.status,
+    subscriptions_t.c.stripe_subscription_id,
     subscriptions_t.c.current_period_start,
     subscriptions_t.c.current_period_end,
     subscriptions_t.c.interval,

@@ -409,7 +409,7 @@ def read_balances(
                 period_end=period.end,
                 reset=quota.reset,
                 overage_unit_amount=quota.overage_unit_amount
-                if plan_info.stripe_customer_id
+                if plan_info.bills_through_stripe
                 else None,
             )
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,8 +168,8 @@ class _Batch:
                 credits_used=total.credits_used,
                 lots=lots,
                 held=repo.held_amount(self.conn, customer_id, meter_code, self.now),
-                # Overage is billed through Stripe, so only a customer Stripe knows may run into it.
-                overage=quota.has_overage and plan.stripe_customer_id is not None,
+                # Overage is billed on the Stripe subscription; without one the quota is a hard limit.
+                overage=quota.has_overage and plan.bills_through_stripe,
             ),
         )
         for row in expired:  # credits past their expiry leave the balance through the ledger
@@ -297,8 +298,10 @@ class _Batch:
         """The billed part of an event, for Stripe Billing Meters; our transaction id makes
         Stripe count it once however often it is sent."""
         assert plan.stripe_customer_id is not None
+        # Stripe takes identifiers of at most 100 characters; ours are up to 255 each.
+        digest = hashlib.sha256(f"{plan.external_id}\0{transaction_id}".encode()).hexdigest()
         return meter_event_message(
-            identifier=f"{meter_code}:{plan.external_id}:{transaction_id}",
+            identifier=f"{meter_code}:{digest[:64]}",
             stripe_customer_id=plan.stripe_customer_id,
             meter_code=meter_code,
             value=value,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import pytest
 from sqlalchemy import select, update
 
-from app.catalog.loader import parse_catalog
-from app.customers.models import Customer
+from app.catalog.loader import CatalogError, parse_catalog
+from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import InsufficientBalance
 from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, fingerprint
@@ -32,10 +35,21 @@ def _use(tx: str, n: int) -> RecordUsage:
     return RecordUsage(REF, "calls", tx, n, None, {"n": n}, fingerprint({"n": n}))
 
 
-async def _customer(session, stripe_id: str | None) -> None:
-    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="ovr", plan="scale"))
+async def _customer(
+    session, stripe_id: str | None, subscription_id: str | None = "sub_1", external_id: str = "ovr"
+) -> None:
+    await CustomerService(session, CATALOG).upsert(
+        CustomerInput(external_id=external_id, plan="scale")
+    )
     await session.execute(
-        update(Customer).where(Customer.external_id == "ovr").values(stripe_customer_id=stripe_id)
+        update(Customer)
+        .where(Customer.external_id == external_id)
+        .values(stripe_customer_id=stripe_id)
+    )
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.external_id == external_id)
+        .values(stripe_subscription_id=subscription_id, status="active")
     )
     await session.commit()
 
@@ -56,22 +70,37 @@ async def test_usage_beyond_quota_and_credits_is_billed_once(engine, session):
         (3, "cus_stripe_1")
     ]
     assert rows[0].payload["event_name"] == "bp_calls"
-    assert rows[0].idempotency_key.endswith(":b")
+    digest = hashlib.sha256(b"ovr\0b").hexdigest()[:64]
+    assert rows[0].idempotency_key == rows[0].payload["identifier"] == f"calls:{digest}"
 
 
-async def test_without_a_stripe_customer_the_quota_is_a_hard_limit(engine, session):
-    await _customer(session, None)
+@pytest.mark.parametrize(
+    ("stripe_id", "subscription_id"),
+    [(None, None), ("cus_stripe_1", None)],
+    ids=["no Stripe customer", "no Stripe subscription (a plan set directly)"],
+)
+async def test_without_a_stripe_subscription_the_quota_is_a_hard_limit(
+    engine, session, stripe_id, subscription_id
+):
+    await _customer(session, stripe_id, subscription_id)
     outcomes = await apply_batch(engine, CATALOG, [_use("a", 10), _use("b", 1)], "u")
     assert outcomes[0][1] is None
     assert isinstance(outcomes[1][1], InsufficientBalance)
     assert (await session.scalars(select(StripeOutboxMessage))).all() == []
 
 
+async def test_identifiers_fit_stripes_limit_whatever_the_ids(engine, session):
+    long_customer, long_tx = "c" * 255, "t" * 255
+    await _customer(session, "cus_stripe_2", external_id=long_customer)
+    ref = CustomerRef(external_customer_id=long_customer)
+    over = RecordUsage(ref, "calls", long_tx, 11, None, {"n": 11}, fingerprint({"n": 11}))
+    [(result, error)] = await apply_batch(engine, CATALOG, [over], "u")
+    assert error is None and result is not None
+    [row] = (await session.scalars(select(StripeOutboxMessage))).all()
+    assert len(row.payload["identifier"]) <= 100 and row.payload["value"] == 1
+
+
 def test_overage_needs_a_paid_limited_quota():
-    import pytest
-
-    from app.catalog.loader import CatalogError
-
     bad = {
         "meters": {"calls": {"name": "Calls"}},
         "plans": {

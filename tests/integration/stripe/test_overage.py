@@ -11,6 +11,7 @@ included quota is never sent there.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -224,7 +225,8 @@ async def test_overage_is_reported_once_and_billed_at_renewal(
         response = await _event(api, external_id, "tx-over")
         assert response.status_code == 200, response.text
     [message] = await _outbox(session)
-    identifier = f"api_calls:{external_id}:tx-over"
+    digest = hashlib.sha256(f"{external_id}\0tx-over".encode()).hexdigest()[:64]
+    identifier = f"api_calls:{digest}"
     assert message.status == "pending"
     assert message.payload["event_name"] == "bp_api_calls"
     assert message.payload["stripe_customer_id"] == stripe_customer_id
