@@ -68,6 +68,11 @@ def ref_id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _created_order(sub: Json) -> tuple[int, str]:
+    """Orders subscriptions by Stripe's `created` (the id breaks a tie)."""
+    return int(sub.get("created") or 0), str(sub.get("id") or "")
+
+
 def _attempt() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -257,6 +262,16 @@ class BillingService:
         subscription = await self.customers.subscription(customer)
         if subscription.stripe_subscription_id and subscription.status in LIVE_STATUSES:
             return await self.change_plan(customer, plan_slug, interval)
+        if customer.stripe_customer_id:
+            # Our row may lag behind Stripe (a late or failing webhook, a second tab): a live
+            # subscription there means the customer already pays, so never open a second one.
+            live = await self._newest_live_subscription(customer.stripe_customer_id)
+            if live is not None:
+                await self.apply_subscription(live)
+                await self.session.commit()
+                subscription = await self.customers.subscription(customer)
+                if subscription.stripe_subscription_id and subscription.status in LIVE_STATUSES:
+                    return await self.change_plan(customer, plan_slug, interval)
         price = plan.price(interval_)
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
@@ -394,6 +409,12 @@ class BillingService:
         )
 
     # Plan changes -----------------------------------------------------------------------
+
+    async def _newest_live_subscription(self, stripe_customer_id: str) -> Json | None:
+        """The customer's most recently created live subscription at Stripe, if any."""
+        remote = await self.gateway.list_subscriptions(stripe_customer_id)
+        live = [s for s in remote if s.get("status") in LIVE_STATUSES]
+        return max(live, key=_created_order, default=None)
 
     async def _live_stripe_subscription(self, subscription: Subscription) -> Json | None:
         if not subscription.stripe_subscription_id:
@@ -581,6 +602,21 @@ class BillingService:
         sub_id = str(sub["id"])
         if row.stripe_subscription_id not in (None, sub_id) and status not in LIVE_STATUSES:
             return f"ignored: {sub_id} is {status}, the customer's subscription is another"
+        if row.stripe_subscription_id not in (None, sub_id) and status in LIVE_STATUSES:
+            # Two live subscriptions (e.g. two Checkouts): keep the newer one, whatever order
+            # their events arrive in; the older one wins only once the newer one has ended.
+            try:
+                current: Json | None = await self.gateway.retrieve_subscription(
+                    str(row.stripe_subscription_id)
+                )
+            except StripeNotFound:
+                current = None
+            if (
+                current is not None
+                and current.get("status") in LIVE_STATUSES
+                and _created_order(current) > _created_order(sub)
+            ):
+                return f"ignored: {sub_id} is older than the live {row.stripe_subscription_id}"
         if status in ENDED_STATUSES:
             if (
                 row.stripe_subscription_id is None
