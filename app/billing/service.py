@@ -468,6 +468,9 @@ class BillingService:
             items=changes,
             # Only the licensed item is prorated; the same plan only gains its metered items.
             proration_behavior="none" if same_plan else "always_invoice",
+            # A new plan takes effect only if its proration is paid: a declined card makes
+            # Stripe refuse the update (StripeCardError) and the subscription stays as it was.
+            payment_behavior=None if same_plan else "error_if_incomplete",
             metadata={"plan": plan.slug, "interval": interval_},
             key=idempotency_key("change-plan", subscription.external_id, lookup_key, _attempt()),
         )

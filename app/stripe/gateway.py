@@ -55,6 +55,9 @@ API_VERSION: str = stripe.api_version
 
 Json = dict[str, Any]
 ProrationBehavior = Literal["always_invoice", "create_prorations", "none"]
+PaymentBehavior = Literal[
+    "allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"
+]
 
 
 class StripeGatewayError(DomainError):
@@ -428,8 +431,12 @@ class StripeGateway:
         proration_behavior: ProrationBehavior,
         metadata: dict[str, str],
         key: str,
+        payment_behavior: PaymentBehavior | None = None,
     ) -> Json:
-        """Change, add and remove items in one update (a plan change with its metered items)."""
+        """Change, add and remove items in one update (a plan change with its metered items).
+
+        `payment_behavior="error_if_incomplete"` makes Stripe refuse the whole update (a card
+        error) when the invoice it creates cannot be paid right away."""
         changes: list[SubscriptionUpdateParamsItem] = []
         for change in items:
             entry: SubscriptionUpdateParamsItem = {}
@@ -446,6 +453,8 @@ class StripeGateway:
             "cancel_at_period_end": False,
             "metadata": metadata,
         }
+        if payment_behavior is not None:
+            params["payment_behavior"] = payment_behavior
         return await self._update_subscription(subscription_id, params, key)
 
     async def set_cancel_at_period_end(

@@ -120,20 +120,30 @@ def create(
         attempt_payment=payment_behavior != "default_incomplete",
     )
     if not paid and payment_behavior == "error_if_incomplete":
-        pi = emu.store.get(invoices.payment_intent_of(invoice) or "")
-        error = (pi or {}).get("last_payment_error") or {}
-        raise StripeError(
-            402,
-            error.get("message", "Your card was declined."),
-            type="card_error",
-            code=error.get("code", "card_declined"),
-            decline_code=error.get("decline_code"),
-        )
+        raise _card_error(emu, invoice)
     sub["latest_invoice"] = invoice["id"]
     emu.save(sub)
     if paid and not trialing:
         emu.update(sub, lambda s: s.update(status="active"), "customer.subscription.updated")
     return sub
+
+
+def _card_error(emu: Emulator, invoice: dict[str, Any]) -> StripeError:
+    """The 402 Stripe answers when `payment_behavior=error_if_incomplete` cannot be paid."""
+    pi = emu.store.get(invoices.payment_intent_of(invoice) or "")
+    error = (pi or {}).get("last_payment_error") or {}
+    return StripeError(
+        402,
+        error.get("message", "Your card was declined."),
+        type="card_error",
+        code=error.get("code", "card_declined"),
+        decline_code=error.get("decline_code"),
+    )
+
+
+PAYMENT_BEHAVIORS = frozenset(
+    {"allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"}
+)
 
 
 def _item_amount(item: dict[str, Any]) -> int:
@@ -214,6 +224,11 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
             canceled_at=now if cancel else None,
         )
         sub["cancellation_details"]["reason"] = "cancellation_requested" if cancel else None
+    payment_behavior = params.get("payment_behavior") or "allow_incomplete"
+    if payment_behavior not in PAYMENT_BEHAVIORS:
+        raise StripeError(
+            400, f"Invalid payment_behavior: {payment_behavior}", param="payment_behavior"
+        )
     pending_invoice = None
     if params.get("items"):
         pending_invoice = _change_items(emu, sub, params, now)
@@ -226,7 +241,11 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
     if previous:
         emu.emit("customer.subscription.updated", sub, previous)
     if pending_invoice is not None:
-        _collect(emu, sub, pending_invoice, now)
+        invoice, paid = _collect(emu, sub, pending_invoice, now)
+        if not paid and payment_behavior == "error_if_incomplete":
+            # Stripe refuses the whole update: the request's transaction rolls back, so the
+            # subscription, the invoice and their events are as if it was never made.
+            raise _card_error(emu, invoice)
     if params.get("trial_end") == "now":
         process_subscription(emu, sub["id"], now)
     return emu.load(sub["id"], "subscription")
@@ -361,7 +380,7 @@ def _licensed(item: dict[str, Any]) -> bool:
 
 def _collect(
     emu: Emulator, sub: dict[str, Any], pending: tuple[list[dict[str, Any]], str], now: int
-) -> None:
+) -> tuple[dict[str, Any], bool]:
     lines, reason = pending
     customer = emu.load(sub["customer"], "customer")
     pm_id = payments.default_payment_method(emu, customer, sub)
@@ -382,6 +401,7 @@ def _collect(
         lambda s: s.update(latest_invoice=invoice["id"], status=status),
         "customer.subscription.updated",
     )
+    return invoice, paid
 
 
 def cancel(emu: Emulator, sub: dict[str, Any], now: int) -> dict[str, Any]:
@@ -469,6 +489,7 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
         lambda s: s.update(latest_invoice=invoice["id"], status=status),
         "customer.subscription.updated",
     )
+    return invoice, paid
 
 
 def _usage_lines(

@@ -1,0 +1,68 @@
+"""A plan change takes effect only when its proration is paid."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.service import plan_item
+from app.catalog.models import Catalog
+from app.stripe.gateway import StripeGateway
+from tests.integration.stripe.conftest import (
+    FAILS_LATER,
+    Emulator,
+    customer_of,
+    flashes,
+    forward,
+    login_new_user,
+    post_form,
+    wait_for_events,
+)
+
+
+async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    catalog: Catalog,
+) -> None:
+    email = "upgrade-fails@example.com"
+    await login_new_user(client, email)
+    _, row = await customer_of(session, email)
+    row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # no trial: Pro is paid now
+    await session.commit()
+    mark = emulator.mark()
+    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    assert emulator.pay(response.headers["location"]).status_code == 303
+    customer, _ = await customer_of(session, email)
+    cus = customer.stripe_customer_id
+    assert cus
+    await forward(
+        client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
+    )
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status) == ("pro", "active")
+
+    # The default card becomes one that attaches but whose charges fail.
+    added = await post_form(client, "/billing/payment-methods/add")
+    assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
+    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
+    made = await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
+    assert made.status_code == 303
+
+    changed = await post_form(
+        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
+    )
+    assert changed.status_code == 303
+    page = await client.get(changed.headers["location"])
+    assert any("declined" in text.lower() for text in flashes(page.text)), flashes(page.text)
+
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status) == ("pro", "active")
+    assert row.stripe_subscription_id
+    remote = await gateway.retrieve_subscription(row.stripe_subscription_id)
+    item = plan_item(catalog, remote)
+    assert item is not None and item["price"]["lookup_key"] == "plan_pro_monthly"
+    assert remote["status"] == "active"
