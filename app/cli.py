@@ -241,6 +241,18 @@ def reconcile(dry_run: bool) -> None:
     click.echo(f"{len(drift)} difference(s) {verb}." if drift else "No drift: we match Stripe.")
 
 
+@main.command("outbox-retry")
+def outbox_retry() -> None:
+    """Put the Stripe outbox's dead messages (meter events) back to pending for the worker."""
+    from app.stripe.outbox import requeue_dead
+
+    async def work(session: Any, catalog: Any) -> int:
+        return await requeue_dead(session)
+
+    count = _run(lambda s: _with_session(s, work))
+    click.echo(f"{count} dead message(s) requeued.")
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:

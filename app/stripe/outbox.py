@@ -4,18 +4,21 @@ Overage reporting uses it: where a plan prices usage beyond its included quota, 
 write enqueues a Billing Meter event (`enqueue_meter_event`) in the same transaction as the
 usage event, keyed by our transaction id. The worker (`drain`) sends it with
 `identifier = <transaction id>`, so Stripe counts it once even when a response is lost and it
-is sent again; failures back off exponentially and give up (status `dead`) after
-`MAX_ATTEMPTS`, visible to an admin. Nothing is lost (the row is committed with the usage)
-and nothing is sent twice (Stripe dedupes on the identifier; we stop once it answered).
+is sent again; failures back off exponentially (2^attempts s, at most `MAX_BACKOFF`) and give
+up (status `dead`) only once the message is older than `MAX_AGE`: Stripe accepts meter events
+up to 35 days old but dedupes an identifier for at least 24 hours, so we stop resending well
+inside that window. `requeue_dead` (`billing-portal outbox-retry`) puts dead rows back to
+`pending`. Nothing is lost (the row is committed with the usage) and nothing is sent twice
+(Stripe dedupes on the identifier; we stop once it answered).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +29,10 @@ from app.stripe.models import StripeOutboxMessage
 
 log = structlog.get_logger()
 
-MAX_ATTEMPTS = 10
 METER_EVENT = "meter_event"
+MAX_BACKOFF = timedelta(hours=1)
+# Stripe dedupes a meter event's identifier for at least 24 h: resend only well within that.
+MAX_AGE = timedelta(hours=20)
 
 
 def meter_event_name(meter_code: str) -> str:
@@ -35,7 +40,34 @@ def meter_event_name(meter_code: str) -> str:
 
 
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(2**attempts, 3600))
+    """The wait after `attempts` failures: 2^attempts seconds, at most an hour."""
+    return min(timedelta(seconds=2 ** min(attempts, 32)), MAX_BACKOFF)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def record_failure(message: StripeOutboxMessage, error: str, now: datetime) -> None:
+    """One more failed send: back off, or give up once the message is older than `MAX_AGE`."""
+    message.attempts += 1
+    message.last_error = error[:4000]
+    if now - _aware(message.created_at) >= MAX_AGE:
+        message.status = "dead"
+    message.next_attempt_at = now + backoff(message.attempts)
+
+
+async def requeue_dead(session: AsyncSession) -> int:
+    """Put every dead message back to `pending`, due now; returns how many. Commits.
+
+    A message older than `MAX_AGE` gets one more attempt (and is dead again if it fails)."""
+    result = await session.execute(
+        update(StripeOutboxMessage)
+        .where(StripeOutboxMessage.status == "dead")
+        .values(status="pending", next_attempt_at=utcnow())
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def meter_event_message(
@@ -116,11 +148,7 @@ async def drain(session: AsyncSession, gateway: StripeGateway, limit: int = 100)
         try:
             await _send(gateway, message)
         except (StripeGatewayError, ValueError, KeyError) as exc:
-            message.attempts += 1
-            message.last_error = f"{type(exc).__name__}: {exc}"[:4000]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = "dead"
-            message.next_attempt_at = utcnow() + backoff(message.attempts)
+            record_failure(message, f"{type(exc).__name__}: {exc}", utcnow())
             log.warning("stripe outbox send failed", id=message.id, error=message.last_error)
         else:
             message.status, message.sent_at, message.last_error = "sent", utcnow(), None

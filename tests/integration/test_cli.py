@@ -196,3 +196,33 @@ async def test_seed_demo_is_idempotent_and_prints_the_logins(migrated: Cli, cata
     assert users == {email: email == DEMO_ADMIN[1] for email, _ in expected}
     assert await _can_log_in(migrated, catalog, *expected[0])
     assert await _can_log_in(migrated, catalog, *expected[-1])
+
+
+async def test_outbox_retry_requeues_dead_stripe_messages(migrated: Cli):
+    from datetime import UTC, datetime
+
+    from app.stripe.models import StripeOutboxMessage
+
+    engine = create_engine(migrated.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            for key, status in (("dead-1", "dead"), ("sent-1", "sent")):
+                session.add(
+                    StripeOutboxMessage(
+                        kind="meter_event",
+                        idempotency_key=key,
+                        payload={},
+                        status=status,
+                        attempts=3,
+                        next_attempt_at=datetime(2030, 1, 1, tzinfo=UTC),
+                    )
+                )
+            await session.commit()
+        assert "1 dead message(s) requeued." in migrated.ok("outbox-retry")
+        async with create_session_factory(engine)() as session:
+            rows = await session.execute(
+                select(StripeOutboxMessage.idempotency_key, StripeOutboxMessage.status)
+            )
+            assert dict(rows.all()) == {"dead-1": "pending", "sent-1": "sent"}
+    finally:
+        await engine.dispose()
