@@ -73,6 +73,13 @@ async def on_checkout_session_completed(ctx: EventContext) -> str:
     return await ctx.billing.apply_checkout_session(current, seen_at=ctx.created)
 
 
+async def on_checkout_session_async_payment_succeeded(ctx: EventContext) -> str:
+    # A delayed payment method (ACH...): `completed` came with `payment_status=unpaid`; now it
+    # is paid. The same handler: the session is re-fetched and a credit grant is keyed by
+    # its id, so whichever event grants first, the pack is granted once.
+    return await on_checkout_session_completed(ctx)
+
+
 async def _invoice(ctx: EventContext) -> str:
     current = await ctx.billing.gateway.retrieve_invoice(ctx.object["id"])
     outcome = await ctx.billing.apply_invoice(current, seen_at=ctx.created)
@@ -141,6 +148,7 @@ async def on_customer_updated(ctx: EventContext) -> str:
 
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": on_checkout_session_completed,
+    "checkout.session.async_payment_succeeded": on_checkout_session_async_payment_succeeded,
     "customer.subscription.created": on_customer_subscription_created,
     "customer.subscription.updated": on_customer_subscription_updated,
     "customer.subscription.deleted": on_customer_subscription_deleted,

@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.stripe.models import StripeEvent
-from tests.integration.stripe.conftest import Services
+from tests.integration.stripe.conftest import (
+    Emulator,
+    Services,
+    customer_of,
+    login_new_user,
+    post_form,
+)
 from tests.integration.stripe_emulator.conftest import WEBHOOK_SECRET
 
 
@@ -117,3 +123,35 @@ async def test_failure_is_recorded_answered_2xx_and_replayable(
     await _post(client, body, _sign(body))
     row = await services.events.replay("evt_fail_1")
     assert row.status == "failed" and row.attempts == 3
+
+
+async def test_delayed_payment_grants_credits_on_async_payment_succeeded(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    services: Services,
+) -> None:
+    """ACH and other delayed methods: `checkout.session.completed` says `unpaid`; the
+    credits come with `checkout.session.async_payment_succeeded`, granted once."""
+    await login_new_user(client, "ach@example.com")
+    response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
+    paid = emulator.pay(response.headers["location"])
+    assert paid.status_code == 303
+    session_id = paid.headers["location"].split("session_id=")[1]
+    customer, _ = await customer_of(session, "ach@example.com")
+    obj = {
+        "id": session_id,
+        "object": "checkout.session",
+        "customer": customer.stripe_customer_id,
+        "mode": "payment",
+        "payment_status": "paid",
+        "status": "complete",
+    }
+    for event_id in ("evt_async_paid_1", "evt_async_paid_2"):  # a second event: still once
+        body = _event(event_id, "checkout.session.async_payment_succeeded", obj)
+        result = await _post(client, body, _sign(body))
+        assert result.status_code == 200
+        assert result.json()["status"] == "processed", result.json()
+    customer, _ = await customer_of(session, "ach@example.com")
+    balances = await services.metering.balances_for(customer)
+    assert next(b for b in balances if b.code == "ai_requests").credits == 100
