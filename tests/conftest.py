@@ -99,6 +99,15 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield client
 
 
+def sibling_client(primary: AsyncTestClient[Litestar]) -> AsyncTestClient[Litestar]:
+    """Another client of the same app (its own cookies) on the primary's event loop: the
+    app's connection pools are bound to the loop that opened them (asyncpg refuses a
+    foreign loop), so every client of one app must share it."""
+    sibling = AsyncTestClient(primary.app, base_url=str(primary.base_url))
+    sibling.blocking_portal = primary.blocking_portal
+    return sibling
+
+
 _CSRF_INPUT = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 

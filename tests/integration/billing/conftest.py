@@ -22,6 +22,7 @@ from app.billing.portal_links import sign
 from app.customers.models import Subscription
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
+from tests.conftest import sibling_client
 
 BASE_URL = "http://testserver.local"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -43,20 +44,12 @@ class Member:
         return match.group(1)
 
 
-def _sibling(primary: AsyncTestClient[Litestar]) -> AsyncTestClient[Litestar]:
-    """Another client (own cookies) on the primary's event loop: the app's usage writer is bound
-    to the loop that first used it, so every client of one app must share that loop."""
-    sibling = AsyncTestClient(primary.app, base_url=BASE_URL)
-    sibling.blocking_portal = primary.blocking_portal
-    return sibling
-
-
 @pytest.fixture
 async def api(
     client: AsyncTestClient[Litestar], session: AsyncSession
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     _key, raw = await ApiKeyService(session).create("billing tests")
-    api = _sibling(client)
+    api = sibling_client(client)
     api.headers["Authorization"] = f"Bearer {raw}"
     yield api
 
@@ -74,7 +67,7 @@ async def _member(
     customer = await CustomerService(session, catalog).create_for_user(user.id, email, name)
     member = (customer.id, customer.external_id, customer.public_id)
     await session.commit()
-    client = _sibling(primary)
+    client = sibling_client(primary)
     secret = primary.app.state["settings"].secret_key
     response = await client.get(f"/portal/{sign(secret, member[2], utcnow())}")
     assert response.status_code == 200, response.text

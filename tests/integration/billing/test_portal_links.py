@@ -18,7 +18,8 @@ from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.models import Customer
 from app.lib.clock import utcnow
-from tests.integration.billing.conftest import Member, _sibling, record
+from tests.conftest import sibling_client
+from tests.integration.billing.conftest import Member, record
 
 
 async def create_customer(api: AsyncTestClient[Litestar], external_id: str, **fields) -> None:
@@ -60,7 +61,7 @@ async def test_link_logs_an_api_customer_in_once(api, client, session: AsyncSess
     await record(api, "acme_2", count=3)
     path = await portal_path(api, "acme_2")
 
-    browser = _sibling(client)
+    browser = sibling_client(client)
     response = await browser.get(path, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/billing"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -76,21 +77,23 @@ async def test_link_logs_an_api_customer_in_once(api, client, session: AsyncSess
     assert user is not None and user.password_hash is None and not user.is_admin
     await session.rollback()
 
-    replayer = _sibling(client)
+    replayer = sibling_client(client)
     again = await replayer.get(path, follow_redirects=False)
     assert again.status_code == 403
     assert "already used" in again.text
     assert (await replayer.get("/billing", follow_redirects=False)).status_code == 303  # not in
 
     # A second link reuses the linked login instead of creating another user.
-    second = await _sibling(client).get(await portal_path(api, "acme_2"), follow_redirects=False)
+    second = await sibling_client(client).get(
+        await portal_path(api, "acme_2"), follow_redirects=False
+    )
     assert second.status_code == 303
     users = list(await session.scalars(select(User).where(User.email == "billing@acme.test")))
     assert len(users) == 1
 
 
 async def test_link_for_a_signed_up_user_logs_in_as_that_user(api, client, member: Member) -> None:
-    browser = _sibling(client)
+    browser = sibling_client(client)
     response = await browser.get(await portal_path(api, member.external_id))
     assert response.status_code == 200
     assert member.email in response.text
@@ -100,7 +103,7 @@ async def test_email_of_another_user_is_not_reused(
     api, client, member: Member, session: AsyncSession
 ) -> None:
     await create_customer(api, "acme_3", email=member.email)
-    browser = _sibling(client)
+    browser = sibling_client(client)
     page = await browser.get(await portal_path(api, "acme_3"))
     assert page.status_code == 200
     assert member.email not in page.text

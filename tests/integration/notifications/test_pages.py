@@ -12,7 +12,7 @@ from app.catalog.models import Catalog
 from app.customers.models import Customer
 from app.notifications.models import EmailOutboxMessage
 from app.notifications.service import PAYMENT_FAILED, NotificationService
-from tests.conftest import csrf_token, signup
+from tests.conftest import csrf_token, sibling_client, signup
 from tests.integration.notifications.conftest import PUBLIC_URL, make_customer
 
 
@@ -82,26 +82,26 @@ async def test_admin_outbox_lists_emails_and_shows_bodies(
     assert (await client.get("/admin/billing/outbox")).status_code == 403
 
     await AccountService(session, catalog).ensure_admin("root@example.com", "admin-password-1")
-    async with AsyncTestClient(app, base_url="http://testserver.local") as admin:
-        token = await csrf_token(admin, "/login")
-        await admin.post(
-            "/login",
-            data={
-                "email": "root@example.com",
-                "password": "admin-password-1",
-                "_csrf_token": token,
-            },
-        )
-        listing = await admin.get("/admin/billing/outbox")
-        assert listing.status_code == 200
-        assert "inbox@example.com" in listing.text
-        assert "payment_failed" in listing.text
-        assert "SMTP_URL is not set" in listing.text
-        assert "Your payment of $9 failed" in listing.text
-        message_id = await session.scalar(select(EmailOutboxMessage.id))
-        detail = await admin.get(f"/admin/billing/outbox/{message_id}")
-        assert detail.status_code == 200
-        assert "We could not charge $9" in detail.text  # the text body
-        assert "srcdoc=" in detail.text and "&lt;!doctype html&gt;" in detail.text  # the HTML body
-        assert (await admin.get("/admin/billing/outbox/999999")).status_code == 404
-        assert (await admin.get("/admin/billing/outbox?status=sent")).status_code == 200
+    admin = sibling_client(client)
+    token = await csrf_token(admin, "/login")
+    await admin.post(
+        "/login",
+        data={
+            "email": "root@example.com",
+            "password": "admin-password-1",
+            "_csrf_token": token,
+        },
+    )
+    listing = await admin.get("/admin/billing/outbox")
+    assert listing.status_code == 200
+    assert "inbox@example.com" in listing.text
+    assert "payment_failed" in listing.text
+    assert "SMTP_URL is not set" in listing.text
+    assert "Your payment of $9 failed" in listing.text
+    message_id = await session.scalar(select(EmailOutboxMessage.id))
+    detail = await admin.get(f"/admin/billing/outbox/{message_id}")
+    assert detail.status_code == 200
+    assert "We could not charge $9" in detail.text  # the text body
+    assert "srcdoc=" in detail.text and "&lt;!doctype html&gt;" in detail.text  # the HTML body
+    assert (await admin.get("/admin/billing/outbox/999999")).status_code == 404
+    assert (await admin.get("/admin/billing/outbox?status=sent")).status_code == 200
