@@ -603,8 +603,10 @@ class BillingService:
         row = await self._locked_subscription(customer)
         status = str(sub.get("status"))
         sub_id = str(sub["id"])
-        if row.stripe_subscription_id not in (None, sub_id) and status not in LIVE_STATUSES:
-            return f"ignored: {sub_id} is {status}, the customer's subscription is another"
+        if status not in LIVE_STATUSES and row.stripe_subscription_id != sub_id:
+            # Not the customer's current subscription (another one, or none: a plan set
+            # directly, e.g. by an admin): its end changes nothing.
+            return f"ignored: {sub_id} is {status}, not the customer's subscription"
         if row.stripe_subscription_id not in (None, sub_id) and status in LIVE_STATUSES:
             # Two live subscriptions (e.g. two Checkouts): keep the newer one, whatever order
             # their events arrive in; the older one wins only once the newer one has ended.
@@ -621,11 +623,6 @@ class BillingService:
             ):
                 return f"ignored: {sub_id} is older than the live {row.stripe_subscription_id}"
         if status in ENDED_STATUSES:
-            if (
-                row.stripe_subscription_id is None
-                and row.plan_slug == self.catalog.default_plan.slug
-            ):
-                return "unchanged: already on the free plan"
             self._to_free(row, sub)
             self._stamp(row, seen_at)
             await self.session.flush()

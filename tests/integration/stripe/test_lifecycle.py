@@ -153,3 +153,41 @@ async def test_payment_failure_is_past_due_then_free_when_deleted(
     ).raise_for_status()
     await step(client, emulator, cus, mark, {"customer.subscription.deleted"})
     assert (await snapshot(session, email))["plan"] == ("free", "month", "active", None)
+
+
+async def test_replayed_end_of_an_old_subscription_keeps_a_plan_set_by_an_admin(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, services: Any
+) -> None:
+    email = "complimentary@example.com"
+    await login_new_user(client, email)
+    mark = emulator.mark()
+    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    customer, _ = await customer_of(session, email)
+    cus = customer.stripe_customer_id
+    assert cus and emulator.pay(response.headers["location"]).status_code == 303
+    await step(client, emulator, cus, mark, {"checkout.session.completed"})
+    sub_id = (await snapshot(session, email))["plan"][3]
+    mark = emulator.mark()
+    import httpx
+
+    httpx.delete(
+        f"{emulator.url}/v1/subscriptions/{sub_id}",
+        headers={"Authorization": "Bearer sk_test_x"},
+    ).raise_for_status()
+    await step(client, emulator, cus, mark, {"customer.subscription.deleted"})
+    assert (await snapshot(session, email))["plan"] == ("free", "month", "active", None)
+
+    # An admin gives the customer Business for free (no Stripe subscription) ...
+    _, row = await customer_of(session, email)
+    row.plan_slug = "business"
+    await session.commit()
+    # ... and the old subscription's deletion is replayed: the plan stays.
+    deleted = await session.scalar(
+        select(StripeEvent).where(
+            StripeEvent.type == "customer.subscription.deleted", StripeEvent.object_id == sub_id
+        )
+    )
+    assert deleted is not None
+    replayed = await services.events.replay(deleted.stripe_event_id)
+    assert replayed.status == "ignored"  # not the customer's subscription
+    assert (await snapshot(session, email))["plan"] == ("business", "month", "active", None)
