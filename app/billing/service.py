@@ -33,6 +33,7 @@ from app.billing.rules import can_remove_card
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
+from app.db.engine import begin_write
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 from app.metering.service import MeteringService
@@ -564,9 +565,14 @@ class BillingService:
 
     async def remove_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
         card = await self._owned_card(customer, payment_method_id)
+        # Two removals at once must not both see two cards: count under the subscription
+        # row's lock (PostgreSQL) or SQLite's write lock, held until the commit below.
+        await self.session.commit()
+        await begin_write(self.session)
+        subscription = await self._locked_subscription(customer)
         cards = await self.cards(customer)
-        subscription = await self.customers.subscription(customer)
         if not can_remove_card(len(cards), self.plan_is_paid(subscription)):
+            await self.session.commit()  # releases the lock; nothing was written
             return ActionResult(
                 "Add another card before removing the only card of a paid plan.", category="error"
             )
