@@ -20,10 +20,12 @@ retries of that call reuse.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
+from weakref import WeakValueDictionary
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +35,6 @@ from app.billing.rules import can_remove_card
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
-from app.db.engine import begin_write
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 from app.metering.service import MeteringService
@@ -51,6 +52,16 @@ Json = dict[str, Any]
 
 # Stripe subscription statuses.
 LIVE_STATUSES = frozenset({"trialing", "active", "past_due"})
+_CARD_LOCKS: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+
+
+def _card_lock(customer_id: int) -> asyncio.Lock:
+    lock = _CARD_LOCKS.get(customer_id)
+    if lock is None:
+        lock = _CARD_LOCKS[customer_id] = asyncio.Lock()
+    return lock
+
+
 # A final payment failure (`unpaid`) or the end of the subscription puts the customer on the free plan.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid"})
 INTERVALS: tuple[Interval, ...] = ("month", "year")
@@ -565,26 +576,30 @@ class BillingService:
 
     async def remove_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
         card = await self._owned_card(customer, payment_method_id)
-        # Two removals at once must not both see two cards: count under the subscription
-        # row's lock (PostgreSQL) or SQLite's write lock, held until the commit below.
-        await self.session.commit()
-        await begin_write(self.session)
-        subscription = await self._locked_subscription(customer)
-        cards = await self.cards(customer)
-        if not can_remove_card(len(cards), self.plan_is_paid(subscription)):
-            await self.session.commit()  # releases the lock; nothing was written
-            return ActionResult(
-                "Add another card before removing the only card of a paid plan.", category="error"
+        # Two removals at once must not both see two cards. On PostgreSQL the subscription
+        # row's lock serializes them (held across the Stripe call, it blocks nothing else).
+        # SQLite can only lock the whole database, which would stall every write, usage
+        # included, for the length of a Stripe call: there a per-customer lock in this
+        # process serializes them (an SQLite deployment runs one web process).
+        async with _card_lock(customer.id):
+            await self.session.commit()
+            subscription = await self._locked_subscription(customer)
+            cards = await self.cards(customer)
+            if not can_remove_card(len(cards), self.plan_is_paid(subscription)):
+                await self.session.commit()  # releases the row lock; nothing was written
+                return ActionResult(
+                    "Add another card before removing the only card of a paid plan.",
+                    category="error",
+                )
+            await self.gateway.detach_payment_method(
+                card.stripe_payment_method_id,
+                key=idempotency_key("detach", card.stripe_payment_method_id),
             )
-        await self.gateway.detach_payment_method(
-            card.stripe_payment_method_id,
-            key=idempotency_key("detach", card.stripe_payment_method_id),
-        )
-        others = [c for c in cards if c.id != card.id]
-        if card.is_default and others:
-            await self._make_default(customer, others[0].stripe_payment_method_id)
-        await self.sync_cards(customer)
-        await self.session.commit()
+            others = [c for c in cards if c.id != card.id]
+            if card.is_default and others:
+                await self._make_default(customer, others[0].stripe_payment_method_id)
+            await self.sync_cards(customer)
+            await self.session.commit()
         return ActionResult(f"{card.brand.title()} •••• {card.last4} was removed.")
 
     # Mirroring Stripe -------------------------------------------------------------------
