@@ -338,7 +338,11 @@ _TOTALS = select(
     totals_t.c.meter_code, totals_t.c.period_start, totals_t.c.used, totals_t.c.credits_used
 ).where(
     totals_t.c.customer_id == bindparam("customer_id"),
-    totals_t.c.period_start.in_(bindparam("starts", expanding=True)),
+    # Three plain parameters, not an expanding IN (re-rendered on every call): a plan has at
+    # most three current periods, one per reset kind (day, billing period, never).
+    totals_t.c.period_start.in_(
+        [bindparam(f"start_{i}", type_=totals_t.c.period_start.type) for i in range(3)]
+    ),
 )
 _CREDITS = (
     select(grants_t.c.meter_code, func.sum(grants_t.c.remaining))
@@ -366,7 +370,12 @@ def totals_for(
     if not keys:
         return {}
     wanted = set(keys)
-    rows = conn.execute(_TOTALS, {"customer_id": customer_id, "starts": list({p for _, p in keys})})
+    starts = sorted({period for _, period in keys})
+    if len(starts) > 3:
+        raise ValueError("at most three current periods (day, billing period, never)")
+    starts += [starts[0]] * (3 - len(starts))
+    params = {"customer_id": customer_id, **{f"start_{i}": start for i, start in enumerate(starts)}}
+    rows = conn.execute(_TOTALS, params)
     found = {(row.meter_code, _aware(row.period_start)): row for row in rows}
     return {key: row for key, row in found.items() if key in wanted}
 

@@ -96,11 +96,11 @@ def wrk(
     if script:
         args += ["-s", handle.name]
     out = subprocess.run([*args, url + path], capture_output=True, text=True, check=True).stdout
-    if "Requests/sec" not in out or re.search(r"50%\s+\d", out) is None:
+    if "Requests/sec" not in out or re.search(r"^\s+50%\s+\d", out, re.M) is None:
         raise RuntimeError(f"wrk gave no numbers for {path}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, p50, p99, f"{errors.group(1)} non-2xx" if errors else ""
 
