@@ -313,6 +313,7 @@ class MeteringService:
     # Reads ----------------------------------------------------------------------
 
     async def balances_for(self, customer: Customer, now: datetime | None = None) -> list[Balance]:
+        """Always read from the database: pages must show a plan change at once."""
         found = await self.writer.work.read(
             read_balances, self.catalog, now or utcnow(), None, customer.id
         )
@@ -321,7 +322,12 @@ class MeteringService:
         return found[1]
 
     async def balances(self, external_id: str) -> tuple[str, list[Balance]]:
-        """The customer's external id and balances: one round trip, no ORM (a hot API path)."""
+        """The customer's external id and balances for the API (a hot path): one round trip,
+        no ORM, served from the writer's per-process cache when fresh (app/metering/cache.py:
+        exact after this process's own writes, at most a second behind anything else)."""
+        cached = self.writer.balances.get(external_id)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         found = await self.writer.work.read(
             read_balances, self.catalog, utcnow(), external_id, None
         )
@@ -329,6 +335,7 @@ class MeteringService:
             raise NotFound(
                 f"No customer with external_id {external_id!r}.", code="customer_not_found"
             )
+        self.writer.balances.put(external_id, found)
         return found
 
     async def check(self, external_id: str, code: str, amount: Any) -> tuple[bool, Balance]:

@@ -30,6 +30,7 @@ from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.metering import repository as repo
 from app.metering.balance import CreditLot, MeterState, current_period
+from app.metering.cache import BalanceCache
 from app.metering.ops import (
     CommitReservation,
     CustomerRef,
@@ -545,6 +546,10 @@ class _Batch:
         return event.public_id if event is not None else None
 
 
+def _customer_of(result: Result) -> str:
+    return result.customer_external_id
+
+
 def _reused(
     transaction_id: str, how: str = "was already used with a different payload"
 ) -> Conflict:
@@ -656,6 +661,7 @@ class UsageWriter:
     ) -> None:
         self.engine = engine
         self.work = SyncWork(engine)
+        self.balances = BalanceCache()
         self.catalog = catalog
         self.upgrade_url = upgrade_url
         self.clock = clock
@@ -717,6 +723,9 @@ class UsageWriter:
                 outcomes = None
                 error = exc
                 break
+            self.balances.drop(
+                {_customer_of(result) for result, error in outcomes if result is not None}
+            )
             for (_, future), (result, error) in zip(items, outcomes, strict=True):
                 if future.done():
                     continue
