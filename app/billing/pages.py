@@ -353,7 +353,8 @@ class BillingPages:
         last_day = (end - timedelta(microseconds=1)).date()
         last = min(last_day, first + timedelta(days=CHART_MAX_DAYS - 1))
         query_start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        totals = await self.repo.daily_usage(customer.id, query_start, end)
+        # From the period's exact start: usage earlier that day belongs to the previous period.
+        totals = await self.repo.daily_usage(customer.id, max(start, query_start), end)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         today = now.date()
         series = []

@@ -28,11 +28,11 @@ class BillingCycle:
 
 
 def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> Period:
-    """Daily quotas reset at UTC midnight; `never` is one period forever; `billing_period`
-    quotas reset monthly: on the subscription's billing day (a yearly subscription still gets
-    its quota every month, as the plans page promises), or on calendar months in UTC for plans
-    without a Stripe cycle. Months are counted from the cycle's start, so a renewal webhook
-    that arrives late changes nothing."""
+    """Daily quotas reset at UTC midnight; `never` is one period forever. `billing_period`
+    quotas follow the subscription's current Stripe period (a trial included); a yearly
+    period is cut into months from its start, so its quota comes monthly, as the plans page
+    promises. Past the period's end (a renewal webhook still on its way) months continue from
+    that end. Plans without a Stripe cycle reset on calendar months in UTC."""
     if quota.reset == "never":
         return Period(EPOCH, None)
     if quota.reset == "day":
@@ -41,13 +41,20 @@ def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> P
     if cycle is None:
         start = start_of_month(now)
         return Period(start, add_months(start, 1))
-    anchor = cycle.start
+    if now >= cycle.end:
+        return _month_containing(cycle.end, now, None)
+    if cycle.interval == "year" or now < cycle.start:
+        return _month_containing(cycle.start, now, cycle.end)
+    return Period(cycle.start, cycle.end)
+
+
+def _month_containing(anchor: datetime, now: datetime, cap: datetime | None) -> Period:
+    """The month-long step from `anchor` that contains `now`, ending no later than `cap`."""
     months = (now.year - anchor.year) * 12 + (now.month - anchor.month)
-    start = add_months(anchor, months)
-    if start > now:
+    if add_months(anchor, months) > now:
         months -= 1
-        start = add_months(anchor, months)
-    return Period(start, add_months(anchor, months + 1))
+    start, end = add_months(anchor, months), add_months(anchor, months + 1)
+    return Period(start, min(end, cap) if cap is not None else end)
 
 
 @dataclass(frozen=True)

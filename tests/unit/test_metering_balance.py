@@ -55,6 +55,16 @@ def test_paid_plan_follows_the_subscription_cycle_and_rolls_forward():
     assert inside.start == cycle.start and inside.end == cycle.end
 
 
+def test_a_trial_period_is_the_period():
+    cycle = BillingCycle(
+        start=datetime(2026, 1, 20, tzinfo=UTC),
+        end=datetime(2026, 2, 3, tzinfo=UTC),
+        interval="month",
+    )
+    period = current_period(Quota("m", 1000, "billing_period"), NOW, cycle)
+    assert (period.start, period.end) == (cycle.start, cycle.end)
+
+
 def test_a_yearly_subscription_resets_its_quota_every_month_on_the_billing_day():
     cycle = BillingCycle(
         start=datetime(2025, 3, 31, tzinfo=UTC),
