@@ -37,6 +37,7 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
+from app.metering.models import CreditGrant
 from app.metering.service import MeteringService
 from app.stripe.gateway import (
     ItemChange,
@@ -408,6 +409,14 @@ class BillingService:
         plan = self.catalog.plan(subscription.plan_slug)
         metadata = obj.get("metadata") or {}
         pack = self.catalog.credit_packs.get(str(metadata.get("pack") or ""))
+        if pack is not None and not await self._pack_granted(customer, session_id):
+            # Completed but not paid yet (a bank debit): credits come with the payment.
+            return CheckoutStatus(
+                session_id,
+                mode,
+                "processing",
+                detail="Your payment is being confirmed; the credits appear when it clears.",
+            )
         meter = self.catalog.meter(pack.meter_code) if pack else None
         return CheckoutStatus(
             session_id,
@@ -419,6 +428,14 @@ class BillingService:
             credits=pack.credits if pack else None,
             meter_name=meter.name if meter else None,
         )
+
+    async def _pack_granted(self, customer: Customer, session_id: str) -> bool:
+        grant = await self.session.scalar(
+            select(CreditGrant.id).where(
+                CreditGrant.customer_id == customer.id, CreditGrant.transaction_id == session_id
+            )
+        )
+        return grant is not None
 
     # Plan changes -----------------------------------------------------------------------
 
