@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,7 +121,21 @@ def _start_emulator(settings: Settings) -> subprocess.Popen[bytes] | None:
     click.echo(
         f"No STRIPE_SECRET_KEY: starting the local Stripe emulator on port {settings.stripe_emulator_port}."
     )
-    return subprocess.Popen([sys.executable, "-m", "app.stripe.emulator"], env=os.environ.copy())
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.stripe.emulator"],
+        env=os.environ.copy(),
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _die_with_parent() -> None:
+    """On Linux the emulator gets SIGTERM when `serve` dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @main.command()
