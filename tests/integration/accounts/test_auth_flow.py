@@ -149,3 +149,36 @@ async def test_open_redirect_is_refused(client):
         follow_redirects=False,
     )
     assert response.headers["location"] == "/billing"
+
+
+async def test_an_old_password_hash_is_upgraded_on_login(client, session):
+    from passlib.hash import pbkdf2_sha256
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+
+    await signup(client, "ada@example.com")
+    await client.post("/logout", data={"_csrf_token": await csrf_token(client, "/billing")})
+    user = await session.scalar(select(User).where(User.email == "ada@example.com"))
+    user.password_hash = pbkdf2_sha256.hash(PASSWORD)
+    await session.commit()
+
+    assert (await login(client, "ada@example.com", PASSWORD)).status_code == 303
+    await session.refresh(user)
+    assert user.password_hash.startswith("$argon2")
+
+
+async def test_cookies_are_secure_behind_https(tmp_path, database_url, catalog, engine):
+    from app.main import create_app
+    from tests.support import make_settings
+
+    app = create_app(
+        make_settings(tmp_path / "var", database_url, public_url="https://billing.example.com"),
+        catalog,
+    )
+    async with AsyncTestClient(app, base_url="https://billing.example.com") as secure:
+        await signup(secure, "grace@example.com")
+        response = await login(secure, "grace@example.com", PASSWORD)
+        cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie"]
+        session_cookie = next(c for c in cookies if c.startswith("session="))
+        assert "Secure" in session_cookie and "HttpOnly" in session_cookie
