@@ -30,6 +30,7 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
+from app.lib.money import format_money
 from app.metering.models import CreditGrant, CreditLedgerEntry
 from app.metering.service import Balance, EventInput, MeteringService
 
@@ -436,6 +437,10 @@ class BillingPages:
             text = (
                 "Unlimited" if quota.included is None else f"{quota.included:,}{per[quota.reset]}"
             )
+            if quota.overage_unit_amount:
+                price = next(iter(plan.prices.values()))
+                each = format_money(quota.overage_unit_amount, price.currency)
+                text += f", then {each} per {meter.unit}"
             lines.append((meter.name, text))
         return lines
 

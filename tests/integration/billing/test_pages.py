@@ -332,6 +332,7 @@ async def test_upgrade_page_yearly_shows_savings(member: Member, session: AsyncS
     assert 'data-testid="checkout-pro-yearly"' in pro and "Switch to yearly billing" in pro
     assert "Current plan" in pro
     assert 'data-testid="checkout-business-yearly"' in html and "save $298 a year" in html
+    assert "100,000 a month, then $0.01 per call" in html  # Business bills API calls beyond
     assert "save up to 17 %" in html
 
 
