@@ -5,9 +5,10 @@ Hot paths use Core statements; locks are taken in a fixed order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
@@ -276,9 +277,49 @@ def set_grant_remaining(conn: Connection, remaining: dict[int, int]) -> None:
         conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value))
 
 
+_EVENT_COLUMNS = [column.name for column in events_t.columns if column.name != "id"]
+_EVENT_DATETIMES = {"period_start", "timestamp", "created_at"}
+_EVENT_JSON = {"properties"}
+_SQLITE_INSERT_EVENTS = (
+    f"INSERT INTO {events_t.name} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - our own names
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+
+
+def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows as SQLAlchemy would store them on SQLite (UTCDateTime, JSON), built directly:
+    a batch shares a few timestamps, so each is formatted once."""
+    formatted: dict[datetime, str] = {}
+
+    def stamp(value: datetime) -> str:
+        text = formatted.get(value)
+        if text is None:
+            text = formatted[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text
+
+    out = []
+    for row in rows:
+        values = []
+        for name in _EVENT_COLUMNS:
+            value = row[name]
+            if name in _EVENT_DATETIMES:
+                value = stamp(value)
+            elif name in _EVENT_JSON:
+                value = json.dumps(value) if value else "{}"
+            values.append(value)
+        out.append(tuple(values))
+    return out
+
+
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    # One executemany without RETURNING: SQLite would fall back to a round trip per row.
-    if rows:
+    """One executemany without RETURNING (SQLite would fall back to a round trip per row).
+    On SQLite the rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
+    processing cost more than the insert itself."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
+    else:
         conn.execute(events_t.insert(), rows)
 
 
