@@ -6,7 +6,6 @@ concurrent writes); reads use running totals, so their cost does not grow with e
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,14 +206,19 @@ class MeteringService:
 
     async def record_many(self, items: list[EventInput]) -> list[EventResult | DomainError]:
         """Each event has its own outcome; a bad one does not lose the good ones."""
-
-        async def one(item: EventInput) -> EventResult | DomainError:
+        outcomes: list[EventResult | DomainError | None] = []
+        ops: list[RecordUsage] = []
+        for item in items:
             try:
-                return await self.record(item)
+                ops.append(self.event_op(item))
+                outcomes.append(None)
             except DomainError as exc:
-                return exc
-
-        return list(await asyncio.gather(*(one(item) for item in items)))
+                outcomes.append(exc)
+        results = iter(await self.writer.submit_many(list(ops)))
+        return [
+            outcome if outcome is not None else next(results)  # type: ignore[misc]
+            for outcome in outcomes
+        ]
 
     # Reservations ---------------------------------------------------------------
 

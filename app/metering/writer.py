@@ -673,6 +673,21 @@ class UsageWriter:
         ] = {}
 
     async def submit(self, op: Op) -> Result:
+        future = self._enqueue([op])[0]
+        return await future
+
+    async def submit_many(self, ops: list[Op]) -> list[Result | DomainError]:
+        """Several operations at once (a batch request): queued together, so they usually
+        share one transaction; each has its own outcome."""
+        outcomes: list[Result | DomainError] = []
+        for future in self._enqueue(ops):
+            try:
+                outcomes.append(await future)
+            except DomainError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _enqueue(self, ops: list[Op]) -> list[asyncio.Future[Result]]:
         loop = asyncio.get_running_loop()
         runner = self._runners.get(loop)
         if runner is None or runner[1].done():
@@ -681,9 +696,12 @@ class UsageWriter:
             queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]] = asyncio.Queue()
             runner = (queue, loop.create_task(self._run(queue), name="usage-writer"))
             self._runners[loop] = runner
-        future: asyncio.Future[Result] = loop.create_future()
-        await runner[0].put((op, future))
-        return await future
+        futures: list[asyncio.Future[Result]] = []
+        for op in ops:
+            future: asyncio.Future[Result] = loop.create_future()
+            runner[0].put_nowait((op, future))  # the queue is unbounded
+            futures.append(future)
+        return futures
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
