@@ -88,5 +88,7 @@ def build_rate_limit(settings: Settings) -> RateLimitConfig:
     return RateLimitConfig(
         rate_limit=("minute", settings.login_rate_limit),
         check_throttle_handler=throttled,
+        # Machine traffic never reaches the check (it would build a request object each time).
+        exclude=SESSIONLESS_PATHS,
         store="rate_limit",
     )
