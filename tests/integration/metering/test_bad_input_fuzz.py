@@ -29,7 +29,10 @@ fields = {
     "external_subscription_id": st.one_of(st.none(), st.just("fuzz"), json_values),
     "code": st.one_of(st.sampled_from(["ai_requests", "tokens", "nope"]), json_values),
     "timestamp": st.one_of(
-        st.none(), st.integers(-(2**66), 2**66), st.text(max_size=40), st.floats(allow_nan=False, allow_infinity=False)
+        st.none(),
+        st.integers(-(2**66), 2**66),
+        st.text(max_size=40),
+        st.floats(allow_nan=False, allow_infinity=False),
     ),
     "properties": st.one_of(
         st.none(),
