@@ -510,31 +510,35 @@ class BillingService:
         return ActionResult(f"You are now on {plan.name}. The difference is prorated.")
 
     async def cancel(self, customer: Customer) -> ActionResult:
-        subscription = await self.customers.subscription(customer)
-        remote = await self._live_stripe_subscription(subscription)
-        if remote is None:
+        subscription = await self._set_cancel_at_period_end(customer, True)
+        if subscription is None:
             return ActionResult("You have no paid subscription to cancel.", category="info")
-        updated = await self.gateway.set_cancel_at_period_end(
-            remote["id"], True, key=idempotency_key("cancel", remote["id"], _attempt())
-        )
-        await self.apply_subscription(updated)
-        await self.session.commit()
         end = subscription.current_period_end
         when = f" on {end:%Y-%m-%d}" if end else " at the end of the period"
         free = self.catalog.default_plan.name
         return ActionResult(f"Your subscription ends{when}; then you move to {free}.")
 
     async def resume(self, customer: Customer) -> ActionResult:
+        if await self._set_cancel_at_period_end(customer, False) is None:
+            return ActionResult("You have no subscription to resume.", category="info")
+        return ActionResult("Your subscription will renew as usual.")
+
+    async def _set_cancel_at_period_end(
+        self, customer: Customer, cancel: bool
+    ) -> Subscription | None:
+        """Cancel at period end (or undo it) at Stripe and mirror it; None without a live
+        Stripe subscription."""
         subscription = await self.customers.subscription(customer)
         remote = await self._live_stripe_subscription(subscription)
         if remote is None:
-            return ActionResult("You have no subscription to resume.", category="info")
+            return None
+        action = "cancel" if cancel else "resume"
         updated = await self.gateway.set_cancel_at_period_end(
-            remote["id"], False, key=idempotency_key("resume", remote["id"], _attempt())
+            remote["id"], cancel, key=idempotency_key(action, remote["id"], _attempt())
         )
         await self.apply_subscription(updated)
         await self.session.commit()
-        return ActionResult("Your subscription will renew as usual.")
+        return subscription
 
     # Cards ------------------------------------------------------------------------------
 
