@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -14,6 +16,7 @@ from app.apikeys.models import ApiKey
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 
+log = structlog.get_logger()
 KEY_PREFIX = "bp_live_"
 # A revoked key keeps working for at most this long in a process that has it cached.
 CACHE_SECONDS = 5.0
@@ -59,43 +62,68 @@ class ApiKeyService:
 
 
 class KeyCache:
-    """Per-process cache of key lookups, so a hot API path costs no extra query."""
+    """Per-process cache of key lookups, so a hot API path costs no extra query.
+
+    When an entry expires under load, the requests that find it stale share one lookup
+    instead of each opening a connection at the same moment.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, AuthenticatedKey | None]] = {}
+        self._lookups: dict[str, asyncio.Future[AuthenticatedKey | None]] = {}
         self._last_touch: dict[int, float] = {}
+        self._touches: set[asyncio.Task[None]] = set()
 
     def clear(self) -> None:
         self._entries.clear()
 
     async def authenticate(self, engine: AsyncEngine, raw: str) -> AuthenticatedKey | None:
-        """Look the key up on a connection of its own, held only for the query: a request
-        waiting on something else must never sit on a pooled connection because of auth."""
         digest = hash_key(raw)
         now = time.monotonic()
         cached = self._entries.get(digest)
         if cached is not None and cached[0] > now:
             result = cached[1]
         else:
-            async with engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        select(ApiKey.id, ApiKey.name).where(
-                            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-                        )
-                    )
-                ).first()
-            result = AuthenticatedKey(id=row.id, name=row.name) if row else None
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[digest] = (now + CACHE_SECONDS, result)
+            pending = self._lookups.get(digest)
+            if pending is None:
+                pending = asyncio.ensure_future(self._lookup(engine, digest))
+                self._lookups[digest] = pending
+                pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+            # Shielded: a caller that goes away must not cancel the lookup the others wait on.
+            result = await asyncio.shield(pending)
         if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
             self._last_touch[result.id] = now
+            task = asyncio.ensure_future(self._touch(engine, result.id))
+            self._touches.add(task)
+            task.add_done_callback(self._touches.discard)
+        return result
+
+    async def _lookup(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
+        """On a connection of its own, held only for the query: a request waiting on something
+        else must never sit on a pooled connection because of auth."""
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ApiKey.id, ApiKey.name).where(
+                        ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+        result = AuthenticatedKey(id=row.id, name=row.name) if row else None
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + CACHE_SECONDS, result)
+        return result
+
+    async def _touch(self, engine: AsyncEngine, key_id: int) -> None:
+        """`last_used_at`, off the request's path: it is a write and may wait for the lock."""
+        try:
             async with engine.begin() as conn:
                 await conn.execute(
-                    update(ApiKey).where(ApiKey.id == result.id).values(last_used_at=utcnow())
+                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow())
                 )
-        return result
+        except Exception:  # an admin hint only; the next request in a minute tries again
+            log.warning("api key last_used_at not updated", key_id=key_id, exc_info=True)
 
 
 KEY_CACHE = KeyCache()
