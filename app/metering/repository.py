@@ -5,12 +5,12 @@ Hot paths use Core statements; locks are taken in a fixed order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -286,6 +286,13 @@ _SQLITE_INSERT_EVENTS = (
 )
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _json_text(value: Any) -> str:
+    return _encode_json(value).decode()
+
+
 def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows as SQLAlchemy would store them on SQLite (UTCDateTime, JSON), built directly:
     a batch shares a few timestamps, so each is formatted once."""
@@ -305,7 +312,7 @@ def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             if name in _EVENT_DATETIMES:
                 value = stamp(value)
             elif name in _EVENT_JSON:
-                value = json.dumps(value) if value else "{}"
+                value = _json_text(value) if value else "{}"
             values.append(value)
         out.append(tuple(values))
     return out

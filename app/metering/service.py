@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from msgspec import Struct
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,8 +107,7 @@ class Balance:
         }
 
 
-@dataclass(frozen=True)
-class EventInput:
+class EventInput(Struct, frozen=True):
     transaction_id: str
     code: str
     external_customer_id: str | None = None

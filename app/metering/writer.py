@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +27,7 @@ from app.catalog.models import Catalog
 from app.db.engine import SyncWork
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
+from app.lib.ids import uuid7
 from app.metering import repository as repo
 from app.metering.balance import CreditLot, MeterState, current_period
 from app.metering.cache import BalanceCache
@@ -259,19 +259,23 @@ class _Batch:
         fingerprint: str,
         reservation_id: int | None,
     ) -> EventResult:
-        billed_before = slot.state.billed_overage
-        taken = slot.state.consume(amount)
-        overage = slot.state.billed_overage - billed_before
-        public_id = str(uuid.uuid4())
-        credits_amount = sum(take for _, take in taken)
-        remaining_after = {lot.grant_id: lot.remaining for lot in slot.state.lots}
-        for grant_id, take in taken:
-            slot.grant_remaining[grant_id] = remaining_after[grant_id]
-            self.ledger.append(
-                self._ledger(
-                    plan.id, grant_id, meter_code, "consume", -take, event_public_id=public_id
+        state = slot.state
+        billed_before = state.billed_overage
+        taken = state.consume(amount)
+        overage = state.billed_overage - billed_before
+        public_id = uuid7()
+        credits_amount = 0
+        if taken:
+            remaining_after = {lot.grant_id: lot.remaining for lot in state.lots}
+            for grant_id, take in taken:
+                credits_amount += take
+                slot.grant_remaining[grant_id] = remaining_after[grant_id]
+                self.ledger.append(
+                    self._ledger(
+                        plan.id, grant_id, meter_code, "consume", -take, event_public_id=public_id
+                    )
                 )
-            )
+        timestamp = timestamp or self.now
         row = {
             "public_id": public_id,
             "customer_id": plan.id,
@@ -280,7 +284,7 @@ class _Batch:
             "amount": amount,
             "credits_amount": credits_amount,
             "period_start": slot.period_start,
-            "timestamp": timestamp or self.now,
+            "timestamp": timestamp,
             "properties": properties,
             "fingerprint": fingerprint,
             "external_subscription_id": plan.subscription_external_id,
@@ -291,7 +295,18 @@ class _Batch:
         self.events[(plan.id, transaction_id)] = _Row(row)
         if overage:
             self.outbox.append(self._meter_event(plan, meter_code, transaction_id, overage))
-        return _event_result(_Row(row), plan)
+        return EventResult(
+            public_id=public_id,
+            customer_external_id=plan.external_id,
+            external_subscription_id=plan.subscription_external_id,
+            meter_code=meter_code,
+            transaction_id=transaction_id,
+            amount=amount,
+            credits_amount=credits_amount,
+            timestamp=timestamp,
+            created_at=self.now,
+            properties=properties,
+        )
 
     def _meter_event(
         self, plan: repo.CustomerPlan, meter_code: str, transaction_id: str, value: int
@@ -328,7 +343,7 @@ class _Batch:
             raise self._insufficient(op.meter_code, slot.state, op.amount)
         slot.state.held += op.amount
         row = {
-            "public_id": str(uuid.uuid4()),
+            "public_id": uuid7(),
             "customer_id": plan.id,
             "meter_code": op.meter_code,
             "amount": op.amount,
@@ -431,7 +446,7 @@ class _Batch:
         if op.expires_at is not None and op.expires_at <= self.now:
             raise ValidationFailed("expires_at must be in the future.", field="expires_at")
         row = {
-            "public_id": str(uuid.uuid4()),
+            "public_id": uuid7(),
             "customer_id": plan.id,
             "meter_code": op.meter_code,
             "amount": op.amount,
@@ -577,8 +592,6 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -649,8 +662,15 @@ async def apply_batch(
     return await work.write(_apply, catalog, ops, upgrade_url, now or utcnow())
 
 
+_Item = tuple[list[Op], "asyncio.Future[list[Result | BaseException]]"]
+
+
 class UsageWriter:
-    """The per-process queue in front of `apply_batch`."""
+    """The per-process queue in front of `apply_batch`.
+
+    A queue item is one request's operations (one, or a batch request's many) and one future
+    for all their outcomes, so a request of a hundred events costs one wake-up, not a hundred.
+    """
 
     def __init__(
         self,
@@ -668,40 +688,38 @@ class UsageWriter:
         # One queue and task per event loop: normally there is one loop per process, but a
         # test harness (or an embedding app) may drive the app from several.
         self._runners: dict[
-            asyncio.AbstractEventLoop,
-            tuple[asyncio.Queue[tuple[Op, asyncio.Future[Result]]], asyncio.Task[None]],
+            asyncio.AbstractEventLoop, tuple[asyncio.Queue[_Item], asyncio.Task[None]]
         ] = {}
 
     async def submit(self, op: Op) -> Result:
-        future = self._enqueue([op])[0]
-        return await future
+        (outcome,) = await self._enqueue([op])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     async def submit_many(self, ops: list[Op]) -> list[Result | DomainError]:
-        """Several operations at once (a batch request): queued together, so they usually
-        share one transaction; each has its own outcome."""
-        outcomes: list[Result | DomainError] = []
-        for future in self._enqueue(ops):
-            try:
-                outcomes.append(await future)
-            except DomainError as exc:
-                outcomes.append(exc)
-        return outcomes
+        """Several operations at once (a batch request): one queue item, so they share one
+        transaction; each has its own outcome. Anything but a domain error fails them all."""
+        if not ops:
+            return []
+        outcomes = await self._enqueue(ops)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, DomainError):
+                raise outcome
+        return outcomes  # type: ignore[return-value]
 
-    def _enqueue(self, ops: list[Op]) -> list[asyncio.Future[Result]]:
+    def _enqueue(self, ops: list[Op]) -> asyncio.Future[list[Result | BaseException]]:
         loop = asyncio.get_running_loop()
         runner = self._runners.get(loop)
         if runner is None or runner[1].done():
             for stale in [known for known in self._runners if known.is_closed()]:
                 del self._runners[stale]
-            queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]] = asyncio.Queue()
+            queue: asyncio.Queue[_Item] = asyncio.Queue()
             runner = (queue, loop.create_task(self._run(queue), name="usage-writer"))
             self._runners[loop] = runner
-        futures: list[asyncio.Future[Result]] = []
-        for op in ops:
-            future: asyncio.Future[Result] = loop.create_future()
-            runner[0].put_nowait((op, future))  # the queue is unbounded
-            futures.append(future)
-        return futures
+        future: asyncio.Future[list[Result | BaseException]] = loop.create_future()
+        runner[0].put_nowait((ops, future))  # the queue is unbounded
+        return future
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -715,20 +733,33 @@ class UsageWriter:
         self._runners.clear()
         self.work.dispose()
 
-    async def _run(self, queue: asyncio.Queue[tuple[Op, asyncio.Future[Result]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
             items = [await queue.get()]
-            while len(items) < MAX_BATCH and not queue.empty():
-                items.append(queue.get_nowait())
-            live = [(op, fut) for op, fut in items if not fut.cancelled()]
+            size = len(items[0][0])
+            while size < MAX_BATCH and not queue.empty():
+                item = queue.get_nowait()
+                items.append(item)
+                size += len(item[0])
+            live = [item for item in items if not item[1].cancelled()]
             if live:
                 await self._process(live)
 
-    async def _process(self, items: list[tuple[Op, asyncio.Future[Result]]]) -> None:
-        ops = [op for op, _ in items]
+    async def _process(self, items: list[_Item]) -> None:
+        outcomes = await self._outcomes([op for ops, _ in items for op in ops])
+        self.balances.drop({_customer_of(o) for o in outcomes if not isinstance(o, BaseException)})
+        start = 0
+        for ops, future in items:
+            if not future.done():
+                future.set_result(outcomes[start : start + len(ops)])
+            start += len(ops)
+
+    async def _outcomes(self, ops: list[Op]) -> list[Result | BaseException]:
+        """Each operation's result or error, all committed on return."""
+        error: BaseException = RuntimeError("metering batch failed after retries")
         for attempt in range(_RETRIES):
             try:
-                outcomes = await apply_batch(
+                applied = await apply_batch(
                     self.work, self.catalog, ops, self.upgrade_url, self.clock()
                 )
             except (IntegrityError, OperationalError, DBAPIError) as exc:
@@ -737,31 +768,17 @@ class UsageWriter:
                 log.warning("metering batch retried", attempt=attempt + 1, error=str(exc)[:200])
                 continue
             except Exception as exc:
-                log.exception("metering batch failed", size=len(items))
-                outcomes = None
+                log.exception("metering batch failed", size=len(ops))
                 error = exc
                 break
-            self.balances.drop(
-                {_customer_of(result) for result, error in outcomes if result is not None}
-            )
-            for (_, future), (result, error) in zip(items, outcomes, strict=True):
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)  # type: ignore[arg-type]
-            return
-        else:
-            error = RuntimeError("metering batch failed after retries")
-        if len(items) > 1:
+            return [result if failure is None else failure for result, failure in applied]  # type: ignore[misc]
+        if len(ops) > 1:
             # Isolate the operation that fails: each one alone, in its own transaction.
-            for item in items:
-                await self._process([item])
-            return
-        _, future = items[0]
-        if not future.done():
-            future.set_exception(error)
+            outcomes: list[Result | BaseException] = []
+            for op in ops:
+                outcomes += await self._outcomes([op])
+            return outcomes
+        return [error]
 
 
 __all__ = ["UsageWriter", "apply_batch"]
