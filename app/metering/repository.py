@@ -142,11 +142,34 @@ def customer_plans(
     return [_plan_row(row) for row in (conn.execute(query)).all()]
 
 
+# Which of these transaction ids a customer has used: one constant statement whatever the
+# number of ids (an expanding IN is rendered anew for each count), and no row is decoded
+# unless an id was used before, which is rare.
+_SQLITE_USED_TX_IDS = (
+    f"SELECT transaction_id FROM {events_t.name} "  # noqa: S608 - our own names
+    "WHERE customer_id = ? AND transaction_id IN (SELECT value FROM json_each(?))"
+)
+
+
 def existing_events(
     conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Any]:
     if not keys:
         return {}
+    if conn.dialect.name == "sqlite":
+        by_customer: dict[int, list[str]] = {}
+        for customer_id, transaction_id in keys:
+            by_customer.setdefault(customer_id, []).append(transaction_id)
+        used = [
+            (customer_id, transaction_id)
+            for customer_id, ids in by_customer.items()
+            for (transaction_id,) in conn.exec_driver_sql(
+                _SQLITE_USED_TX_IDS, (customer_id, _json_text(ids))
+            )
+        ]
+        if not used:
+            return {}
+        keys = used
     customer_ids = {key[0] for key in keys}
     tx_ids = {key[1] for key in keys}
     query = select(events_t).where(
@@ -277,9 +300,23 @@ def set_grant_remaining(conn: Connection, remaining: dict[int, int]) -> None:
         conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value))
 
 
-_EVENT_COLUMNS = [column.name for column in events_t.columns if column.name != "id"]
-_EVENT_DATETIMES = {"period_start", "timestamp", "created_at"}
-_EVENT_JSON = {"properties"}
+# Every column but `id`, in the order `_sqlite_rows` builds them.
+_EVENT_COLUMNS = (
+    "public_id",
+    "customer_id",
+    "meter_code",
+    "transaction_id",
+    "amount",
+    "credits_amount",
+    "period_start",
+    "timestamp",
+    "properties",
+    "fingerprint",
+    "external_subscription_id",
+    "reservation_id",
+    "created_at",
+)
+assert set(_EVENT_COLUMNS) == {c.name for c in events_t.columns} - {"id"}, "update _EVENT_COLUMNS"
 _SQLITE_INSERT_EVENTS = (
     f"INSERT INTO {events_t.name} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - our own names
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
@@ -304,18 +341,24 @@ def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             text = formatted[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return text
 
-    out = []
-    for row in rows:
-        values = []
-        for name in _EVENT_COLUMNS:
-            value = row[name]
-            if name in _EVENT_DATETIMES:
-                value = stamp(value)
-            elif name in _EVENT_JSON:
-                value = _json_text(value) if value else "{}"
-            values.append(value)
-        out.append(tuple(values))
-    return out
+    return [
+        (
+            row["public_id"],
+            row["customer_id"],
+            row["meter_code"],
+            row["transaction_id"],
+            row["amount"],
+            row["credits_amount"],
+            stamp(row["period_start"]),
+            stamp(row["timestamp"]),
+            _json_text(row["properties"]) if row["properties"] else "{}",
+            row["fingerprint"],
+            row["external_subscription_id"],
+            row["reservation_id"],
+            stamp(row["created_at"]),
+        )
+        for row in rows
+    ]
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
