@@ -18,7 +18,7 @@ from litestar.stores.base import Store
 
 from app.accounts.auth import login_session
 from app.accounts.guards import current_user, requires_user
-from app.apikeys.guards import requires_api_key
+from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.pages import Account, BillingPages
 from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.catalog.models import Interval
@@ -216,7 +216,7 @@ class PortalController(Controller):
 
 class PortalApiController(Controller):
     path = "/api/v1/customers"
-    guards = [requires_api_key]
+    middleware = [ApiKeyAuthentication]
     tags = ["customers"]
     security = [{"apiKey": []}]
 

@@ -8,7 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.apikeys.guards import requires_api_key
+from app.apikeys.guards import ApiKeyAuthentication
 from app.customers.schemas import CustomerEnvelope, customer_out
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import ValidationFailed
@@ -16,7 +16,7 @@ from app.lib.errors import ValidationFailed
 
 class CustomerApiController(Controller):
     path = "/api/v1/customers"
-    guards = [requires_api_key]
+    middleware = [ApiKeyAuthentication]
     tags = ["customers"]
     security = [{"apiKey": []}]
 

@@ -95,6 +95,8 @@ class MeterState:
 
     @property
     def credits(self) -> int:
+        if not self.lots:  # the common case, on the path of every event
+            return 0
         return sum(lot.remaining for lot in self.lots)
 
     @property

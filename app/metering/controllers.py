@@ -8,7 +8,7 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.apikeys.guards import requires_api_key
+from app.apikeys.guards import ApiKeyAuthentication
 from app.lib.errors import DomainError, ValidationFailed
 from app.metering.schemas import (
     MAX_BATCH_EVENTS,
@@ -45,7 +45,7 @@ def _error(exc: DomainError) -> dict[str, Any]:
 
 class UsageApiController(Controller):
     path = "/api/v1"
-    guards = [requires_api_key]
+    middleware = [ApiKeyAuthentication]
     tags = ["usage"]
     security = [{"apiKey": []}]
 

@@ -172,9 +172,9 @@ class MeteringService:
             raise ValidationFailed("properties must be an object.", field="properties")
         if meter.aggregation == "sum":
             assert meter.field_name is not None
-            amount = _positive(
-                properties.get(meter.field_name), f"properties.{meter.field_name}", allow_zero=True
-            )
+            amount = properties.get(meter.field_name)
+            if type(amount) is not int or not 0 <= amount <= MAX_AMOUNT:
+                amount = _positive(amount, f"properties.{meter.field_name}", allow_zero=True)
         else:
             amount = 1
         ref = CustomerRef(
