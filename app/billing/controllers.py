@@ -217,6 +217,7 @@ class PortalController(Controller):
 class PortalApiController(Controller):
     path = "/api/v1/customers"
     middleware = [ApiKeyAuthentication]
+    request_class = Request  # plain: the app's HTMXRequest forms a reference cycle per request
     tags = ["customers"]
     security = [{"apiKey": []}]
 

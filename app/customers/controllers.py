@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -17,6 +17,7 @@ from app.lib.errors import ValidationFailed
 class CustomerApiController(Controller):
     path = "/api/v1/customers"
     middleware = [ApiKeyAuthentication]
+    request_class = Request  # plain: the app's HTMXRequest forms a reference cycle per request
     tags = ["customers"]
     security = [{"apiKey": []}]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -46,6 +46,7 @@ def _error(exc: DomainError) -> dict[str, Any]:
 class UsageApiController(Controller):
     path = "/api/v1"
     middleware = [ApiKeyAuthentication]
+    request_class = Request  # plain: the app's HTMXRequest forms a reference cycle per request
     tags = ["usage"]
     security = [{"apiKey": []}]
 
