@@ -49,6 +49,7 @@ from app.stripe.outbox import meter_event_message
 
 log = structlog.get_logger()
 MAX_BATCH = 500
+_GATHER_ROUNDS = 4
 _RETRIES = 3
 
 
@@ -737,10 +738,23 @@ class UsageWriter:
         while True:
             items = [await queue.get()]
             size = len(items[0][0])
-            while size < MAX_BATCH and not queue.empty():
-                item = queue.get_nowait()
-                items.append(item)
-                size += len(item[0])
+            # Let the requests already under way reach the queue before committing: each
+            # yield runs everything ready on the loop once. Under load that turns a stream of
+            # small transactions into a few large ones (a transaction's fixed cost, loading
+            # plans and totals, is most of the price of a small one); when idle it costs one
+            # loop iteration.
+            rounds = 0
+            while True:
+                grew = False
+                while size < MAX_BATCH and not queue.empty():
+                    item = queue.get_nowait()
+                    items.append(item)
+                    size += len(item[0])
+                    grew = True
+                if size >= MAX_BATCH or rounds == _GATHER_ROUNDS or (rounds and not grew):
+                    break
+                rounds += 1
+                await asyncio.sleep(0)
             live = [item for item in items if not item[1].cancelled()]
             if live:
                 await self._process(live)
