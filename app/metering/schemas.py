@@ -19,7 +19,7 @@ from app.metering.service import Balance
 MAX_BATCH_EVENTS = 100
 
 
-class EventIn(Struct):
+class EventIn(Struct, gc=False):
     transaction_id: str | None = None
     code: str | None = None
     external_subscription_id: str | None = None

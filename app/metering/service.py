@@ -107,7 +107,7 @@ class Balance:
         }
 
 
-class EventInput(Struct, frozen=True):
+class EventInput(Struct, frozen=True, gc=False):
     transaction_id: str
     code: str
     external_customer_id: str | None = None
