@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 from litestar import Litestar
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from app.catalog.models import Catalog
 from app.db.engine import create_engine
 from app.db.migrations import DatabaseNotMigrated, upgrade
-from app.main import create_app
+from app.main import GC_THRESHOLDS, create_app
 from tests.support import make_settings
 
 
@@ -73,3 +74,22 @@ async def test_starts_on_a_migrated_database(tmp_path: Path, catalog: Catalog):
         response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_only_an_app_that_owns_its_process_tunes_the_collector(
+    tmp_path: Path, catalog: Catalog
+):
+    url = _sqlite_url(tmp_path)
+    await asyncio.to_thread(upgrade, url)
+    before = gc.get_threshold()
+    try:
+        async with AsyncTestClient(create_app(make_settings(tmp_path / "a", url), catalog)):
+            assert gc.get_threshold() == before
+        async with AsyncTestClient(
+            create_app(make_settings(tmp_path / "b", url), catalog, owns_process=True)
+        ):
+            assert gc.get_threshold() == GC_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
