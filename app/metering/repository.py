@@ -117,29 +117,35 @@ def customer_plan(
     return _plan_row(row) if row is not None else None
 
 
+# One statement for every batch, whatever it holds: building one per batch cost more than
+# running it, and left its parameters to the cyclic garbage collector.
+_PLANS = (
+    select(*_PLAN_COLUMNS)
+    .select_from(_PLAN_FROM)
+    .where(
+        or_(
+            customers_t.c.external_id.in_(bindparam("external_ids", expanding=True)),
+            subscriptions_t.c.external_id.in_(bindparam("subscription_ids", expanding=True)),
+            customers_t.c.id.in_(bindparam("customer_ids", expanding=True)),
+        )
+    )
+)
+
+
 def customer_plans(
     conn: Connection,
     external_ids: Iterable[str] = (),
     subscription_ids: Iterable[str] = (),
     customer_ids: Iterable[int] = (),
 ) -> list[CustomerPlan]:
-    conditions = []
-    if ext := list(set(external_ids)):
-        conditions.append(customers_t.c.external_id.in_(ext))
-    if subs := list(set(subscription_ids)):
-        conditions.append(subscriptions_t.c.external_id.in_(subs))
-    if ids := list(set(customer_ids)):
-        conditions.append(customers_t.c.id.in_(ids))
-    if not conditions:
+    params = {
+        "external_ids": list(set(external_ids)),
+        "subscription_ids": list(set(subscription_ids)),
+        "customer_ids": list(set(customer_ids)),
+    }
+    if not any(params.values()):
         return []
-    query = (
-        select(*_PLAN_COLUMNS)
-        .select_from(
-            customers_t.join(subscriptions_t, subscriptions_t.c.customer_id == customers_t.c.id)
-        )
-        .where(or_(*conditions))
-    )
-    return [_plan_row(row) for row in (conn.execute(query)).all()]
+    return [_plan_row(row) for row in conn.execute(_PLANS, params).all()]
 
 
 # Which of these transaction ids a customer has used: one constant statement whatever the
