@@ -72,7 +72,6 @@ class KeyCache:
         self._entries: dict[str, tuple[float, AuthenticatedKey | None]] = {}
         self._lookups: dict[str, asyncio.Future[AuthenticatedKey | None]] = {}
         self._last_touch: dict[int, float] = {}
-        self._touches: set[asyncio.Task[None]] = set()
 
     def clear(self) -> None:
         self._entries.clear()
@@ -93,9 +92,7 @@ class KeyCache:
             result = await asyncio.shield(pending)
         if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
             self._last_touch[result.id] = now
-            task = asyncio.ensure_future(self._touch(engine, result.id))
-            self._touches.add(task)
-            task.add_done_callback(self._touches.discard)
+            await self._touch(engine, result.id)
         return result
 
     async def _lookup(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
@@ -116,7 +113,7 @@ class KeyCache:
         return result
 
     async def _touch(self, engine: AsyncEngine, key_id: int) -> None:
-        """`last_used_at`, off the request's path: it is a write and may wait for the lock."""
+        """`last_used_at`, at most once a minute per key and process."""
         try:
             async with engine.begin() as conn:
                 await conn.execute(

@@ -18,7 +18,7 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         UniqueConstraint("customer_id", "transaction_id"),
-        Index("ix_usage_events_customer_created", "customer_id", "created_at"),
+        Index("ix_usage_events_customer_id", "customer_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
