@@ -73,25 +73,23 @@ class UsageApiController(Controller):
                 inputs.append(_event_input(item))
             except DomainError as exc:
                 inputs.append(exc)
-        valid = [item for item in inputs if isinstance(item, EventInput)]
-        results = iter(await usage.record_many(valid))
-        outcomes = []
-        for item, raw in zip(inputs, data.events, strict=True):
-            outcome = next(results) if isinstance(item, EventInput) else item
+        events: list[dict[str, Any]] = []
+        accepted = 0
+        for raw, outcome in zip(data.events, await usage.record_many(inputs), strict=True):
             if isinstance(outcome, DomainError):
-                outcomes.append(
+                events.append(
                     {"transaction_id": raw.transaction_id, "status": "rejected", **_error(outcome)}
                 )
             else:
-                outcomes.append(
+                accepted += 1
+                events.append(
                     {
                         "transaction_id": raw.transaction_id,
                         "status": "accepted",
                         "event": event_out(outcome),
                     }
                 )
-        accepted = sum(1 for o in outcomes if o["status"] == "accepted")
-        return {"events": outcomes, "accepted": accepted, "rejected": len(outcomes) - accepted}
+        return {"events": events, "accepted": accepted, "rejected": len(events) - accepted}
 
     @get("/customers/{external_id:str}/balances", summary="Balances of every meter")
     async def balances(

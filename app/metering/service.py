@@ -204,17 +204,23 @@ class MeteringService:
         assert isinstance(result, EventResult)
         return result
 
-    async def record_many(self, items: list[EventInput]) -> list[EventResult | DomainError]:
-        """Each event has its own outcome; a bad one does not lose the good ones."""
+    async def record_many(
+        self, items: list[EventInput | DomainError]
+    ) -> list[EventResult | DomainError]:
+        """Each event has its own outcome; a bad one (or one that arrived as an error, such as
+        an unreadable timestamp) does not lose the good ones."""
         outcomes: list[EventResult | DomainError | None] = []
         ops: list[RecordUsage] = []
         for item in items:
+            if isinstance(item, DomainError):
+                outcomes.append(item)
+                continue
             try:
                 ops.append(self.event_op(item))
                 outcomes.append(None)
             except DomainError as exc:
                 outcomes.append(exc)
-        results = iter(await self.writer.submit_many(list(ops)))
+        results = iter(await self.writer.submit_many(ops))
         return [
             outcome if outcome is not None else next(results)  # type: ignore[misc]
             for outcome in outcomes

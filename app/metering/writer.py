@@ -293,7 +293,7 @@ class _Batch:
             "created_at": self.now,
         }
         self.new_events.append(row)
-        self.events[(plan.id, transaction_id)] = _Row(row)
+        self.events[(plan.id, transaction_id)] = _Row.over(row)
         if overage:
             self.outbox.append(self._meter_event(plan, meter_code, transaction_id, overage))
         return EventResult(
@@ -581,6 +581,13 @@ class _Row:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
+
+    @classmethod
+    def over(cls, values: dict[str, Any]) -> _Row:
+        """A view of `values` itself, not a copy: for rows that no longer change."""
+        row = cls.__new__(cls)
+        row.__dict__ = values
+        return row
 
     def __getitem__(self, key: str) -> Any:
         return self.__dict__[key]
