@@ -48,7 +48,7 @@ from app.metering.ops import (
 from app.stripe.outbox import meter_event_message
 
 log = structlog.get_logger()
-MAX_BATCH = 500
+MAX_BATCH = 1500
 _GATHER_ROUNDS = 4
 _RETRIES = 3
 
