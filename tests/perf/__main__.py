@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,19 @@ def _insert_events(db_path: Path, customer_external_id: str, count: int) -> None
         )
 
 
+def cpu_calibration() -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this machine runs right now (shared
+    machines vary by tens of percent over a day; compare runs with similar figures)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="per scenario")
@@ -166,6 +180,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk (make bench installs it when run as root)")
         return 2
+    calibration = cpu_calibration()
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     servers = LiveServers(root)
     try:
@@ -255,6 +270,7 @@ def main() -> int:
     print(
         f"{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario after "
         f"{options.warmup}s of warm-up, "
+        f"CPU calibration {calibration:.0f} ms (lower is a faster machine right now), "
         f"{options.workers} granian worker(s), SQLite."
     )
     return 0
