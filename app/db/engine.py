@@ -141,7 +141,7 @@ class SyncWork:
             try:
                 transaction = conn.begin()
             except OperationalError as exc:
-                if getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                if is_busy(exc):
                     raise _LockHeld from exc
                 raise
             with transaction:
@@ -179,6 +179,18 @@ class SyncWork:
                 engine.dispose()
 
 
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection's write was in the way (held past the
+    busy timeout, or committed between this transaction's read and its write). Nothing of the
+    failed transaction was committed, and the same request a moment later succeeds."""
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_BUSY  # also the extended BUSY_SNAPSHOT, ...
+    return "database is locked" in str(exc.orig)
+
+
 class _LockHeld(Exception):
     """SQLite's write lock is taken; the write must wait for it off the event loop."""
 
@@ -202,4 +214,5 @@ __all__ = [
     "begin_write",
     "create_engine",
     "create_session_factory",
+    "is_busy",
 ]

@@ -15,6 +15,7 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from app.db.engine import is_busy
 from app.lib.errors import DomainError
 
 log = structlog.get_logger()
@@ -31,6 +32,7 @@ _CODES = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
+    503: "database_busy",
 }
 _TITLES = {
     400: "Bad request",
@@ -42,6 +44,7 @@ _TITLES = {
     422: "Please check your input",
     429: "Too many attempts",
     500: "Something went wrong",
+    503: "Busy, please retry",
 }
 
 
@@ -52,9 +55,13 @@ def is_api(request: Request[Any, Any, Any]) -> bool:
 
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, code, message, extra = _describe(exc)
-    if status >= 500:
+    if status == 503:
+        log.warning("database busy", path=request.url.path, error=str(exc)[:200])
+    elif status >= 500:
         log.exception("unhandled error", path=request.url.path, exc_info=exc)
-    headers = getattr(exc, "headers", None) or {}
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 503:
+        headers.setdefault("Retry-After", "1")
     if is_api(request):
         body = {"error": code, "message": message, **extra}
         return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
@@ -79,6 +86,14 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
             return 422, "validation_error", exc.detail or "Invalid input.", {}
         message = exc.detail if status < 500 else "Something went wrong on our side."
         return status, _CODES.get(status, "error"), message, {}
+    if is_busy(exc):
+        # Lock contention on SQLite, not a bug: nothing was written; the client retries.
+        return (
+            503,
+            "database_busy",
+            "The database is busy. Nothing was saved; retry in a moment.",
+            {},
+        )
     return HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.", {}
 
 

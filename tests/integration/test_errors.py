@@ -7,6 +7,8 @@ the admin guard).
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,12 @@ from litestar.config.csrf import CSRFConfig
 from litestar.params import FromQuery
 from litestar.testing import TestClient, create_test_client
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.exc import OperationalError
 
 from app.accounts.auth import CurrentUser
 from app.accounts.guards import requires_admin, requires_user
+from app.db.engine import is_busy
 from app.lib.errors import InsufficientBalance
 from app.web.errors import exception_handlers
 from app.web.templating import template_config
@@ -144,6 +149,39 @@ async def page_boom() -> None:
     raise RuntimeError("database password is hunter2")
 
 
+def _real_busy_error() -> OperationalError:
+    """What SQLAlchemy raises when SQLite's write lock is taken and the wait is over."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "busy.db"
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("CREATE TABLE t (x INTEGER)")
+        holder.execute("BEGIN IMMEDIATE")
+        engine = create_sync_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        except OperationalError as exc:
+            return exc
+        finally:
+            engine.dispose()
+            holder.close()
+    raise AssertionError("the insert should have found the database locked")
+
+
+BUSY = _real_busy_error()
+
+
+@get("/api/v1/busy")
+async def api_busy() -> None:
+    raise BUSY
+
+
+@get("/busy")
+async def page_busy() -> None:
+    raise BUSY
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
     var_dir: Path = tmp_path_factory.mktemp("tiny")
@@ -157,6 +195,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
             api_items,
             api_boom,
             page_boom,
+            api_busy,
+            page_busy,
         ],
         middleware=[fake_login],
         exception_handlers=exception_handlers(),
@@ -238,3 +278,23 @@ def test_unhandled_error_is_a_500_that_leaks_nothing(tiny):
     assert page.status_code == 500
     assert 'data-testid="error-500"' in page.text
     assert "hunter2" not in page.text and "Traceback" not in page.text
+
+
+def test_a_locked_database_is_a_503_to_retry_not_a_500(tiny):
+    assert is_busy(BUSY)
+    response = tiny.get("/api/v1/busy")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "database_busy"
+    assert "retry" in response.json()["message"]
+
+    page = tiny.get("/busy")
+    assert page.status_code == 503
+    assert page.headers["retry-after"] == "1"
+    assert "Nothing was saved" in page.text
+
+
+def test_other_database_errors_stay_500s():
+    assert not is_busy(RuntimeError("database is locked"))
+    other = OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: t"))
+    assert not is_busy(other)
