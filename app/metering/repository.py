@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import Connection, bindparam, func, or_, select, update
@@ -306,23 +306,27 @@ def set_grant_remaining(conn: Connection, remaining: dict[int, int]) -> None:
         conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value))
 
 
-# Every column but `id`, in the order `_sqlite_rows` builds them.
-_EVENT_COLUMNS = (
-    "public_id",
-    "customer_id",
-    "meter_code",
-    "transaction_id",
-    "amount",
-    "credits_amount",
-    "period_start",
-    "timestamp",
-    "properties",
-    "fingerprint",
-    "external_subscription_id",
-    "reservation_id",
-    "created_at",
-)
-assert set(_EVENT_COLUMNS) == {c.name for c in events_t.columns} - {"id"}, "update _EVENT_COLUMNS"
+class EventRow(NamedTuple):
+    """A usage event to insert: every column but `id`, in the table's insert order. A tuple, so
+    SQLite's driver takes it almost as it is, with attribute access for the batch's lookups."""
+
+    public_id: str
+    customer_id: int
+    meter_code: str
+    transaction_id: str
+    amount: int
+    credits_amount: int
+    period_start: datetime
+    timestamp: datetime
+    properties: dict[str, Any]
+    fingerprint: str
+    external_subscription_id: str | None
+    reservation_id: int | None
+    created_at: datetime
+
+
+_EVENT_COLUMNS = EventRow._fields
+assert set(_EVENT_COLUMNS) == {c.name for c in events_t.columns} - {"id"}, "update EventRow"
 _SQLITE_INSERT_EVENTS = (
     f"INSERT INTO {events_t.name} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - our own names
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
@@ -336,7 +340,7 @@ def _json_text(value: Any) -> str:
     return _encode_json(value).decode()
 
 
-def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _sqlite_rows(rows: list[EventRow]) -> list[tuple[Any, ...]]:
     """The rows as SQLAlchemy would store them on SQLite (UTCDateTime, JSON), built directly:
     a batch shares a few timestamps, so each is formatted once."""
     formatted: dict[datetime, str] = {}
@@ -349,25 +353,25 @@ def _sqlite_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
     return [
         (
-            row["public_id"],
-            row["customer_id"],
-            row["meter_code"],
-            row["transaction_id"],
-            row["amount"],
-            row["credits_amount"],
-            stamp(row["period_start"]),
-            stamp(row["timestamp"]),
-            _json_text(row["properties"]) if row["properties"] else "{}",
-            row["fingerprint"],
-            row["external_subscription_id"],
-            row["reservation_id"],
-            stamp(row["created_at"]),
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            stamp(row[6]),
+            stamp(row[7]),
+            _json_text(row[8]) if row[8] else "{}",
+            row[9],
+            row[10],
+            row[11],
+            stamp(row[12]),
         )
         for row in rows
     ]
 
 
-def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def insert_events(conn: Connection, rows: list[EventRow]) -> None:
     """One executemany without RETURNING (SQLite would fall back to a round trip per row).
     On SQLite the rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
     processing cost more than the insert itself."""
@@ -376,7 +380,7 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
     else:
-        conn.execute(events_t.insert(), rows)
+        conn.execute(events_t.insert(), [row._asdict() for row in rows])
 
 
 def event_ids(conn: Connection, public_ids: Iterable[str]) -> dict[str, int]:

@@ -79,7 +79,7 @@ class _Batch:
         self.reservations_by_tx: dict[tuple[int, str], Any] = {}
         self.reservations: dict[str, Any] = {}
         self.grants: dict[tuple[int, str], Any] = {}
-        self.new_events: list[dict[str, Any]] = []
+        self.new_events: list[repo.EventRow] = []
         self.new_grants: list[dict[str, Any]] = []
         self.new_reservations: list[dict[str, Any]] = []
         self.reservation_updates: dict[str, dict[str, Any]] = {}
@@ -277,23 +277,23 @@ class _Batch:
                     )
                 )
         timestamp = timestamp or self.now
-        row = {
-            "public_id": public_id,
-            "customer_id": plan.id,
-            "meter_code": meter_code,
-            "transaction_id": transaction_id,
-            "amount": amount,
-            "credits_amount": credits_amount,
-            "period_start": slot.period_start,
-            "timestamp": timestamp,
-            "properties": properties,
-            "fingerprint": fingerprint,
-            "external_subscription_id": plan.subscription_external_id,
-            "reservation_id": reservation_id,
-            "created_at": self.now,
-        }
+        row = repo.EventRow(
+            public_id,
+            plan.id,
+            meter_code,
+            transaction_id,
+            amount,
+            credits_amount,
+            slot.period_start,
+            timestamp,
+            properties,
+            fingerprint,
+            plan.subscription_external_id,
+            reservation_id,
+            self.now,
+        )
         self.new_events.append(row)
-        self.events[(plan.id, transaction_id)] = _Row.over(row)
+        self.events[(plan.id, transaction_id)] = row
         if overage:
             self.outbox.append(self._meter_event(plan, meter_code, transaction_id, overage))
         return EventResult(
@@ -524,7 +524,7 @@ class _Batch:
         repo.insert_events(self.conn, self.new_events)
         # Database ids are needed only where credits were consumed or a hold was committed.
         wanted = [e["usage_event_id"] for e in self.ledger if e["usage_event_id"] is not None]
-        wanted += [row["public_id"] for row in self.new_events if row["reservation_id"] is not None]
+        wanted += [row.public_id for row in self.new_events if row.reservation_id is not None]
         event_ids = repo.event_ids(self.conn, wanted)
         for slot in self.slots.values():
             state = slot.state
@@ -581,13 +581,6 @@ class _Row:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
-
-    @classmethod
-    def over(cls, values: dict[str, Any]) -> _Row:
-        """A view of `values` itself, not a copy: for rows that no longer change."""
-        row = cls.__new__(cls)
-        row.__dict__ = values
-        return row
 
     def __getitem__(self, key: str) -> Any:
         return self.__dict__[key]
