@@ -28,3 +28,17 @@ def uuid7() -> str:
     )
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def uuid7_batch(count: int) -> list[str]:
+    """`count` ids like `uuid7()`, from one draw of random bits: for rows written together."""
+    text = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    prefix = f"{text[:8]}-{text[8:]}-7"
+    bits = f"{_random.getrandbits(80 * count):0{20 * count}x}"
+    return [
+        f"{prefix}{bits[i : i + 3]}-{_VARIANT[bits[i + 3]]}{bits[i + 4 : i + 7]}-{bits[i + 7 : i + 19]}"
+        for i in range(0, 20 * count, 20)
+    ]

@@ -27,7 +27,7 @@ from app.catalog.models import Catalog
 from app.db.engine import SyncWork
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
-from app.lib.ids import uuid7
+from app.lib.ids import uuid7_batch
 from app.metering import repository as repo
 from app.metering.balance import CreditLot, MeterState, current_period
 from app.metering.cache import BalanceCache
@@ -71,6 +71,7 @@ class _Batch:
         self.catalog = catalog
         self.now = now
         self.upgrade_url = upgrade_url
+        self._ids: list[str] = []
         self.plans: dict[str, repo.CustomerPlan] = {}
         self.plans_by_sub: dict[str, repo.CustomerPlan] = {}
         self.plans_by_id: dict[int, repo.CustomerPlan] = {}
@@ -85,6 +86,11 @@ class _Batch:
         self.reservation_updates: dict[str, dict[str, Any]] = {}
         self.ledger: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
+
+    def _new_id(self) -> str:
+        if not self._ids:
+            self._ids = uuid7_batch(64)
+        return self._ids.pop()
 
     # Loading -------------------------------------------------------------------
 
@@ -264,7 +270,7 @@ class _Batch:
         billed_before = state.billed_overage
         taken = state.consume(amount)
         overage = state.billed_overage - billed_before
-        public_id = uuid7()
+        public_id = self._new_id()
         credits_amount = 0
         if taken:
             remaining_after = {lot.grant_id: lot.remaining for lot in state.lots}
@@ -344,7 +350,7 @@ class _Batch:
             raise self._insufficient(op.meter_code, slot.state, op.amount)
         slot.state.held += op.amount
         row = {
-            "public_id": uuid7(),
+            "public_id": self._new_id(),
             "customer_id": plan.id,
             "meter_code": op.meter_code,
             "amount": op.amount,
@@ -447,7 +453,7 @@ class _Batch:
         if op.expires_at is not None and op.expires_at <= self.now:
             raise ValidationFailed("expires_at must be in the future.", field="expires_at")
         row = {
-            "public_id": uuid7(),
+            "public_id": self._new_id(),
             "customer_id": plan.id,
             "meter_code": op.meter_code,
             "amount": op.amount,

@@ -6,7 +6,7 @@ import os
 import uuid
 
 from app.lib import ids
-from app.lib.ids import uuid7
+from app.lib.ids import uuid7, uuid7_batch
 
 
 def test_ids_are_version_7_uuids_and_unique() -> None:
@@ -37,3 +37,12 @@ def test_a_forked_process_does_not_repeat_the_parent_sequence() -> None:
     os.waitpid(pid, 0)
     parent = uuid7()
     assert child[15:] != parent[15:]  # the random parts differ
+
+
+def test_ids_made_in_a_batch_are_the_same_kind_and_unique() -> None:
+    made = uuid7_batch(5_000)
+    assert len(set(made)) == len(made)
+    for text in made[:200]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, text)
+    assert {text[:13] for text in made} <= {uuid7()[:13], made[0][:13]}  # the same millisecond
