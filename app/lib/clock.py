@@ -9,6 +9,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as UTC-aware: SQLite gives naive UTC back, PostgreSQL aware times."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def start_of_day(moment: datetime) -> datetime:
     moment = moment.astimezone(UTC)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -106,10 +106,10 @@ class MeterState:
         return max(0, self.limit - (self.used - self.credits_used))
 
     def available(self, exclude_hold: int = 0) -> int | None:
-        """What can still be used: included remaining + credits - other holds (None: unlimited)."""
-        if self.limit is None:
-            return None
-        return max(0, self.included_remaining + self.credits - (self.held - exclude_hold))  # type: ignore[operator]
+        """What can still be used, not counting the hold `exclude_hold` (None: unlimited)."""
+        return available_amount(
+            self.limit, self.used, self.credits_used, self.credits, self.held - exclude_hold
+        )
 
     def can_use(self, amount: int, exclude_hold: int = 0) -> bool:
         if self.overage:
@@ -143,6 +143,15 @@ class MeterState:
             ]
             self.credits_used += sum(take for _, take in taken)
         return taken
+
+
+def available_amount(
+    limit: int | None, used: int, credits_used: int, credits: int, held: int
+) -> int | None:
+    """Included quota left + credits - holds, never below 0; None when the quota is unlimited."""
+    if limit is None:
+        return None
+    return max(0, max(0, limit - (used - credits_used)) + credits - held)
 
 
 def percentage(used: int, credits_used: int, limit: int | None) -> float | None:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.customers.models import Customer, Subscription
+from app.lib.clock import as_utc
 from app.metering.balance import BillingCycle, CreditLot
 from app.metering.models import CreditGrant, CreditLedgerEntry, Reservation, UsageEvent, UsageTotal
 from app.stripe.models import StripeOutboxMessage
@@ -59,8 +60,8 @@ def _plan_row(row: Any) -> CustomerPlan:
     cycle = None
     if row.current_period_start is not None and row.current_period_end is not None:
         cycle = BillingCycle(
-            start=_aware(row.current_period_start),
-            end=_aware(row.current_period_end),
+            start=as_utc(row.current_period_start),
+            end=as_utc(row.current_period_end),
             interval=row.interval,
         )
     return CustomerPlan(
@@ -73,12 +74,6 @@ def _plan_row(row: Any) -> CustomerPlan:
         stripe_customer_id=row.stripe_customer_id,
         stripe_subscription_id=row.stripe_subscription_id,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _PLAN_COLUMNS = (
@@ -270,7 +265,7 @@ def lock_credit_lots(
     """Unexpired lots with credits left, and the expired ones that still show a remainder."""
     lots, expired = [], []
     for row in conn.execute(_LOCK_LOTS, {"customer_id": customer_id, "meter_code": meter_code}):
-        expires_at = _aware(row.expires_at) if row.expires_at else None
+        expires_at = as_utc(row.expires_at) if row.expires_at else None
         if expires_at is not None and expires_at <= now:
             expired.append(row)
         else:
@@ -477,7 +472,7 @@ def totals_for(
     starts += [starts[0]] * (3 - len(starts))
     params = {"customer_id": customer_id, **{f"start_{i}": start for i, start in enumerate(starts)}}
     rows = conn.execute(_TOTALS, params)
-    found = {(row.meter_code, _aware(row.period_start)): row for row in rows}
+    found = {(row.meter_code, as_utc(row.period_start)): row for row in rows}
     return {key: row for key, row in found.items() if key in wanted}
 
 

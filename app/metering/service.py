@@ -19,7 +19,7 @@ from app.customers.models import Customer
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound, ValidationFailed
 from app.metering import repository as repo
-from app.metering.balance import current_period, percentage
+from app.metering.balance import available_amount, current_period, percentage
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageEvent
 from app.metering.ops import (
     CommitReservation,
@@ -406,10 +406,7 @@ def read_balances(
         credits_used = row.credits_used if row else 0
         credit = credits.get(code, 0)
         held = holds.get(code, 0)
-        available = None
-        if quota.included is not None:
-            included_left = max(0, quota.included - (used - credits_used))
-            available = max(0, included_left + credit - held)
+        available = available_amount(quota.included, used, credits_used, credit, held)
         balances.append(
             Balance(
                 code=code,

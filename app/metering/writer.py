@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
 from app.db.engine import SyncWork
-from app.lib.clock import utcnow
+from app.lib.clock import as_utc, utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.lib.ids import uuid7_batch
 from app.metering import repository as repo
@@ -375,7 +375,7 @@ class _Batch:
         return row, self.plans_by_id[row.customer_id]
 
     def _status(self, row: Any) -> str:
-        if row.status == "held" and _aware(row.expires_at) <= self.now:
+        if row.status == "held" and as_utc(row.expires_at) <= self.now:
             return "expired"
         return str(row.status)
 
@@ -511,8 +511,8 @@ class _Batch:
             amount=row.amount,
             transaction_id=row.transaction_id,
             status=self._status(row),
-            expires_at=_aware(row.expires_at),
-            created_at=_aware(row.created_at),
+            expires_at=as_utc(row.expires_at),
+            created_at=as_utc(row.created_at),
             committed_amount=row.committed_amount,
             event=event,
             replayed=replayed,
@@ -598,10 +598,6 @@ def _as_dict(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _event_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> EventResult:
     return EventResult(
         public_id=row.public_id,
@@ -611,8 +607,8 @@ def _event_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> 
         transaction_id=row.transaction_id,
         amount=row.amount,
         credits_amount=row.credits_amount,
-        timestamp=_aware(row.timestamp),
-        created_at=_aware(row.created_at),
+        timestamp=as_utc(row.timestamp),
+        created_at=as_utc(row.created_at),
         properties=dict(row.properties or {}),
         replayed=replayed,
     )
@@ -628,8 +624,8 @@ def _grant_result(row: Any, plan: repo.CustomerPlan, replayed: bool = False) -> 
         source=row.source,
         reason=row.reason,
         transaction_id=row.transaction_id,
-        expires_at=_aware(row.expires_at) if row.expires_at else None,
-        created_at=_aware(row.created_at),
+        expires_at=as_utc(row.expires_at) if row.expires_at else None,
+        created_at=as_utc(row.created_at),
         replayed=replayed,
     )
 

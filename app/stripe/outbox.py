@@ -14,7 +14,7 @@ inside that window. `requeue_dead` (`billing-portal outbox-retry`) puts dead row
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.clock import utcnow
+from app.lib.clock import as_utc, utcnow
 from app.stripe.gateway import StripeGateway, StripeGatewayError
 from app.stripe.models import StripeOutboxMessage
 
@@ -44,15 +44,11 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts, 32)), MAX_BACKOFF)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def record_failure(message: StripeOutboxMessage, error: str, now: datetime) -> None:
     """One more failed send: back off, or give up once the message is older than `MAX_AGE`."""
     message.attempts += 1
     message.last_error = error[:4000]
-    if now - _aware(message.created_at) >= MAX_AGE:
+    if now - as_utc(message.created_at) >= MAX_AGE:
         message.status = "dead"
     message.next_attempt_at = now + backoff(message.attempts)
 
