@@ -17,7 +17,6 @@ from app.billing.models import Invoice
 from app.customers.models import Customer
 from app.db.base import Base, BigIntPK
 from app.lib.clock import utcnow
-from app.metering.models import UsageEvent
 from app.stripe.models import StripeEvent
 
 
@@ -54,8 +53,6 @@ ADMIN_INDEXES = (
     Index("ix_customers_created_id", Customer.created_at, Customer.id),
     # Invoices: all-customer list by date, revenue by month.
     Index("ix_invoices_created_id", Invoice.created_at, Invoice.id),
-    # Usage per meter over the last 30 days.
-    Index("ix_usage_events_timestamp", UsageEvent.timestamp),
     # The webhook log, newest first.
     Index("ix_stripe_events_received_id", StripeEvent.received_at, StripeEvent.id),
     Index("ix_stripe_events_object_id", StripeEvent.object_id),

@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 from app.admin.models import AuditLog
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
-from app.metering.models import UsageEvent
+from app.metering.models import UsageDay
 from app.stripe.models import StripeEvent
 
 
@@ -159,12 +159,13 @@ class AdminRepository:
         return {(str(m), str(c)): int(total or 0) for m, c, total in rows}
 
     async def usage_by_day(self, since: datetime) -> dict[tuple[str, date], int]:
-        """Usage of every customer per (meter, UTC day) since `since` (events by timestamp)."""
-        day = _utc_day(self.session, UsageEvent.timestamp)
+        """Usage of every customer per (meter, UTC day) since `since` (by event timestamp),
+        from the daily roll-ups."""
+        day = _utc_day(self.session, UsageDay.starts_at)
         query = (
-            select(UsageEvent.meter_code, day, func.sum(UsageEvent.amount))
-            .where(UsageEvent.timestamp >= since)
-            .group_by(UsageEvent.meter_code, day)
+            select(UsageDay.meter_code, day, func.sum(UsageDay.amount))
+            .where(UsageDay.starts_at >= since)
+            .group_by(UsageDay.meter_code, day)
         )
         rows = (await self.session.execute(query)).all()
         return {(str(code), _as_date(d)): int(total or 0) for code, d, total in rows}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer
-from app.metering.models import UsageEvent
+from app.lib.clock import as_utc
+from app.metering.models import UsageDay
 
 
 class BillingRepository:
@@ -56,24 +57,17 @@ class BillingRepository:
     async def daily_usage(
         self, customer_id: int, start: datetime, end: datetime
     ) -> dict[tuple[str, date], int]:
-        """Usage per (meter, UTC day) of one customer in [start, end): one bounded GROUP BY."""
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
-            day = cast(func.timezone("UTC", UsageEvent.timestamp), Date)
-        else:  # SQLite stores naive UTC
-            day = func.date(UsageEvent.timestamp)
-        query = (
-            select(UsageEvent.meter_code, day.label("day"), func.sum(UsageEvent.amount))
-            .where(
-                UsageEvent.customer_id == customer_id,
-                UsageEvent.timestamp >= start,
-                UsageEvent.timestamp < end,
-            )
-            .group_by(UsageEvent.meter_code, day)
+        """Usage per (meter, UTC day) of one customer in [start, end), from the daily roll-ups
+        (a few rows per day, however many events)."""
+        query = select(UsageDay.meter_code, UsageDay.starts_at, UsageDay.amount).where(
+            UsageDay.customer_id == customer_id,
+            UsageDay.starts_at >= start,
+            UsageDay.starts_at < end,
         )
         totals: dict[tuple[str, date], int] = {}
-        for code, raw_day, amount in (await self.session.execute(query)).all():
-            key_day = raw_day if isinstance(raw_day, date) else date.fromisoformat(str(raw_day))
-            totals[(code, key_day)] = int(amount or 0)
+        for code, starts_at, amount in (await self.session.execute(query)).all():
+            key = (code, as_utc(starts_at).date())
+            totals[key] = totals.get(key, 0) + int(amount)
         return totals
 
     # Portal logins ---------------------------------------------------------------------

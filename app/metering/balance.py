@@ -48,6 +48,16 @@ def current_period(quota: Quota, now: datetime, cycle: BillingCycle | None) -> P
     return Period(cycle.start, cycle.end)
 
 
+def usage_day_start(moment: datetime, cycle: BillingCycle | None) -> datetime:
+    """The usage-chart bucket `moment` falls in: its UTC day, except that on the day a billing
+    period starts, usage from that moment on is counted apart, so each period's chart holds
+    exactly that period's usage."""
+    day = start_of_day(moment)
+    if cycle is not None and day < cycle.start <= moment:
+        return cycle.start
+    return day
+
+
 def _month_containing(anchor: datetime, now: datetime, cap: datetime | None) -> Period:
     """The month-long step from `anchor` that contains `now`, ending no later than `cap`."""
     months = (now.year - anchor.year) * 12 + (now.month - anchor.month)

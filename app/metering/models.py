@@ -54,6 +54,23 @@ class UsageTotal(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class UsageDay(Base):
+    """Usage of one meter by one customer per UTC day, by event timestamp: what the usage charts
+    read, so a chart never sums raw events. On the day a subscription's billing period starts,
+    usage from that moment on is a bucket of its own (`starts_at` = the period's start), so a
+    period's chart counts exactly that period's usage."""
+
+    __tablename__ = "usage_days"
+    __table_args__ = (Index("ix_usage_days_starts_at", "starts_at"),)
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    meter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class CreditGrant(Base):
     """Credits added to a customer's meter; consumed oldest expiry first, after the quota."""
 

@@ -18,11 +18,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from app.customers.models import Customer, Subscription
 from app.lib.clock import as_utc
 from app.metering.balance import BillingCycle, CreditLot
-from app.metering.models import CreditGrant, CreditLedgerEntry, Reservation, UsageEvent, UsageTotal
+from app.metering.models import (
+    CreditGrant,
+    CreditLedgerEntry,
+    Reservation,
+    UsageDay,
+    UsageEvent,
+    UsageTotal,
+)
 from app.stripe.models import StripeOutboxMessage
 
 events_t = UsageEvent.__table__
 totals_t = UsageTotal.__table__
+days_t = UsageDay.__table__
 grants_t = CreditGrant.__table__
 ledger_t = CreditLedgerEntry.__table__
 reservations_t = Reservation.__table__
@@ -376,6 +384,30 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> None:
         conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
     else:
         conn.execute(events_t.insert(), [row._asdict() for row in rows])
+
+
+def _add_to_day(insert: Any) -> Any:
+    statement = insert(days_t)
+    return statement.on_conflict_do_update(
+        index_elements=[days_t.c.customer_id, days_t.c.meter_code, days_t.c.starts_at],
+        set_={"amount": days_t.c.amount + statement.excluded.amount},
+    )
+
+
+_ADD_TO_DAYS = {
+    name: _add_to_day(insert)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def add_to_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
+    """Add to the daily roll-ups, in key order (the order every process locks them in)."""
+    if amounts:
+        rows = [
+            {"customer_id": c, "meter_code": m, "starts_at": s, "amount": amounts[(c, m, s)]}
+            for c, m, s in sorted(amounts)
+        ]
+        conn.execute(_ADD_TO_DAYS[conn.dialect.name], rows)
 
 
 def event_ids(conn: Connection, public_ids: Iterable[str]) -> dict[str, int]:

@@ -29,7 +29,7 @@ from app.lib.clock import as_utc, utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.lib.ids import uuid7_batch
 from app.metering import repository as repo
-from app.metering.balance import CreditLot, MeterState, current_period
+from app.metering.balance import CreditLot, MeterState, current_period, usage_day_start
 from app.metering.cache import BalanceCache
 from app.metering.ops import (
     CommitReservation,
@@ -528,6 +528,7 @@ class _Batch:
                     fresh[grant_id]["remaining"] = value
         grant_ids = repo.insert_grants(self.conn, self.new_grants)
         repo.insert_events(self.conn, self.new_events)
+        repo.add_to_days(self.conn, self._day_amounts())
         # Database ids are needed only where credits were consumed or a hold was committed.
         wanted = [e["usage_event_id"] for e in self.ledger if e["usage_event_id"] is not None]
         wanted += [row.public_id for row in self.new_events if row.reservation_id is not None]
@@ -562,6 +563,24 @@ class _Batch:
                     self._event_public_id(self.reservations[public_id])
                 )
             repo.update_reservation(self.conn, public_id, values)
+
+    def _day_amounts(self) -> dict[tuple[int, str, datetime], int]:
+        """The new events' amounts per (customer, meter, chart bucket)."""
+        amounts: dict[tuple[int, str, datetime], int] = {}
+        # Most events of a batch share their time (`now`): find each bucket once.
+        buckets: dict[tuple[int, datetime], datetime] = {}
+        for row in self.new_events:
+            if not row.amount:
+                continue
+            start = buckets.get((row.customer_id, row.timestamp))
+            if start is None:
+                cycle = self.plans_by_id[row.customer_id].cycle
+                start = buckets[(row.customer_id, row.timestamp)] = usage_day_start(
+                    row.timestamp, cycle
+                )
+            key = (row.customer_id, row.meter_code, start)
+            amounts[key] = amounts.get(key, 0) + row.amount
+        return amounts
 
     def _event_public_id(self, reservation: Any) -> str | None:
         event = self.events.get((reservation["customer_id"], reservation["transaction_id"]))

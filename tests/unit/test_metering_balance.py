@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -17,6 +17,7 @@ from app.metering.balance import (
     consumption_order,
     current_period,
     percentage,
+    usage_day_start,
 )
 
 NOW = datetime(2026, 1, 31, 15, 30, tzinfo=UTC)
@@ -145,3 +146,19 @@ def test_consuming_only_what_is_available_never_overdraws(limit, lots, amounts):
     assert state.used <= supply
     assert state.used - state.credits_used <= limit
     assert state.credits == sum(lots) - state.credits_used
+
+
+def test_usage_day_buckets_are_utc_days_split_where_a_billing_period_starts():
+    midnight = datetime(2026, 1, 31, tzinfo=UTC)
+    starts = datetime(2026, 1, 31, 9, 15, tzinfo=UTC)
+    cycle = BillingCycle(
+        start=starts, end=datetime(2026, 2, 28, 9, 15, tzinfo=UTC), interval="month"
+    )
+    assert usage_day_start(NOW, None) == midnight
+    assert usage_day_start(NOW, cycle) == starts
+    assert usage_day_start(starts, cycle) == starts
+    assert usage_day_start(starts - timedelta(microseconds=1), cycle) == midnight
+    assert usage_day_start(NOW + timedelta(days=1), cycle) == midnight + timedelta(days=1)
+    # A time given in another zone falls in its UTC day.
+    eastern = NOW.astimezone(timezone(timedelta(hours=-5))).replace(hour=20)  # 01:30 UTC, Feb 1
+    assert usage_day_start(eastern, None) == midnight + timedelta(days=1)

@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
-from app.lib.clock import add_months, start_of_month, utcnow
-from app.metering.models import UsageEvent
+from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
+from app.metering.models import UsageDay
 from app.stripe.models import StripeEvent
 from tests.integration.admin.conftest import Admin
 
@@ -119,24 +119,19 @@ async def seed(session: AsyncSession, now: datetime) -> None:
             )
         )
     # Usage: 3 + 4 AI requests in the window, 100 tokens, and one event 40 days ago (outside).
-    for n, (key, code, amount, at) in enumerate(
-        [
-            ("a", "ai_requests", 3, now),
-            ("b", "ai_requests", 4, now - timedelta(days=2)),
-            ("a", "tokens", 100, now),
-            ("a", "ai_requests", 50, now - timedelta(days=40)),
-        ]
-    ):
+    for key, code, amount, at in [
+        ("a", "ai_requests", 3, now),
+        ("b", "ai_requests", 4, now - timedelta(days=2)),
+        ("a", "tokens", 100, now),
+        ("a", "ai_requests", 50, now - timedelta(days=40)),
+    ]:
+        # The chart reads the writer's daily roll-ups (tests/integration/metering/test_usage_days.py).
         session.add(
-            UsageEvent(
-                public_id=str(uuid.uuid4()),
+            UsageDay(
                 customer_id=customers[key].id,
                 meter_code=code,
-                transaction_id=f"seed_{n}",
+                starts_at=start_of_day(at),
                 amount=amount,
-                period_start=month,
-                timestamp=at,
-                fingerprint="x",
             )
         )
     await session.commit()

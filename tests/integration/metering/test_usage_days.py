@@ -1,0 +1,99 @@
+"""The writer keeps daily usage roll-ups in the same transaction as the events, so the usage
+charts read a few rows per day instead of summing raw events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from app.catalog.loader import parse_catalog
+from app.customers.models import Customer, Subscription
+from app.customers.service import CustomerInput, CustomerService
+from app.metering.models import UsageDay, UsageEvent
+from app.metering.ops import CustomerRef, RecordUsage, fingerprint
+from app.metering.writer import apply_batch
+
+CATALOG = parse_catalog(
+    {
+        "meters": {
+            "calls": {"name": "Calls", "aggregation": "sum", "field_name": "n"},
+            "logins": {"name": "Logins"},
+        },
+        "plans": {
+            "free": {
+                "name": "Free",
+                "default": True,
+                "prices": {"monthly": {"amount": 0}},
+                "quotas": {
+                    "calls": {"included": "unlimited", "reset": "billing_period"},
+                    "logins": {"included": "unlimited", "reset": "day"},
+                },
+            },
+        },
+    }
+)
+NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
+REF = CustomerRef(external_customer_id="days")
+
+
+def _use(tx: str, n: int, at: datetime | None, code: str = "calls") -> RecordUsage:
+    return RecordUsage(REF, code, tx, n, at, {"n": n}, fingerprint({"tx": tx}))
+
+
+async def _days(session) -> dict[tuple[str, datetime], int]:
+    rows = (await session.execute(select(UsageDay))).scalars().all()
+    return {(row.meter_code, row.starts_at): row.amount for row in rows}
+
+
+async def test_events_add_up_per_meter_and_utc_day_across_batches(engine, session) -> None:
+    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="days"))
+    await session.commit()
+    yesterday = NOW - timedelta(days=1)
+    first = [_use("a", 3, None), _use("b", 4, NOW - timedelta(hours=15)), _use("c", 5, yesterday)]
+    await apply_batch(engine, CATALOG, [*first, _use("l1", 1, None, "logins")], "u", now=NOW)
+    # A second batch adds to the same rows; a retried event adds nothing.
+    await apply_batch(engine, CATALOG, [_use("d", 6, None), _use("a", 3, None)], "u", now=NOW)
+    # An event of amount 0 is recorded but makes no roll-up row.
+    await apply_batch(engine, CATALOG, [_use("z", 0, NOW - timedelta(days=5))], "u", now=NOW)
+
+    today = datetime(2026, 11, 22, tzinfo=UTC)
+    assert await _days(session) == {
+        ("calls", today): 3 + 4 + 6,
+        ("calls", today - timedelta(days=1)): 5,
+        ("logins", today): 1,
+    }
+    events_total = await session.scalar(select(func.sum(UsageEvent.amount)))
+    days_total = await session.scalar(select(func.sum(UsageDay.amount)))
+    assert events_total == days_total == 19
+
+
+async def test_the_day_a_billing_period_starts_is_split_at_its_start(engine, session) -> None:
+    """Usage before the period's start that day belongs to the previous period's chart."""
+    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="days"))
+    period_start = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
+    customer_id = await session.scalar(select(Customer.id).where(Customer.external_id == "days"))
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.customer_id == customer_id)
+        .values(
+            current_period_start=period_start,
+            current_period_end=datetime(2026, 12, 22, 9, 15, tzinfo=UTC),
+            interval="month",
+        )
+    )
+    await session.commit()
+    events = [
+        _use("before", 2, period_start - timedelta(minutes=1)),
+        _use("at", 3, period_start),
+        _use("after", 4, None),  # NOW, 15:30
+        _use("next-day", 5, period_start + timedelta(days=1)),
+    ]
+    await apply_batch(engine, CATALOG, events, "u", now=NOW)
+
+    midnight = datetime(2026, 11, 22, tzinfo=UTC)
+    assert await _days(session) == {
+        ("calls", midnight): 2,
+        ("calls", period_start): 3 + 4,
+        ("calls", midnight + timedelta(days=1)): 5,
+    }
