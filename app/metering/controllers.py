@@ -7,9 +7,11 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.apikeys.guards import ApiKeyAuthentication
 from app.lib.errors import DomainError, ValidationFailed
+from app.metering.arrivals import ARRIVALS
 from app.metering.schemas import (
     MAX_BATCH_EVENTS,
     CheckIn,
@@ -39,6 +41,24 @@ def _event_input(data: EventIn) -> EventInput:
     )
 
 
+class ExpectsUsageWrite:
+    """On the handlers that write through the usage writer: counts the request as on its way
+    to the writer's queue from here until it gets there or ends (app.metering.arrivals)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ticket = ARRIVALS.expect()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ARRIVALS.done(ticket)
+
+
+_WRITES = [ExpectsUsageWrite]
+
+
 def _error(exc: DomainError) -> dict[str, Any]:
     return {"error": exc.code, "message": exc.message, "status_code": exc.status_code, **exc.extra}
 
@@ -51,7 +71,10 @@ class UsageApiController(Controller):
     security = [{"apiKey": []}]
 
     @post(
-        "/events", status_code=200, summary="Record a usage event (idempotent per transaction_id)"
+        "/events",
+        status_code=200,
+        summary="Record a usage event (idempotent per transaction_id)",
+        middleware=_WRITES,
     )
     async def create_event(
         self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
@@ -59,7 +82,12 @@ class UsageApiController(Controller):
         result = await usage.record(_event_input(data.event))
         return {"event": event_out(result)}
 
-    @post("/events/batch", status_code=200, summary="Record up to 100 events; an outcome per event")
+    @post(
+        "/events/batch",
+        status_code=200,
+        summary="Record up to 100 events; an outcome per event",
+        middleware=_WRITES,
+    )
     async def create_events(
         self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
@@ -115,7 +143,12 @@ class UsageApiController(Controller):
         allowed, balance = await usage.check(external_id, data.code, data.amount)
         return {"allowed": allowed, "required": data.amount, "balance": balance_out(balance)}
 
-    @post("/reservations", status_code=201, summary="Hold balance for expensive work")
+    @post(
+        "/reservations",
+        status_code=201,
+        summary="Hold balance for expensive work",
+        middleware=_WRITES,
+    )
     async def reserve(
         self,
         data: JSONBody[ReservationEnvelope],
@@ -132,6 +165,7 @@ class UsageApiController(Controller):
         "/reservations/{reservation_id:str}/commit",
         status_code=200,
         summary="Turn a hold into usage",
+        middleware=_WRITES,
     )
     async def commit(
         self,
@@ -142,7 +176,12 @@ class UsageApiController(Controller):
         result = await usage.commit(reservation_id, data.amount if data else None)
         return {"reservation": reservation_out(result)}
 
-    @post("/reservations/{reservation_id:str}/release", status_code=200, summary="Give a hold back")
+    @post(
+        "/reservations/{reservation_id:str}/release",
+        status_code=200,
+        summary="Give a hold back",
+        middleware=_WRITES,
+    )
     async def release(
         self, reservation_id: FromPath[str], usage: NamedDependency[MeteringService]
     ) -> dict[str, Any]:
@@ -153,6 +192,7 @@ class UsageApiController(Controller):
         "/customers/{external_id:str}/credits",
         status_code=200,
         summary="Grant credits (idempotent)",
+        middleware=_WRITES,
     )
     async def grant_credits(
         self,

@@ -29,6 +29,7 @@ from app.lib.clock import as_utc, utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.lib.ids import uuid7_batch
 from app.metering import repository as repo
+from app.metering.arrivals import ARRIVALS
 from app.metering.balance import CreditLot, MeterState, current_period, usage_day_start
 from app.metering.cache import BalanceCache
 from app.metering.ops import (
@@ -49,7 +50,8 @@ from app.stripe.outbox import meter_event_message
 
 log = structlog.get_logger()
 MAX_BATCH = 1500
-_GATHER_ROUNDS = 4
+# Loop turns the writer waits at most for requests under way (see app.metering.arrivals).
+_MAX_GATHER_ROUNDS = 100
 _RETRIES = 3
 
 
@@ -731,6 +733,7 @@ class UsageWriter:
         return outcomes  # type: ignore[return-value]
 
     def _enqueue(self, ops: list[Op]) -> asyncio.Future[list[Result | BaseException]]:
+        ARRIVALS.arrived()
         loop = asyncio.get_running_loop()
         runner = self._runners.get(loop)
         if runner is None or runner[1].done():
@@ -762,8 +765,9 @@ class UsageWriter:
             # Let the requests already under way reach the queue before committing: each
             # yield runs everything ready on the loop once. Under load that turns a stream of
             # small transactions into a few large ones (a transaction's fixed cost, loading
-            # plans and totals, is most of the price of a small one); when idle it costs one
-            # loop iteration.
+            # plans and totals, is most of the price of a small one). The writer yields while
+            # usage requests are known to be on their way (`ARRIVALS`) or the queue still grows,
+            # at most _MAX_GATHER_ROUNDS times; when idle it costs one loop iteration.
             rounds = 0
             while True:
                 grew = False
@@ -772,7 +776,9 @@ class UsageWriter:
                     items.append(item)
                     size += len(item[0])
                     grew = True
-                if size >= MAX_BATCH or rounds == _GATHER_ROUNDS or (rounds and not grew):
+                if size >= MAX_BATCH or rounds == _MAX_GATHER_ROUNDS:
+                    break
+                if rounds and not grew and not ARRIVALS.pending:
                     break
                 rounds += 1
                 await asyncio.sleep(0)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 
 from app.metering import writer as writer_module
+from app.metering.arrivals import ARRIVALS
 from app.metering.ops import CustomerRef, RecordUsage
 from app.metering.writer import UsageWriter
 
@@ -68,3 +70,68 @@ async def test_a_batch_request_gets_each_outcome_in_order(
     outcomes = await writer.submit_many([_op(1), _op(2), _op(3)])
     assert outcomes == ["ok-t1", "ok-t2", "ok-t3"]
     assert transactions == [["t1", "t2", "t3"]]
+
+
+async def test_the_writer_waits_for_usage_requests_known_to_be_on_their_way(
+    writer: UsageWriter, transactions: list[list[str]]
+) -> None:
+    """A request counted by `ARRIVALS` joins the transaction even if it needs many more loop
+    turns than the writer would otherwise wait (its body still arriving, say)."""
+
+    async def counted(n: int, turns: int) -> Any:
+        ticket = ARRIVALS.expect()
+        try:
+            for _ in range(turns):
+                await asyncio.sleep(0)  # ok: a request still on its way, not a timed wait
+            return await writer.submit(_op(n))
+        finally:
+            ARRIVALS.done(ticket)
+
+    results = await asyncio.gather(counted(1, 0), counted(2, 30), counted(3, 60))
+
+    assert results == ["ok-t1", "ok-t2", "ok-t3"]
+    assert transactions == [["t1", "t2", "t3"]]
+    assert ARRIVALS.pending == 0
+
+
+async def test_uncounted_requests_many_turns_apart_are_not_waited_for(
+    writer: UsageWriter, transactions: list[list[str]]
+) -> None:
+    async def late(n: int, turns: int) -> Any:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # ok: see above
+        return await writer.submit(_op(n))
+
+    await asyncio.gather(late(1, 0), late(2, 30))
+    assert transactions == [["t1"], ["t2"]]
+
+
+async def test_the_wait_for_arrivals_is_bounded(
+    writer: UsageWriter, transactions: list[list[str]]
+) -> None:
+    """A counted request that never arrives (a client that stops sending its body) delays the
+    others by at most the writer's round limit."""
+    ticket = ARRIVALS.expect()
+    try:
+        assert await writer.submit(_op(1)) == "ok-t1"
+    finally:
+        ARRIVALS.done(ticket)
+    stuck = asyncio.get_running_loop().create_task(_never_arrives())
+    try:
+        await asyncio.sleep(0)
+        assert ARRIVALS.pending == 1
+        assert await writer.submit(_op(2)) == "ok-t2"
+    finally:
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+    assert ARRIVALS.pending == 0
+    assert transactions == [["t1"], ["t2"]]
+
+
+async def _never_arrives() -> None:
+    ticket = ARRIVALS.expect()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        ARRIVALS.done(ticket)

@@ -272,3 +272,44 @@ async def test_openapi_describes_the_api(client):
         "/api/v1/customers/{external_id}/credits",
     ]:
         assert path in schema["paths"], path
+
+
+async def test_write_requests_are_counted_on_their_way_to_the_writer(api, monkeypatch):
+    """Each usage write is expected by the writer (app.metering.arrivals) until it arrives or
+    fails; reads are not, and nothing stays counted."""
+    from app.metering.arrivals import ARRIVALS
+
+    counted: list[int] = []
+    expect = ARRIVALS.expect
+
+    def spy():
+        counted.append(1)
+        return expect()
+
+    monkeypatch.setattr(ARRIVALS, "expect", spy)
+    await create_customer(api)
+    assert (await api.post("/api/v1/events", json=event("a"))).status_code == 200
+    assert (await api.post("/api/v1/events", json={"event": {"code": "x"}})).status_code == 422
+    batch = {"events": [event("b")["event"]]}
+    assert (await api.post("/api/v1/events/batch", json=batch)).status_code == 200
+    reservation = {
+        "reservation": {
+            "external_customer_id": "cus_1",
+            "code": "ai_requests",
+            "amount": 1,
+            "transaction_id": "r",
+        }
+    }
+    held = await api.post("/api/v1/reservations", json=reservation)
+    assert held.status_code == 201
+    reservation_id = held.json()["reservation"]["id"]
+    assert (await api.post(f"/api/v1/reservations/{reservation_id}/release")).status_code == 200
+    assert (await api.post("/api/v1/reservations/nope/commit")).status_code == 404
+    credits = {"code": "ai_requests", "amount": 5, "transaction_id": "g", "reason": "test"}
+    assert (await api.post("/api/v1/customers/cus_1/credits", json=credits)).status_code == 200
+    assert len(counted) == 7
+    await balance(api, "ai_requests")
+    check = await api.post("/api/v1/customers/cus_1/check", json={"code": "ai_requests"})
+    assert check.status_code == 200
+    assert len(counted) == 7
+    assert ARRIVALS.pending == 0
