@@ -15,7 +15,9 @@ Not part of `make test`: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -66,6 +68,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: str = ""
+    server_cpu_s: float = 0.0  # CPU seconds the server's processes used during the run
+    wrk_cpu_s: float = 0.0
+    seconds: float = 1.0
     units_per_request: int = 1
     # The issue's targets for this 2-core machine (SQLite): units/s at least, p99 at most.
     min_units_per_s: float | None = None
@@ -87,15 +92,47 @@ class Result:
     def units_per_s(self) -> float:
         return self.requests_per_s * self.units_per_request
 
+    @property
+    def server_us_per_unit(self) -> float:
+        units = self.units_per_s * self.seconds
+        return self.server_cpu_s / units * 1e6 if units else 0.0
+
+    @property
+    def cores_used(self) -> str:
+        return f"{self.server_cpu_s / self.seconds:.2f} + {self.wrk_cpu_s / self.seconds:.2f}"
+
 
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (the server and its workers)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wrk(
-    url: str, path: str, key: str, seconds: int, script: str | None = None
-) -> tuple[float, float, float, str]:
+    url: str, path: str, key: str, seconds: int, script: str | None = None, server_pgid: int = 0
+) -> tuple[float, float, float, str, float, float, float]:
     args = [
         "wrk",
         "-t1",
@@ -112,14 +149,18 @@ def wrk(
             handle.write(script)
     if script:
         args += ["-s", handle.name]
+    server_before, wrk_before = group_cpu_seconds(server_pgid), _children_cpu_seconds()
     out = subprocess.run([*args, url + path], capture_output=True, text=True, check=True).stdout
+    server_cpu = group_cpu_seconds(server_pgid) - server_before
+    wrk_cpu = _children_cpu_seconds() - wrk_before
     if "Requests/sec" not in out or re.search(r"^\s+50%\s+\d", out, re.M) is None:
         raise RuntimeError(f"wrk gave no numbers for {path}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, p50, p99, f"{errors.group(1)} non-2xx" if errors else ""
+    failed = f"{errors.group(1)} non-2xx" if errors else ""
+    return rps, p50, p99, failed, server_cpu, wrk_cpu, float(seconds)
 
 
 def _insert_events(db_path: Path, customer_external_id: str, count: int) -> None:
@@ -209,14 +250,17 @@ def main() -> int:
                 },
             ).raise_for_status()
 
+        assert server.process is not None
+        pgid = server.process.pid  # serve runs in its own process group
+
         def measure(path: str, script: str | None = None, prefix: str = "") -> tuple[Any, ...]:
             # A short unrecorded run of the same requests first (its own transaction ids), so
             # no scenario is measured while the server still settles from the previous one.
             if options.warmup:
                 warm = script % {"prefix": "w" + prefix} if script else None
-                wrk(server.url, path, key, options.warmup, warm)
+                wrk(server.url, path, key, options.warmup, warm, pgid)
             measured = script % {"prefix": prefix} if script else None
-            return wrk(server.url, path, key, options.seconds, measured)
+            return wrk(server.url, path, key, options.seconds, measured, pgid)
 
         balances = "/api/v1/customers/bench/balances"
         results = [
@@ -255,12 +299,13 @@ def main() -> int:
     ceiling = results[0].requests_per_s
     print(
         f"\n{'scenario':<34}{'req/s':>10}{'units/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}"
-        "  target (issue 3)                errors"
+        f"{'server us/unit':>16}{'cores':>13}  target (issue 3)                errors"
     )
     for r in results:
         print(
             f"{r.name:<34}{r.requests_per_s:>10,.0f}{r.units_per_s:>11,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-            f"{r.requests_per_s / ceiling:>11.2f}x  {r.verdict():<32}{r.errors}"
+            f"{r.requests_per_s / ceiling:>11.2f}x{r.server_us_per_unit:>16,.1f}{r.cores_used:>13}"
+            f"  {r.verdict():<32}{r.errors}"
         )
     flat = results[-1].p50_ms / results[-2].p50_ms
     print(
@@ -271,7 +316,9 @@ def main() -> int:
         f"{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario after "
         f"{options.warmup}s of warm-up, "
         f"CPU calibration {calibration:.0f} ms (lower is a faster machine right now), "
-        f"{options.workers} granian worker(s), SQLite."
+        f"{options.workers} granian worker(s), SQLite.\n"
+        "server us/unit: CPU time of the server's processes per request (per event for batch "
+        "ingest); cores: CPU cores busy in the server + in wrk, which shares the machine."
     )
     return 0
 
