@@ -372,7 +372,13 @@ class StripeGateway:
                     line["quantity"] = item.quantity
                 params["line_items"].append(line)
         if mode == "subscription":
-            params["subscription_data"] = {"metadata": metadata}
+            # Flexible billing mode (the API's default now, asked for explicitly): a metered
+            # price removed mid-cycle (a plan change) bills the usage reported so far, where
+            # classic mode would drop it.
+            params["subscription_data"] = {
+                "metadata": metadata,
+                "billing_mode": {"type": "flexible"},
+            }
             if trial_period_days:
                 params["subscription_data"]["trial_period_days"] = trial_period_days
         elif mode == "payment":

@@ -44,6 +44,7 @@ def create_subscription(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
         cancel_at_period_end=bool_param(p, "cancel_at_period_end", False) or False,
         payment_behavior=p.get("payment_behavior") or "allow_incomplete",
         description=p.get("description") or None,
+        billing_mode=subscriptions.billing_mode_param(p),
     )
 
 

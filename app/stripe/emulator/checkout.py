@@ -35,6 +35,11 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
     trial_days = (
         int_param(subscription_data, "trial_period_days") if mode == "subscription" else None
     )
+    billing_mode = (
+        subscriptions.billing_mode_param(subscription_data, "subscription_data[billing_mode]")
+        if mode == "subscription"
+        else None
+    )
     subtotal = sum(item["amount_subtotal"] for item in line_items)
     session_id = new_id("cs_test", 58)
     session = objects.checkout_session(
@@ -62,6 +67,7 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
             "url": f"/v1/checkout/sessions/{session_id}/line_items",
         },
         _trial_days=trial_days,
+        _billing_mode=billing_mode,
         _subscription_metadata=metadata_update({}, subscription_data),
         _payment_intent_data=p.get("payment_intent_data") or {},
     )
@@ -224,6 +230,7 @@ def _complete_subscription(
         trial_days=session.get("_trial_days"),
         default_pm=pm["id"],
         metadata=session.get("_subscription_metadata") or {},
+        billing_mode=session.get("_billing_mode") or "flexible",
     )
     return {
         "subscription": sub["id"],

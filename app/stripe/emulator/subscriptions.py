@@ -69,6 +69,7 @@ def create(
     cancel_at_period_end: bool = False,
     payment_behavior: str = "allow_incomplete",
     description: str | None = None,
+    billing_mode: str = "flexible",
 ) -> dict[str, Any]:
     if not items:
         raise missing("items")
@@ -88,6 +89,11 @@ def create(
         description=description,
         test_clock=customer.get("test_clock"),
         billing_cycle_anchor=end if trial_end else now,
+        billing_mode={
+            "flexible": {"proration_discounts": "itemized"} if billing_mode == "flexible" else None,
+            "type": billing_mode,
+            "updated_at": now,
+        },
     )
     sub["items"]["data"] = [
         objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
@@ -166,6 +172,25 @@ def _licensed_lines(
         description = f"{item.get('quantity') or 1} × {name}"
         lines.append(_item_line(sub, item, _item_amount(item), period, description))
     return lines
+
+
+BILLING_MODES = ("classic", "flexible")
+
+
+def billing_mode_param(params: dict[str, Any], name: str = "billing_mode") -> str:
+    """`billing_mode[type]` (`name` is where it sits in the request, for errors); flexible when
+    not given, the default of the API version the SDK sends."""
+    raw = params.get("billing_mode") or {}
+    if not isinstance(raw, dict):
+        raise StripeError(400, "Invalid hash", param=name)
+    mode = raw.get("type") or "flexible"
+    if mode not in BILLING_MODES:
+        raise StripeError(
+            400,
+            f"Invalid {name}[type]: must be one of classic or flexible",
+            param=f"{name}[type]",
+        )
+    return str(mode)
 
 
 def _item_line(
@@ -275,6 +300,8 @@ def _change_items(
     start, end = period_of(sub)
     old_items = copy.deepcopy(sub["items"]["data"])
     by_id = {item["id"]: item for item in sub["items"]["data"]}
+    # Metered prices leaving the subscription now (item deleted or given another price).
+    ended: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             raise StripeError(400, "Invalid hash", param=f"items[{index}]")
@@ -287,13 +314,19 @@ def _change_items(
             )
         if item is not None and bool_param(raw, "deleted"):
             sub["items"]["data"].remove(item)
+            if not _licensed(item):
+                ended.append(copy.deepcopy(item))
             continue
         if item is None:
             price = recurring_price(emu, raw.get("price"), f"items[{index}][price]")
             item = objects.subscription_item(now, sub["id"], price, 1, start, end)
+            item["_usage_since"] = now
             sub["items"]["data"].append(item)
         elif raw.get("price"):
             price = recurring_price(emu, raw["price"], f"items[{index}][price]")
+            if not _licensed(item) and price["id"] != item["price"]["id"]:
+                ended.append(copy.deepcopy(item))
+                item["_usage_since"] = now
             item["price"], item["plan"] = price, objects.plan_from_price(price)
         quantity = int_param(raw, "quantity")
         if quantity is not None:
@@ -306,6 +339,18 @@ def _change_items(
         return None
     old_interval = _interval(old_items[0]["price"])
     new_interval = _interval(sub["items"]["data"][0]["price"])
+    # Flexible billing mode bills the usage reported so far for a metered price that leaves
+    # mid-cycle (and, when the cycle restarts, for every metered price); classic mode drops it
+    # (Stripe, "Manage your usage-based billing setup").
+    usage = []
+    if behavior != "none" and sub["billing_mode"]["type"] == "flexible":
+        if old_interval != new_interval:
+            ended = [item for item in old_items if not _licensed(item)]
+        usage = [
+            line
+            for line in _usage_lines(emu, sub, (start, now), ended)
+            if line["quantity"]  # no invoice item for a meter that counted nothing
+        ]
     if old_interval != new_interval:
         # Changing the billing interval restarts the cycle now and bills right away (as Stripe).
         new_end = add_interval(now, *new_interval)
@@ -315,10 +360,10 @@ def _change_items(
         lines = _licensed_lines(emu, sub, (now, new_end))
         if behavior != "none":
             lines += _unused_credit(sub, old_items, (now, end), start)
-        return lines, "subscription_update"
+        return lines + usage, "subscription_update"
     if behavior == "none":
         return None
-    lines = _proration_lines(sub, old_items, (now, end), start)
+    lines = _proration_lines(sub, old_items, (now, end), start) + usage
     if not lines:
         return None
     if behavior == "always_invoice":
@@ -493,17 +538,23 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
 
 
 def _usage_lines(
-    emu: Emulator, sub: dict[str, Any], period: tuple[int, int]
+    emu: Emulator,
+    sub: dict[str, Any],
+    period: tuple[int, int],
+    items: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """A line per metered item for the usage its meter counted in `period`, from when the item
+    got its price if that was later (usage before a mid-cycle change is not billed twice)."""
     lines = []
-    for item in sub["items"]["data"]:
+    for item in sub["items"]["data"] if items is None else items:
         meter_id = item["price"]["recurring"].get("meter")
         if item["price"]["recurring"].get("usage_type") != "metered" or not meter_id:
             continue
         meter = emu.store.get(meter_id)
         if meter is None:
             continue
-        quantity = round(aggregate_usage(emu, meter, sub["customer"], *period))
+        since = max(period[0], item.get("_usage_since") or period[0])
+        quantity = round(aggregate_usage(emu, meter, sub["customer"], since, period[1]))
         amount = quantity * int(item["price"].get("unit_amount") or 0)
         lines.append(
             _item_line(

@@ -335,6 +335,44 @@ async def test_plan_changes_add_and_remove_the_metered_item(
     assert outcome.endswith("on business/month"), outcome
 
 
+async def test_leaving_a_plan_with_overage_mid_cycle_bills_the_overage_so_far(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+) -> None:
+    """Business → Pro removes the metered item; the usage reported to its meter this cycle is
+    billed on the plan change's invoice (flexible billing mode), not given away."""
+    email = "overage-leave@example.com"
+    stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
+    _, subscription = await customer_of(session, email)
+    remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+    assert remote["billing_mode"]["type"] == "flexible"
+    started = remote["items"]["data"][0]["current_period_start"]
+    await gateway.create_meter_event(
+        event_name="bp_api_calls",
+        stripe_customer_id=stripe_customer_id,
+        value=3,
+        identifier="leave-1",
+        timestamp=started + 60,
+    )
+    emulator.advance(days=1)
+
+    response = await post_form(
+        client, "/billing/subscription/change", {"plan": "pro", "interval": "month"}
+    )
+    assert response.status_code == 303, response.text
+    remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+    assert [i["price"]["lookup_key"] for i in remote["items"]["data"]] == ["plan_pro_monthly"]
+    invoice = next(
+        inv
+        for inv in await gateway.list_invoices(stripe_customer_id)
+        if inv["id"] == remote["latest_invoice"]
+    )
+    usage = [line for line in invoice["lines"]["data"] if "API calls" in line["description"]]
+    assert [(line["quantity"], line["amount"]) for line in usage] == [(3, 3)]
+
+
 async def test_without_a_stripe_customer_the_quota_is_a_hard_limit(
     client: AsyncTestClient[Litestar], api: AsyncTestClient[Litestar], session: AsyncSession
 ) -> None:
