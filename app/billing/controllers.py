@@ -192,13 +192,31 @@ class BillingController(Controller):
 
 
 class PortalController(Controller):
-    """`/portal/{token}`: a signed, single-use link logs its customer in (no password)."""
+    """`/portal/{token}`: a signed, single-use link logs its customer in (no password).
+
+    GET checks the link and answers a page whose form POSTs it back (submitted by a script at
+    once, or by its button); only the POST uses the link up, so a link preview or a mail
+    scanner fetching the URL leaves it working for its person."""
 
     path = "/portal"
     include_in_schema = False
     opt = {"public": True}
 
     @get("/{token:str}")
+    async def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        token: FromPath[str],
+        portal_links: NamedDependency[PortalLinkService],
+    ) -> Template:
+        await portal_links.check(token)
+        response = page(request, "billing/portal_enter.html", {"token": token})
+        response.headers.update(
+            {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex", **NO_STORE}
+        )
+        return response
+
+    @post("/{token:str}", status_code=303)
     async def enter(
         self,
         request: Request[Any, Any, Any],

@@ -4,6 +4,10 @@ A token is `base64url(payload).base64url(hmac_sha256(secret, payload))`, the pay
 customer (its public id), a random nonce and an expiry. Nothing is stored when a link is issued;
 redeeming it claims the nonce in a shared store (Redis or files, so several app processes agree),
 which makes a second use fail.
+
+Opening a link (GET) only checks it and shows a page that submits itself (POST); the POST
+redeems it. Link previews and scanners fetch a URL without running its page's script or
+submitting its form, so they no longer use up a link before its person does.
 """
 
 from __future__ import annotations
@@ -144,15 +148,31 @@ def _sweep(directory: str) -> None:
                     os.unlink(entry.path)
 
 
+async def _used(store: Store, key: str) -> bool:
+    if isinstance(store, FileStore):
+        return await asyncio.to_thread(os.path.exists, str(store._path_from_key(key)))
+    return await store.exists(key)
+
+
+_USED = (
+    "This billing link was already used. Links work once; ask the app you came from for a new one."
+)
+
+
+async def check(store: Store, secret: str, token: str, now: datetime) -> PortalClaim:
+    """Verify the token without using it up; PortalLinkInvalid when forged, expired or used."""
+    claim = verify(secret, token, now)
+    if await _used(store, f"portal:{claim.nonce}"):
+        raise PortalLinkInvalid(_USED)
+    return claim
+
+
 async def redeem(store: Store, secret: str, token: str, now: datetime) -> PortalClaim:
     """Verify the token and use it up; PortalLinkInvalid when forged, expired or used."""
     claim = verify(secret, token, now)
     ttl = claim.expires_at - int(now.timestamp()) + 60
     if not await claim_once(store, f"portal:{claim.nonce}", ttl):
-        raise PortalLinkInvalid(
-            "This billing link was already used. Links work once; ask the app you came from "
-            "for a new one."
-        )
+        raise PortalLinkInvalid(_USED)
     return claim
 
 
@@ -180,13 +200,16 @@ class PortalLinkService:
         token = sign(self.secret, customer.public_id, now or utcnow())
         return f"{self.public_url}/portal/{token}"
 
+    async def check(self, token: str, now: datetime | None = None) -> None:
+        """PortalLinkInvalid (or Forbidden) unless the link would log someone in now; the link
+        stays unused."""
+        claim = await check(self.store, self.secret, token, now or utcnow())
+        await self._customer(claim)
+
     async def login(self, token: str, now: datetime | None = None) -> int:
         """The id of the user to log in: the customer's, or a new password-less one linked to it."""
         claim = await redeem(self.store, self.secret, token, now or utcnow())
-        customer = await self.repo.customer_by_public_id(claim.customer_public_id)
-        if customer is None:
-            raise PortalLinkInvalid("This billing link is for an account that no longer exists.")
-        await self._check_not_admin(customer)
+        customer = await self._customer(claim)
         if customer.user_id is not None:
             return customer.user_id
         try:
@@ -203,6 +226,13 @@ class PortalLinkService:
                 raise
         assert customer.user_id is not None
         return customer.user_id
+
+    async def _customer(self, claim: PortalClaim) -> Customer:
+        customer = await self.repo.customer_by_public_id(claim.customer_public_id)
+        if customer is None:
+            raise PortalLinkInvalid("This billing link is for an account that no longer exists.")
+        await self._check_not_admin(customer)
+        return customer
 
     async def _check_not_admin(self, customer: Customer) -> None:
         if customer.user_id is None:

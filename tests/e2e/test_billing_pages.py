@@ -155,3 +155,24 @@ def test_dashboard_screenshots_desktop_and_phone(
     page.goto("/billing/upgrade?interval=year")
     expect(page.get_by_test_id("checkout-pro-yearly")).to_be_visible()
     page.screenshot(path=str(out / "upgrade-desktop.png"), full_page=True)
+
+
+def test_a_portal_link_without_javascript_asks_for_one_click(
+    browser, live_server: LiveServer, api: httpx.Client
+):
+    """What a link preview sees (no script): a page with a button; the link stays usable."""
+    external_id = f"e2e_nojs_{secrets.token_hex(4)}"
+    body = {"customer": {"external_id": external_id, "name": "No Script"}}
+    assert api.post("/api/v1/customers", json=body).status_code == 200
+    url = api.get(f"/api/v1/customers/{external_id}/portal_url").json()["customer"]["portal_url"]
+    context = browser.new_context(java_script_enabled=False, base_url=live_server.url)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        expect(page.get_by_test_id("portal-enter")).to_be_visible()
+        page.goto(url)  # opened twice: still unused
+        page.get_by_test_id("portal-continue").click()
+        expect(page).to_have_url(live_server.url + "/billing")
+        expect(page.get_by_test_id("current-plan")).to_contain_text("Free")
+    finally:
+        context.close()

@@ -69,7 +69,7 @@ async def _member(
     await session.commit()
     client = sibling_client(primary)
     secret = primary.app.state["settings"].secret_key
-    response = await client.get(f"/portal/{sign(secret, member[2], utcnow())}")
+    response = await client.post(f"/portal/{sign(secret, member[2], utcnow())}")
     assert response.status_code == 200, response.text
     yield Member(client, email, member[0], member[1])
 

@@ -62,7 +62,17 @@ async def test_link_logs_an_api_customer_in_once(api, client, session: AsyncSess
     path = await portal_path(api, "acme_2")
 
     browser = sibling_client(client)
-    response = await browser.get(path, follow_redirects=False)
+    # Opening the link (or a preview fetching it) shows a page that posts it back, and leaves
+    # it unused; only the post logs in.
+    for _ in range(2):
+        opened = await browser.get(path, follow_redirects=False)
+        assert opened.status_code == 200 and 'data-testid="portal-enter"' in opened.text
+        assert f'method="post" action="{path}"' in opened.text
+        assert "/static/portal-enter.js" in opened.text
+        assert opened.headers["referrer-policy"] == "no-referrer"
+        assert opened.headers["cache-control"] == "no-store"
+    assert (await browser.get("/billing", follow_redirects=False)).status_code == 303  # not in
+    response = await browser.post(path, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/billing"
     assert response.headers["referrer-policy"] == "no-referrer"
     page = await browser.get("/billing")
@@ -78,13 +88,16 @@ async def test_link_logs_an_api_customer_in_once(api, client, session: AsyncSess
     await session.rollback()
 
     replayer = sibling_client(client)
-    again = await replayer.get(path, follow_redirects=False)
-    assert again.status_code == 403
-    assert "already used" in again.text
+    for again in (
+        await replayer.get(path, follow_redirects=False),
+        await replayer.post(path, follow_redirects=False),
+    ):
+        assert again.status_code == 403
+        assert "already used" in again.text
     assert (await replayer.get("/billing", follow_redirects=False)).status_code == 303  # not in
 
     # A second link reuses the linked login instead of creating another user.
-    second = await sibling_client(client).get(
+    second = await sibling_client(client).post(
         await portal_path(api, "acme_2"), follow_redirects=False
     )
     assert second.status_code == 303
@@ -94,7 +107,7 @@ async def test_link_logs_an_api_customer_in_once(api, client, session: AsyncSess
 
 async def test_link_for_a_signed_up_user_logs_in_as_that_user(api, client, member: Member) -> None:
     browser = sibling_client(client)
-    response = await browser.get(await portal_path(api, member.external_id))
+    response = await browser.post(await portal_path(api, member.external_id))
     assert response.status_code == 200
     assert member.email in response.text
 
@@ -104,7 +117,7 @@ async def test_email_of_another_user_is_not_reused(
 ) -> None:
     await create_customer(api, "acme_3", email=member.email)
     browser = sibling_client(client)
-    page = await browser.get(await portal_path(api, "acme_3"))
+    page = await browser.post(await portal_path(api, "acme_3"))
     assert page.status_code == 200
     assert member.email not in page.text
     assert "@portal.invalid" in page.text
@@ -142,11 +155,14 @@ async def test_expired_and_forged_links_are_refused(
         "a.b.c",
         "x" * 600,
     ):
-        response = await client.get(f"/portal/{token}", follow_redirects=False)
-        assert response.status_code == 403, token
-        assert "<html" in response.text  # a page for the browser, not JSON
+        for response in (
+            await client.get(f"/portal/{token}", follow_redirects=False),
+            await client.post(f"/portal/{token}", follow_redirects=False),
+        ):
+            assert response.status_code == 403, token
+            assert "<html" in response.text  # a page for the browser, not JSON
 
-    fresh = await client.get(f"/portal/{genuine}", follow_redirects=False)
+    fresh = await client.post(f"/portal/{genuine}", follow_redirects=False)
     assert fresh.status_code == 303  # the tampering attempts did not use the real link up
 
 
@@ -163,5 +179,8 @@ async def test_no_portal_link_into_an_admin_account(
     forged_by_key_holder = sign(
         client.app.state["settings"].secret_key, customer.public_id, utcnow()
     )
-    response = await client.get(f"/portal/{forged_by_key_holder}", follow_redirects=False)
-    assert response.status_code == 403
+    for response in (
+        await client.get(f"/portal/{forged_by_key_holder}", follow_redirects=False),
+        await client.post(f"/portal/{forged_by_key_holder}", follow_redirects=False),
+    ):
+        assert response.status_code == 403
