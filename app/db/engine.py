@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.pool import NullPool
 
 IMMEDIATE = "sqlite_begin_immediate"
@@ -70,6 +71,55 @@ def _sqlite_events(engine: Engine) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+
+
+# ORM sessions on SQLite -----------------------------------------------------------------------
+#
+# A SQLite transaction reads from the snapshot of its first read. If another connection commits
+# before its first write, that write fails at once with SQLITE_BUSY_SNAPSHOT ("database is
+# locked"), which no busy timeout waits out: under usage ingest, where the metering writer
+# commits every few milliseconds, almost any page action that reads, calls Stripe and then
+# writes would fail. So a session's first write in a transaction first ends the read-only
+# transaction (nothing was written: the COMMIT changes nothing) and begins a write transaction
+# (BEGIN IMMEDIATE, waiting for the lock like any writer): the reads before the first write
+# each saw a committed state, as statements do on PostgreSQL under read committed, which these
+# code paths are written for. Transactions begun with `begin_write`, and savepoints, are left
+# as they are.
+
+_WRITING = "sqlite_writing"
+
+
+def _write_from_here(session: Session) -> None:
+    if session.info.get(_WRITING):
+        return
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.info[_WRITING] = True
+    if session.in_nested_transaction():
+        return
+    conn = session.connection()
+    if conn.get_execution_options().get(IMMEDIATE):
+        return
+    conn.exec_driver_sql("COMMIT")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        _write_from_here(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        _write_from_here(state.session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WRITING, None)
 
 
 async def begin_write(session: AsyncSession) -> None:

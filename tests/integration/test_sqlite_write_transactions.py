@@ -1,0 +1,96 @@
+"""ORM sessions on SQLite: a transaction that read, then writes after another connection
+committed, writes instead of failing with a stale snapshot (SQLITE_BUSY_SNAPSHOT, which no
+busy timeout waits out): its first write starts a fresh write transaction, as each statement
+on PostgreSQL (read committed) sees the latest commits."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Integer, String, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db.engine import begin_write, create_engine, create_session_factory
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Note(_Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[str] = mapped_column(String(50))
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[tuple[AsyncSession, Path]]:
+    path = tmp_path / "notes.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(_Base.metadata.create_all)
+        await conn.execute(text("INSERT INTO notes (id, body) VALUES (1, 'first')"))
+    async with create_session_factory(engine)() as session:
+        yield session, path
+    await engine.dispose()
+
+
+def _commit_elsewhere(path: Path, body: str) -> None:
+    """Another process's write (the usage writer, a webhook) landing between our read and write."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("INSERT INTO notes (body) VALUES (?)", (body,))
+    other.close()
+
+
+async def test_an_orm_flush_after_a_concurrent_commit_writes(db) -> None:
+    session, path = db
+    note = await session.scalar(select(Note).where(Note.id == 1))
+    assert note is not None
+    _commit_elsewhere(path, "meanwhile")
+    note.body = "edited"
+    session.add(Note(body="mine"))
+    await session.commit()
+
+    rows = await session.scalars(select(Note.body).order_by(Note.id))
+    assert list(rows) == ["edited", "meanwhile", "mine"]
+
+
+async def test_a_dml_statement_after_a_concurrent_commit_writes(db) -> None:
+    session, path = db
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "first"
+    _commit_elsewhere(path, "meanwhile")
+    await session.execute(update(Note).where(Note.id == 1).values(body="updated"))
+    await session.commit()
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "updated"
+
+
+async def test_the_write_transaction_holds_the_lock_until_commit(db) -> None:
+    session, path = db
+    await session.scalar(select(Note.id))
+    session.add(Note(body="mine"))
+    await session.flush()
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
+    await session.commit()
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+
+
+async def test_a_transaction_begun_as_a_write_keeps_its_snapshot(db) -> None:
+    """begin_write already holds the lock from the start: nothing is re-begun under it."""
+    session, path = db
+    await begin_write(session)
+    await session.scalar(select(Note.id))
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("INSERT INTO notes (body) VALUES ('blocked')")
+    other.close()
+    session.add(Note(body="mine"))
+    await session.commit()
+    assert await session.scalar(select(Note.body).order_by(Note.id.desc()).limit(1)) == "mine"
