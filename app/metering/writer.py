@@ -53,6 +53,10 @@ MAX_BATCH = 1500
 # Loop turns the writer waits at most for requests under way (see app.metering.arrivals).
 _MAX_GATHER_ROUNDS = 100
 _RETRIES = 3
+# Tuples, built once: `A | B` in an isinstance call builds a union on every evaluation, and
+# these checks run for every operation of a batch.
+_BY_CUSTOMER = (RecordUsage, Reserve, GrantCredits)
+_BY_RESERVATION = (CommitReservation, ReleaseReservation)
 
 
 @dataclass
@@ -97,14 +101,10 @@ class _Batch:
     # Loading -------------------------------------------------------------------
 
     def load(self, ops: list[Op]) -> None:
-        refs = [op.customer for op in ops if isinstance(op, RecordUsage | Reserve | GrantCredits)]
+        refs = [op.customer for op in ops if isinstance(op, _BY_CUSTOMER)]
         self.reservations = repo.reservations_by_public_id(
             self.conn,
-            [
-                op.reservation_id
-                for op in ops
-                if isinstance(op, CommitReservation | ReleaseReservation)
-            ],
+            [op.reservation_id for op in ops if isinstance(op, _BY_RESERVATION)],
         )
         plans = repo.customer_plans(
             self.conn,
@@ -146,7 +146,7 @@ class _Batch:
                 self._load_slot(customer_id, meter_code)
 
     def _plan_or_none(self, op: Op) -> repo.CustomerPlan | None:
-        if isinstance(op, CommitReservation | ReleaseReservation):
+        if isinstance(op, _BY_RESERVATION):
             row = self.reservations.get(op.reservation_id)
             return self.plans_by_id.get(row.customer_id) if row is not None else None
         return self._resolve(op.customer)
