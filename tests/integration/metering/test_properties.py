@@ -125,6 +125,7 @@ async def _scenario(database_url: str, plan: list[tuple]) -> None:
                 reservations.append(result.public_id)
         await _check(engine)
     finally:
+        await _reset(engine)  # the next test starts from empty tables, as after `engine`
         await engine.dispose()
 
 

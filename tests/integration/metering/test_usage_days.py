@@ -42,7 +42,9 @@ def _use(tx: str, n: int, at: datetime | None, code: str = "calls") -> RecordUsa
 
 
 async def _days(session) -> dict[tuple[str, datetime], int]:
-    rows = (await session.execute(select(UsageDay))).scalars().all()
+    customer_id = await session.scalar(select(Customer.id).where(Customer.external_id == "days"))
+    query = select(UsageDay).where(UsageDay.customer_id == customer_id)
+    rows = (await session.execute(query)).scalars().all()
     return {(row.meter_code, row.starts_at): row.amount for row in rows}
 
 
@@ -63,8 +65,13 @@ async def test_events_add_up_per_meter_and_utc_day_across_batches(engine, sessio
         ("calls", today - timedelta(days=1)): 5,
         ("logins", today): 1,
     }
-    events_total = await session.scalar(select(func.sum(UsageEvent.amount)))
-    days_total = await session.scalar(select(func.sum(UsageDay.amount)))
+    customer_id = await session.scalar(select(Customer.id).where(Customer.external_id == "days"))
+    events_total = await session.scalar(
+        select(func.sum(UsageEvent.amount)).where(UsageEvent.customer_id == customer_id)
+    )
+    days_total = await session.scalar(
+        select(func.sum(UsageDay.amount)).where(UsageDay.customer_id == customer_id)
+    )
     assert events_total == days_total == 19
 
 
