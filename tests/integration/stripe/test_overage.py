@@ -22,6 +22,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.accounts.service import AccountService
+from app.admin.models import AuditLog
 from app.apikeys.service import ApiKeyService
 from app.billing.models import Invoice
 from app.catalog.loader import load_catalog
@@ -34,6 +36,8 @@ from app.stripe.gateway import StripeGateway
 from app.stripe.models import StripeOutboxMessage
 from app.stripe.sync import CatalogSync
 from app.stripe.worker import StripeWorker
+from tests.conftest import sibling_client
+from tests.integration.admin.conftest import ADMIN_PASSWORD, Admin, login
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,
@@ -391,3 +395,42 @@ async def test_without_a_stripe_customer_the_quota_is_a_hard_limit(
     assert response.status_code == 402, response.text
     assert response.json()["error"] == "insufficient_balance"
     assert await _outbox(session) == []
+
+
+async def test_an_admin_plan_change_goes_through_stripe_and_is_audited(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    catalog: Catalog,
+) -> None:
+    """A customer paying through Stripe: the admin's change switches the Stripe subscription
+    (prorated, its metered item removed), our row follows, and the audit log says how."""
+    email = "overage-admin@example.com"
+    stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
+    customer, subscription = await customer_of(session, email)
+    await AccountService(session, catalog).ensure_admin("boss@example.com", ADMIN_PASSWORD)
+    await session.commit()
+    admin = Admin(sibling_client(client), "boss@example.com")
+    await login(admin.client, admin.email, ADMIN_PASSWORD)
+
+    response = await admin.confirm_and_post(
+        f"/admin/billing/customers/{customer.external_id}/confirm",
+        reason="Downgrade asked by phone",
+        action="change_plan",
+        plan="pro",
+        interval="month",
+    )
+    assert response.status_code == 303, response.text
+
+    remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
+    assert [i["price"]["lookup_key"] for i in remote["items"]["data"]] == ["plan_pro_monthly"]
+    invoices = await gateway.list_invoices(stripe_customer_id)
+    change = next(inv for inv in invoices if inv["id"] == remote["latest_invoice"])
+    assert change["billing_reason"] == "subscription_update" and change["total"] < 0
+    _, subscription = await customer_of(session, email)
+    assert (subscription.plan_slug, subscription.interval) == ("pro", "month")
+    [entry] = await session.scalars(select(AuditLog).where(AuditLog.action == "change_plan"))
+    assert entry.details["through_stripe"] is True
+    assert entry.details["from_plan"] == "business" and entry.details["to_plan"] == "pro"
+    assert entry.reason == "Downgrade asked by phone"
