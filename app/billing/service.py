@@ -35,6 +35,7 @@ from app.billing.rules import can_remove_card
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
+from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 from app.metering.models import CreditGrant
@@ -180,7 +181,9 @@ class BillingService:
         )
 
     async def _locked_subscription(self, customer: Customer) -> Subscription:
-        """The customer's subscription row, locked on PostgreSQL while we rewrite it."""
+        """The customer's subscription row, locked while we rewrite it (PostgreSQL: the row;
+        SQLite: the write lock, taken before the read so it sees the latest commit)."""
+        await write_from_here(self.session)
         row = await self.session.scalar(
             select(Subscription).where(Subscription.customer_id == customer.id).with_for_update()
         )

@@ -104,6 +104,14 @@ def _write_from_here(session: Session) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def write_from_here(session: AsyncSession) -> None:
+    """Make the rest of this transaction a write transaction now (SQLite: end the read-only
+    part, wait for the write lock), so the reads that follow see the latest commits and
+    decide the writes: what `SELECT ... FOR UPDATE` gives on PostgreSQL, where this does
+    nothing. No-op once the transaction has written."""
+    await session.run_sync(_write_from_here)
+
+
 @event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
@@ -265,4 +273,5 @@ __all__ = [
     "create_engine",
     "create_session_factory",
     "is_busy",
+    "write_from_here",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy import Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.db.engine import begin_write, create_engine, create_session_factory
+from app.db.engine import begin_write, create_engine, create_session_factory, write_from_here
 
 
 class _Base(DeclarativeBase):
@@ -94,3 +94,24 @@ async def test_a_transaction_begun_as_a_write_keeps_its_snapshot(db) -> None:
     session.add(Note(body="mine"))
     await session.commit()
     assert await session.scalar(select(Note.body).order_by(Note.id.desc()).limit(1)) == "mine"
+
+
+async def test_write_from_here_makes_the_next_read_see_the_latest_commit(db) -> None:
+    """What `FOR UPDATE` gives on PostgreSQL: two processes applying updates to one row
+    serialize, and the second reads what the first committed before deciding its write."""
+    session, path = db
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "first"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("UPDATE notes SET body = 'theirs' WHERE id = 1")
+    other.close()
+    # Still the transaction's snapshot: the other commit is not visible yet.
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "first"
+
+    await write_from_here(session)
+    note = await session.scalar(
+        select(Note).where(Note.id == 1).execution_options(populate_existing=True)
+    )
+    assert note is not None and note.body == "theirs"
+    note.body = "theirs, then mine"
+    await session.commit()
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "theirs, then mine"
