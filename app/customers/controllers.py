@@ -17,7 +17,7 @@ from app.lib.errors import ValidationFailed
 class CustomerApiController(Controller):
     path = "/api/v1/customers"
     middleware = [ApiKeyAuthentication]
-    request_class = Request  # plain: the app's HTMXRequest forms a reference cycle per request
+    request_class = Request  # plain: the API reads no htmx headers
     tags = ["customers"]
     security = [{"apiKey": []}]
 

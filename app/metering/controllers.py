@@ -66,7 +66,7 @@ def _error(exc: DomainError) -> dict[str, Any]:
 class UsageApiController(Controller):
     path = "/api/v1"
     middleware = [ApiKeyAuthentication]
-    request_class = Request  # plain: the app's HTMXRequest forms a reference cycle per request
+    request_class = Request  # plain: the API reads no htmx headers
     tags = ["usage"]
     security = [{"apiKey": []}]
 

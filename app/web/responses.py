@@ -5,8 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.plugins.htmx import HTMXRequest
+from litestar.connection.base import empty_receive, empty_send
+from litestar.plugins.htmx import HTMXDetails, HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import Receive, Scope, Send
+
+
+class PageRequest(HTMXRequest):
+    """The app's request class: Litestar's `HTMXRequest` with `htmx` built on each use rather
+    than stored. The stored details point back at the request, a reference cycle that left
+    every page request's objects (scope, headers, middleware state) to the cyclic garbage
+    collector; built on use, they go with the request."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send
+    ) -> None:
+        # Request's own initialiser: HTMXRequest's would store the details.
+        Request.__init__(self, scope, receive, send)
+
+    @property  # type: ignore[override]
+    def htmx(self) -> HTMXDetails:
+        return HTMXDetails(self)
 
 
 def wants_fragment(request: Request[Any, Any, Any]) -> bool:
@@ -40,4 +61,4 @@ def redirect(request: Request[Any, Any, Any], path: str) -> Redirect:
     return Redirect(path=path, status_code=303)
 
 
-__all__ = ["HTMXRequest", "page", "redirect", "wants_fragment"]
+__all__ = ["HTMXRequest", "PageRequest", "page", "redirect", "wants_fragment"]
