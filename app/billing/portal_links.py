@@ -148,12 +148,6 @@ def _sweep(directory: str) -> None:
                     os.unlink(entry.path)
 
 
-async def _used(store: Store, key: str) -> bool:
-    if isinstance(store, FileStore):
-        return await asyncio.to_thread(os.path.exists, str(store._path_from_key(key)))
-    return await store.exists(key)
-
-
 _USED = (
     "This billing link was already used. Links work once; ask the app you came from for a new one."
 )
@@ -162,7 +156,7 @@ _USED = (
 async def check(store: Store, secret: str, token: str, now: datetime) -> PortalClaim:
     """Verify the token without using it up; PortalLinkInvalid when forged, expired or used."""
     claim = verify(secret, token, now)
-    if await _used(store, f"portal:{claim.nonce}"):
+    if await store.exists(f"portal:{claim.nonce}"):
         raise PortalLinkInvalid(_USED)
     return claim
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Catalog
 from app.customers.models import Customer, Subscription
 from app.customers.repository import CustomerRepository
-from app.db.engine import begin_write
+from app.db.engine import write_from_here
 from app.lib.errors import NotFound, ValidationFailed
 
 
@@ -70,19 +70,15 @@ class CustomerService:
         A write transaction from the start: on SQLite a read that later writes fails at once
         ("database is locked") if any other write commits in between."""
         try:
-            await self._begin()
+            await write_from_here(self.session)
             result = await self._upsert(data)
             await self.session.commit()
         except IntegrityError:
             await self.session.rollback()
-            await self._begin()
+            await write_from_here(self.session)
             result = await self._upsert(data)
             await self.session.commit()
         return result
-
-    async def _begin(self) -> None:
-        if not self.session.in_transaction():  # else the caller's transaction decides
-            await begin_write(self.session)
 
     async def _upsert(self, data: CustomerInput) -> tuple[Customer, Subscription]:
         if data.plan is not None and self.catalog.plan(data.plan) is None:

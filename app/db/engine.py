@@ -95,6 +95,9 @@ def _write_from_here(session: Session) -> None:
     if session.get_bind().dialect.name != "sqlite":
         return
     session.info[_WRITING] = True
+    if not session.in_transaction():
+        session.connection(execution_options={IMMEDIATE: True})  # begins BEGIN IMMEDIATE
+        return
     if session.in_nested_transaction():
         return
     conn = session.connection()
@@ -134,7 +137,7 @@ async def begin_write(session: AsyncSession) -> None:
     """Start the session's transaction as a write transaction (call before any query)."""
     if session.in_transaction():
         raise RuntimeError("begin_write must open the transaction")
-    await session.connection(execution_options={IMMEDIATE: True})
+    await write_from_here(session)
 
 
 class SyncWork:

@@ -116,9 +116,10 @@ async def test_the_wait_for_arrivals_is_bounded(
         assert await writer.submit(_op(1)) == "ok-t1"
     finally:
         ARRIVALS.done(ticket)
-    stuck = asyncio.get_running_loop().create_task(_never_arrives())
+    counted = asyncio.Event()
+    stuck = asyncio.get_running_loop().create_task(_never_arrives(counted))
     try:
-        await asyncio.sleep(0)
+        await counted.wait()
         assert ARRIVALS.pending == 1
         assert await writer.submit(_op(2)) == "ok-t2"
     finally:
@@ -129,8 +130,9 @@ async def test_the_wait_for_arrivals_is_bounded(
     assert transactions == [["t1"], ["t2"]]
 
 
-async def _never_arrives() -> None:
+async def _never_arrives(counted: asyncio.Event) -> None:
     ticket = ARRIVALS.expect()
+    counted.set()
     try:
         await asyncio.Event().wait()
     finally:

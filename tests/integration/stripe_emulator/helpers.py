@@ -33,3 +33,18 @@ def customer_with_card(
         customer.id, params={"invoice_settings": {"default_payment_method": pm.id}}
     )
     return customer, pm
+
+
+def sum_meter(
+    client: stripe.StripeClient, display_name: str, event_name: str
+) -> stripe.billing.Meter:
+    """A meter summing `payload.value` per customer (`payload.stripe_customer_id`), as ours."""
+    return client.v1.billing.meters.create(
+        params={
+            "display_name": display_name,
+            "event_name": event_name,
+            "default_aggregation": {"formula": "sum"},
+            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+            "value_settings": {"event_payload_key": "value"},
+        }
+    )

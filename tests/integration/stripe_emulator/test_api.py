@@ -7,7 +7,12 @@ import pytest
 import stripe
 
 from tests.integration.stripe_emulator.conftest import Receiver
-from tests.integration.stripe_emulator.helpers import customer_with_card, monthly_price, unique
+from tests.integration.stripe_emulator.helpers import (
+    customer_with_card,
+    monthly_price,
+    sum_meter,
+    unique,
+)
 
 
 def test_customer_create_retrieve_update_list(client: stripe.StripeClient) -> None:
@@ -248,15 +253,7 @@ def test_events_list_and_retrieve(client: stripe.StripeClient) -> None:
 
 def test_billing_meters_and_events(client: stripe.StripeClient) -> None:
     name = unique("api_calls")
-    meter = client.v1.billing.meters.create(
-        params={
-            "display_name": "API calls",
-            "event_name": name,
-            "default_aggregation": {"formula": "sum"},
-            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
-            "value_settings": {"event_payload_key": "value"},
-        }
-    )
+    meter = sum_meter(client, "API calls", name)
     assert meter.id.startswith("mtr_")
     assert meter.object == "billing.meter"
     assert meter.id in {m.id for m in client.v1.billing.meters.list().data}

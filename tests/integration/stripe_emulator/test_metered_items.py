@@ -9,7 +9,12 @@ import time
 import pytest
 import stripe
 
-from tests.integration.stripe_emulator.helpers import customer_with_card, monthly_price, unique
+from tests.integration.stripe_emulator.helpers import (
+    customer_with_card,
+    monthly_price,
+    sum_meter,
+    unique,
+)
 
 DAY = 86400
 
@@ -19,15 +24,7 @@ def _metered_setup(
 ) -> tuple[stripe.test_helpers.TestClock, stripe.Customer, stripe.Subscription, str, str]:
     """A clocked customer on a $30 plan plus 2¢ per unit of a metered price; the event name."""
     event_name = unique("calls")
-    meter = client.v1.billing.meters.create(
-        params={
-            "display_name": "Calls",
-            "event_name": event_name,
-            "default_aggregation": {"formula": "sum"},
-            "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
-            "value_settings": {"event_payload_key": "value"},
-        }
-    )
+    meter = sum_meter(client, "Calls", event_name)
     metered = monthly_price(
         client, 2, recurring={"interval": "month", "usage_type": "metered", "meter": meter.id}
     )
