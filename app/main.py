@@ -306,7 +306,8 @@ def create_app(
             secret=settings.secret_key,
             cookie_secure=settings.secure_cookies,
             cookie_samesite="lax",
-            exclude=["/api/", "/webhooks/", "/portal/"],
+            # Machine endpoints: no forms, so no token cookie (a health check needs no cookie).
+            exclude=["/api/", "/webhooks/", "/portal/", "^/health$"],
         ),
         template_config=templates,
         stores=_stores(settings),

@@ -74,6 +74,8 @@ async def test_starts_on_a_migrated_database(tmp_path: Path, catalog: Catalog):
         response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    # Health checks are machine traffic: no session and no CSRF token cookie.
+    assert "set-cookie" not in response.headers
 
 
 async def test_only_an_app_that_owns_its_process_tunes_the_collector(
