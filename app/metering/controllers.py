@@ -6,7 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
+from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.apikeys.guards import ApiKeyAuthentication
@@ -14,20 +16,26 @@ from app.lib.errors import DomainError, ValidationFailed
 from app.metering.arrivals import ARRIVALS
 from app.metering.schemas import (
     MAX_BATCH_EVENTS,
+    BalancesOut,
+    BatchResponse,
     CheckIn,
     CommitIn,
     CreditsIn,
     EventBatch,
     EventEnvelope,
     EventIn,
+    EventResponse,
     ReservationEnvelope,
     balance_out,
+    balances_json,
+    encode_json,
     event_out,
     grant_out,
     parse_timestamp,
     reservation_out,
 )
 from app.metering.service import EventInput, MeteringService
+from app.web.responses import json_response
 
 
 def _event_input(data: EventIn) -> EventInput:
@@ -59,6 +67,11 @@ class ExpectsUsageWrite:
 _WRITES = [ExpectsUsageWrite]
 
 
+def _documented(body: type[Any]) -> ResponseSpec:
+    """The 200 body of a handler that returns `json_response` (its annotation says nothing)."""
+    return ResponseSpec(body, description="Request fulfilled, document follows")
+
+
 def _error(exc: DomainError) -> dict[str, Any]:
     return {"error": exc.code, "message": exc.message, "status_code": exc.status_code, **exc.extra}
 
@@ -75,22 +88,24 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Record a usage event (idempotent per transaction_id)",
         middleware=_WRITES,
+        responses={200: _documented(EventResponse)},
     )
     async def create_event(
         self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
-    ) -> dict[str, Any]:
+    ) -> ASGIResponse:
         result = await usage.record(_event_input(data.event))
-        return {"event": event_out(result)}
+        return json_response(encode_json(EventResponse(event_out(result))))
 
     @post(
         "/events/batch",
         status_code=200,
         summary="Record up to 100 events; an outcome per event",
         middleware=_WRITES,
+        responses={200: _documented(BatchResponse)},
     )
     async def create_events(
         self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
-    ) -> dict[str, Any]:
+    ) -> ASGIResponse:
         if not data.events:
             raise ValidationFailed("events must not be empty.", field="events")
         if len(data.events) > MAX_BATCH_EVENTS:
@@ -117,17 +132,17 @@ class UsageApiController(Controller):
                         "event": event_out(outcome),
                     }
                 )
-        return {"events": events, "accepted": accepted, "rejected": len(events) - accepted}
+        return json_response(encode_json(BatchResponse(events, accepted, len(events) - accepted)))
 
-    @get("/customers/{external_id:str}/balances", summary="Balances of every meter")
+    @get(
+        "/customers/{external_id:str}/balances",
+        summary="Balances of every meter",
+        responses={200: _documented(BalancesOut)},
+    )
     async def balances(
         self, external_id: FromPath[str], usage: NamedDependency[MeteringService]
-    ) -> dict[str, Any]:
-        customer_external_id, balances = await usage.balances(external_id)
-        return {
-            "external_customer_id": customer_external_id,
-            "balances": [balance_out(b) for b in balances],
-        }
+    ) -> ASGIResponse:
+        return json_response(balances_json(await usage.balances(external_id)))
 
     @post(
         "/customers/{external_id:str}/check",

@@ -10,11 +10,12 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from msgspec import Struct
 
 from app.lib.errors import ValidationFailed
 from app.metering.ops import EventResult, GrantResult, ReservationResult
-from app.metering.service import Balance
+from app.metering.service import Balance, BalanceSheet
 
 MAX_BATCH_EVENTS = 100
 
@@ -100,22 +101,53 @@ def _iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_out(result: EventResult) -> dict[str, Any]:
-    return {
-        "lago_id": result.public_id,
-        "transaction_id": result.transaction_id,
-        "lago_customer_id": None,
-        "lago_subscription_id": None,
-        "external_customer_id": result.customer_external_id,
-        "external_subscription_id": result.external_subscription_id,
-        "code": result.meter_code,
-        "timestamp": _iso(result.timestamp),
-        "properties": result.properties,
-        "amount": result.amount,
-        "credits_amount": result.credits_amount,
-        "precise_total_amount_cents": None,
-        "created_at": _iso(result.created_at),
-    }
+class EventOut(Struct, gc=False):
+    """An accepted event, in Lago's shape (their ids are ours; what we do not track is null)."""
+
+    lago_id: str
+    transaction_id: str
+    lago_customer_id: None
+    lago_subscription_id: None
+    external_customer_id: str | None
+    external_subscription_id: str | None
+    code: str
+    timestamp: str | None
+    properties: dict[str, Any] | None
+    amount: int
+    credits_amount: int
+    precise_total_amount_cents: None
+    created_at: str | None
+
+
+class EventResponse(Struct, gc=False):
+    event: EventOut
+
+
+class BatchResponse(Struct, gc=False):
+    """Per event, in request order: `{"transaction_id", "status": "accepted", "event"}` or
+    `{"transaction_id", "status": "rejected", "error", "message", "status_code", ...}`."""
+
+    events: list[dict[str, Any]]
+    accepted: int
+    rejected: int
+
+
+def event_out(result: EventResult) -> EventOut:
+    return EventOut(
+        lago_id=result.public_id,
+        transaction_id=result.transaction_id,
+        lago_customer_id=None,
+        lago_subscription_id=None,
+        external_customer_id=result.customer_external_id,
+        external_subscription_id=result.external_subscription_id,
+        code=result.meter_code,
+        timestamp=_iso(result.timestamp),
+        properties=result.properties,
+        amount=result.amount,
+        credits_amount=result.credits_amount,
+        precise_total_amount_cents=None,
+        created_at=_iso(result.created_at),
+    )
 
 
 def reservation_out(result: ReservationResult) -> dict[str, Any]:
@@ -148,5 +180,54 @@ def grant_out(result: GrantResult) -> dict[str, Any]:
     }
 
 
-def balance_out(balance: Balance) -> dict[str, Any]:
-    return balance.as_dict()
+class BalanceOut(Struct, gc=False):
+    code: str
+    name: str
+    unit: str
+    limit: int | None
+    used: int
+    credits: int
+    credits_used: int
+    reserved: int
+    available: int | None
+    percentage: float | None
+    period_start: str | None
+    period_end: str | None
+    reset: str
+    overage_unit_amount: int | None
+
+
+class BalancesOut(Struct, gc=False):
+    external_customer_id: str
+    balances: list[BalanceOut]
+
+
+def balance_out(balance: Balance) -> BalanceOut:
+    return BalanceOut(
+        code=balance.code,
+        name=balance.name,
+        unit=balance.unit,
+        limit=balance.limit,
+        used=balance.used,
+        credits=balance.credits,
+        credits_used=balance.credits_used,
+        reserved=balance.held,
+        available=balance.available,
+        percentage=balance.percentage,
+        period_start=balance.period_start.isoformat() if balance.period_start else None,
+        period_end=balance.period_end.isoformat() if balance.period_end else None,
+        reset=balance.reset,
+        overage_unit_amount=balance.overage_unit_amount,
+    )
+
+
+encode_json = msgspec.json.Encoder().encode
+
+
+def balances_json(sheet: BalanceSheet) -> bytes:
+    """`GET .../balances`, encoded once per sheet (a cached sheet serves many reads)."""
+    if sheet.encoded is None:
+        sheet.encoded = encode_json(
+            BalancesOut(sheet.external_id, [balance_out(b) for b in sheet.balances])
+        )
+    return sheet.encoded

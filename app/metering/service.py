@@ -88,23 +88,20 @@ class Balance:
     def prompt_upgrade(self) -> bool:
         return self.percentage is not None and self.percentage >= 80
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "name": self.name,
-            "unit": self.unit,
-            "limit": self.limit,
-            "used": self.used,
-            "credits": self.credits,
-            "credits_used": self.credits_used,
-            "reserved": self.held,
-            "available": self.available,
-            "percentage": self.percentage,
-            "period_start": self.period_start.isoformat() if self.period_start else None,
-            "period_end": self.period_end.isoformat() if self.period_end else None,
-            "reset": self.reset,
-            "overage_unit_amount": self.overage_unit_amount,
-        }
+
+class BalanceSheet:
+    """A customer's balances as the API reads them and the per-process read cache holds them.
+
+    `encoded` is the API's JSON for the sheet, set by the first request that sends it, so a
+    sheet served from the cache is encoded once rather than on every read. A sheet never
+    changes: a write makes the cache drop it, and the next read builds a new one."""
+
+    __slots__ = ("balances", "encoded", "external_id")
+
+    def __init__(self, external_id: str, balances: list[Balance]) -> None:
+        self.external_id = external_id
+        self.balances = balances
+        self.encoded: bytes | None = None
 
 
 class EventInput(Struct, frozen=True, gc=False):
@@ -331,10 +328,10 @@ class MeteringService:
             raise NotFound("This customer has no subscription.", code="subscription_not_found")
         return found[1]
 
-    async def balances(self, external_id: str) -> tuple[str, list[Balance]]:
-        """The customer's external id and balances for the API (a hot path): one round trip,
-        no ORM, served from the writer's per-process cache when fresh (app/metering/cache.py:
-        exact after this process's own writes, at most a second behind anything else)."""
+    async def balances(self, external_id: str) -> BalanceSheet:
+        """The customer's balances for the API (a hot path): one round trip, no ORM, served
+        from the writer's per-process cache when fresh (app/metering/cache.py: exact after
+        this process's own writes, at most a second behind anything else)."""
         cached = self.writer.balances.get(external_id)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
@@ -345,14 +342,15 @@ class MeteringService:
             raise NotFound(
                 f"No customer with external_id {external_id!r}.", code="customer_not_found"
             )
-        self.writer.balances.put(external_id, found)
-        return found
+        sheet = BalanceSheet(*found)
+        self.writer.balances.put(external_id, sheet)
+        return sheet
 
     async def check(self, external_id: str, code: str, amount: Any) -> tuple[bool, Balance]:
         meter = self.meter(code)
         amount = _positive(amount, "amount", allow_zero=True)
-        _, balances = await self.balances(external_id)
-        balance = next(b for b in balances if b.code == meter.code)
+        sheet = await self.balances(external_id)
+        balance = next(b for b in sheet.balances if b.code == meter.code)
         return balance.available is None or amount <= balance.available, balance
 
     async def recent_events(self, customer_id: int, limit: int = 20) -> list[UsageEvent]:

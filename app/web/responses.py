@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.connection.base import empty_receive, empty_send
 from litestar.plugins.htmx import HTMXDetails, HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Scope, Send
 
 
@@ -28,6 +29,13 @@ class PageRequest(HTMXRequest):
     @property  # type: ignore[override]
     def htmx(self) -> HTMXDetails:
         return HTMXDetails(self)
+
+
+def json_response(body: bytes, status_code: int = 200) -> ASGIResponse:
+    """JSON encoded by the caller, sent as it is. For the API's hot paths: Litestar's
+    `Response`, built and then converted to an ASGI response on every request, cost about a
+    fifth of a balance read. Handlers returning this document their body with `responses=`."""
+    return ASGIResponse(body=body, status_code=status_code, media_type=MediaType.JSON)
 
 
 def wants_fragment(request: Request[Any, Any, Any]) -> bool:

@@ -272,6 +272,17 @@ async def test_openapi_describes_the_api(client):
         "/api/v1/customers/{external_id}/credits",
     ]:
         assert path in schema["paths"], path
+    # The hot paths send pre-encoded JSON; their bodies are still described.
+    documented = {
+        ("/api/v1/events", "post"): "EventResponse",
+        ("/api/v1/events/batch", "post"): "BatchResponse",
+        ("/api/v1/customers/{external_id}/balances", "get"): "BalancesOut",
+    }
+    for (path, method), name in documented.items():
+        body = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{name}"}, path
+    balance = schema["components"]["schemas"]["BalanceOut"]["properties"]
+    assert {"limit", "used", "credits", "available", "percentage", "period_end"} <= set(balance)
 
 
 async def test_write_requests_are_counted_on_their_way_to_the_writer(api, monkeypatch):
