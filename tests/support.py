@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,3 +68,13 @@ def port_answers(port: int) -> bool:
 
 def configured_database_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL") or None
+
+
+@contextmanager
+def unreflected_expression_indexes() -> Iterator[None]:
+    """SQLite's reflection cannot read expression indexes (`lower(email)`) and warns that it
+    skips them: silence exactly those warnings where a test reflects or compares tables."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
+        yield

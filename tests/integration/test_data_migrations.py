@@ -9,6 +9,7 @@ from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection
 
 from app.db.migrations import upgrade
+from tests import support
 from tests.integration.test_migrations import _inspect, fresh_url  # noqa: F401 - fixture
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
@@ -16,7 +17,8 @@ NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 
 def _seed_events(conn: Connection) -> None:
     meta = MetaData()
-    customers = Table("customers", meta, autoload_with=conn)
+    with support.unreflected_expression_indexes():
+        customers = Table("customers", meta, autoload_with=conn)
     events = Table("usage_events", meta, autoload_with=conn, resolve_fks=False)
     defaults = {"currency": "usd", "usage_emails": True, "created_at": NOW, "updated_at": NOW}
     for n in (1, 2):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,11 +97,9 @@ def _compare(conn: Connection, metadata: MetaData) -> list[Any]:
     context = MigrationContext.configure(conn, opts={"compare_type": True})
     if conn.dialect.name != "sqlite":
         return compare_metadata(context, metadata)
-    # SQLite's reflection cannot read expression indexes (lower(email)), so autogenerate
-    # skips them with a warning: silence exactly those, and check their names instead.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
-        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
+    # SQLite's reflection cannot read expression indexes, so autogenerate skips them: check
+    # their names instead.
+    with support.unreflected_expression_indexes():
         diff = compare_metadata(context, metadata)
     names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
     missing = _expression_indexes(metadata) - names
