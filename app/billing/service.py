@@ -291,6 +291,9 @@ class BillingService:
         price = plan.price(interval_)
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
+        if await self._close_open_plan_checkouts(stripe_customer_id):
+            # One completed while we looked: the customer pays now, so change that plan.
+            return await self.start_plan_checkout(customer, plan_slug, interval)
         plan_key = price.lookup_key(plan.slug)
         overage_keys = self.overage_lookup_keys(plan, interval_)
         price_ids = await self.price_ids([plan_key, *overage_keys])
@@ -320,6 +323,27 @@ class BillingService:
             ),
         )
         return ActionResult("", redirect_url=session["url"])
+
+    async def _close_open_plan_checkouts(self, stripe_customer_id: str) -> bool:
+        """Expire the customer's unpaid plan Checkouts before opening a new one, so at most
+        one can be paid: two paid Checkouts (two tabs) would make two subscriptions that
+        both bill. True when one of them completed meanwhile (the caller starts over)."""
+        for open_session in await self.gateway.open_checkout_sessions(stripe_customer_id):
+            if open_session.get("mode") != "subscription":
+                continue
+            try:
+                await self.gateway.expire_checkout_session(str(open_session["id"]))
+            except StripeGatewayError:
+                current = await self.gateway.retrieve_checkout_session(str(open_session["id"]))
+                if current.get("status") == "complete":
+                    live = await self._newest_live_subscription(stripe_customer_id)
+                    if live is not None:
+                        await self.apply_subscription(live)
+                        await self.session.commit()
+                        return True
+                elif current.get("status") == "open":
+                    raise
+        return False
 
     async def start_credits_checkout(self, customer: Customer, pack_slug: str) -> ActionResult:
         pack = self.catalog.credit_packs.get(pack_slug or "")
@@ -872,7 +896,14 @@ class BillingService:
         before = _subscription_snapshot(row)
         remote_subs = await self.gateway.list_subscriptions(customer.stripe_customer_id)
         live = [s for s in remote_subs if s.get("status") in LIVE_STATUSES]
-        live.sort(key=lambda s: int(s.get("created") or 0), reverse=True)
+        live.sort(key=_created_order, reverse=True)
+        if len(live) > 1:
+            # Not repaired here: which one to end, and how to refund, is a person's call.
+            extra = ", ".join(str(s["id"]) for s in live[1:])
+            drift.append(
+                f"{label}: {len(live)} live subscriptions at Stripe; the portal follows "
+                f"{live[0]['id']}; the others ({extra}) also bill: cancel them in Stripe"
+            )
         nested = self.session.begin_nested()
         await nested.start()
         try:

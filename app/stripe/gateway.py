@@ -47,7 +47,11 @@ if TYPE_CHECKING:
     )
     from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
     from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
-    from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItem
+    from stripe.params.checkout import (
+        SessionCreateParams,
+        SessionCreateParamsLineItem,
+        SessionListParams,
+    )
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_NETWORK_RETRIES = 2
@@ -395,6 +399,15 @@ class StripeGateway:
         return await _request(
             self.client.v1.checkout.sessions.retrieve_async(session_id, {"expand": ["line_items"]})
         )
+
+    async def open_checkout_sessions(self, customer_id: str) -> list[Json]:
+        """The customer's Checkout Sessions that can still be paid."""
+        params: SessionListParams = {"customer": customer_id, "status": "open", "limit": 100}
+        return await _list(self.client.v1.checkout.sessions.list_async(params))
+
+    async def expire_checkout_session(self, session_id: str) -> Json:
+        """Close an open Checkout Session: its page no longer takes a payment."""
+        return await _request(self.client.v1.checkout.sessions.expire_async(session_id))
 
     async def create_portal_session(self, *, customer_id: str, return_url: str, key: str) -> Json:
         params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}

@@ -95,3 +95,36 @@ async def test_two_live_subscriptions_keep_the_newer_in_any_order(
         outcomes.append((row.stripe_subscription_id, row.plan_slug))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == newer["id"]
+
+    # Both bill: reconciling says so (and leaves the choice of which to end to a person).
+    customer, _ = await customer_of(session, email)
+    drift = await services.billing.reconcile_customer(customer, repair=False)
+    older = next(s for s in subs if s["id"] != newer["id"])
+    assert any("2 live subscriptions" in line and older["id"] in line for line in drift), drift
+
+
+async def test_a_new_checkout_closes_the_unpaid_one(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+) -> None:
+    """Two tabs: Checkout for Pro opened, then for Business. Only the newer can be paid, so
+    paying both cannot make two subscriptions that both bill."""
+    email = "two-tabs@example.com"
+    await login_new_user(client, email)
+    first = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    second = await post_form(client, "/billing/checkout", {"plan": "business", "interval": "month"})
+    first_url, second_url = first.headers["location"], second.headers["location"]
+    assert first_url.startswith(emulator.url) and second_url.startswith(emulator.url)
+    assert first_url != second_url
+
+    assert emulator.pay(first_url).status_code != 303  # expired: no payment taken
+    assert emulator.pay(second_url).status_code == 303
+    customer, _ = await customer_of(session, email)
+    assert customer.stripe_customer_id
+    remote = await gateway.list_subscriptions(customer.stripe_customer_id)
+    live = [s for s in remote if s["status"] in LIVE_STATUSES]
+    assert len(live) == 1
+    assert live[0]["items"]["data"][0]["price"]["lookup_key"] == "plan_business_monthly"
+    assert await gateway.open_checkout_sessions(customer.stripe_customer_id) == []
