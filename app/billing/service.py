@@ -516,6 +516,9 @@ class BillingService:
             if remote.get("cancel_at_period_end"):
                 return await self.resume(customer)
             return ActionResult(f"You are already on {plan.name}.", category="info")
+        # A trial belongs to the plan it was offered with: moving to a plan without one
+        # (Pro's trial to Business) starts paying now instead of carrying the trial over.
+        end_trial = remote.get("status") == "trialing" and not same_plan and not plan.trial_days
         price_ids = await self.price_ids([lookup_key, *missing])
         changes = [ItemChange(id=item["id"], price=price_ids[lookup_key]), *removed]
         changes += [ItemChange(price=price_ids[key]) for key in missing]
@@ -529,11 +532,17 @@ class BillingService:
             payment_behavior=None if same_plan else "error_if_incomplete",
             metadata={"plan": plan.slug, "interval": interval_},
             key=idempotency_key("change-plan", subscription.external_id, lookup_key, _attempt()),
+            end_trial=end_trial,
         )
         await self.apply_subscription(updated)
         await self.session.commit()
         if same_plan:
             return ActionResult(f"Your {plan.name} plan now bills usage beyond its quota.")
+        if end_trial:
+            return ActionResult(
+                f"You are now on {plan.name}. It has no trial, so your trial ended and its "
+                "first period was charged."
+            )
         return ActionResult(f"You are now on {plan.name}. The difference is prorated.")
 
     async def cancel(self, customer: Customer) -> ActionResult:

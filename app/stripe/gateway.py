@@ -451,11 +451,13 @@ class StripeGateway:
         metadata: dict[str, str],
         key: str,
         payment_behavior: PaymentBehavior | None = None,
+        end_trial: bool = False,
     ) -> Json:
         """Change, add and remove items in one update (a plan change with its metered items).
 
         `payment_behavior="error_if_incomplete"` makes Stripe refuse the whole update (a card
-        error) when the invoice it creates cannot be paid right away."""
+        error) when the invoice it creates cannot be paid right away. `end_trial` ends a
+        trial now, so the first paid period starts (and is invoiced) with the change."""
         changes: list[SubscriptionUpdateParamsItem] = []
         for change in items:
             entry: SubscriptionUpdateParamsItem = {}
@@ -474,6 +476,8 @@ class StripeGateway:
         }
         if payment_behavior is not None:
             params["payment_behavior"] = payment_behavior
+        if end_trial:
+            params["trial_end"] = "now"
         return await self._update_subscription(subscription_id, params, key)
 
     async def set_cancel_at_period_end(

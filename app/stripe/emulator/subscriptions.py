@@ -273,6 +273,12 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
             raise _card_error(emu, invoice)
     if params.get("trial_end") == "now":
         process_subscription(emu, sub["id"], now)
+        renewed = emu.load(sub["id"], "subscription")
+        if payment_behavior == "error_if_incomplete" and renewed["status"] == "past_due":
+            # The first paid period's invoice is part of this update: unpaid, Stripe refuses
+            # the update as a whole.
+            raise _card_error(emu, emu.load(renewed["latest_invoice"], "invoice"))
+        return renewed
     return emu.load(sub["id"], "subscription")
 
 

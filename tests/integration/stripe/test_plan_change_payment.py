@@ -66,3 +66,66 @@ async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
     item = plan_item(catalog, remote)
     assert item is not None and item["price"]["lookup_key"] == "plan_pro_monthly"
     assert remote["status"] == "active"
+
+
+async def _on_pro_trial(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, email: str
+) -> str:
+    await login_new_user(client, email)
+    mark = emulator.mark()
+    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    assert emulator.pay(response.headers["location"]).status_code == 303
+    customer, _ = await customer_of(session, email)
+    cus = customer.stripe_customer_id
+    assert cus
+    await forward(
+        client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
+    )
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status) == ("pro", "trialing")
+    return cus
+
+
+async def test_leaving_a_trial_for_a_plan_without_one_pays_now(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+) -> None:
+    """Pro's 14-day trial does not carry over to Business, which offers none."""
+    email = "trial-to-business@example.com"
+    cus = await _on_pro_trial(client, session, emulator, email)
+    changed = await post_form(
+        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
+    )
+    page = await client.get(changed.headers["location"])
+    assert any("trial ended" in text for text in flashes(page.text)), flashes(page.text)
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status, row.trial_end) == ("business", "active", None)
+    paid = [i for i in await gateway.list_invoices(cus) if i["status"] == "paid"]
+    assert any(i["amount_paid"] == 14_900 for i in paid), [i["amount_paid"] for i in paid]
+
+
+async def test_leaving_a_trial_with_a_failing_card_keeps_the_trial(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+) -> None:
+    email = "trial-to-business-fails@example.com"
+    cus = await _on_pro_trial(client, session, emulator, email)
+    added = await post_form(client, "/billing/payment-methods/add")
+    assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
+    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
+    await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
+
+    changed = await post_form(
+        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
+    )
+    page = await client.get(changed.headers["location"])
+    assert any("declined" in text.lower() for text in flashes(page.text)), flashes(page.text)
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status) == ("pro", "trialing")
+    assert row.stripe_subscription_id
+    remote = await gateway.retrieve_subscription(row.stripe_subscription_id)
+    assert remote["status"] == "trialing"
