@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -147,13 +148,25 @@ class AdminController(Controller):
         expires_days: FromQuery[str] = "",
         plan: FromQuery[str] = "",
         interval: FromQuery[str] = "month",
+        request_id: FromQuery[str] = "",
     ) -> Template | Redirect:
         form = ActionForm(
-            meter=meter, amount=amount, expires_days=expires_days, plan=plan, interval=interval
+            meter=meter,
+            amount=amount,
+            expires_days=expires_days,
+            plan=plan,
+            interval=interval,
+            request_id=request_id,
         )
         if action not in CUSTOMER_ACTIONS:
             flash(request, "Choose an action.", category="error")
             return Redirect(path=_customer_url(external_id), status_code=303)
+        if not request_id:
+            # The one-time id goes into this page's address, so Back or a reload after the
+            # action shows the same id again and a second submit is recognised as the same
+            # action (a fresh id per render granted credits twice).
+            query = urlencode({**dict(request.query_params), "request_id": new_request_id()})
+            return Redirect(path=f"{_customer_url(external_id)}/confirm?{query}", status_code=303)
         try:
             context = await self._confirm_context(admin_service, external_id, action, form)
         except ValidationFailed as exc:

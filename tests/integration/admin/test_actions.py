@@ -249,3 +249,39 @@ def test_the_audit_log_has_no_update_or_delete_path() -> None:
 
     names = [n for cls in (AdminRepository, AdminService) for n in dir(cls)]
     assert not [n for n in names if any(w in n for w in ("update", "delete", "remove_audit"))]
+
+
+async def test_back_and_submit_again_does_not_grant_twice(
+    admin: Admin, catalog: Catalog, session: AsyncSession
+) -> None:
+    """The confirm page's address carries its one-time id: Back (or a reload) after granting
+    shows the same id, so submitting again is the same grant, not a second one."""
+    customer = await make_customer(session, catalog, "back@example.com", "Back")
+    url = f"/admin/billing/customers/{customer.external_id}"
+    params = {"action": "grant_credits", "meter": "ai_requests", "amount": "12"}
+    opened = await admin.client.get(f"{url}/confirm", params=params, follow_redirects=False)
+    assert opened.status_code == 303
+    confirm_url = opened.headers["location"]
+    assert "request_id=" in confirm_url
+
+    async def submit() -> None:
+        confirm = await admin.client.get(confirm_url)  # Back re-fetches the same address
+        form = {
+            "_csrf_token": csrf_of(confirm.text),
+            "request_id": request_id_of(confirm.text),
+            "meter": "ai_requests",
+            "amount": "12",
+            "expires_days": "",
+            "reason": "Goodwill",
+        }
+        response = await admin.client.post(f"{url}/grant-credits", data=form)
+        assert response.status_code == 200
+
+    await submit()
+    await submit()
+    await _fresh(session)
+    grants = list(
+        await session.scalars(select(CreditGrant).where(CreditGrant.customer_id == customer.id))
+    )
+    assert [g.amount for g in grants] == [12]
+    assert len(await audit_entries(session, "grant_credits")) == 1
