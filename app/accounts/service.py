@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 
@@ -14,14 +13,13 @@ from app.accounts.repository import UserRepository
 from app.catalog.models import Catalog
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
+from app.lib.emails import EMAIL_MAX, normalize_email
 from app.lib.errors import Conflict, ValidationFailed
 from app.lib.passwords import hash_password, verify_password
 
-EMAIL_MAX = 254
 NAME_MAX = 120
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 LOGIN_FAILED = "Wrong email or password."
 
 
@@ -30,17 +28,6 @@ class SignupInput:
     email: str
     password: str
     name: str = ""
-
-
-def normalize_email(raw: str) -> str:
-    email = (raw or "").strip().lower()
-    if not email:
-        raise ValidationFailed("Enter your email address.", field="email")
-    if len(email) > EMAIL_MAX:
-        raise ValidationFailed(f"Email must be at most {EMAIL_MAX} characters.", field="email")
-    if not _EMAIL.match(email):
-        raise ValidationFailed("Enter a valid email address, like name@example.com.", field="email")
-    return email
 
 
 def check_password(password: str) -> str:

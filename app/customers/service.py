@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,7 @@ from app.catalog.models import Catalog
 from app.customers.models import Customer, Subscription
 from app.customers.repository import CustomerRepository
 from app.db.engine import write_from_here
+from app.lib.emails import normalize_email
 from app.lib.errors import NotFound, ValidationFailed
 
 
@@ -21,6 +22,15 @@ class CustomerInput:
     email: str | None = None
     name: str | None = None
     plan: str | None = None
+
+
+def _checked(data: CustomerInput) -> CustomerInput:
+    """The email checked by signup's rule and kept as signup keeps it (trimmed, lower case).
+    Lago's clients send unset fields as null: `None` leaves the email as it is, and a blank
+    one (`""`) clears it."""
+    if data.email is None:
+        return data
+    return replace(data, email=normalize_email(data.email) if data.email.strip() else "")
 
 
 class CustomerService:
@@ -69,6 +79,7 @@ class CustomerService:
 
         A write transaction from the start: on SQLite a read that later writes fails at once
         ("database is locked") if any other write commits in between."""
+        data = _checked(data)
         try:
             await write_from_here(self.session)
             result = await self._upsert(data)
@@ -90,7 +101,7 @@ class CustomerService:
             customer = Customer(
                 public_id=str(uuid.uuid4()),
                 external_id=data.external_id,
-                email=data.email,
+                email=data.email or None,
                 name=data.name,
             )
             self.repo.add(customer)
@@ -100,7 +111,7 @@ class CustomerService:
             await self.session.flush()
             return customer, subscription
         if data.email is not None:
-            customer.email = data.email
+            customer.email = data.email or None
         if data.name is not None:
             customer.name = data.name
         subscription = await self.subscription(customer)

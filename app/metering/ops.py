@@ -25,11 +25,15 @@ def fingerprint(payload: dict[str, Any]) -> str:
 
 
 class CustomerRef(Struct, frozen=True, gc=False):
+    """Who an operation is for. The subscription, when given, finds the customer; a customer
+    id given with it must then be that subscription's customer (the writer checks)."""
+
     external_customer_id: str | None = None
     external_subscription_id: str | None = None
 
     def label(self) -> str:
-        return self.external_customer_id or self.external_subscription_id or "?"
+        """The id that finds the customer (part of an event's idempotency fingerprint)."""
+        return self.external_subscription_id or self.external_customer_id or "?"
 
 
 class RecordUsage(Struct, frozen=True, gc=False):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.params import KwargDefinition
 from msgspec import Struct
 
 from app.lib.errors import ValidationFailed
@@ -18,6 +20,18 @@ from app.metering.ops import EventResult, GrantResult, ReservationResult
 from app.metering.service import Balance, BalanceSheet
 
 MAX_BATCH_EVENTS = 100
+
+# Counts (amounts, ttl_seconds) arrive as sent, and the service accepts only JSON integers
+# (`_positive` in app/metering/service.py: 422 naming the field). Typed `int`, they would be
+# converted first, as Litestar converts request bodies leniently: "5" and 5.0 became 5. The
+# OpenAPI document still describes them as integers.
+Integer = Annotated[Any, KwargDefinition(schema_extra={"type": OpenAPIType.INTEGER})]
+IntegerOrNull = Annotated[
+    Any,
+    KwargDefinition(
+        schema_extra={"one_of": [Schema(type=OpenAPIType.INTEGER), Schema(type=OpenAPIType.NULL)]}
+    ),
+]
 
 
 class EventIn(Struct, gc=False):
@@ -39,15 +53,15 @@ class EventBatch(Struct):
 
 class CheckIn(Struct):
     code: str
-    amount: int = 1
+    amount: Integer = 1
 
 
 class ReservationIn(Struct):
     external_customer_id: str
     code: str
-    amount: int
+    amount: Integer
     transaction_id: str
-    ttl_seconds: int | None = None
+    ttl_seconds: IntegerOrNull = None
 
 
 class ReservationEnvelope(Struct):
@@ -55,12 +69,12 @@ class ReservationEnvelope(Struct):
 
 
 class CommitIn(Struct):
-    amount: int | None = None
+    amount: IntegerOrNull = None
 
 
 class CreditsIn(Struct):
     code: str
-    amount: int
+    amount: Integer
     transaction_id: str
     reason: str = ""
     expires_at: datetime | None = None

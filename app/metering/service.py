@@ -174,11 +174,10 @@ class MeteringService:
                 amount = _positive(amount, f"properties.{meter.field_name}", allow_zero=True)
         else:
             amount = 1
+        # Both ids may be given: the writer then checks that the subscription is the customer's.
         ref = CustomerRef(
-            external_customer_id=data.external_customer_id
-            if not data.external_subscription_id
-            else None,
-            external_subscription_id=data.external_subscription_id,
+            external_customer_id=data.external_customer_id or None,
+            external_subscription_id=data.external_subscription_id or None,
         )
         payload = {
             "code": meter.code,
@@ -239,7 +238,7 @@ class MeteringService:
         ttl = DEFAULT_TTL if ttl_seconds is None else ttl_seconds
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
             raise ValidationFailed(
-                f"ttl_seconds must be between 1 and {MAX_TTL}.", field="ttl_seconds"
+                f"ttl_seconds must be an integer between 1 and {MAX_TTL}.", field="ttl_seconds"
             )
         if not external_customer_id:
             raise ValidationFailed(

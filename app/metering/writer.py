@@ -108,7 +108,13 @@ class _Batch:
         )
         plans = repo.customer_plans(
             self.conn,
-            external_ids=[r.external_customer_id for r in refs if r.external_customer_id],
+            # A subscription finds its customer (whose external id comes with the row, for
+            # `_check_owner`); a customer id given with it needs no row of its own.
+            external_ids=[
+                r.external_customer_id
+                for r in refs
+                if r.external_customer_id and not r.external_subscription_id
+            ],
             subscription_ids=[
                 r.external_subscription_id for r in refs if r.external_subscription_id
             ],
@@ -239,8 +245,14 @@ class _Batch:
     def _record(self, op: RecordUsage) -> EventResult:
         plan = self._customer(op.customer)
         existing = self.events.get((plan.id, op.transaction_id))
+        if existing is not None and existing.fingerprint == op.fingerprint:
+            # A retry gets its first outcome, even one stored before the check below existed.
+            return _event_result(existing, plan, replayed=True)
+        ref = op.customer
+        if ref.external_customer_id and ref.external_subscription_id:
+            _check_owner(ref, plan)
         if existing is not None:
-            return self._replay_event(existing, op.fingerprint, plan)
+            raise _reused(existing.transaction_id)
         slot = self._slot(plan.id, op.meter_code)
         if not slot.state.can_use(op.amount):
             raise self._insufficient(op.meter_code, slot.state, op.amount)
@@ -332,11 +344,6 @@ class _Batch:
             value=value,
             now=self.now,
         )
-
-    def _replay_event(self, row: Any, fingerprint: str, plan: repo.CustomerPlan) -> EventResult:
-        if row.fingerprint != fingerprint:
-            raise _reused(row.transaction_id)
-        return _event_result(row, plan, replayed=True)
 
     def _reserve(self, op: Reserve) -> ReservationResult:
         plan = self._customer(op.customer)
@@ -587,6 +594,18 @@ class _Batch:
     def _event_public_id(self, reservation: Any) -> str | None:
         event = self.events.get((reservation["customer_id"], reservation["transaction_id"]))
         return event.public_id if event is not None else None
+
+
+def _check_owner(ref: CustomerRef, plan: repo.CustomerPlan) -> None:
+    """A customer id sent with a subscription id must be the subscription's customer: usage
+    is never counted against a customer other than the one the caller named."""
+    if ref.external_customer_id != plan.external_id:
+        raise ValidationFailed(
+            f"Subscription {ref.external_subscription_id!r} does not belong to customer "
+            f"{ref.external_customer_id!r}: send that customer's own subscription, or only "
+            "one of the two ids.",
+            field="external_customer_id",
+        )
 
 
 def _customer_of(result: Result) -> str:
