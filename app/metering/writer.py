@@ -581,12 +581,14 @@ class _Batch:
         for row in self.new_events:
             if not row.amount:
                 continue
-            start = buckets.get((row.customer_id, row.timestamp))
+            # An event counts in the period it arrives in, whatever its timestamp says: a
+            # backdated (or future-dated) one is charted at the edge of that period, so the
+            # chart of a period sums to the period's usage.
+            moment = min(max(row.timestamp, row.period_start), row.created_at)
+            start = buckets.get((row.customer_id, moment))
             if start is None:
                 cycle = self.plans_by_id[row.customer_id].cycle
-                start = buckets[(row.customer_id, row.timestamp)] = usage_day_start(
-                    row.timestamp, cycle
-                )
+                start = buckets[(row.customer_id, moment)] = usage_day_start(moment, cycle)
             key = (row.customer_id, row.meter_code, start)
             amounts[key] = amounts.get(key, 0) + row.amount
         return amounts

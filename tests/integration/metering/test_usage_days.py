@@ -76,7 +76,8 @@ async def test_events_add_up_per_meter_and_utc_day_across_batches(engine, sessio
 
 
 async def test_the_day_a_billing_period_starts_is_split_at_its_start(engine, session) -> None:
-    """Usage before the period's start that day belongs to the previous period's chart."""
+    """Usage that arrived before the period's start that day belongs to the previous period's
+    chart; what arrives after it, to the new period's, whatever timestamp it carries."""
     await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="days"))
     period_start = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
     customer_id = await session.scalar(select(Customer.id).where(Customer.external_id == "days"))
@@ -90,17 +91,37 @@ async def test_the_day_a_billing_period_starts_is_split_at_its_start(engine, ses
         )
     )
     await session.commit()
+    before = period_start - timedelta(minutes=1)
+    await apply_batch(engine, CATALOG, [_use("before", 2, None)], "u", now=before)
     events = [
-        _use("before", 2, period_start - timedelta(minutes=1)),
         _use("at", 3, period_start),
         _use("after", 4, None),  # NOW, 15:30
-        _use("next-day", 5, period_start + timedelta(days=1)),
+        _use("late", 6, before),  # sent late: counted in the new period
+        _use("next-day", 5, period_start + timedelta(days=1)),  # dated ahead: charted now
     ]
     await apply_batch(engine, CATALOG, events, "u", now=NOW)
 
     midnight = datetime(2026, 11, 22, tzinfo=UTC)
     assert await _days(session) == {
         ("calls", midnight): 2,
-        ("calls", period_start): 3 + 4,
-        ("calls", midnight + timedelta(days=1)): 5,
+        ("calls", period_start): 3 + 4 + 6 + 5,
+    }
+
+
+async def test_events_dated_outside_their_period_are_charted_inside_it(engine, session) -> None:
+    """An event counts in the period it arrives in: one dated 1970 or 2100 is charted at that
+    period's edges, so the chart and the balance agree."""
+    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="days"))
+    await session.commit()
+    events = [
+        _use("old", 1, datetime(1970, 1, 1, tzinfo=UTC)),
+        _use("new", 2, datetime(2100, 1, 1, tzinfo=UTC)),
+        _use("old-login", 4, datetime(1970, 1, 1, tzinfo=UTC), "logins"),
+    ]
+    await apply_batch(engine, CATALOG, events, "u", now=NOW)
+    month, today = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC)
+    assert await _days(session) == {
+        ("calls", month): 1,
+        ("calls", today): 2,
+        ("logins", today): 4,
     }
