@@ -37,7 +37,7 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.db.engine import write_from_here
 from app.lib.clock import utcnow
-from app.lib.errors import NotFound, ValidationFailed
+from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.metering.models import CreditGrant
 from app.metering.service import MeteringService
 from app.stripe.gateway import (
@@ -210,12 +210,12 @@ class BillingService:
         plan = self.catalog.plan(plan_slug or "")
         if plan is None or not plan.public:
             raise ValidationFailed(
-                f"Unknown plan {plan_slug!r}.", code="unknown_plan", field="plan"
+                f"Unknown plan {quoted(plan_slug)}.", code="unknown_plan", field="plan"
             )
         chosen: Interval | None = next((i for i in INTERVALS if i == interval), None)
         if chosen is None or plan.price(chosen) is None:
             raise ValidationFailed(
-                f"The {plan.name} plan has no {interval!r} price.", field="interval"
+                f"The {plan.name} plan has no {quoted(interval)} price.", field="interval"
             )
         return plan, chosen
 
@@ -348,7 +348,7 @@ class BillingService:
     async def start_credits_checkout(self, customer: Customer, pack_slug: str) -> ActionResult:
         pack = self.catalog.credit_packs.get(pack_slug or "")
         if pack is None:
-            raise ValidationFailed(f"Unknown credit pack {pack_slug!r}.", field="pack")
+            raise ValidationFailed(f"Unknown credit pack {quoted(pack_slug)}.", field="pack")
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         price_id = await self.price_id(pack.lookup_key)
         session = await self.gateway.create_checkout_session(

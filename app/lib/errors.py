@@ -42,3 +42,10 @@ class Forbidden(DomainError):
 class InsufficientBalance(DomainError):
     status_code = 402
     code = "insufficient_balance"
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """A value the user sent, quoted in a message, cut to `limit` characters (a form field
+    can hold anything, and the message is shown back on the page)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

@@ -60,7 +60,7 @@ def pay(page: Page, card: str) -> None:
     page.locator("input[name=card_number]").fill(card)
     page.locator("input[name=exp_date]").fill("12 / 34")
     page.locator("input[name=cvc]").fill("123")
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_test_id("checkout-pay").click()
 
 
 def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_server: LiveServer):

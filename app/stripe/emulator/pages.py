@@ -15,6 +15,8 @@ MODE_LABELS = {
     "payment": "One-time payment",
     "setup": "Save a card for later",
 }
+# What the submit button says, as on Stripe's page: nothing is paid when saving a card.
+SUBMIT_LABELS = {"subscription": "Subscribe", "payment": "Pay", "setup": "Save card"}
 
 
 # Checkout
@@ -61,7 +63,8 @@ def checkout_page(emu: Emulator, session: dict[str, Any], error: str | None = No
         'data-testid="checkout-form">'
         + email
         + card_fields()
-        + '<button type="submit" data-testid="checkout-pay">Pay</button></form>'
+        + f'<button type="submit" data-testid="checkout-pay">{SUBMIT_LABELS[session["mode"]]}'
+        + "</button></form>"
         + cancel
         + TEST_CARDS
     )

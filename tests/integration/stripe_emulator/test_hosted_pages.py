@@ -40,7 +40,7 @@ def test_checkout_page_shows_the_form(client: stripe.StripeClient) -> None:
         'name="card_number"',
         'name="exp_date"',
         'name="cvc"',
-        ">Pay</button>",
+        ">Subscribe</button>",
         'data-testid="checkout-amount"',
         "25.00 USD",
         "Subscribe",
@@ -152,6 +152,7 @@ def test_setup_mode_checkout(client: stripe.StripeClient) -> None:
             "cancel_url": CANCEL,
         }
     )
+    assert ">Save card</button>" in httpx.get(session.url).text  # nothing is paid here
     assert httpx.post(session.url, data=VISA).status_code == 303
     done = client.v1.checkout.sessions.retrieve(session.id)
     assert done.payment_status == "no_payment_required"
