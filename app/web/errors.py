@@ -99,7 +99,14 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
 
 def _fields(exc: ValidationException) -> list[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    return [item for item in extra if isinstance(item, dict)]
+    fields = [item for item in extra if isinstance(item, dict)]
+    # `data` is the handler's parameter for the whole body, a name the caller never sent.
+    return [
+        {**item, "key": "body"}
+        if item.get("key") == "data" and item.get("source") == "body"
+        else item
+        for item in fields
+    ]
 
 
 def _validation_message(exc: ValidationException) -> str:

@@ -89,6 +89,17 @@ async def test_malformed_json_is_422(api):
     assert response.json()["error"] == "validation_error"
 
 
+@pytest.mark.parametrize("body", [b"null", b"[]", b"1"])
+async def test_a_body_that_is_not_an_object_is_named_as_the_body(api, body):
+    response = await api.post(
+        "/api/v1/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["message"].startswith("Invalid body: Expected `object`"), problem
+    assert problem["fields"][0]["key"] == "body"
+
+
 async def test_api_requires_a_valid_key(api):
     for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": ""}):
         response = await api.get("/api/v1/customers/cus_1", headers=headers)
