@@ -457,10 +457,8 @@ class AdminController(Controller):
         context = await self._keys_context(
             admin_service, created=key, raw_key=raw, notice=outcome.message
         )
-        # The raw key is in this response only: never cache it.
-        response = page(request, "admin/api_keys.html", context, status_code=200)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        # The raw key is in this response only: page() marks it no-store, like every page.
+        return page(request, "admin/api_keys.html", context, status_code=200)
 
     def _revoke_context(
         self, key: Any, form: ActionForm, error: str | None = None

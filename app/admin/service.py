@@ -45,8 +45,8 @@ from app.catalog.models import Catalog, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
-from app.lib.errors import NotFound, ValidationFailed
-from app.lib.money import format_money
+from app.lib.errors import NotFound, ValidationFailed, quoted
+from app.lib.money import format_money, per_month
 from app.metering.service import MeteringService
 from app.stripe.models import StripeEvent
 from app.stripe.service import StripeEventService
@@ -345,7 +345,7 @@ class AdminService:
             twelfths[price.currency] = twelfths.get(price.currency, 0) + per_year * n
             paid += n
         # Round half up to the minor unit, once, after summing.
-        return {c: (v + 6) // 12 for c, v in twelfths.items()}, paid
+        return {c: per_month(v) for c, v in twelfths.items()}, paid
 
     def _plan_counts(self, counts: list[tuple[str, str, str, int]]) -> list[PlanCount]:
         by_plan: dict[str, dict[str, int]] = {}
@@ -658,7 +658,7 @@ class AdminService:
         subscription = await self.customers.subscription(customer)
         plan = self.catalog.plan(plan_slug or "")
         if plan is None:
-            raise ValidationFailed(f"Unknown plan {plan_slug!r}.", field="plan")
+            raise ValidationFailed(f"Unknown plan {quoted(plan_slug)}.", field="plan")
         interval = "year" if interval == "year" else "month"
         if plan.price(interval) is None:  # type: ignore[arg-type]
             raise ValidationFailed(f"{plan.name} has no {interval}ly price.", field="interval")

@@ -169,9 +169,7 @@ class BillingActionsController(Controller):
         status = await billing_service.checkout_status(customer, session_id, fetch=False)
         context = await _status_context(status, customer, metering_service)
         context.update(session_id=session_id, error=None)
-        response = page(request, "billing/checkout_success.html", context, fragment=STATUS_FRAGMENT)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return page(request, "billing/checkout_success.html", context, fragment=STATUS_FRAGMENT)
 
     @get("/checkout/canceled")
     async def checkout_canceled(self, request: Request[Any, Any, Any]) -> Template:

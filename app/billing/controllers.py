@@ -92,7 +92,6 @@ class BillingController(Controller):
         if v and v == meters.version:
             return Response(None, status_code=204, headers={"Vary": "HX-Request", **NO_STORE})
         response = page(request, METERS_FRAGMENT, {"meters": meters})
-        response.headers.update(NO_STORE)
         if v:  # the client showed an older state: let the chart catch up too
             response.headers["HX-Trigger-After-Settle"] = "meters-updated"
         return response

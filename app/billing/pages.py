@@ -30,7 +30,7 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
-from app.lib.money import format_money
+from app.lib.money import format_money, per_month
 from app.metering.models import CreditGrant, CreditLedgerEntry
 from app.metering.service import Balance, EventInput, MeteringService
 
@@ -413,7 +413,9 @@ class BillingPages:
                     price=price.amount if price else None,
                     currency=price.currency if price else account.customer.currency,
                     interval=shown,
-                    monthly_equivalent=price.amount // 12 if price and shown == "year" else None,
+                    monthly_equivalent=per_month(price.amount)
+                    if price and shown == "year"
+                    else None,
                     savings=plan.yearly_savings(),
                     quotas=self._quota_lines(plan, shown),
                     checkout=price is not None and not plan.is_free and not same_terms,
@@ -544,7 +546,7 @@ def _monthly_amount(plan: Plan) -> int:
     price = plan.price("month") or plan.price("year")
     if price is None:
         return 0
-    return price.amount if price.interval == "month" else price.amount // 12
+    return price.amount if price.interval == "month" else per_month(price.amount)
 
 
 def _version(plan: Plan, balances: list[Balance], now: datetime) -> str:

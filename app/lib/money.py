@@ -6,6 +6,12 @@ _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 _ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "ugx", "xaf", "xof"}
 
 
+def per_month(yearly_minor: int) -> int:
+    """A yearly amount as its monthly equivalent, rounded half up to the minor unit:
+    29000 → 2417 ($290 a year is $24.17 a month, not the truncated $24.16)."""
+    return (yearly_minor + 6) // 12
+
+
 def format_money(amount_minor: int, currency: str) -> str:
     currency = currency.lower()
     sign = "-" if amount_minor < 0 else ""

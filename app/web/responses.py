@@ -38,6 +38,10 @@ def json_response(body: bytes, status_code: int = 200) -> ASGIResponse:
     return ASGIResponse(body=body, status_code=status_code, media_type=MediaType.JSON)
 
 
+# Sent with every page(): a fragment and its full page differ (Vary), and neither is cached.
+PAGE_HEADERS = {"Vary": "HX-Request", "Cache-Control": "no-store"}
+
+
 def wants_fragment(request: Request[Any, Any, Any]) -> bool:
     """True for an htmx request that targets a part of the page (not boosted, not history restore)."""
     htmx = getattr(request, "htmx", None)
@@ -54,13 +58,17 @@ def page(
     fragment: str | None = None,
     status_code: int = 200,
 ) -> Template:
-    """Render `template`, or `fragment` alone when htmx asks for a partial; Vary on HX-Request."""
+    """Render `template`, or `fragment` alone when htmx asks for a partial; Vary on HX-Request.
+
+    Every page rendered here shows a logged-in person's live, private data (billing, admin),
+    so none is stored by the browser or a proxy: Back after buying credits fetches the page
+    again rather than showing the old balance from the cache."""
     name = fragment if fragment and wants_fragment(request) else template
     return Template(
         template_name=name,
         context=context,
         status_code=status_code,
-        headers={"Vary": "HX-Request"},
+        headers=dict(PAGE_HEADERS),
     )
 
 

@@ -329,9 +329,12 @@ async def test_upgrade_page_yearly_shows_savings(member: Member, session: AsyncS
     html = (await member.client.get("/billing/upgrade?interval=year")).text
     pro = html[html.index('data-testid="plan-pro"') : html.index('data-testid="plan-business"')]
     assert "$290</strong> / year" in pro and "save $58 a year" in pro
+    # $290 / 12 = $24.1667: rounded half up to the cent, not truncated to $24.16.
+    assert "$24.17 a month, billed yearly" in pro
     assert 'data-testid="checkout-pro-yearly"' in pro and "Switch to yearly billing" in pro
     assert "Current plan" in pro
     assert 'data-testid="checkout-business-yearly"' in html and "save $298 a year" in html
+    assert "$124.17 a month, billed yearly" in html  # $1,490 / 12 = $124.1667
     assert "100,000 a month, then $0.01 per call" in html  # Business bills API calls beyond
     assert "save up to 17 %" in html
 

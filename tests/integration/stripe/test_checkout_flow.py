@@ -147,3 +147,47 @@ async def test_stripe_error_is_a_flash_not_a_500(
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
     assert any("Unknown plan" in text for text in flashes(page.text)), page.text
+
+
+NOSCRIPT_REFRESH = (
+    '<noscript><meta http-equiv="refresh" content="5; url=/billing/checkout/success?session_id='
+)
+
+
+async def test_without_javascript_the_pending_page_refreshes_itself_until_done(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator
+) -> None:
+    """Nothing polls without JavaScript: while pending, a <noscript> refresh reloads the page
+    and a plain link checks again; the final page neither refreshes nor polls."""
+    await login_new_user(client, "nojs@example.com")
+    response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
+    assert response.status_code == 303, response.text
+    customer, _ = await customer_of(session, "nojs@example.com")
+    mark = emulator.mark()
+    paid = emulator.pay(response.headers["location"])
+    assert paid.status_code == 303
+    success = paid.headers["location"].replace("http://testserver.local", "")
+    session_id = success.split("session_id=")[1]
+
+    pending = await client.get(success)
+    assert 'data-state="processing"' in pending.text
+    head = pending.text.split("</head>", 1)[0]  # in <head>: htmx never swaps it into a page
+    assert f"{NOSCRIPT_REFRESH}{session_id}" in head
+    assert f'href="/billing/checkout/success?session_id={session_id}"' in pending.text
+    assert 'data-testid="checkout-check-again"' in pending.text
+    partial = await client.get(
+        f"/billing/checkout/status?session_id={session_id}", headers={"HX-Request": "true"}
+    )
+    assert 'data-state="processing"' in partial.text
+    assert "<noscript>" not in partial.text  # the polled partial carries no refresh
+
+    deliveries = await wait_for_events(
+        emulator, customer.stripe_customer_id, {"checkout.session.completed"}, after=mark
+    )
+    await forward(client, deliveries)
+
+    done = await client.get(success)
+    assert 'data-state="done"' in done.text
+    assert 'http-equiv="refresh"' not in done.text
+    assert "hx-trigger" not in done.text
+    assert 'data-testid="checkout-check-again"' not in done.text
