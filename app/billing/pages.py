@@ -19,6 +19,7 @@ from app.billing.rules import (
     PAYMENT_PROBLEM_STATUSES,
     bar_width,
     can_remove_card,
+    change_ends_trial,
     clamp_page,
     display_percentage,
     page_count,
@@ -199,6 +200,7 @@ class PlanCard:
     quotas: list[tuple[str, str]]
     checkout: bool
     action: str
+    ends_trial: bool = False  # choosing it ends the customer's trial and charges now
 
 
 @dataclass(frozen=True)
@@ -420,6 +422,8 @@ class BillingPages:
                     quotas=self._quota_lines(plan, shown),
                     checkout=price is not None and not plan.is_free and not same_terms,
                     action=_plan_action(plan, account.plan, is_current, shown),
+                    ends_trial=not plan.is_free
+                    and change_ends_trial(account.subscription.status, is_current, plan.trial_days),
                 )
             )
         return cards

@@ -54,3 +54,10 @@ def clamp_page(raw: str | int | None, pages: int) -> int:
     except (TypeError, ValueError):
         number = 1
     return min(max(1, number), pages)
+
+
+def change_ends_trial(status: str, same_plan: bool, target_trial_days: int | None) -> bool:
+    """A trial belongs to the plan it came with: moving from a trial to another plan that
+    offers none (Pro's trial to Business) ends the trial and starts paying now. Another
+    interval of the same plan, or a plan with its own trial, keeps it."""
+    return status == "trialing" and not same_plan and not target_trial_days

@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice, PaymentMethod
-from app.billing.rules import can_remove_card
+from app.billing.rules import can_remove_card, change_ends_trial
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
@@ -516,9 +516,7 @@ class BillingService:
             if remote.get("cancel_at_period_end"):
                 return await self.resume(customer)
             return ActionResult(f"You are already on {plan.name}.", category="info")
-        # A trial belongs to the plan it was offered with: moving to a plan without one
-        # (Pro's trial to Business) starts paying now instead of carrying the trial over.
-        end_trial = remote.get("status") == "trialing" and not same_plan and not plan.trial_days
+        end_trial = change_ends_trial(str(remote.get("status")), same_plan, plan.trial_days)
         price_ids = await self.price_ids([lookup_key, *missing])
         changes = [ItemChange(id=item["id"], price=price_ids[lookup_key]), *removed]
         changes += [ItemChange(price=price_ids[key]) for key in missing]

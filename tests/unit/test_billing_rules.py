@@ -9,6 +9,7 @@ import pytest
 from app.billing.rules import (
     bar_width,
     can_remove_card,
+    change_ends_trial,
     clamp_page,
     display_percentage,
     page_count,
@@ -72,3 +73,19 @@ def test_pages() -> None:
     assert clamp_page("abc", 3) == 1
     assert clamp_page("-4", 3) == 1
     assert clamp_page("99", 3) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "same_plan", "trial_days", "ends"),
+    [
+        ("trialing", False, None, True),  # Pro trial -> Business (no trial): pay now
+        ("trialing", False, 0, True),
+        ("trialing", True, None, False),  # another interval of the same plan keeps it
+        ("trialing", False, 14, False),  # a plan with its own trial keeps it
+        ("active", False, None, False),
+    ],
+)
+def test_a_trial_ends_only_when_moving_to_a_plan_without_one(
+    status: str, same_plan: bool, trial_days: int | None, ends: bool
+) -> None:
+    assert change_ends_trial(status, same_plan, trial_days) is ends

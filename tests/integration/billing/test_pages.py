@@ -169,6 +169,25 @@ async def test_active_paid_plan_shows_renewal_and_cancel(
     assert "$29 a month" in html
 
 
+async def test_plans_page_says_which_choice_ends_a_trial(
+    member: Member, session: AsyncSession
+) -> None:
+    await set_subscription(
+        session,
+        member.customer_id,
+        plan_slug="pro",
+        status="trialing",
+        trial_end=in_days(10),
+        current_period_start=in_days(-4),
+        current_period_end=in_days(10),
+        stripe_subscription_id="sub_trial",
+    )
+    html = (await member.client.get("/billing/upgrade")).text
+    note = html[html.index('data-testid="ends-trial-business"') :]
+    assert "ends yours, and $149 is charged today" in note[:300]
+    assert 'data-testid="ends-trial-pro"' not in html  # Pro yearly keeps the trial
+
+
 async def test_past_due_banner_links_to_payment_methods(
     member: Member, session: AsyncSession
 ) -> None:
