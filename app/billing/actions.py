@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_user
+from app.billing.pages import STATUS_LABELS
 from app.billing.service import ActionResult, BillingService
 from app.customers.models import Customer
 from app.lib.errors import DomainError, NotFound
@@ -237,7 +238,13 @@ class BillingActionsController(Controller):
 async def _status_context(
     status: Any, customer: Customer, metering: MeteringService
 ) -> dict[str, Any]:
-    context: dict[str, Any] = {"status": status, "credits_balance": None, "limits": []}
+    subscription_status = status.subscription.status if status and status.subscription else ""
+    context: dict[str, Any] = {
+        "status": status,
+        "credits_balance": None,
+        "limits": [],
+        "status_label": STATUS_LABELS.get(subscription_status, subscription_status),
+    }
     if status is None or status.state != "done":
         return context
     if status.plan is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -65,6 +67,9 @@ async def test_upgrade_flips_to_pro_only_when_the_webhook_lands(
     assert "You are on Pro" in partial.text
     assert "hx-trigger" not in partial.text  # polling stops
     assert "1,000" in partial.text  # Pro's AI requests quota
+    # In the portal's words, as on the billing page: "Trial", "Dec 6, 2026".
+    assert 'data-testid="checkout-status-label">Trial<' in partial.text
+    assert re.search(r"Free trial until [A-Z][a-z]{2} \d{1,2}, \d{4}\.", partial.text)
 
     _, subscription = await customer_of(session, "upgrade@example.com")
     assert subscription.plan_slug == "pro"
