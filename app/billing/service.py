@@ -292,7 +292,8 @@ class BillingService:
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         if await self._close_open_plan_checkouts(stripe_customer_id):
-            # One completed while we looked: the customer pays now, so change that plan.
+            # One completed while we looked: the customer pays now; starting over finds
+            # that subscription at Stripe (above) and changes its plan.
             return await self.start_plan_checkout(customer, plan_slug, interval)
         plan_key = price.lookup_key(plan.slug)
         overage_keys = self.overage_lookup_keys(plan, interval_)
@@ -336,12 +337,8 @@ class BillingService:
             except StripeGatewayError:
                 current = await self.gateway.retrieve_checkout_session(str(open_session["id"]))
                 if current.get("status") == "complete":
-                    live = await self._newest_live_subscription(stripe_customer_id)
-                    if live is not None:
-                        await self.apply_subscription(live)
-                        await self.session.commit()
-                        return True
-                elif current.get("status") == "open":
+                    return True
+                if current.get("status") == "open":
                     raise
         return False
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice, PaymentMethod
+from app.customers.models import Customer
 from app.stripe.models import StripeEvent
 from tests.integration.stripe.conftest import (
     DECLINED,
@@ -105,17 +106,28 @@ async def test_declined_card_leaves_the_plan_unchanged(
     assert subscription.stripe_subscription_id is None
 
 
-async def test_credit_pack_is_granted_once(
-    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, services: Services
-) -> None:
-    await login_new_user(client, "credits@example.com")
+async def _paid_for_a_pack(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, email: str
+) -> tuple[Customer, int, str]:
+    """A new user who paid for the 100 AI requests pack (no webhook forwarded yet): the
+    customer, the emulator's delivery mark before paying, and the success page's path."""
+    await login_new_user(client, email)
     response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
     assert response.status_code == 303, response.text
-    customer, _ = await customer_of(session, "credits@example.com")
+    customer, _ = await customer_of(session, email)
     mark = emulator.mark()
     paid = emulator.pay(response.headers["location"])
     assert paid.status_code == 303
-    session_id = paid.headers["location"].split("session_id=")[1]
+    return customer, mark, paid.headers["location"].replace("http://testserver.local", "")
+
+
+async def test_credit_pack_is_granted_once(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, services: Services
+) -> None:
+    customer, mark, success = await _paid_for_a_pack(
+        client, session, emulator, "credits@example.com"
+    )
+    session_id = success.split("session_id=")[1]
     deliveries = await wait_for_events(
         emulator, customer.stripe_customer_id, {"checkout.session.completed"}, after=mark
     )
@@ -164,14 +176,7 @@ async def test_without_javascript_the_pending_page_refreshes_itself_until_done(
 ) -> None:
     """Nothing polls without JavaScript: while pending, a <noscript> refresh reloads the page
     and a plain link checks again; the final page neither refreshes nor polls."""
-    await login_new_user(client, "nojs@example.com")
-    response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
-    assert response.status_code == 303, response.text
-    customer, _ = await customer_of(session, "nojs@example.com")
-    mark = emulator.mark()
-    paid = emulator.pay(response.headers["location"])
-    assert paid.status_code == 303
-    success = paid.headers["location"].replace("http://testserver.local", "")
+    customer, mark, success = await _paid_for_a_pack(client, session, emulator, "nojs@example.com")
     session_id = success.split("session_id=")[1]
 
     pending = await client.get(success)

@@ -29,28 +29,8 @@ async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
     catalog: Catalog,
 ) -> None:
     email = "upgrade-fails@example.com"
-    await login_new_user(client, email)
-    _, row = await customer_of(session, email)
-    row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # no trial: Pro is paid now
-    await session.commit()
-    mark = emulator.mark()
-    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
-    assert emulator.pay(response.headers["location"]).status_code == 303
-    customer, _ = await customer_of(session, email)
-    cus = customer.stripe_customer_id
-    assert cus
-    await forward(
-        client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
-    )
-    _, row = await customer_of(session, email)
-    assert (row.plan_slug, row.status) == ("pro", "active")
-
-    # The default card becomes one that attaches but whose charges fail.
-    added = await post_form(client, "/billing/payment-methods/add")
-    assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
-    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
-    made = await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
-    assert made.status_code == 303
+    cus = await _on_pro(client, session, emulator, email, trial=False)
+    await _make_charges_fail(client, emulator, gateway, cus)
 
     changed = await post_form(
         client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
@@ -68,10 +48,21 @@ async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
     assert remote["status"] == "active"
 
 
-async def _on_pro_trial(
-    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator, email: str
+async def _on_pro(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    email: str,
+    *,
+    trial: bool,
 ) -> str:
+    """A new user subscribed to Pro through Checkout (on its trial, or paying at once as a
+    returning customer); returns the Stripe customer id."""
     await login_new_user(client, email)
+    if not trial:
+        _, row = await customer_of(session, email)
+        row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # no trial: Pro is paid now
+        await session.commit()
     mark = emulator.mark()
     response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
     assert emulator.pay(response.headers["location"]).status_code == 303
@@ -82,8 +73,19 @@ async def _on_pro_trial(
         client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
     )
     _, row = await customer_of(session, email)
-    assert (row.plan_slug, row.status) == ("pro", "trialing")
+    assert (row.plan_slug, row.status) == ("pro", "trialing" if trial else "active")
     return cus
+
+
+async def _make_charges_fail(
+    client: AsyncTestClient[Litestar], emulator: Emulator, gateway: StripeGateway, cus: str
+) -> None:
+    """The default card becomes one that attaches but whose charges fail."""
+    added = await post_form(client, "/billing/payment-methods/add")
+    assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
+    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
+    made = await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
+    assert made.status_code == 303
 
 
 async def test_leaving_a_trial_for_a_plan_without_one_pays_now(
@@ -94,7 +96,7 @@ async def test_leaving_a_trial_for_a_plan_without_one_pays_now(
 ) -> None:
     """Pro's 14-day trial does not carry over to Business, which offers none."""
     email = "trial-to-business@example.com"
-    cus = await _on_pro_trial(client, session, emulator, email)
+    cus = await _on_pro(client, session, emulator, email, trial=True)
     changed = await post_form(
         client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
     )
@@ -113,11 +115,8 @@ async def test_leaving_a_trial_with_a_failing_card_keeps_the_trial(
     gateway: StripeGateway,
 ) -> None:
     email = "trial-to-business-fails@example.com"
-    cus = await _on_pro_trial(client, session, emulator, email)
-    added = await post_form(client, "/billing/payment-methods/add")
-    assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
-    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
-    await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
+    cus = await _on_pro(client, session, emulator, email, trial=True)
+    await _make_charges_fail(client, emulator, gateway, cus)
 
     changed = await post_form(
         client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
