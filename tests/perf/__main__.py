@@ -199,8 +199,8 @@ def _insert_events(db_path: Path, customer_external_id: str, count: int) -> None
 
 
 def cpu_calibration() -> float:
-    """Milliseconds for a fixed pure-Python loop: how fast this machine runs right now (shared
-    machines vary by tens of percent over a day; compare runs with similar figures)."""
+    """Milliseconds for a fixed pure-Python loop. A rough hint only: on this shared machine it
+    did not follow the server's speed (the ceiling scenario of the same run does)."""
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -319,7 +319,8 @@ def main() -> int:
     print(
         f"{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario after "
         f"{options.warmup}s of warm-up, "
-        f"CPU calibration {calibration:.0f} ms (lower is a faster machine right now), "
+        f"CPU calibration {calibration:.0f} ms (a pure-Python loop; the ceiling is the better gauge "
+        "of this machine's speed right now), "
         f"{options.workers} granian worker(s), SQLite.\n"
         "server us/unit: CPU time of the server's processes per request (per event for batch "
         "ingest); cores: CPU cores busy in the server + in wrk, which shares the machine."
