@@ -4,6 +4,10 @@ Every action is a CSRF-protected POST scoped to the logged-in user's own custome
 303 with a flash message (or sends the browser to Stripe), and turns a Stripe failure into
 a flash message instead of a 500. Browsers leave for Stripe with a 303; htmx requests
 (boosted forms) get `HX-Redirect`, since an XHR cannot follow a redirect to another origin.
+
+Canceling the plan and removing a card happen only after a confirm page: a GET of the same
+path says what the POST will do (and works without JavaScript); what the POST would refuse,
+the GET refuses with the same message instead of offering the button.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_user
-from app.billing.pages import STATUS_LABELS
+from app.billing.pages import STATUS_LABELS, BillingPages
+from app.billing.rules import KEEP_LAST_CARD, NOTHING_TO_CANCEL
 from app.billing.service import ActionResult, BillingService
 from app.customers.models import Customer
 from app.lib.errors import DomainError, NotFound
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGatewayError
-from app.web.responses import page
+from app.web.responses import page, redirect
 
 PLANS_PAGE = "/billing/upgrade"
 CREDITS_PAGE = "/billing/credits"
@@ -56,10 +61,14 @@ def _go(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRedirect:
     return Redirect(path=url, status_code=303)
 
 
-async def _customer(request: Request[Any, Any, Any], billing: BillingService) -> Customer:
+def _user_id(request: Request[Any, Any, Any]) -> int:
     user = current_user(request)
     assert user is not None  # requires_user ran
-    return await billing.customer_for_user(user.id)
+    return user.id
+
+
+async def _customer(request: Request[Any, Any, Any], billing: BillingService) -> Customer:
+    return await billing.customer_for_user(_user_id(request))
 
 
 async def _act(
@@ -192,6 +201,23 @@ class BillingActionsController(Controller):
             CARDS_PAGE,
         )
 
+    @get("/payment-methods/{payment_method_id:str}/remove")
+    async def confirm_remove_card(
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        payment_method_id: FromPath[str],
+    ) -> Template | Redirect:
+        """The confirm page of the POST below; it refuses what the POST would refuse."""
+        customer = await billing_pages.customer_for_user(_user_id(request))
+        account = await billing_pages.account(customer)
+        removal = await billing_pages.card_removal(customer, account, payment_method_id)
+        if not removal.row.can_remove:
+            flash(request, KEEP_LAST_CARD, category="error")
+            return redirect(request, CARDS_PAGE)
+        context = {"removal": removal, "pm": removal.row.card}
+        return page(request, "billing/confirm_remove_card.html", context)
+
     @post("/payment-methods/{payment_method_id:str}/remove")
     async def remove_card(
         self,
@@ -207,6 +233,22 @@ class BillingActionsController(Controller):
         )
 
     # Subscription -----------------------------------------------------------------------
+
+    @get("/subscription/cancel")
+    async def confirm_cancel(
+        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+    ) -> Template | Redirect:
+        """The confirm page of the POST below; it refuses what the POST would refuse."""
+        customer = await billing_pages.customer_for_user(_user_id(request))
+        account = await billing_pages.account(customer)
+        cancellation = billing_pages.cancellation(account)
+        if cancellation is None:
+            if account.status.cancel_on:  # already ends with the period: the dashboard says when
+                flash(request, "Your plan is already canceled.", category="info")
+            else:
+                flash(request, NOTHING_TO_CANCEL, category="info")
+            return redirect(request, DASHBOARD)
+        return page(request, "billing/confirm_cancel.html", {"cancellation": cancellation})
 
     @post("/subscription/cancel")
     async def cancel(

@@ -237,6 +237,34 @@ class Account:
     renews_on: datetime | None
     paid: bool
 
+    @property
+    def cancellable(self) -> bool:
+        """A paid Stripe subscription not yet set to end: what "Cancel plan" acts on."""
+        return (
+            self.paid
+            and self.subscription.stripe_subscription_id is not None
+            and not self.subscription.cancel_at_period_end
+        )
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What canceling does: the plan stays until the period ends, then the free plan applies."""
+
+    plan: Plan
+    ends_on: datetime | None
+    trial: bool
+    free_plan: Plan
+    free_limits: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class CardRemoval:
+    """One card about to be removed, and how many stay on file after it."""
+
+    row: CardRow
+    others: int
+
 
 # --- the service -----------------------------------------------------------------------------
 
@@ -501,6 +529,29 @@ class BillingPages:
         cards = await self.repo.payment_methods(customer.id)
         removable = can_remove_card(len(cards), account.paid)
         return [CardRow(card, _card_expired(card, now), removable) for card in cards]
+
+    async def card_removal(
+        self, customer: Customer, account: Account, payment_method_id: str
+    ) -> CardRemoval:
+        """One of the customer's cards as the list shows it; NotFound for any other id."""
+        rows = await self.cards(customer, account)
+        for row in rows:
+            if row.card.stripe_payment_method_id == payment_method_id:
+                return CardRemoval(row=row, others=len(rows) - 1)
+        raise NotFound("No such card on your account.")
+
+    def cancellation(self, account: Account) -> Cancellation | None:
+        """What "Cancel plan" would do; None when there is nothing to cancel."""
+        if not account.cancellable:
+            return None
+        free = self.catalog.default_plan
+        return Cancellation(
+            plan=account.plan,
+            ends_on=account.subscription.current_period_end,
+            trial=account.status.status == "trialing",
+            free_plan=free,
+            free_limits=self._quota_lines(free, "month"),
+        )
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ from datetime import datetime
 ACTIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 PAYMENT_PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
 
+# What an action answers when its rule refuses it; its confirm page says the same.
+NOTHING_TO_CANCEL = "You have no paid subscription to cancel."
+KEEP_LAST_CARD = "Add another card before removing the only card of a paid plan."
+
 
 def can_remove_card(cards_count: int, plan_is_paid: bool) -> bool:
     """A card can go unless it is the last one while a paid plan is active."""

@@ -31,7 +31,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice, PaymentMethod
-from app.billing.rules import can_remove_card, change_ends_trial
+from app.billing.rules import (
+    KEEP_LAST_CARD,
+    NOTHING_TO_CANCEL,
+    can_remove_card,
+    change_ends_trial,
+)
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
@@ -543,7 +548,7 @@ class BillingService:
     async def cancel(self, customer: Customer) -> ActionResult:
         subscription = await self._set_cancel_at_period_end(customer, True)
         if subscription is None:
-            return ActionResult("You have no paid subscription to cancel.", category="info")
+            return ActionResult(NOTHING_TO_CANCEL, category="info")
         end = subscription.current_period_end
         when = f" on {end:%Y-%m-%d}" if end else " at the end of the period"
         free = self.catalog.default_plan.name
@@ -639,10 +644,7 @@ class BillingService:
             cards = await self.cards(customer)
             if not can_remove_card(len(cards), self.plan_is_paid(subscription)):
                 await self.session.commit()  # releases the row lock; nothing was written
-                return ActionResult(
-                    "Add another card before removing the only card of a paid plan.",
-                    category="error",
-                )
+                return ActionResult(KEEP_LAST_CARD, category="error")
             await self.gateway.detach_payment_method(
                 card.stripe_payment_method_id,
                 key=idempotency_key("detach", card.stripe_payment_method_id),

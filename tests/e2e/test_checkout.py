@@ -1,5 +1,6 @@
 """Stripe Checkout in real Chromium: `billing-portal serve` starts the emulator, whose webhooks
-reach the portal at PUBLIC_URL/webhooks/stripe, as Stripe's would."""
+reach the portal at PUBLIC_URL/webhooks/stripe, as Stripe's would. Also what follows a
+Checkout: canceling the plan and removing a card, each after a confirm page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
 from tests.support import free_port, wait_until
@@ -53,6 +54,16 @@ def sign_up(page: Page) -> str:
     page.get_by_test_id("signup-submit").click()
     expect(page.get_by_test_id("current-plan")).to_contain_text("Free")
     return email
+
+
+def assert_fits_a_phone(page: Page) -> None:
+    """The page at 375 px wide does not scroll sideways."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": 375, "height": 780})
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at 375px"
+    if size:
+        page.set_viewport_size(size)
 
 
 def pay(page: Page, card: str) -> None:
@@ -128,3 +139,87 @@ def test_buying_a_credit_pack_raises_the_balance_once(page: Page, live_server: L
     expect(page.get_by_test_id("credits-ai_requests")).to_contain_text("100 left")
     page.goto("/billing/invoices")
     expect(page.get_by_test_id("invoice-table")).to_contain_text("$10")
+
+
+def test_cancel_plan_asks_first_and_keep_my_plan_changes_nothing(
+    page: Page, live_server: LiveServer
+):
+    sign_up(page)
+    page.goto("/billing/upgrade")
+    page.get_by_test_id("checkout-pro-monthly").click()
+    pay(page, "4242 4242 4242 4242")
+    expect(page.get_by_test_id("checkout-status")).to_have_attribute(
+        "data-state", "done", timeout=WEBHOOK_TIMEOUT
+    )
+    page.get_by_test_id("back-to-billing").click()
+    expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
+    renews_on = page.get_by_test_id("renewal").locator("strong").inner_text()
+
+    page.get_by_test_id("cancel-plan").click()
+    expect(page).to_have_url(f"{live_server.url}/billing/subscription/cancel")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel your Pro plan?")
+    expect(page.get_by_test_id("cancel-keep")).to_have_text(
+        f"You keep Pro until {renews_on} (end of the current period); after that you move to "
+        "Free and its limits apply."
+    )
+    expect(page.get_by_test_id("cancel-trial")).to_have_text(
+        "Your free trial ends then, with no charge."
+    )
+    expect(page.get_by_test_id("free-limits")).to_contain_text("20 a day")
+    assert_fits_a_phone(page)
+
+    # "Keep my plan", and the browser's Back, leave the plan as it was.
+    page.get_by_role("link", name="Keep my plan").click()
+    expect(page).to_have_url(f"{live_server.url}/billing")
+    page.get_by_test_id("cancel-plan").click()
+    expect(page.get_by_test_id("confirm-cancel")).to_be_visible()
+    page.go_back()
+    expect(page).to_have_url(f"{live_server.url}/billing")
+    page.reload()
+    expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
+    expect(page.get_by_test_id("renewal")).to_contain_text(renews_on)
+    expect(page.get_by_test_id("cancel-status")).to_have_count(0)
+
+    page.get_by_test_id("cancel-plan").click()
+    page.get_by_role("button", name="Cancel plan").click()
+    expect(page).to_have_url(f"{live_server.url}/billing")
+    expect(page.get_by_test_id("plan-status")).to_have_text("Canceling")
+    expect(page.get_by_test_id("cancel-status")).to_contain_text(f"ends on {renews_on}")
+    expect(page.locator(".flash")).to_contain_text("then you move to Free")
+    expect(page.get_by_test_id("cancel-plan")).to_have_count(0)
+
+
+def test_removing_a_card_asks_first_without_javascript(browser: Browser, live_server: LiveServer):
+    context = browser.new_context(java_script_enabled=False, base_url=live_server.url)
+    try:
+        page = context.new_page()
+        sign_up(page)
+        page.goto("/billing/payment-methods")
+        page.get_by_test_id("add-card").click()
+        pay(page, "4242 4242 4242 4242")
+        # No script polls: the success page refreshes itself (every 5 s) until the webhook landed.
+        expect(page.get_by_test_id("checkout-result")).to_have_text(
+            "Card added", timeout=WEBHOOK_TIMEOUT + 5_000
+        )
+        page.goto("/billing/payment-methods")
+        card = page.locator(".pm").filter(has_text="4242")
+        expect(card).to_have_count(1)
+
+        card.get_by_role("link", name="Remove card ending 4242").click()
+        expect(page).to_have_url(re.compile(r"/billing/payment-methods/pm_\w+/remove$"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Remove this card?")
+        expect(page.get_by_test_id("confirm-card")).to_contain_text("Visa •••• 4242")
+        expect(page.get_by_test_id("confirm-card")).to_contain_text("expires 12/2034")
+        expect(page.get_by_test_id("confirm-summary")).to_contain_text("detached")
+        assert_fits_a_phone(page)
+        page.get_by_role("link", name="Keep this card").click()
+        expect(page).to_have_url(f"{live_server.url}/billing/payment-methods")
+        expect(card).to_have_count(1)
+
+        card.get_by_role("link", name="Remove card ending 4242").click()
+        page.get_by_role("button", name="Remove card ending 4242").click()
+        expect(page).to_have_url(f"{live_server.url}/billing/payment-methods")
+        expect(page.locator(".flash")).to_have_text("Visa •••• 4242 was removed.")
+        expect(page.get_by_test_id("cards-empty")).to_be_visible()
+    finally:
+        context.close()

@@ -108,6 +108,22 @@ async def test_other_users_card_actions_are_refused(
     assert cards[victim["card"]].is_default and not cards[victim["spare"]].is_default
 
 
+async def test_other_users_cards_have_no_confirm_page(
+    victim: dict[str, str], member: Member, other_member: Member
+) -> None:
+    for card in (victim["card"], victim["spare"]):
+        path = f"/billing/payment-methods/{card}/remove"
+        for headers in ({}, HX):
+            response = await other_member.client.get(path, headers=headers)
+            assert response.status_code == 404, (path, response.status_code)
+            text = _without_random_ids(response.text)
+            assert "9876" not in text and "5555" not in text and card not in response.text
+            assert 'data-testid="confirm-submit"' not in response.text
+        # The owner gets the page (so the ids are real).
+        own = await member.client.get(path)
+        assert own.status_code == 200 and 'data-testid="confirm-submit"' in own.text
+
+
 async def test_try_it_only_touches_the_callers_usage(
     victim: dict[str, str], member: Member, other_member: Member
 ) -> None:
