@@ -122,10 +122,7 @@ class MeterState:
         )
 
     def can_use(self, amount: int, exclude_hold: int = 0) -> bool:
-        if self.overage:
-            return True
-        available = self.available(exclude_hold)
-        return available is None or amount <= available
+        return allows(amount, self.available(exclude_hold), overage=self.overage)
 
     def consume(self, amount: int) -> list[tuple[int, int]]:
         """Record `amount` as used: included quota first, then credits in order, then (only
@@ -153,6 +150,12 @@ class MeterState:
             ]
             self.credits_used += sum(take for _, take in taken)
         return taken
+
+
+def allows(amount: int, available: int | None, *, overage: bool) -> bool:
+    """Whether `amount` more can be used: within what is available, or anything when the
+    quota is unlimited or usage beyond it is billed as overage."""
+    return overage or available is None or amount <= available
 
 
 def available_amount(

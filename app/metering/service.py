@@ -19,7 +19,7 @@ from app.customers.models import Customer
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound, ValidationFailed
 from app.metering import repository as repo
-from app.metering.balance import available_amount, current_period, percentage
+from app.metering.balance import allows, available_amount, current_period, percentage
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageEvent
 from app.metering.ops import (
     CommitReservation,
@@ -63,6 +63,11 @@ class Balance:
     @property
     def unlimited(self) -> bool:
         return self.limit is None
+
+    @property
+    def bills_overage(self) -> bool:
+        """Usage beyond `available` is accepted and billed (the writer's `MeterState.overage`)."""
+        return self.overage_unit_amount is not None
 
     @property
     def included_used(self) -> int:
@@ -350,7 +355,8 @@ class MeteringService:
         amount = _positive(amount, "amount", allow_zero=True)
         sheet = await self.balances(external_id)
         balance = next(b for b in sheet.balances if b.code == meter.code)
-        return balance.available is None or amount <= balance.available, balance
+        # What a write would decide (the writer's rule): overage is billed, not refused.
+        return allows(amount, balance.available, overage=balance.bills_overage), balance
 
     async def recent_events(self, customer_id: int, limit: int = 20) -> list[UsageEvent]:
         query = (

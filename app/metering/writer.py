@@ -393,7 +393,8 @@ class _Batch:
         status = self._status(row)
         amount = row.amount if op.amount is None else op.amount
         if status == "committed":
-            if op.amount is not None and op.amount != row.committed_amount:
+            # No amount means the whole hold: a retry of a partial commit must repeat its amount.
+            if amount != row.committed_amount:
                 raise Conflict(
                     "This reservation was already committed with another amount.",
                     code="reservation_committed",

@@ -224,6 +224,11 @@ async def test_reservation_commit_smaller_amount(api):
         f"/api/v1/reservations/{reservation['id']}/commit", json={"amount": 45_000}
     )
     assert again.status_code == 200
+    # No amount means the whole hold (60,000): not what was committed, so not a retry.
+    for whole in ({}, None):
+        other = await api.post(f"/api/v1/reservations/{reservation['id']}/commit", json=whole)
+        assert other.status_code == 409, other.text
+        assert other.json()["error"] == "reservation_committed"
     assert (await api.post(f"/api/v1/reservations/{reservation['id']}/release")).status_code == 409
     assert (await balance(api, "tokens"))["used"] == 45_000
 

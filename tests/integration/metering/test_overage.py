@@ -12,7 +12,8 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import InsufficientBalance
 from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, fingerprint
-from app.metering.writer import apply_batch
+from app.metering.service import MeteringService
+from app.metering.writer import UsageWriter, apply_batch
 from app.stripe.models import StripeOutboxMessage
 
 CATALOG = parse_catalog(
@@ -114,3 +115,21 @@ def test_overage_needs_a_paid_limited_quota():
     }
     with pytest.raises(CatalogError, match="only a paid plan"):
         parse_catalog(bad)
+
+
+@pytest.mark.parametrize(
+    ("subscription_id", "billed"),
+    [("sub_1", True), (None, False)],
+    ids=["billed overage", "hard limit"],
+)
+async def test_check_answers_what_the_write_then_does(engine, session, subscription_id, billed):
+    await _customer(session, "cus_stripe_1", subscription_id)
+    writer = UsageWriter(engine, CATALOG, "u")
+    try:
+        usage = MeteringService(None, CATALOG, writer, "u")
+        allowed, balance = await usage.check("ovr", "calls", 12)
+        assert (allowed, balance.available) == (billed, 10)
+        outcomes = await apply_batch(engine, CATALOG, [_use("a", 12)], "u")
+        assert (outcomes[0][1] is None) is allowed
+    finally:
+        await writer.close()
