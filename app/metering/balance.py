@@ -173,4 +173,5 @@ def percentage(used: int, credits_used: int, limit: int | None) -> float | None:
         return None
     if limit == 0:
         return 100.0  # nothing is included: the quota is used up from the start
-    return round(min(100.0, (used - credits_used) * 100 / limit), 1)
+    # Rounded down to 0.1, on integers: 100 only once the quota is used up (99.996 % is 99.9).
+    return min(1000, (used - credits_used) * 1000 // limit) / 10

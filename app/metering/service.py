@@ -76,13 +76,22 @@ class Balance:
     @property
     def level(self) -> str:
         """neutral below 75 %, warning above 75 %, danger above 90 %."""
-        if self.percentage is None:
-            return "neutral"
-        if self.percentage > 90:
+        if self.used_above(90):
             return "danger"
-        if self.percentage > 75:
+        if self.used_above(75):
             return "warning"
         return "neutral"
+
+    def used_above(self, percent: int, *, inclusive: bool = False) -> bool:
+        """Whether the included quota used is above (or, `inclusive`, at least) `percent` %.
+        Exact, on the integers: `percentage` is rounded for display and would put 75.004 %
+        at 75 or 99.996 % at 100."""
+        if self.limit is None:
+            return False
+        if self.limit == 0:
+            return True  # nothing is included: the quota is used up from the start
+        used, bound = self.included_used * 100, percent * self.limit
+        return used >= bound if inclusive else used > bound
 
     @property
     def exhausted(self) -> bool:
@@ -91,7 +100,7 @@ class Balance:
 
     @property
     def prompt_upgrade(self) -> bool:
-        return self.percentage is not None and self.percentage >= 80
+        return self.used_above(80, inclusive=True)
 
 
 class BalanceSheet:

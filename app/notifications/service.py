@@ -342,9 +342,9 @@ class NotificationService:
 
 def _threshold(balance: Balance) -> int | None:
     # Unlimited or nothing included (a guest's zero quota): there is nothing to warn about.
-    if balance.limit is None or balance.limit <= 0 or balance.percentage is None:
+    if balance.limit is None or balance.limit <= 0:
         return None
-    reached = [t for t in THRESHOLDS if balance.percentage >= t]
+    reached = [t for t in THRESHOLDS if balance.used_above(t, inclusive=True)]
     return reached[-1] if reached else None
 
 
