@@ -35,6 +35,7 @@ from app.admin.service import (
     new_request_id,
 )
 from app.lib.errors import ValidationFailed
+from app.lib.urls import path_segment
 from app.stripe.gateway import StripeGatewayError
 from app.web.responses import page
 
@@ -68,7 +69,7 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
 
 
 def _customer_url(external_id: str) -> str:
-    return f"{BASE}/customers/{external_id}"
+    return f"{BASE}/customers/{path_segment(external_id)}"
 
 
 def _done(request: Request[Any, Any, Any], outcome: Outcome, url: str) -> Redirect:

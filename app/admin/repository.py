@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Select,
+    String,
     and_,
     cast,
     exists,
@@ -23,11 +24,15 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.admin.models import AuditLog
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
+from app.db.engine import UNICODE_LOWER
 from app.metering.models import UsageDay
 from app.stripe.models import StripeEvent
 
@@ -69,6 +74,38 @@ def _prefix(column: ColumnElement[Any], prefix: str) -> ColumnElement[bool]:
         column < upper,
         column.like(_escape_like(prefix) + "%", escape="\\"),
     )
+
+
+class unicode_lower(FunctionElement[str]):
+    """`lower()` of every letter: `lower()` on PostgreSQL, the function registered on each
+    connection on SQLite (whose own `lower()` leaves `É` as it is)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _sqlite_lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+def _lower_prefix(column: ColumnElement[Any], term: str) -> ColumnElement[bool]:
+    """`column` starts with `term`, ignoring case.
+
+    An ASCII term is matched on `lower(column)`, which the expression indexes serve on both
+    databases. A non-ASCII term needs `unicode_lower`, which on SQLite no index serves (an
+    index on a function that only this app registers would break writes from any other
+    SQLite client), so such a search scans the customers there.
+    """
+    lowered = term.lower()
+    if term.isascii():
+        return _prefix(func.lower(column), lowered)
+    return _prefix(unicode_lower(column), lowered)
 
 
 def _utc_day(session: AsyncSession, column: Any) -> Any:
@@ -199,11 +236,10 @@ class AdminRepository:
     def _customer_filter(self, query: Select[Any], params: CustomerQuery) -> Select[Any]:
         term = params.q.strip()
         if term:
-            lowered = term.lower()
             query = query.where(
                 or_(
-                    _prefix(func.lower(Customer.email), lowered),
-                    _prefix(func.lower(Customer.name), lowered),
+                    _lower_prefix(Customer.email, term),
+                    _lower_prefix(Customer.name, term),
                     _prefix(Customer.external_id, term),
                 )
             )
@@ -330,10 +366,10 @@ class AdminRepository:
             like = "%" + _escape_like(term.lower()) + "%"
             query = query.where(
                 or_(
-                    func.lower(AuditLog.actor_email).like(like, escape="\\"),
-                    func.lower(AuditLog.target_id).like(like, escape="\\"),
-                    func.lower(AuditLog.reason).like(like, escape="\\"),
-                    func.lower(AuditLog.action).like(like, escape="\\"),
+                    unicode_lower(AuditLog.actor_email).like(like, escape="\\"),
+                    unicode_lower(AuditLog.target_id).like(like, escape="\\"),
+                    unicode_lower(AuditLog.reason).like(like, escape="\\"),
+                    unicode_lower(AuditLog.action).like(like, escape="\\"),
                 )
             )
         if action:

@@ -24,6 +24,19 @@ class CustomerInput:
     plan: str | None = None
 
 
+def check_new_external_id(external_id: str) -> None:
+    """A new customer's id must fit in one URL path segment: the API and the admin pages
+    address a customer as `.../customers/{external_id}`, and no server routes a `/` (even
+    percent-encoded) into one segment, nor keeps `.` or `..` as a segment. Existing customers
+    keep their ids."""
+    if "/" in external_id or external_id in (".", ".."):
+        raise ValidationFailed(
+            "external_id must fit in one URL path segment: it cannot contain '/' "
+            "or be '.' or '..'.",
+            field="external_id",
+        )
+
+
 def _checked(data: CustomerInput) -> CustomerInput:
     """The email checked by signup's rule and kept as signup keeps it (trimmed, lower case).
     Lago's clients send unset fields as null: `None` leaves the email as it is, and a blank
@@ -98,6 +111,7 @@ class CustomerService:
             )
         customer = await self.repo.by_external_id(data.external_id)
         if customer is None:
+            check_new_external_id(data.external_id)
             customer = Customer(
                 public_id=str(uuid.uuid4()),
                 external_id=data.external_id,

@@ -22,6 +22,9 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTran
 from sqlalchemy.pool import NullPool
 
 IMMEDIATE = "sqlite_begin_immediate"
+# SQLite's lower() lowers ASCII letters only; this one lowers every letter, as PostgreSQL's
+# does. Registered on every SQLite connection (see `_sqlite_events`).
+UNICODE_LOWER = "unicode_lower"
 CHECKPOINT_SECONDS = 1.0
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -47,9 +50,14 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_events(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function(UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
         # Take transaction control from the driver so BEGIN IMMEDIATE is possible.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -270,6 +278,7 @@ def _in_transaction(conn: Connection, fn: Callable[..., T], args: tuple[Any, ...
 
 __all__ = [
     "IMMEDIATE",
+    "UNICODE_LOWER",
     "NullPool",
     "SyncWork",
     "begin_write",

@@ -11,6 +11,7 @@ from litestar.template.config import TemplateConfig
 
 from app.config import PROJECT_ROOT, Settings
 from app.lib.money import format_money
+from app.lib.urls import path_segment
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -37,6 +38,7 @@ def build_environment(settings: Settings) -> Environment:
     env.filters["money"] = lambda amount, currency="usd": format_money(int(amount or 0), currency)
     env.filters["date"] = format_date
     env.filters["number"] = format_number
+    env.filters["path_segment"] = path_segment
     env.globals["settings"] = settings
     env.globals["demo_mode"] = settings.demo_mode
     env.globals["product_name"] = "Billing Portal"

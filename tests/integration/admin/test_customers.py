@@ -64,6 +64,34 @@ async def test_search_filters_sort_and_pages(admin: Admin, session: AsyncSession
     assert "30 customers" in second.text and "Page 2 of 2" in second.text
 
 
+async def test_search_by_name_ignores_the_case_of_non_ascii_letters(
+    admin: Admin, session: AsyncSession
+) -> None:
+    await seed(session, 12)
+    emile = Customer(
+        public_id=str(uuid.uuid4()),
+        external_id="acct_900",
+        email="emile@example.com",
+        name="Émile Ünïcode",
+    )
+    session.add(emile)
+    await session.flush()
+    session.add(
+        Subscription(
+            customer_id=emile.id, external_id="acct_900", plan_slug="free", status="active"
+        )
+    )
+    await session.commit()
+    get = admin.client.get
+    url = "/admin/billing/customers"
+    for q in ("Émile", "émile", "ÉMILE", "émile üNÏ", "É"):
+        assert external_ids((await get(url, params={"q": q})).text) == ["acct_900"], q
+    assert external_ids((await get(url, params={"q": "ünïcode"})).text) == []  # prefix only
+    assert external_ids((await get(url, params={"q": "EMILE@"})).text) == ["acct_900"]
+    assert external_ids((await get(url, params={"q": "MARIE"})).text) == ["acct_011"]
+    assert external_ids((await get(url, params={"q": "Émilf"})).text) == []
+
+
 async def test_htmx_gets_the_rows_partial(admin: Admin, session: AsyncSession) -> None:
     await seed(session, 3)
     response = await admin.client.get(

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.apikeys.service import ApiKeyService
-
-
-@pytest.fixture
-async def api(app: Litestar, session: AsyncSession) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    _key, raw = await ApiKeyService(session).create("tests")
-    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
-        client.headers["Authorization"] = f"Bearer {raw}"
-        yield client
 
 
 async def upsert(api: AsyncTestClient[Litestar], **customer):
