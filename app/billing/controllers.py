@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from litestar.stores.base import Store
+from msgspec import Struct
 
 from app.accounts.auth import login_session
 from app.accounts.guards import current_user, requires_user
@@ -24,6 +25,7 @@ from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.catalog.models import Interval
 from app.customers.models import Customer
 from app.lib.errors import NotFound
+from app.web.errors import ApiOperation, error_responses
 from app.web.responses import page, redirect, wants_fragment
 
 METERS_FRAGMENT = "billing/_meters.html"
@@ -242,12 +244,22 @@ class PortalApiController(Controller):
         "/{external_id:str}/portal_url",
         summary="A single-use, 5-minute link that logs the customer into their billing page",
         media_type=MediaType.JSON,
+        responses=error_responses(404),
+        operation_class=ApiOperation,
     )
     async def portal_url(
         self, external_id: FromPath[str], portal_links: NamedDependency[PortalLinkService]
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[PortalUrlResponse]:
         url = await portal_links.issue(external_id)
-        return Response({"customer": {"portal_url": url}}, headers=NO_STORE)
+        return Response(PortalUrlResponse(PortalUrlOut(url)), headers=NO_STORE)
+
+
+class PortalUrlOut(Struct):
+    portal_url: str
+
+
+class PortalUrlResponse(Struct):
+    customer: PortalUrlOut
 
 
 def portal_store(request: Request[Any, Any, Any]) -> Store:

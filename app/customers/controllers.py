@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from app.apikeys.guards import ApiKeyAuthentication
-from app.customers.schemas import CustomerEnvelope, customer_out
+from app.customers.schemas import CustomerEnvelope, CustomerResponse, customer_out
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import ValidationFailed
+from app.web.errors import ApiOperation, error_responses
 
 
 class CustomerApiController(Controller):
@@ -21,10 +20,16 @@ class CustomerApiController(Controller):
     tags = ["customers"]
     security = [{"apiKey": []}]
 
-    @post("/", status_code=200, summary="Create or update a customer by external_id")
+    @post(
+        "/",
+        status_code=200,
+        summary="Create or update a customer by external_id",
+        responses=error_responses(422, 503),
+        operation_class=ApiOperation,
+    )
     async def upsert(
         self, data: JSONBody[CustomerEnvelope], customer_service: NamedDependency[CustomerService]
-    ) -> dict[str, Any]:
+    ) -> CustomerResponse:
         body = data.customer
         external_id = (body.external_id or "").strip()
         if not external_id or len(external_id) > 255:
@@ -32,12 +37,17 @@ class CustomerApiController(Controller):
         customer, subscription = await customer_service.upsert(
             CustomerInput(external_id=external_id, email=body.email, name=body.name, plan=body.plan)
         )
-        return {"customer": customer_out(customer, subscription)}
+        return CustomerResponse(customer_out(customer, subscription))
 
-    @get("/{external_id:str}", summary="A customer by external_id")
+    @get(
+        "/{external_id:str}",
+        summary="A customer by external_id",
+        responses=error_responses(404),
+        operation_class=ApiOperation,
+    )
     async def read(
         self, external_id: FromPath[str], customer_service: NamedDependency[CustomerService]
-    ) -> dict[str, Any]:
+    ) -> CustomerResponse:
         customer = await customer_service.get(external_id)
         subscription = await customer_service.subscription(customer)
-        return {"customer": customer_out(customer, subscription)}
+        return CustomerResponse(customer_out(customer, subscription))

@@ -19,13 +19,16 @@ from app.metering.schemas import (
     BalancesOut,
     BatchResponse,
     CheckIn,
+    CheckResponse,
     CommitIn,
+    CreditGrantResponse,
     CreditsIn,
     EventBatch,
     EventEnvelope,
     EventIn,
     EventResponse,
     ReservationEnvelope,
+    ReservationResponse,
     balance_out,
     balances_json,
     encode_json,
@@ -35,6 +38,7 @@ from app.metering.schemas import (
     reservation_out,
 )
 from app.metering.service import EventInput, MeteringService
+from app.web.errors import ApiOperation, error_responses
 from app.web.responses import json_response
 
 
@@ -69,7 +73,10 @@ _WRITES = [ExpectsUsageWrite]
 
 def _documented(body: type[Any]) -> ResponseSpec:
     """The 200 body of a handler that returns `json_response` (its annotation says nothing)."""
-    return ResponseSpec(body, description="Request fulfilled, document follows")
+    # ResponseSpec invents random example values unless told not to.
+    return ResponseSpec(
+        body, description="Request fulfilled, document follows", generate_examples=False
+    )
 
 
 def _error(exc: DomainError) -> dict[str, Any]:
@@ -88,7 +95,8 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Record a usage event (idempotent per transaction_id)",
         middleware=_WRITES,
-        responses={200: _documented(EventResponse)},
+        responses={200: _documented(EventResponse), **error_responses(402, 404, 409, 422, 503)},
+        operation_class=ApiOperation,
     )
     async def create_event(
         self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
@@ -101,7 +109,8 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Record up to 100 events; an outcome per event",
         middleware=_WRITES,
-        responses={200: _documented(BatchResponse)},
+        responses={200: _documented(BatchResponse), **error_responses(422, 503)},
+        operation_class=ApiOperation,
     )
     async def create_events(
         self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
@@ -137,7 +146,8 @@ class UsageApiController(Controller):
     @get(
         "/customers/{external_id:str}/balances",
         summary="Balances of every meter",
-        responses={200: _documented(BalancesOut)},
+        responses={200: _documented(BalancesOut), **error_responses(404)},
+        operation_class=ApiOperation,
     )
     async def balances(
         self, external_id: FromPath[str], usage: NamedDependency[MeteringService]
@@ -148,74 +158,91 @@ class UsageApiController(Controller):
         "/customers/{external_id:str}/check",
         status_code=200,
         summary="Would this amount be allowed? (consumes nothing)",
+        responses=error_responses(404, 422),
+        operation_class=ApiOperation,
     )
     async def check(
         self,
         external_id: FromPath[str],
         data: JSONBody[CheckIn],
         usage: NamedDependency[MeteringService],
-    ) -> dict[str, Any]:
+    ) -> CheckResponse:
         allowed, balance = await usage.check(external_id, data.code, data.amount)
-        return {"allowed": allowed, "required": data.amount, "balance": balance_out(balance)}
+        return CheckResponse(allowed, data.amount, balance_out(balance))
 
     @post(
         "/reservations",
         status_code=201,
         summary="Hold balance for expensive work",
         middleware=_WRITES,
+        responses={
+            200: ResponseSpec(
+                ReservationResponse,
+                description="A retry with the same transaction_id: the hold it made",
+                generate_examples=False,
+            ),
+            **error_responses(402, 404, 409, 422, 503),
+        },
+        operation_class=ApiOperation,
     )
     async def reserve(
         self,
         data: JSONBody[ReservationEnvelope],
         usage: NamedDependency[MeteringService],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[ReservationResponse]:
         body = data.reservation
         result = await usage.reserve(
             body.external_customer_id, body.code, body.amount, body.transaction_id, body.ttl_seconds
         )
         status = 200 if result.replayed else 201
-        return Response({"reservation": reservation_out(result)}, status_code=status)
+        return Response(ReservationResponse(reservation_out(result)), status_code=status)
 
     @post(
         "/reservations/{reservation_id:str}/commit",
         status_code=200,
         summary="Turn a hold into usage",
         middleware=_WRITES,
+        responses=error_responses(402, 404, 409, 422, 503),
+        operation_class=ApiOperation,
     )
     async def commit(
         self,
         reservation_id: FromPath[str],
         usage: NamedDependency[MeteringService],
         data: JSONBody[CommitIn | None] = None,
-    ) -> dict[str, Any]:
+    ) -> ReservationResponse:
         result = await usage.commit(reservation_id, data.amount if data else None)
-        return {"reservation": reservation_out(result)}
+        return ReservationResponse(reservation_out(result))
 
     @post(
         "/reservations/{reservation_id:str}/release",
         status_code=200,
         summary="Give a hold back",
         middleware=_WRITES,
+        responses=error_responses(404, 409, 503),
+        operation_class=ApiOperation,
     )
     async def release(
         self, reservation_id: FromPath[str], usage: NamedDependency[MeteringService]
-    ) -> dict[str, Any]:
+    ) -> ReservationResponse:
         result = await usage.release(reservation_id)
-        return {"reservation": reservation_out(result)}
+        return ReservationResponse(reservation_out(result))
 
     @post(
         "/customers/{external_id:str}/credits",
         status_code=200,
         summary="Grant credits (idempotent)",
         middleware=_WRITES,
+        responses=error_responses(404, 409, 422, 503),
+        operation_class=ApiOperation,
     )
     async def grant_credits(
         self,
         external_id: FromPath[str],
         data: JSONBody[CreditsIn],
         usage: NamedDependency[MeteringService],
-    ) -> dict[str, Any]:
+    ) -> CreditGrantResponse:
         result = await usage.grant_credits(
             external_id, data.code, data.amount, data.reason, data.transaction_id, data.expires_at
         )
-        return {"credit_grant": grant_out(result)}
+        return CreditGrantResponse(grant_out(result))

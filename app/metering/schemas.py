@@ -164,34 +164,68 @@ def event_out(result: EventResult) -> EventOut:
     )
 
 
-def reservation_out(result: ReservationResult) -> dict[str, Any]:
-    return {
-        "id": result.public_id,
-        "external_customer_id": result.customer_external_id,
-        "code": result.meter_code,
-        "amount": result.amount,
-        "transaction_id": result.transaction_id,
-        "status": result.status,
-        "expires_at": _iso(result.expires_at),
-        "created_at": _iso(result.created_at),
-        "committed_amount": result.committed_amount,
-        "event": event_out(result.event) if result.event else None,
-    }
+class ReservationOut(Struct, gc=False):
+    id: str
+    external_customer_id: str
+    code: str
+    amount: int
+    transaction_id: str
+    status: str  # held, committed, released or expired
+    expires_at: str
+    created_at: str
+    committed_amount: int | None
+    event: EventOut | None
 
 
-def grant_out(result: GrantResult) -> dict[str, Any]:
-    return {
-        "id": result.public_id,
-        "external_customer_id": result.customer_external_id,
-        "code": result.meter_code,
-        "amount": result.amount,
-        "remaining": result.remaining,
-        "source": result.source,
-        "reason": result.reason,
-        "transaction_id": result.transaction_id,
-        "expires_at": _iso(result.expires_at),
-        "created_at": _iso(result.created_at),
-    }
+class ReservationResponse(Struct, gc=False):
+    reservation: ReservationOut
+
+
+class GrantOut(Struct, gc=False):
+    id: str
+    external_customer_id: str
+    code: str
+    amount: int
+    remaining: int
+    source: str
+    reason: str
+    transaction_id: str
+    expires_at: str | None
+    created_at: str
+
+
+class CreditGrantResponse(Struct, gc=False):
+    credit_grant: GrantOut
+
+
+def reservation_out(result: ReservationResult) -> ReservationOut:
+    return ReservationOut(
+        id=result.public_id,
+        external_customer_id=result.customer_external_id,
+        code=result.meter_code,
+        amount=result.amount,
+        transaction_id=result.transaction_id,
+        status=result.status,
+        expires_at=_iso_utc(result.expires_at),
+        created_at=_iso_utc(result.created_at),
+        committed_amount=result.committed_amount,
+        event=event_out(result.event) if result.event else None,
+    )
+
+
+def grant_out(result: GrantResult) -> GrantOut:
+    return GrantOut(
+        id=result.public_id,
+        external_customer_id=result.customer_external_id,
+        code=result.meter_code,
+        amount=result.amount,
+        remaining=result.remaining,
+        source=result.source,
+        reason=result.reason,
+        transaction_id=result.transaction_id,
+        expires_at=_iso(result.expires_at),
+        created_at=_iso_utc(result.created_at),
+    )
 
 
 class BalanceOut(Struct, gc=False):
@@ -214,6 +248,12 @@ class BalanceOut(Struct, gc=False):
 class BalancesOut(Struct, gc=False):
     external_customer_id: str
     balances: list[BalanceOut]
+
+
+class CheckResponse(Struct, gc=False):
+    allowed: bool
+    required: int
+    balance: BalanceOut
 
 
 def balance_out(balance: Balance) -> BalanceOut:

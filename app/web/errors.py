@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -12,8 +14,11 @@ from litestar.exceptions import (
     NotAuthorizedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from msgspec import UNSET, Struct, UnsetType
 
 from app.db.engine import is_busy
 from app.lib.errors import DomainError
@@ -77,13 +82,14 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
     if isinstance(exc, DomainError):
         return exc.status_code, exc.code, exc.message, dict(exc.extra)
     if isinstance(exc, ValidationException):
-        return 422, "validation_error", _validation_message(exc), {"fields": _fields(exc)}
+        extra = {"field": _field(exc), "fields": _fields(exc)}
+        return 422, "validation_error", _validation_message(exc), extra
     if isinstance(exc, NotAuthorizedException):
         return 401, "unauthorized", exc.detail or "Authentication required.", {}
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if status == 400:  # an undecodable body is invalid input like any other
-            return 422, "validation_error", exc.detail or "Invalid input.", {}
+            return 422, "validation_error", exc.detail or "Invalid input.", {"field": "body"}
         message = exc.detail if status < 500 else "Something went wrong on our side."
         return status, _CODES.get(status, "error"), message, {}
     if is_busy(exc):
@@ -97,9 +103,20 @@ def _describe(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
     return HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.", {}
 
 
-def _fields(exc: ValidationException) -> list[dict[str, Any]]:
+def _problems(exc: ValidationException) -> list[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    fields = [item for item in extra if isinstance(item, dict)]
+    return [item for item in extra if isinstance(item, dict)]
+
+
+def _field(exc: ValidationException) -> str:
+    problems = _problems(exc)
+    if not problems:
+        return "body"
+    return field_path(str(problems[0].get("message", "")), problems[0].get("key"))
+
+
+def _fields(exc: ValidationException) -> list[dict[str, Any]]:
+    fields = _problems(exc)
     # `data` is the handler's parameter for the whole body, a name the caller never sent.
     return [
         {**item, "key": "body"}
@@ -118,5 +135,89 @@ def _validation_message(exc: ValidationException) -> str:
     return exc.detail or "Invalid input."
 
 
+# msgspec's messages: "Object missing required field `amount` - at `$.reservation`".
+_AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
+
+
+def field_path(message: str, key: str | None = None) -> str:
+    """The field a msgspec validation error is about, as a dotted path in the caller's body:
+    `reservation.amount`, `event.transaction_id`, `events[3]`, or `body` for the body itself.
+
+    `message` is msgspec's message, with or without its ` - at `$.path`` tail; Litestar's
+    `ValidationException.extra` keeps the message without the tail and the path as `key`
+    (`data` for the whole body). A missing or unknown field is reported at the object that
+    holds it, so its name is taken from the message.
+    """
+    path = "" if key in (None, "", "data") else str(key)
+    if at := _AT.match(message):
+        message, path = at["message"], at["path"]
+    path = path.removeprefix(".")
+    if named := _NAMED.match(message):
+        path = f"{path}.{named['name']}" if path else named["name"]
+    return path or "body"
+
+
 def exception_handlers() -> dict[type[Exception] | int, Any]:
     return {Exception: error_response}
+
+
+class FieldProblem(Struct):
+    key: str
+    message: str
+    source: str
+
+
+class ApiError(Struct):
+    """Every API error. `error` is a stable code (`unauthorized`, `customer_not_found`,
+    `meter_not_found`, `idempotency_conflict`, `validation_error`, ...); `field` names the
+    input at fault (always on a `422`); some codes add keys of their own (a `409`
+    `idempotency_conflict` names its `transaction_id`)."""
+
+    error: str
+    message: str
+    field: str | UnsetType = UNSET
+    # On a 422 found while decoding the body: Litestar's description of each problem.
+    fields: list[FieldProblem] | UnsetType = UNSET
+
+
+class InsufficientBalanceError(ApiError, kw_only=True):
+    """`402`: the meter's balance does not cover the amount. Nothing was recorded."""
+
+    meter: str
+    available: int
+    required: int
+    upgrade_url: str
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Missing or unknown API key",
+    402: "Insufficient balance (`insufficient_balance`); nothing was recorded",
+    404: "Unknown customer, subscription, meter or reservation",
+    409: "The `transaction_id` was used with another payload, or the reservation is no longer held",
+    422: "Invalid input; `field` names it",
+    503: "The database was busy (`database_busy`); nothing was saved, retry after `Retry-After`",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the API errors a handler can answer (401 always: every API call
+    needs a key), in the body `error_response` sends."""
+    return {
+        status: ResponseSpec(
+            InsufficientBalanceError if status == 402 else ApiError,
+            description=_ERROR_DESCRIPTIONS[status],
+            generate_examples=False,
+        )
+        for status in sorted({401, *statuses})
+    }
+
+
+@dataclass
+class ApiOperation(Operation):
+    """An API operation without the `400` Litestar documents for every handler that takes
+    parameters or a body: the API answers bad input with `422` (`error_response`), never 400."""
+
+    def __post_init__(self) -> None:
+        if self.responses:
+            self.responses.pop("400", None)

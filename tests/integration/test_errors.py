@@ -264,6 +264,7 @@ def test_invalid_query_parameter_is_a_422_naming_the_field(tiny):
     body = response.json()
     assert body["error"] == "validation_error"
     assert "limit" in body["message"]
+    assert body["field"] == "limit"
     assert any(field.get("key") == "limit" for field in body["fields"])
 
 

@@ -1,0 +1,105 @@
+"""The OpenAPI document at /schema describes the server API as it answers: its bodies, its
+errors in the service's own shape, and no invented examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# Per operation: the error statuses it can answer (401: every call needs a key).
+OPERATIONS: dict[tuple[str, str], set[int]] = {
+    ("post", "/api/v1/customers"): {401, 422, 503},
+    ("get", "/api/v1/customers/{external_id}"): {401, 404},
+    ("post", "/api/v1/events"): {401, 402, 404, 409, 422, 503},
+    ("post", "/api/v1/events/batch"): {401, 422, 503},
+    ("get", "/api/v1/customers/{external_id}/balances"): {401, 404},
+    ("post", "/api/v1/customers/{external_id}/check"): {401, 404, 422},
+    ("post", "/api/v1/reservations"): {401, 402, 404, 409, 422, 503},
+    ("post", "/api/v1/reservations/{reservation_id}/commit"): {401, 402, 404, 409, 422, 503},
+    ("post", "/api/v1/reservations/{reservation_id}/release"): {401, 404, 409, 503},
+    ("post", "/api/v1/customers/{external_id}/credits"): {401, 404, 409, 422, 503},
+    ("get", "/api/v1/customers/{external_id}/portal_url"): {401, 404},
+}
+
+
+@pytest.fixture
+async def document(client) -> dict[str, Any]:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def json_schema(response: dict[str, Any]) -> dict[str, Any]:
+    return response["content"]["application/json"]["schema"]
+
+
+def keys_named(value: Any, names: set[str], at: str = "") -> list[str]:
+    """Where in `value` a key in `names` occurs."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in names:
+                found.append(f"{at}/{key}")
+            found += keys_named(inner, names, f"{at}/{key}")
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += keys_named(inner, names, f"{at}/{index}")
+    return found
+
+
+async def test_every_api_operation_is_listed_here(document):
+    served = {
+        (method, path)
+        for path, item in document["paths"].items()
+        if path.startswith("/api/v1/")
+        for method in item
+    }
+    assert served == set(OPERATIONS)
+
+
+@pytest.mark.parametrize(("method", "path"), list(OPERATIONS))
+async def test_operation_documents_its_bodies_and_errors(document, method, path):
+    responses = document["paths"][path][method]["responses"]
+
+    successes = [status for status in responses if status.startswith("2")]
+    assert successes, responses
+    for status in successes:
+        body = resolve(document, json_schema(responses[status]))
+        assert body.get("properties"), (status, body)
+        for inner in body["properties"].values():
+            if "$ref" in inner:
+                assert resolve(document, inner).get("properties"), (status, inner)
+
+    errors = {int(status) for status in responses if not status.startswith("2")}
+    assert errors == OPERATIONS[(method, path)]
+    for status in errors:
+        schema = json_schema(responses[str(status)])
+        expected = "InsufficientBalanceError" if status == 402 else "ApiError"
+        assert schema == {"$ref": f"#/components/schemas/{expected}"}, (status, schema)
+
+    assert not keys_named(responses, {"example", "examples"})
+
+
+async def test_the_error_bodies_are_the_service_own(document):
+    schemas = document["components"]["schemas"]
+    error = schemas["ApiError"]
+    assert {"error", "message", "field"} <= set(error["properties"])
+    assert sorted(error["required"]) == ["error", "message"]
+    balance = schemas["InsufficientBalanceError"]
+    assert {"meter", "available", "required", "upgrade_url"} <= set(balance["required"])
+    # Litestar's own error shape, which the API never sends, is described nowhere.
+    api = {p: item for p, item in document["paths"].items() if p.startswith("/api/v1/")}
+    assert not keys_named(api, {"400", "detail"})
+    for name, schema in schemas.items():
+        assert not {"status_code", "detail"} <= set(schema.get("properties", {})), name
+
+
+async def test_no_invented_examples(document):
+    assert not keys_named(document, {"example", "examples"})
