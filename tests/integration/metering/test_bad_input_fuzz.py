@@ -71,3 +71,5 @@ async def test_random_bodies_never_500(api, body: dict[str, Any], endpoint, raw:
     assert response.headers["content-type"].startswith("application/json")
     if response.status_code >= 400:
         assert response.json()["error"] and response.json()["message"]
+    if response.status_code == 422:  # the caller learns which field to fix
+        assert response.json().get("field"), (path, payload, response.text)
