@@ -25,7 +25,7 @@ from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.catalog.models import Interval
 from app.customers.models import Customer
 from app.lib.errors import NotFound
-from app.web.errors import ApiOperation, error_responses
+from app.web.errors import api_docs
 from app.web.responses import page, redirect, wants_fragment
 
 METERS_FRAGMENT = "billing/_meters.html"
@@ -244,8 +244,7 @@ class PortalApiController(Controller):
         "/{external_id:str}/portal_url",
         summary="A single-use, 5-minute link that logs the customer into their billing page",
         media_type=MediaType.JSON,
-        responses=error_responses(404),
-        operation_class=ApiOperation,
+        **api_docs(404),
     )
     async def portal_url(
         self, external_id: FromPath[str], portal_links: NamedDependency[PortalLinkService]

@@ -10,7 +10,7 @@ from app.apikeys.guards import ApiKeyAuthentication
 from app.customers.schemas import CustomerEnvelope, CustomerResponse, customer_out
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import ValidationFailed
-from app.web.errors import ApiOperation, error_responses
+from app.web.errors import api_docs
 
 
 class CustomerApiController(Controller):
@@ -24,8 +24,7 @@ class CustomerApiController(Controller):
         "/",
         status_code=200,
         summary="Create or update a customer by external_id",
-        responses=error_responses(422, 503),
-        operation_class=ApiOperation,
+        **api_docs(422, 503),
     )
     async def upsert(
         self, data: JSONBody[CustomerEnvelope], customer_service: NamedDependency[CustomerService]
@@ -42,8 +41,7 @@ class CustomerApiController(Controller):
     @get(
         "/{external_id:str}",
         summary="A customer by external_id",
-        responses=error_responses(404),
-        operation_class=ApiOperation,
+        **api_docs(404),
     )
     async def read(
         self, external_id: FromPath[str], customer_service: NamedDependency[CustomerService]

@@ -38,7 +38,7 @@ from app.metering.schemas import (
     reservation_out,
 )
 from app.metering.service import EventInput, MeteringService
-from app.web.errors import ApiOperation, error_responses
+from app.web.errors import api_docs
 from app.web.responses import json_response
 
 
@@ -71,12 +71,17 @@ class ExpectsUsageWrite:
 _WRITES = [ExpectsUsageWrite]
 
 
-def _documented(body: type[Any]) -> ResponseSpec:
-    """The 200 body of a handler that returns `json_response` (its annotation says nothing)."""
-    # ResponseSpec invents random example values unless told not to.
-    return ResponseSpec(
-        body, description="Request fulfilled, document follows", generate_examples=False
-    )
+def _documented(
+    body: type[Any], description: str = "Request fulfilled, document follows"
+) -> ResponseSpec:
+    """A success body the handler's annotation does not say (`json_response`, or a second
+    status); ResponseSpec invents random example values unless told not to."""
+    return ResponseSpec(body, description=description, generate_examples=False)
+
+
+_REPLAYED_HOLD = _documented(
+    ReservationResponse, "A retry with the same transaction_id: the hold it made"
+)
 
 
 def _error(exc: DomainError) -> dict[str, Any]:
@@ -95,8 +100,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Record a usage event (idempotent per transaction_id)",
         middleware=_WRITES,
-        responses={200: _documented(EventResponse), **error_responses(402, 404, 409, 422, 503)},
-        operation_class=ApiOperation,
+        **api_docs(402, 404, 409, 422, 503, ok={200: _documented(EventResponse)}),
     )
     async def create_event(
         self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
@@ -109,8 +113,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Record up to 100 events; an outcome per event",
         middleware=_WRITES,
-        responses={200: _documented(BatchResponse), **error_responses(422, 503)},
-        operation_class=ApiOperation,
+        **api_docs(422, 503, ok={200: _documented(BatchResponse)}),
     )
     async def create_events(
         self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
@@ -146,8 +149,7 @@ class UsageApiController(Controller):
     @get(
         "/customers/{external_id:str}/balances",
         summary="Balances of every meter",
-        responses={200: _documented(BalancesOut), **error_responses(404)},
-        operation_class=ApiOperation,
+        **api_docs(404, ok={200: _documented(BalancesOut)}),
     )
     async def balances(
         self, external_id: FromPath[str], usage: NamedDependency[MeteringService]
@@ -158,8 +160,7 @@ class UsageApiController(Controller):
         "/customers/{external_id:str}/check",
         status_code=200,
         summary="Would this amount be allowed? (consumes nothing)",
-        responses=error_responses(404, 422),
-        operation_class=ApiOperation,
+        **api_docs(404, 422),
     )
     async def check(
         self,
@@ -175,15 +176,7 @@ class UsageApiController(Controller):
         status_code=201,
         summary="Hold balance for expensive work",
         middleware=_WRITES,
-        responses={
-            200: ResponseSpec(
-                ReservationResponse,
-                description="A retry with the same transaction_id: the hold it made",
-                generate_examples=False,
-            ),
-            **error_responses(402, 404, 409, 422, 503),
-        },
-        operation_class=ApiOperation,
+        **api_docs(402, 404, 409, 422, 503, ok={200: _REPLAYED_HOLD}),
     )
     async def reserve(
         self,
@@ -202,8 +195,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Turn a hold into usage",
         middleware=_WRITES,
-        responses=error_responses(402, 404, 409, 422, 503),
-        operation_class=ApiOperation,
+        **api_docs(402, 404, 409, 422, 503),
     )
     async def commit(
         self,
@@ -219,8 +211,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Give a hold back",
         middleware=_WRITES,
-        responses=error_responses(404, 409, 503),
-        operation_class=ApiOperation,
+        **api_docs(404, 409, 503),
     )
     async def release(
         self, reservation_id: FromPath[str], usage: NamedDependency[MeteringService]
@@ -233,8 +224,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Grant credits (idempotent)",
         middleware=_WRITES,
-        responses=error_responses(404, 409, 422, 503),
-        operation_class=ApiOperation,
+        **api_docs(404, 409, 422, 503),
     )
     async def grant_credits(
         self,

@@ -200,7 +200,7 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+def _error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI responses for the API errors a handler can answer (401 always: every API call
     needs a key), in the body `error_response` sends."""
     return {
@@ -210,6 +210,15 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
             generate_examples=False,
         )
         for status in sorted({401, *statuses})
+    }
+
+
+def api_docs(*errors: int, ok: dict[int, ResponseSpec] | None = None) -> dict[str, Any]:
+    """The OpenAPI keywords of an API handler: its success bodies (`ok`, when its annotation
+    does not say them), the errors it can answer, and no Litestar `400` (`ApiOperation`)."""
+    return {
+        "responses": {**(ok or {}), **_error_responses(*errors)},
+        "operation_class": ApiOperation,
     }
 
 

@@ -74,6 +74,14 @@ def pay(page: Page, card: str) -> None:
     page.get_by_test_id("checkout-pay").click()
 
 
+def pay_and_wait(page: Page) -> None:
+    """Pay with a card that works, and wait until the success page says it is done."""
+    pay(page, "4242 4242 4242 4242")
+    expect(page.get_by_test_id("checkout-status")).to_have_attribute(
+        "data-state", "done", timeout=WEBHOOK_TIMEOUT
+    )
+
+
 def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_server: LiveServer):
     sign_up(page)
     bar = page.get_by_test_id("meter-ai_requests").get_by_role("progressbar")
@@ -128,10 +136,7 @@ def test_buying_a_credit_pack_raises_the_balance_once(page: Page, live_server: L
     sign_up(page)
     page.goto("/billing/credits")
     page.get_by_test_id("buy-ai_100").click()
-    pay(page, "4242 4242 4242 4242")
-    expect(page.get_by_test_id("checkout-status")).to_have_attribute(
-        "data-state", "done", timeout=WEBHOOK_TIMEOUT
-    )
+    pay_and_wait(page)
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
     page.reload()  # a second visit of the success page grants nothing more
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
@@ -147,10 +152,7 @@ def test_cancel_plan_asks_first_and_keep_my_plan_changes_nothing(
     sign_up(page)
     page.goto("/billing/upgrade")
     page.get_by_test_id("checkout-pro-monthly").click()
-    pay(page, "4242 4242 4242 4242")
-    expect(page.get_by_test_id("checkout-status")).to_have_attribute(
-        "data-state", "done", timeout=WEBHOOK_TIMEOUT
-    )
+    pay_and_wait(page)
     page.get_by_test_id("back-to-billing").click()
     expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
     renews_on = page.get_by_test_id("renewal").locator("strong").inner_text()
