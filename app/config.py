@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.lib.clients import Network, parse_networks
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -64,6 +66,8 @@ class Settings:
     log_level: str
     session_max_age: int = 14 * 24 * 3600
     login_rate_limit: int = 10
+    # Proxies whose X-Forwarded-For is believed (app/web/clients.py); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -123,4 +127,5 @@ class Settings:
             smtp_url=_env("SMTP_URL"),
             demo_mode=_bool("DEMO_MODE", True),
             log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
+            trusted_proxies=parse_networks(_env("TRUSTED_PROXIES")),
         )
