@@ -7,14 +7,12 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.middleware.session.server_side import (
-    ServerSideSessionBackend,
-    ServerSideSessionConfig,
-)
+from litestar.middleware.session.server_side import ServerSideSessionBackend
 from litestar.security.session_auth import SessionAuth
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.repository import UserRepository
+from app.accounts.sessions import IssuedSessionConfig, renew_session
 from app.config import Settings
 from app.lib.clock import utcnow
 
@@ -47,6 +45,11 @@ def login_session(user_id: int) -> dict[str, Any]:
     return {"user_id": user_id, "auth_at": int(utcnow().timestamp())}
 
 
+def start_login(connection: ASGIConnection[Any, Any, Any, Any], user_id: int) -> None:
+    """Log `user_id` in under a newly issued session id (never the one the request carried)."""
+    renew_session(connection, login_session(user_id))
+
+
 def build_session_auth(
     settings: Settings, db_session: Any
 ) -> SessionAuth[CurrentUser, ServerSideSessionBackend]:
@@ -68,7 +71,7 @@ def build_session_auth(
 
     return SessionAuth[CurrentUser, ServerSideSessionBackend](
         retrieve_user_handler=retrieve_user,
-        session_backend_config=ServerSideSessionConfig(
+        session_backend_config=IssuedSessionConfig(
             max_age=settings.session_max_age,
             httponly=True,
             samesite="lax",

@@ -12,7 +12,8 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app.accounts.auth import login_session
+from app.accounts.auth import start_login
+from app.accounts.sessions import renew_session
 from app.accounts.guards import current_user
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.lib.errors import DomainError
@@ -69,7 +70,7 @@ class AuthController(Controller):
                 },
                 status_code=400,
             )
-        request.set_session(login_session(user.id))
+        start_login(request, user.id)
         return Redirect(safe_next(data.next), status_code=303)
 
     @get("/signup")
@@ -98,13 +99,13 @@ class AuthController(Controller):
                 },
                 status_code=exc.status_code,
             )
-        request.set_session(login_session(user.id))
+        start_login(request, user.id)
         flash(request, "Welcome! Your account is ready.", category="success")
         return Redirect(safe_next(data.next), status_code=303)
 
     @post("/logout", opt={"public": True})
     async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
-        # A fresh, empty session (not none), so the goodbye message survives the redirect.
-        request.set_session({})
+        # A new, empty session (not none), so the goodbye message survives the redirect.
+        renew_session(request, {})
         flash(request, "You are logged out.", category="info")
         return Redirect("/login", status_code=303)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
+from app.accounts.password_rules import check_new_password
 from app.accounts.repository import UserRepository
 from app.catalog.models import Catalog
 from app.customers.service import CustomerService
@@ -18,8 +19,6 @@ from app.lib.errors import Conflict, ValidationFailed
 from app.lib.passwords import hash_password, verify_password
 
 NAME_MAX = 120
-PASSWORD_MIN = 8
-PASSWORD_MAX = 128
 LOGIN_FAILED = "Wrong email or password."
 
 
@@ -30,20 +29,6 @@ class SignupInput:
     name: str = ""
 
 
-def check_password(password: str) -> str:
-    if not password:
-        raise ValidationFailed("Enter a password.", field="password")
-    if len(password) < PASSWORD_MIN:
-        raise ValidationFailed(
-            f"Password must be at least {PASSWORD_MIN} characters.", field="password"
-        )
-    if len(password) > PASSWORD_MAX:
-        raise ValidationFailed(
-            f"Password must be at most {PASSWORD_MAX} characters.", field="password"
-        )
-    return password
-
-
 class AccountService:
     def __init__(self, session: AsyncSession, catalog: Catalog) -> None:
         self.session = session
@@ -52,7 +37,7 @@ class AccountService:
 
     async def signup(self, data: SignupInput) -> User:
         email = normalize_email(data.email)
-        check_password(data.password)
+        check_new_password(data.password, email)
         name = (data.name or "").strip()
         if len(name) > NAME_MAX:
             raise ValidationFailed(f"Name must be at most {NAME_MAX} characters.", field="name")
@@ -94,7 +79,7 @@ class AccountService:
         generated = None
         if password is None:
             generated = password = secrets.token_urlsafe(12)
-        check_password(password)
+        check_new_password(password, email)
         user = await self.users.by_email(email)
         if user is None:
             user = User(
