@@ -13,9 +13,9 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.auth import start_login
-from app.accounts.sessions import renew_session
 from app.accounts.guards import current_user
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
+from app.accounts.sessions import renew_session
 from app.lib.errors import DomainError
 
 

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from litestar.stores.base import Store
 from msgspec import Struct
 
-from app.accounts.auth import login_session
+from app.accounts.auth import start_login
 from app.accounts.guards import current_user, requires_user
 from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.pages import Account, BillingPages
@@ -225,7 +225,7 @@ class PortalController(Controller):
         portal_links: NamedDependency[PortalLinkService],
     ) -> Redirect:
         user_id = await portal_links.login(token)
-        request.set_session(login_session(user_id))
+        start_login(request, user_id)
         return Redirect(
             "/billing",
             status_code=303,

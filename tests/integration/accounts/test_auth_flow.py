@@ -81,6 +81,10 @@ async def test_duplicate_email_is_refused(client):
         ("ada@example.com", "", "", "Enter a password."),
         ("ada@example.com", "short", "", "at least 8"),
         ("ada@example.com", "x" * 129, "", "at most 128"),
+        ("ada@example.com", " " * 8, "", "cannot be only spaces"),
+        ("ada@example.com", "password", "", "most common"),
+        ("ada@example.com", "12345678", "", "most common"),
+        ("ada@example.com", "ada@example.com", "", "cannot be your email"),
         ("ada@example.com", PASSWORD, "n" * 121, "at most 120"),
     ],
 )
