@@ -65,6 +65,7 @@ class Settings:
     demo_mode: bool
     log_level: str
     session_max_age: int = 14 * 24 * 3600
+    # Failed logins per account and address in 15 minutes (app/accounts/throttle.py).
     login_rate_limit: int = 10
     # Proxies whose X-Forwarded-For is believed (app/web/clients.py); none by default.
     trusted_proxies: tuple[Network, ...] = ()
@@ -128,4 +129,5 @@ class Settings:
             demo_mode=_bool("DEMO_MODE", True),
             log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
             trusted_proxies=parse_networks(_env("TRUSTED_PROXIES")),
+            login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10") or 10),
         )

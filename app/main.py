@@ -32,9 +32,10 @@ from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.auth import build_rate_limit, build_session_auth
+from app.accounts.auth import build_session_auth
 from app.accounts.controllers import AuthController
 from app.accounts.service import AccountService
+from app.accounts.throttle import LOGIN_WINDOW, LoginThrottle
 from app.admin.controllers import AdminController
 from app.admin.service import AdminService
 from app.apikeys.service import ApiKeyService
@@ -55,6 +56,7 @@ from app.customers.controllers import CustomerApiController
 from app.customers.service import CustomerService
 from app.db.engine import create_engine
 from app.db.migrations import ensure_migrated
+from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
@@ -80,11 +82,18 @@ async def health() -> dict[str, str]:
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
-def _stores(settings: Settings) -> dict[str, Store]:
-    if settings.redis_url:
+def _redis_client(settings: Settings) -> Any:
+    """One client (and connection pool) per app for everything shared through Redis."""
+    from redis.asyncio import Redis
+
+    return Redis.from_url(settings.redis_url)
+
+
+def _stores(settings: Settings, redis: Any) -> dict[str, Store]:
+    if redis is not None:
         from litestar.stores.redis import RedisStore
 
-        root = RedisStore.with_client(url=settings.redis_url, namespace="billing_portal")
+        root = RedisStore(redis=redis, namespace="billing_portal", handle_client_shutdown=True)
         return {
             "sessions": root.with_namespace("sessions"),
             "rate_limit": root.with_namespace("rl"),
@@ -96,6 +105,12 @@ def _stores(settings: Settings) -> dict[str, Store]:
         # Used portal links: files, so every process on this host agrees a link was used.
         "portal_tokens": FileStore(settings.var_dir / "portal_tokens", create_directories=True),
     }
+
+
+def _login_attempts(redis: Any) -> AttemptCounter:
+    if redis is not None:
+        return RedisAttempts(redis, "billing_portal:attempts:", LOGIN_WINDOW)
+    return MemoryAttempts(LOGIN_WINDOW)
 
 
 def create_app(
@@ -127,6 +142,10 @@ def create_app(
     stripe_gateway = StripeGateway.from_settings(settings)
     templates = template_config(settings)
     session_auth = build_session_auth(settings, request_db_session)
+    redis = _redis_client(settings) if settings.redis_url else None
+    login_throttle = LoginThrottle(
+        _login_attempts(redis), settings.login_rate_limit, settings.trusted_proxies
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -174,6 +193,9 @@ def create_app(
 
     def provide_catalog() -> Catalog:
         return catalog
+
+    def provide_login_throttle() -> LoginThrottle:
+        return login_throttle
 
     def provide_account_service(db_session: NamedDependency[AsyncSession]) -> AccountService:
         return AccountService(db_session, catalog)
@@ -281,6 +303,7 @@ def create_app(
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "catalog": Provide(provide_catalog, sync_to_thread=False),
+            "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
             "account_service": Provide(provide_account_service, sync_to_thread=False),
             "customer_service": Provide(provide_customer_service, sync_to_thread=False),
             "metering_service": Provide(provide_metering_service, sync_to_thread=False),
@@ -301,7 +324,6 @@ def create_app(
         ],
         on_app_init=[session_auth.on_app_init],
         request_class=PageRequest,
-        middleware=[build_rate_limit(settings).middleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_secure=settings.secure_cookies,
@@ -310,7 +332,7 @@ def create_app(
             exclude=["/api/", "/webhooks/", "/portal/", "^/health$"],
         ),
         template_config=templates,
-        stores=_stores(settings),
+        stores=_stores(settings, redis),
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
             title="Billing Portal API",

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.middleware.session.server_side import ServerSideSessionBackend
 from litestar.security.session_auth import SessionAuth
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,18 +79,4 @@ def build_session_auth(
         ),
         exclude=PUBLIC_PATHS,
         exclude_opt_key="public",
-    )
-
-
-def build_rate_limit(settings: Settings) -> RateLimitConfig:
-    # async: a sync handler would be run in a worker thread on every request.
-    async def throttled(request: Any) -> bool:
-        return request.method == "POST" and request.url.path in ("/login", "/signup")
-
-    return RateLimitConfig(
-        rate_limit=("minute", settings.login_rate_limit),
-        check_throttle_handler=throttled,
-        # Machine traffic never reaches the check (it would build a request object each time).
-        exclude=SESSIONLESS_PATHS,
-        store="rate_limit",
     )

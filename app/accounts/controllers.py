@@ -16,6 +16,7 @@ from app.accounts.auth import start_login
 from app.accounts.guards import current_user
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.accounts.sessions import renew_session
+from app.accounts.throttle import LoginThrottle, Throttled
 from app.lib.errors import DomainError
 
 
@@ -39,6 +40,15 @@ def safe_next(target: str | None, default: str = "/billing") -> str:
     return default
 
 
+def _throttled(template: str, throttled: Throttled, next: str, form: dict[str, str]) -> Template:
+    return Template(
+        template,
+        context={"error": throttled.message, "next": safe_next(next), "form": form},
+        status_code=429,
+        headers={"Retry-After": str(throttled.retry_after)},
+    )
+
+
 class AuthController(Controller):
     include_in_schema = False
 
@@ -58,9 +68,15 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
         account_service: NamedDependency[AccountService],
+        login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
+        address = login_throttle.address(request.scope)
+        throttled = await login_throttle.check_login(data.email, address)
+        if throttled is not None:
+            return _throttled("accounts/login.html", throttled, data.next, {"email": data.email})
         user = await account_service.authenticate(data.email, data.password)
         if user is None:
+            await login_throttle.login_failed(data.email, address)
             return Template(
                 "accounts/login.html",
                 context={
@@ -70,6 +86,7 @@ class AuthController(Controller):
                 },
                 status_code=400,
             )
+        await login_throttle.login_succeeded(data.email, address)
         start_login(request, user.id)
         return Redirect(safe_next(data.next), status_code=303)
 
@@ -83,7 +100,13 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[SignupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
         account_service: NamedDependency[AccountService],
+        login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
+        address = login_throttle.address(request.scope)
+        throttled = await login_throttle.signup_attempt(address)
+        if throttled is not None:
+            form = {"email": data.email, "name": data.name}
+            return _throttled("accounts/signup.html", throttled, data.next, form)
         try:
             user = await account_service.signup(
                 SignupInput(email=data.email, password=data.password, name=data.name)

@@ -130,12 +130,12 @@ async def test_session_cookie_flags(client):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
 
 
-async def test_login_is_rate_limited(client, settings):
+async def test_failed_logins_are_rate_limited(client, settings):
     for _ in range(settings.login_rate_limit):
         assert (await login(client, "ada@example.com", "wrong password")).status_code == 400
     response = await login(client, "ada@example.com", "wrong password")
     assert response.status_code == 429
-    assert "Too many attempts" in response.text
+    assert "Too many attempts" in response.text and response.headers["retry-after"]
 
 
 async def test_open_redirect_is_refused(client):
