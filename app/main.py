@@ -86,6 +86,7 @@ def _redis_client(settings: Settings) -> Any:
     """One client (and connection pool) per app for everything shared through Redis."""
     from redis.asyncio import Redis
 
+    assert settings.redis_url
     return Redis.from_url(settings.redis_url)
 
 

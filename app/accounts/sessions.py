@@ -13,7 +13,7 @@ the cookie (session fixation) shares the account. This backend:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
@@ -29,9 +29,13 @@ _LOADED = "billing_portal.session_loaded"  # (id, raw bytes) of the session the 
 _RENEW = "billing_portal.session_renew"
 
 
+def _scope(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+    return cast("dict[str, Any]", connection.scope)
+
+
 def renew_session(connection: ASGIConnection[Any, Any, Any, Any], data: dict[str, Any]) -> None:
     """Set the session to `data` under a new id; the old id is deleted from the store."""
-    connection.scope[_RENEW] = True  # type: ignore[typeddict-unknown-key]
+    _scope(connection)[_RENEW] = True
     connection.set_session(data)
 
 
@@ -44,15 +48,15 @@ class IssuedSessionBackend(ServerSideSessionBackend):
             store = self.config.get_store_from_app(connection.scope["app"])
             data = await self.get(session_id, store=store)
             if data is not None:
-                connection.scope[_LOADED] = (session_id, data)  # type: ignore[typeddict-unknown-key]
+                _scope(connection)[_LOADED] = (session_id, data)
                 return self.deserialize_data(data)
         return {}
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         """The id of the session the store holds, else the one issued during this request,
         else a new one. A cookie the store does not hold is never reused."""
-        loaded = connection.scope.get(_LOADED)
-        if loaded is not None and not connection.scope.get(_RENEW):
+        loaded: tuple[str, bytes] | None = _scope(connection).get(_LOADED)
+        if loaded is not None and not _scope(connection).get(_RENEW):
             return str(loaded[0])
         issued = connection.get_session_id()
         if not issued or (loaded is not None and issued == loaded[0]):
@@ -72,8 +76,8 @@ class IssuedSessionBackend(ServerSideSessionBackend):
         cookie_params = dict(
             extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
         )
-        loaded: tuple[str, bytes] | None = scope.get(_LOADED)
-        renew = bool(scope.get(_RENEW))
+        loaded: tuple[str, bytes] | None = _scope(connection).get(_LOADED)
+        renew = bool(_scope(connection).get(_RENEW))
         if loaded is not None and (renew or scope_session is Empty or not scope_session):
             await self.delete(loaded[0], store=store)
         if scope_session is Empty or not scope_session:
