@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, post
+from typing import Annotated
+
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody, PathParameter
 
 from app.apikeys.guards import ApiKeyAuthentication
-from app.customers.schemas import CustomerEnvelope, CustomerResponse, customer_out
+from app.customers.schemas import MAX_EXTERNAL_ID, CustomerEnvelope, CustomerResponse, customer_out
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import ValidationFailed
+from app.web.api_request import ApiRequest, path_text
 from app.web.errors import api_docs
 
 
 class CustomerApiController(Controller):
     path = "/api/v1/customers"
     middleware = [ApiKeyAuthentication]
-    request_class = Request  # plain: the API reads no htmx headers
+    request_class = ApiRequest  # no htmx headers; bodies checked once (app.web.api_request)
     tags = ["customers"]
     security = [{"apiKey": []}]
 
@@ -44,8 +47,10 @@ class CustomerApiController(Controller):
         **api_docs(404),
     )
     async def read(
-        self, external_id: FromPath[str], customer_service: NamedDependency[CustomerService]
+        self,
+        external_id: Annotated[str, PathParameter(max_length=MAX_EXTERNAL_ID)],
+        customer_service: NamedDependency[CustomerService],
     ) -> CustomerResponse:
-        customer = await customer_service.get(external_id)
+        customer = await customer_service.get(path_text(external_id, "external_id"))
         subscription = await customer_service.subscription(customer)
         return CustomerResponse(customer_out(customer, subscription))

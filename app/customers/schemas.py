@@ -1,18 +1,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from app.customers.models import Customer, Subscription
 
+# Column lengths (app/customers/models.py). The email's own rule (app.lib.emails, 254
+# characters once trimmed) is the service's; a NUL anywhere is refused where the body is
+# decoded (app.web.api_request).
+MAX_EXTERNAL_ID = 255
+MAX_NAME = 255
+MAX_PLAN = 64
+
 
 class CustomerIn(Struct):
-    external_id: str
+    external_id: Annotated[str, Meta(min_length=1, max_length=MAX_EXTERNAL_ID)]
     email: str | None = None
-    name: str | None = None
-    plan: str | None = None
+    name: Annotated[str, Meta(max_length=MAX_NAME)] | None = None
+    plan: Annotated[str, Meta(min_length=1, max_length=MAX_PLAN)] | None = None
 
 
 class CustomerEnvelope(Struct):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -27,7 +27,9 @@ from app.metering.schemas import (
     EventEnvelope,
     EventIn,
     EventResponse,
+    ExternalIdPath,
     ReservationEnvelope,
+    ReservationIdPath,
     ReservationResponse,
     balance_out,
     balances_json,
@@ -38,6 +40,7 @@ from app.metering.schemas import (
     reservation_out,
 )
 from app.metering.service import EventInput, MeteringService
+from app.web.api_request import ApiRequest, path_text
 from app.web.errors import api_docs
 from app.web.responses import json_response
 
@@ -91,7 +94,7 @@ def _error(exc: DomainError) -> dict[str, Any]:
 class UsageApiController(Controller):
     path = "/api/v1"
     middleware = [ApiKeyAuthentication]
-    request_class = Request  # plain: the API reads no htmx headers
+    request_class = ApiRequest  # no htmx headers; bodies checked once (app.web.api_request)
     tags = ["usage"]
     security = [{"apiKey": []}]
 
@@ -152,9 +155,11 @@ class UsageApiController(Controller):
         **api_docs(404, ok={200: _documented(BalancesOut)}),
     )
     async def balances(
-        self, external_id: FromPath[str], usage: NamedDependency[MeteringService]
+        self, external_id: ExternalIdPath, usage: NamedDependency[MeteringService]
     ) -> ASGIResponse:
-        return json_response(balances_json(await usage.balances(external_id)))
+        return json_response(
+            balances_json(await usage.balances(path_text(external_id, "external_id")))
+        )
 
     @post(
         "/customers/{external_id:str}/check",
@@ -164,11 +169,13 @@ class UsageApiController(Controller):
     )
     async def check(
         self,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[CheckIn],
         usage: NamedDependency[MeteringService],
     ) -> CheckResponse:
-        allowed, balance = await usage.check(external_id, data.code, data.amount)
+        allowed, balance = await usage.check(
+            path_text(external_id, "external_id"), data.code, data.amount
+        )
         return CheckResponse(allowed, data.amount, balance_out(balance))
 
     @post(
@@ -199,11 +206,13 @@ class UsageApiController(Controller):
     )
     async def commit(
         self,
-        reservation_id: FromPath[str],
+        reservation_id: ReservationIdPath,
         usage: NamedDependency[MeteringService],
         data: JSONBody[CommitIn | None] = None,
     ) -> ReservationResponse:
-        result = await usage.commit(reservation_id, data.amount if data else None)
+        result = await usage.commit(
+            path_text(reservation_id, "reservation_id"), data.amount if data else None
+        )
         return ReservationResponse(reservation_out(result))
 
     @post(
@@ -214,9 +223,9 @@ class UsageApiController(Controller):
         **api_docs(404, 409, 503),
     )
     async def release(
-        self, reservation_id: FromPath[str], usage: NamedDependency[MeteringService]
+        self, reservation_id: ReservationIdPath, usage: NamedDependency[MeteringService]
     ) -> ReservationResponse:
-        result = await usage.release(reservation_id)
+        result = await usage.release(path_text(reservation_id, "reservation_id"))
         return ReservationResponse(reservation_out(result))
 
     @post(
@@ -228,11 +237,16 @@ class UsageApiController(Controller):
     )
     async def grant_credits(
         self,
-        external_id: FromPath[str],
+        external_id: ExternalIdPath,
         data: JSONBody[CreditsIn],
         usage: NamedDependency[MeteringService],
     ) -> CreditGrantResponse:
         result = await usage.grant_credits(
-            external_id, data.code, data.amount, data.reason, data.transaction_id, data.expires_at
+            path_text(external_id, "external_id"),
+            data.code,
+            data.amount,
+            data.reason,
+            data.transaction_id,
+            data.expires_at,
         )
         return CreditGrantResponse(grant_out(result))

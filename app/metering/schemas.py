@@ -12,34 +12,70 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
-from litestar.params import KwargDefinition
-from msgspec import Struct
+from litestar.params import KwargDefinition, PathParameter
+from msgspec import Meta, Struct
 
 from app.lib.errors import ValidationFailed
 from app.metering.ops import EventResult, GrantResult, ReservationResult
-from app.metering.service import Balance, BalanceSheet
+from app.metering.service import (
+    MAX_AMOUNT,
+    MAX_CODE,
+    MAX_EXTERNAL_ID,
+    MAX_REASON,
+    MAX_TRANSACTION_ID,
+    MAX_TTL,
+    Balance,
+    BalanceSheet,
+)
 
 MAX_BATCH_EVENTS = 100
+
 
 # Counts (amounts, ttl_seconds) arrive as sent, and the service accepts only JSON integers
 # (`_positive` in app/metering/service.py: 422 naming the field). Typed `int`, they would be
 # converted first, as Litestar converts request bodies leniently: "5" and 5.0 became 5. The
-# OpenAPI document still describes them as integers.
-Integer = Annotated[Any, KwargDefinition(schema_extra={"type": OpenAPIType.INTEGER})]
-IntegerOrNull = Annotated[
-    Any,
-    KwargDefinition(
-        schema_extra={"one_of": [Schema(type=OpenAPIType.INTEGER), Schema(type=OpenAPIType.NULL)]}
-    ),
-]
+# OpenAPI document still describes them as integers, in the service's ranges.
+def _integer(low: int, high: int, *, nullable: bool = False) -> Any:
+    number = Schema(type=OpenAPIType.INTEGER, minimum=low, maximum=high)
+    schema = (
+        {"one_of": [number, Schema(type=OpenAPIType.NULL)]}
+        if nullable
+        else {
+            "type": OpenAPIType.INTEGER,
+            "minimum": low,
+            "maximum": high,
+        }
+    )
+    return Annotated[Any, KwargDefinition(schema_extra=schema)]
+
+
+Amount = _integer(1, MAX_AMOUNT)
+AmountOrZero = _integer(0, MAX_AMOUNT)
+CommitAmount = _integer(0, MAX_AMOUNT, nullable=True)
+TtlSeconds = _integer(1, MAX_TTL, nullable=True)
+
+# Text is limited to its column's length here, where the body is decoded (a longer value is a
+# 422 naming its dotted path, `events[3].transaction_id`, and never reaches the database); a
+# NUL character anywhere in a body is refused where it is decoded (app.web.api_request).
+TransactionId = Annotated[str, Meta(max_length=MAX_TRANSACTION_ID)]
+RequiredTransactionId = Annotated[str, Meta(min_length=1, max_length=MAX_TRANSACTION_ID)]
+ExternalId = Annotated[str, Meta(max_length=MAX_EXTERNAL_ID)]
+RequiredExternalId = Annotated[str, Meta(min_length=1, max_length=MAX_EXTERNAL_ID)]
+MeterCode = Annotated[str, Meta(max_length=MAX_CODE)]
+RequiredMeterCode = Annotated[str, Meta(min_length=1, max_length=MAX_CODE)]
+# Path parameters: a customer's external id, a reservation's public id (a UUID).
+ExternalIdPath = Annotated[str, PathParameter(max_length=MAX_EXTERNAL_ID)]
+ReservationIdPath = Annotated[str, PathParameter(max_length=36)]
+# A timestamp string is unix seconds or ISO 8601; nothing longer is either.
+TimestampText = Annotated[str, Meta(max_length=64)]
 
 
 class EventIn(Struct, gc=False):
-    transaction_id: str | None = None
-    code: str | None = None
-    external_subscription_id: str | None = None
-    external_customer_id: str | None = None
-    timestamp: int | float | str | None = None
+    transaction_id: TransactionId | None = None
+    code: MeterCode | None = None
+    external_subscription_id: ExternalId | None = None
+    external_customer_id: ExternalId | None = None
+    timestamp: int | float | TimestampText | None = None
     properties: dict[str, Any] | None = None
 
 
@@ -48,20 +84,20 @@ class EventEnvelope(Struct):
 
 
 class EventBatch(Struct):
-    events: list[EventIn]
+    events: Annotated[list[EventIn], Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 class CheckIn(Struct):
-    code: str
-    amount: Integer = 1
+    code: RequiredMeterCode
+    amount: AmountOrZero = 1
 
 
 class ReservationIn(Struct):
-    external_customer_id: str
-    code: str
-    amount: Integer
-    transaction_id: str
-    ttl_seconds: IntegerOrNull = None
+    external_customer_id: RequiredExternalId
+    code: RequiredMeterCode
+    amount: Amount
+    transaction_id: RequiredTransactionId
+    ttl_seconds: TtlSeconds = None
 
 
 class ReservationEnvelope(Struct):
@@ -69,14 +105,14 @@ class ReservationEnvelope(Struct):
 
 
 class CommitIn(Struct):
-    amount: IntegerOrNull = None
+    amount: CommitAmount = None
 
 
 class CreditsIn(Struct):
-    code: str
-    amount: Integer
-    transaction_id: str
-    reason: str = ""
+    code: RequiredMeterCode
+    amount: Amount
+    transaction_id: RequiredTransactionId
+    reason: Annotated[str, Meta(max_length=MAX_REASON)] = ""
     expires_at: datetime | None = None
 
 

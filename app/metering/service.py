@@ -35,7 +35,11 @@ from app.metering.ops import (
 )
 from app.metering.writer import UsageWriter
 
+# Column lengths (app/metering/models.py, app/customers/models.py).
 MAX_TRANSACTION_ID = 255
+MAX_EXTERNAL_ID = 255
+MAX_CODE = 64
+MAX_REASON = 500
 MAX_AMOUNT = 10**15
 DEFAULT_TTL = 300
 MAX_TTL = 86_400
@@ -300,8 +304,10 @@ class MeteringService:
         meter = self.meter(code)
         amount = _positive(amount, "amount")
         reason = (reason or "").strip()
-        if len(reason) > 500:
-            raise ValidationFailed("reason must be at most 500 characters.", field="reason")
+        if len(reason) > MAX_REASON:
+            raise ValidationFailed(
+                f"reason must be at most {MAX_REASON} characters.", field="reason"
+            )
         if source not in CREDIT_SOURCES:
             raise ValidationFailed(
                 f"source must be one of {sorted(CREDIT_SOURCES)}.", field="source"

@@ -711,6 +711,17 @@ async def apply_batch(
 _Item = tuple[list[Op], "asyncio.Future[list[Result | BaseException]]"]
 
 
+class WriteFailed(DomainError):
+    """An operation of a batch request that could not be written, alone, after retries:
+    nothing of it was stored, while other operations of the request were."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__("This item could not be saved; nothing of it was recorded. Retry it.")
+
+
 class UsageWriter:
     """The per-process queue in front of `apply_batch`.
 
@@ -745,14 +756,27 @@ class UsageWriter:
 
     async def submit_many(self, ops: list[Op]) -> list[Result | DomainError]:
         """Several operations at once (a batch request): one queue item, so they share one
-        transaction; each has its own outcome. Anything but a domain error fails them all."""
+        transaction; each has its own outcome. An error that is not a domain error raises only
+        when none of them was written (so a 5xx means nothing of the request was committed);
+        otherwise the failed ones are `WriteFailed` outcomes."""
         if not ops:
             return []
         outcomes = await self._enqueue(ops)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, DomainError):
-                raise outcome
-        return outcomes  # type: ignore[return-value]
+        failures = [
+            o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, DomainError)
+        ]
+        if not failures:
+            return outcomes  # type: ignore[return-value]
+        if not any(isinstance(o, Result) for o in outcomes):
+            # Nothing of the request was written: one error for all of it (a 5xx).
+            raise failures[0]
+        # Some operations were written (each failing one was tried alone, in its own
+        # transaction, and rolled back): the others are answered as they went, and a failed
+        # one is a rejected item, never a 5xx for a request that was partly committed.
+        return [
+            WriteFailed() if isinstance(o, BaseException) and not isinstance(o, DomainError) else o
+            for o in outcomes
+        ]  # type: ignore[return-value]
 
     def _enqueue(self, ops: list[Op]) -> asyncio.Future[list[Result | BaseException]]:
         ARRIVALS.arrived()

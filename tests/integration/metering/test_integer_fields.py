@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.metering.service import MAX_AMOUNT, MAX_TTL
 from tests.integration.metering.conftest import balance, create_customer
 
 NOT_INTEGERS = ["5", 5.0, True, "five", None]
@@ -90,12 +91,17 @@ async def test_integers_and_defaults_still_work(api):
 
 
 async def test_openapi_still_describes_them_as_integers(client):
+    """As integers in the ranges the service accepts (`_positive`, ttl_seconds)."""
     schemas = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]
-    integer = {"type": "integer"}
-    integer_or_null = {"oneOf": [{"type": "integer"}, {"type": "null"}]}
-    assert schemas["CheckIn"]["properties"]["amount"] == {**integer, "default": 1}
-    assert schemas["CreditsIn"]["properties"]["amount"] == integer
-    assert schemas["ReservationIn"]["properties"]["amount"] == integer
-    assert schemas["ReservationIn"]["properties"]["ttl_seconds"] == integer_or_null
-    assert schemas["CommitIn"]["properties"]["amount"] == integer_or_null
+    amount = {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT}
+    amount_or_zero = {**amount, "minimum": 0}
+    assert schemas["CheckIn"]["properties"]["amount"] == {**amount_or_zero, "default": 1}
+    assert schemas["CreditsIn"]["properties"]["amount"] == amount
+    assert schemas["ReservationIn"]["properties"]["amount"] == amount
+    assert schemas["ReservationIn"]["properties"]["ttl_seconds"] == {
+        "oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_TTL}, {"type": "null"}]
+    }
+    assert schemas["CommitIn"]["properties"]["amount"] == {
+        "oneOf": [amount_or_zero, {"type": "null"}]
+    }
     assert "amount" in schemas["ReservationIn"]["required"]
