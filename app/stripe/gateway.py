@@ -28,6 +28,7 @@ import stripe
 
 from app.config import Settings
 from app.lib.errors import DomainError
+from app.stripe.events import parse_event
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
@@ -205,21 +206,21 @@ class StripeGateway:
     # Webhooks ---------------------------------------------------------------------------
 
     def verify_event(self, payload: bytes, signature: str | None) -> Json:
-        """Check the signature on the raw body (300 s tolerance) and return the event as JSON."""
+        """Check the signature on the raw body (300 s tolerance) and return the event as JSON:
+        InvalidSignature for a bad signature, MalformedEvent for a signed body that is not an
+        event the ledger can store (app.stripe.events)."""
         if not signature:
             raise InvalidSignature("missing Stripe-Signature header")
         try:
-            stripe.Webhook.construct_event(
+            # The header only: Stripe's construct_event would parse the body, without limits.
+            stripe.WebhookSignature.verify_header(
                 payload, signature, self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc)) from None
         except (ValueError, IndexError, KeyError) as exc:  # malformed header or body
             raise InvalidSignature(f"malformed webhook: {exc}") from None
-        event = json.loads(payload)
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            raise InvalidSignature("the body is not an event")
-        return event
+        return parse_event(payload)
 
     # Customers --------------------------------------------------------------------------
 

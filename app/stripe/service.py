@@ -80,13 +80,14 @@ class StripeEventService:
         return Receipt(row.stripe_event_id, row.status, duplicate=False)
 
     async def _store(self, event: dict[str, Any]) -> StripeEvent | None:
+        # The shape and sizes were checked on arrival (app.stripe.events.parse_event).
         obj = (event.get("data") or {}).get("object") or {}
         event_type = str(event.get("type") or "")
         row = StripeEvent(
             stripe_event_id=str(event["id"]),
             type=event_type[:100],
             object_id=str(obj.get("id"))[:255] if obj.get("id") else None,
-            stripe_customer_id=_customer_of(obj, event_type),
+            stripe_customer_id=(_customer_of(obj, event_type) or "")[:255] or None,
             api_version=event.get("api_version"),
             stripe_created=int(event.get("created") or 0),
             livemode=bool(event.get("livemode")),

@@ -1,7 +1,8 @@
 """`POST /webhooks/stripe`: the raw body and its signature first, then the event ledger.
 
 Sessionless and CSRF-exempt (everything under `/webhooks/` is). A missing, forged or stale
-signature answers 400 and stores nothing. Once the event is stored the answer is 200, even
+signature answers 400 and stores nothing, and so does a signed body that is not an event the
+ledger can store (app.stripe.events; 413 when it nests too deeply). Once the event is stored the answer is 200, even
 when processing it failed: the failure is on the ledger row, retried by the worker and
 replayable by an admin (see `app.stripe.service`).
 """
@@ -13,6 +14,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.di import NamedDependency
 
+from app.stripe.events import MalformedEvent
 from app.stripe.gateway import InvalidSignature
 from app.stripe.service import StripeEventService
 
@@ -41,6 +43,9 @@ class StripeWebhookController(Controller):
             return Response(
                 {"error": "invalid_signature", "message": str(exc)[:200]}, status_code=400
             )
+        except MalformedEvent as exc:  # signed, but nothing the ledger can store
+            code = "payload_too_large" if exc.status_code == 413 else "malformed_event"
+            return Response({"error": code, "message": str(exc)[:200]}, status_code=exc.status_code)
         return Response(
             {
                 "received": True,
