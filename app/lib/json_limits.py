@@ -8,7 +8,7 @@ Two things PostgreSQL or Python cannot take, found once per body rather than per
   walked only when the escape is there;
 - nesting deeper than `MAX_DEPTH`: deep values exhaust Python's recursion limit in the
   decoder, or later when they are hashed, stored or encoded again. Depth needs as many
-  brackets, so only a body with more than `MAX_DEPTH` of them is walked.
+  brackets, so `too_deep` walks only a body with more than `MAX_DEPTH` of them.
 """
 
 from __future__ import annotations
@@ -20,23 +20,14 @@ _NUL_ESCAPE = b"\\u0000"
 _CONTAINERS = (dict, list)
 
 
-def json_problem(raw: bytes, value: Any, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
-    """`(field, message)` for the first thing in `value` (decoded from `raw`) that cannot be
-    kept, or None. `field` is a dotted path in the body (`events[3].transaction_id`)."""
-    if too_deep(raw, value, max_depth):
-        return "body", too_deep_message(max_depth)
-    field = nul_field(raw, value)
-    if field is not None:
-        return field, f"{field} contains the NUL character (U+0000), which cannot be stored."
-    return None
-
-
 def too_deep(raw: bytes, value: Any, max_depth: int = MAX_DEPTH) -> bool:
-    return (
-        raw.count(b"{") + raw.count(b"[") > max_depth
-        and type(value) in _CONTAINERS
-        and _deeper_than(value, max_depth)
-    )
+    """Whether `value`, decoded from `raw`, nests more than `max_depth` levels."""
+    return raw.count(b"{") + raw.count(b"[") > max_depth and deeper_than(value, max_depth)
+
+
+def deeper_than(value: Any, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests more than `max_depth` containers (itself included)."""
+    return type(value) in _CONTAINERS and _deeper_than(value, max_depth)
 
 
 def too_deep_message(max_depth: int = MAX_DEPTH) -> str:
@@ -46,7 +37,8 @@ def too_deep_message(max_depth: int = MAX_DEPTH) -> str:
 def nul_field(raw: bytes, value: Any) -> str | None:
     """Where `value` holds a NUL, as a dotted path (`body` for the body itself), or None.
     Call after `too_deep`: the walk is recursive."""
-    if _NUL_ESCAPE not in raw:
+    # A backslash first: one byte is found far faster than six, and most bodies have none.
+    if b"\\" not in raw or _NUL_ESCAPE not in raw:
         return None
     path = _nul_at(value, "")
     return None if path is None else path or "body"

@@ -202,7 +202,7 @@ class UsageApiController(Controller):
         status_code=200,
         summary="Turn a hold into usage",
         middleware=_WRITES,
-        **api_docs(402, 404, 409, 422, 503),
+        **api_docs(402, 404, 409, 422, 503, optional_body=True),
     )
     async def commit(
         self,

@@ -18,6 +18,7 @@ from app.catalog.models import Catalog, Meter
 from app.customers.models import Customer
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound, ValidationFailed
+from app.lib.json_limits import MAX_DEPTH, deeper_than
 from app.metering import repository as repo
 from app.metering.balance import allows, available_amount, current_period, percentage
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageEvent
@@ -185,6 +186,10 @@ class MeteringService:
         properties = data.properties or {}
         if not isinstance(properties, dict):
             raise ValidationFailed("properties must be an object.", field="properties")
+        if deeper_than(properties):  # hashed, stored and sent back: recursion has its limits
+            raise ValidationFailed(
+                f"properties must not nest more than {MAX_DEPTH} levels.", field="properties"
+            )
         if meter.aggregation == "sum":
             assert meter.field_name is not None
             amount = properties.get(meter.field_name)

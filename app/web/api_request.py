@@ -4,7 +4,9 @@ once, where it is decoded, for what no handler could store (app.lib.json_limits)
 Every API handler's body (`JSONBody[...]`) is read through `Request.json()`, so this is the
 one place that sees each body before its fields are converted: a body nested too deeply for
 the decoder (msgspec raises RecursionError at about a thousand levels) or holding a NUL
-character becomes a 422 naming the field, on every endpoint at once."""
+character becomes a 422 naming the field, on every endpoint at once. (Every field of every
+body is typed except an event's `properties`, so nesting below the decoder's limit can only
+reach a service there: `MeteringService.event_op` bounds it.)"""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from litestar.serialization import decode_json
 from litestar.types import Empty
 
 from app.lib.errors import ValidationFailed
-from app.lib.json_limits import json_problem, too_deep_message
+from app.lib.json_limits import nul_field, too_deep_message
 
 
 class ApiRequest(Request[Any, Any, Any]):
@@ -33,9 +35,11 @@ class ApiRequest(Request[Any, Any, Any]):
                 )
             except RecursionError:
                 raise ValidationFailed(too_deep_message(), field="body") from None
-            problem = json_problem(body, value)
-            if problem is not None:
-                raise ValidationFailed(problem[1], field=problem[0])
+            if (field := nul_field(body, value)) is not None:
+                raise ValidationFailed(
+                    f"{field} contains the NUL character (U+0000), which cannot be stored.",
+                    field=field,
+                )
             self._json = self._connection_state.json = value
         return self._json
 

@@ -15,7 +15,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Operation
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from msgspec import UNSET, Struct, UnsetType
@@ -213,12 +213,16 @@ def _error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def api_docs(*errors: int, ok: dict[int, ResponseSpec] | None = None) -> dict[str, Any]:
+def api_docs(
+    *errors: int, ok: dict[int, ResponseSpec] | None = None, optional_body: bool = False
+) -> dict[str, Any]:
     """The OpenAPI keywords of an API handler: its success bodies (`ok`, when its annotation
-    does not say them), the errors it can answer, and no Litestar `400` (`ApiOperation`)."""
+    does not say them), the errors it can answer, and no Litestar `400` (`ApiOperation`).
+    `optional_body`: the handler takes a request without a body (Litestar marks every
+    body required)."""
     return {
         "responses": {**(ok or {}), **_error_responses(*errors)},
-        "operation_class": ApiOperation,
+        "operation_class": ApiOperationOptionalBody if optional_body else ApiOperation,
     }
 
 
@@ -230,3 +234,11 @@ class ApiOperation(Operation):
     def __post_init__(self) -> None:
         if self.responses:
             self.responses.pop("400", None)
+
+
+@dataclass
+class ApiOperationOptionalBody(ApiOperation):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
