@@ -103,3 +103,34 @@ async def test_the_error_bodies_are_the_service_own(document):
 
 async def test_no_invented_examples(document):
     assert not keys_named(document, {"example", "examples"})
+
+
+async def test_the_schema_states_the_limits_the_server_enforces(document):
+    """Lengths of the columns, 1 to 100 batch items, amount and ttl ranges, and a commit
+    that needs no body: what a generated client (or schemathesis) must know."""
+    schemas = document["components"]["schemas"]
+    assert schemas["EventBatch"]["properties"]["events"]["minItems"] == 1
+    assert schemas["EventBatch"]["properties"]["events"]["maxItems"] == 100
+    reservation = schemas["ReservationIn"]["properties"]
+    assert (
+        reservation["transaction_id"]["minLength"],
+        reservation["transaction_id"]["maxLength"],
+    ) == (1, 255)
+    assert reservation["code"]["maxLength"] == 64
+    assert reservation["amount"]["minimum"] == 1 and reservation["amount"]["maximum"] == 10**15
+    assert reservation["ttl_seconds"]["oneOf"][0] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 86_400,
+    }
+    assert schemas["EventIn"]["properties"]["transaction_id"]["maxLength"] == 255
+    assert schemas["CreditsIn"]["properties"]["reason"]["maxLength"] == 500
+    customer = schemas["CustomerIn"]["properties"]
+    assert (customer["external_id"]["minLength"], customer["external_id"]["maxLength"]) == (1, 255)
+    assert customer["name"]["maxLength"] == 255
+    commit = document["paths"]["/api/v1/reservations/{reservation_id}/commit"]["post"]
+    assert commit["requestBody"]["required"] is False
+    (reservation_id,) = commit["parameters"]
+    assert reservation_id["schema"]["maxLength"] == 36
+    balances = document["paths"]["/api/v1/customers/{external_id}/balances"]["get"]
+    assert balances["parameters"][0]["schema"]["maxLength"] == 255
