@@ -25,6 +25,8 @@ from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.catalog.models import Interval
 from app.customers.models import Customer
 from app.lib.errors import NotFound
+from app.metering.schemas import ExternalIdPath
+from app.web.api_request import ApiRequest, path_text
 from app.web.errors import api_docs
 from app.web.responses import page, redirect, wants_fragment
 
@@ -236,7 +238,7 @@ class PortalController(Controller):
 class PortalApiController(Controller):
     path = "/api/v1/customers"
     middleware = [ApiKeyAuthentication]
-    request_class = Request  # plain: the API reads no htmx headers
+    request_class = ApiRequest  # no htmx headers; bodies checked once (app.web.api_request)
     tags = ["customers"]
     security = [{"apiKey": []}]
 
@@ -247,9 +249,9 @@ class PortalApiController(Controller):
         **api_docs(404),
     )
     async def portal_url(
-        self, external_id: FromPath[str], portal_links: NamedDependency[PortalLinkService]
+        self, external_id: ExternalIdPath, portal_links: NamedDependency[PortalLinkService]
     ) -> Response[PortalUrlResponse]:
-        url = await portal_links.issue(external_id)
+        url = await portal_links.issue(path_text(external_id, "external_id"))
         return Response(PortalUrlResponse(PortalUrlOut(url)), headers=NO_STORE)
 
 

@@ -146,6 +146,7 @@ async def test_unstorable_text_is_422_naming_the_field(api, session, path, body,
 PATHS = [
     ("get", "/api/v1/customers/{}"),
     ("get", "/api/v1/customers/{}/balances"),
+    ("get", "/api/v1/customers/{}/portal_url"),
     ("post", "/api/v1/customers/{}/check"),
     ("post", "/api/v1/customers/{}/credits"),
     ("post", "/api/v1/reservations/{}/commit"),
