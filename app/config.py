@@ -69,6 +69,8 @@ class Settings:
     login_rate_limit: int = 10
     # Proxies whose X-Forwarded-For is believed (app/web/clients.py); none by default.
     trusted_proxies: tuple[Network, ...] = ()
+    # Failed API key lookups per client address in a minute (app/apikeys/throttle.py).
+    api_key_failure_limit: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -130,4 +132,5 @@ class Settings:
             log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
             trusted_proxies=parse_networks(_env("TRUSTED_PROXIES")),
             login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10") or 10),
+            api_key_failure_limit=int(_env("API_KEY_FAILURE_LIMIT", "30") or 30),
         )

@@ -38,7 +38,8 @@ from app.accounts.service import AccountService
 from app.accounts.throttle import LOGIN_WINDOW, LoginThrottle
 from app.admin.controllers import AdminController
 from app.admin.service import AdminService
-from app.apikeys.service import ApiKeyService
+from app.apikeys.service import KEY_CACHE, ApiKeyService
+from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
 from app.billing.actions import BillingActionsController
 from app.billing.controllers import (
     BillingController,
@@ -54,6 +55,7 @@ from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.controllers import CustomerApiController
 from app.customers.service import CustomerService
+from app.db.changes import API_KEYS, BALANCES, ChangeWatch
 from app.db.engine import create_engine
 from app.db.migrations import ensure_migrated
 from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
@@ -114,6 +116,15 @@ def _login_attempts(redis: Any) -> AttemptCounter:
     return MemoryAttempts(LOGIN_WINDOW)
 
 
+def _api_key_failures(redis: Any, settings: Settings) -> KeyFailures:
+    counter: AttemptCounter = (
+        RedisAttempts(redis, "billing_portal:attempts:", WINDOW_SECONDS)
+        if redis is not None
+        else MemoryAttempts(WINDOW_SECONDS)
+    )
+    return KeyFailures(counter, settings.api_key_failure_limit, settings.trusted_proxies)
+
+
 def create_app(
     settings: Settings | None = None, catalog: Catalog | None = None, *, owns_process: bool = False
 ) -> Litestar:
@@ -147,10 +158,15 @@ def create_app(
     login_throttle = LoginThrottle(
         _login_attempts(redis), settings.login_rate_limit, settings.trusted_proxies
     )
+    # Revocations, plan changes and grants committed by any process empty these caches at once.
+    changes = ChangeWatch(engine)
+    changes.on(API_KEYS, KEY_CACHE.forget)
+    changes.on(BALANCES, writer.balances.forget)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_migrated(engine)
+        await changes.start()
         stripe_worker = None
         if settings.run_worker:  # else `billing-portal worker` runs it
             stripe_worker = StripeWorker(
@@ -185,6 +201,7 @@ def create_app(
                 await notification_worker.stop()
             if stripe_worker is not None:
                 await stripe_worker.stop()
+            await changes.stop()
             await writer.close()
             await writer_engine.dispose()
             await engine.dispose()
@@ -358,6 +375,8 @@ def create_app(
                 "catalog": catalog,
                 "engine": engine,
                 "usage_writer": writer,
+                "changes": changes,
+                "api_key_failures": _api_key_failures(redis, settings),
                 "stripe_gateway": stripe_gateway,
             }
         ),

@@ -78,3 +78,16 @@ def unreflected_expression_indexes() -> Iterator[None]:
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
         warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
         yield
+
+
+class Peer:
+    """An ASGI app as reached from `peer` (a test client's own address is not an IP)."""
+
+    def __init__(self, app: Any, peer: str) -> None:
+        self.app = app
+        self.peer = peer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "client": (self.peer, 40000)}
+        await self.app(scope, receive, send)

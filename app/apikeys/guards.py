@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from app.apikeys.service import KEY_CACHE, AuthenticatedKey
+from app.apikeys.service import KEY_CACHE, AuthenticatedKey, hash_key
+from app.apikeys.throttle import KeyFailures
+from app.lib.clients import client_address
 
 
 def _authorization(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -29,10 +31,32 @@ async def authenticate_api_key(connection: ASGIConnection[Any, Any, Any, Any]) -
     scheme, _sep, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise NotAuthorizedException("Send your API key as 'Authorization: Bearer <key>'.")
-    key = await KEY_CACHE.authenticate(connection.app.state["engine"], raw.strip())
-    if key is None:
-        raise NotAuthorizedException("Invalid or revoked API key.")
+    state = connection.app.state
+    # Revocations (and plan changes) committed anywhere are applied before the cache is used.
+    state["changes"].poll()
+    digest = hash_key(raw.strip())
+    key = KEY_CACHE.cached(digest) or await _look_up(connection, digest)
+    if KEY_CACHE.touch_due(key):
+        await KEY_CACHE.touch(state["engine"], key.id)
     return key
+
+
+async def _look_up(connection: ASGIConnection[Any, Any, Any, Any], digest: str) -> AuthenticatedKey:
+    """A key not cached as valid: looked up unless its address is throttled (app/apikeys/throttle.py)."""
+    failures: KeyFailures = connection.app.state["api_key_failures"]
+    address = client_address(connection.scope, failures.trusted_proxies)
+    wait = None if KEY_CACHE.was_valid(digest) else failures.refused(address)
+    if wait is None:
+        key = await KEY_CACHE.look_up(connection.app.state["engine"], digest)
+        if key is not None:
+            return key
+        wait = await failures.failed(address)
+    if wait is not None:
+        raise TooManyRequestsException(
+            f"Too many invalid API keys from your address. Try again in {wait} seconds.",
+            headers={"Retry-After": str(wait)},
+        )
+    raise NotAuthorizedException("Invalid or revoked API key.")
 
 
 class ApiKeyAuthentication(AbstractAuthenticationMiddleware):

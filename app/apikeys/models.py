@@ -6,6 +6,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
+from app.db.changes import API_KEYS, track
 from app.lib.clock import utcnow
 
 
@@ -21,3 +22,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+# Every process drops a key it cached as soon as a change to it (a revocation) commits.
+track(ApiKey, API_KEYS, lambda key: key.key_hash)

@@ -18,7 +18,8 @@ from app.lib.errors import NotFound, ValidationFailed
 
 log = structlog.get_logger()
 KEY_PREFIX = "bp_live_"
-# A revoked key keeps working for at most this long in a process that has it cached.
+# A revocation reaches every process at once (app/db/changes.py); only a process that missed
+# it (PostgreSQL: its listening connection lost) keeps a revoked key working, this long at most.
 CACHE_SECONDS = 5.0
 _LAST_USED_EVERY = 60.0
 
@@ -56,8 +57,8 @@ class ApiKeyService:
             raise NotFound("No such API key.")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
-            await self.session.commit()
-        KEY_CACHE.clear()
+            await self.session.commit()  # announced to every process (ApiKey is tracked)
+        KEY_CACHE.forget(key.key_hash)
         return key
 
 
@@ -65,7 +66,8 @@ class KeyCache:
     """Per-process cache of key lookups, so a hot API path costs no extra query.
 
     When an entry expires under load, the requests that find it stale share one lookup
-    instead of each opening a connection at the same moment.
+    instead of each opening a connection at the same moment. A revoked key is dropped at once
+    in every process through app/db/changes.py (`forget`); the expiry is only a safety net.
     """
 
     def __init__(self) -> None:
@@ -76,24 +78,53 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def forget(self, digest: str | None) -> None:
+        """Drop one key's entry (by its hash), or all of them (None)."""
+        if digest is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(digest, None)
+
+    def cached(self, digest: str) -> AuthenticatedKey | None:
+        """The key when it is cached as valid and fresh: the hot path, no I/O."""
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    def was_valid(self, digest: str) -> bool:
+        """This process found the key valid, recently or not, and was not told it changed."""
+        entry = self._entries.get(digest)
+        return entry is not None and entry[1] is not None
+
     async def authenticate(self, engine: AsyncEngine, raw: str) -> AuthenticatedKey | None:
         digest = hash_key(raw)
-        now = time.monotonic()
-        cached = self._entries.get(digest)
-        if cached is not None and cached[0] > now:
-            result = cached[1]
-        else:
-            pending = self._lookups.get(digest)
-            if pending is None:
-                pending = asyncio.ensure_future(self._lookup(engine, digest))
-                self._lookups[digest] = pending
-                pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
-            # Shielded: a caller that goes away must not cancel the lookup the others wait on.
-            result = await asyncio.shield(pending)
-        if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
-            self._last_touch[result.id] = now
-            await self._touch(engine, result.id)
+        result = self.cached(digest) or await self.look_up(engine, digest)
+        if result is not None and self.touch_due(result):
+            await self.touch(engine, result.id)
         return result
+
+    async def look_up(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
+        """From a fresh entry (an unknown key is cached too) or one lookup shared by all the
+        requests that ask at the same time."""
+        cached = self._entries.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(engine, digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        # Shielded: a caller that goes away must not cancel the lookup the others wait on.
+        return await asyncio.shield(pending)
+
+    def touch_due(self, key: AuthenticatedKey) -> bool:
+        """Whether to record `last_used_at` now: at most once a minute per key and process."""
+        now = time.monotonic()
+        if now - self._last_touch.get(key.id, 0.0) > _LAST_USED_EVERY:
+            self._last_touch[key.id] = now
+            return True
+        return False
 
     async def _lookup(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
         """On a connection of its own, held only for the query: a request waiting on something
@@ -112,8 +143,7 @@ class KeyCache:
         self._entries[digest] = (time.monotonic() + CACHE_SECONDS, result)
         return result
 
-    async def _touch(self, engine: AsyncEngine, key_id: int) -> None:
-        """`last_used_at`, at most once a minute per key and process."""
+    async def touch(self, engine: AsyncEngine, key_id: int) -> None:
         try:
             async with engine.begin() as conn:
                 await conn.execute(

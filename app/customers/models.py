@@ -6,6 +6,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
+from app.db.changes import BALANCES, track
 from app.lib.clock import utcnow
 
 
@@ -53,3 +54,7 @@ class Subscription(Base):
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# A plan or period change makes cached balances wrong: every process drops them at once.
+track(Subscription, BALANCES, lambda _subscription: None)

@@ -1,7 +1,8 @@
 """A short-lived, per-process cache of balance reads.
 
 Exact within a process: the writer drops a customer's entry as soon as a batch touching them
-commits. Other processes' writes (and plan changes from Stripe) show after at most
+commits. Plan changes and credit grants are announced to every process (app/db/changes.py), so
+they show at once everywhere; other processes' usage shows after at most
 `BALANCE_CACHE_SECONDS`. Enforcement never reads it: the writer decides from the database.
 """
 
@@ -35,4 +36,11 @@ class BalanceCache:
 
     def drop(self, external_ids: set[str]) -> None:
         for external_id in external_ids:
+            self._entries.pop(external_id, None)
+
+    def forget(self, external_id: str | None) -> None:
+        """Drop one customer's entry, or all of them (None)."""
+        if external_id is None:
+            self._entries.clear()
+        else:
             self._entries.pop(external_id, None)

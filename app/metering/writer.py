@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
+from app.db.changes import BALANCES, announce
 from app.db.engine import SyncWork
 from app.lib.clock import as_utc, utcnow
 from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound, ValidationFailed
@@ -835,6 +836,10 @@ class UsageWriter:
     async def _process(self, items: list[_Item]) -> None:
         outcomes = await self._outcomes([op for ops, _ in items for op in ops])
         self.balances.drop({_customer_of(o) for o in outcomes if not isinstance(o, BaseException)})
+        # Other processes learn of credit grants at once; of usage, by their cache's expiry.
+        grants = {(BALANCES, o.customer_external_id) for o in outcomes if type(o) is GrantResult}
+        if grants:
+            await announce(self.engine, grants)
         start = 0
         for ops, future in items:
             if not future.done():
