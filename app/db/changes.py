@@ -61,6 +61,12 @@ def changes_file(url: URL) -> str | None:
     return os.path.abspath(url.database) + "-changes"
 
 
+def _open_for_append(path: str) -> int:
+    # O_APPEND: lines of concurrent writers never interleave. Readable like the database
+    # file SQLite creates (0644 less the umask): the CLI may run as another user.
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
 def _append(path: str, changes: Iterable[Change]) -> None:
     data = "".join(_line(change) + "\n" for change in changes).encode()
     try:
@@ -72,12 +78,15 @@ def _append(path: str, changes: Iterable[Change]) -> None:
             os.replace(fresh, path)
     except FileNotFoundError:
         pass
-    # O_APPEND: lines of concurrent writers never interleave.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    for _attempt in range(3):
+        fd = _open_for_append(path)
+        try:
+            os.write(fd, data)
+            # Replaced by another process meanwhile: the line went to a file nobody reads.
+            if os.fstat(fd).st_nlink:
+                return
+        finally:
+            os.close(fd)
 
 
 def _notify(connection: Connection, changes: Iterable[Change]) -> None:
@@ -124,7 +133,10 @@ def track(model: type[Any], topic: str, subject_of: Callable[[Any], str | None])
 def _publish_committed(session: Session) -> None:
     pending: set[tuple[str, Change]] | None = session.info.pop(_PENDING, None)
     for path in {path for path, _ in pending or ()}:
-        _append(path, [change for where, change in pending or () if where == path])
+        try:
+            _append(path, [change for where, change in pending or () if where == path])
+        except OSError:  # committed all the same: never turn that into an error
+            log.warning("change not announced; caches catch up by expiry", exc_info=True)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -148,7 +160,10 @@ class ChangeWatch:
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         if self._path is not None:
-            # What was announced before this process started concerns nothing it cached.
+            # A file that exists makes the per-request stat a hit (a miss raises, which costs
+            # more); what it held before this process started concerns nothing it cached.
+            with contextlib.suppress(OSError):
+                os.close(_open_for_append(self._path))
             self._seen = self._signature()
             if self._seen is not None:
                 self._inode, self._offset = self._seen
@@ -189,9 +204,15 @@ class ChangeWatch:
         self._inode, self._seen = inode, seen
         if seen is None or seen[1] == self._offset:
             return
-        with open(self._path, "rb") as handle:  # type: ignore[arg-type]
-            handle.seek(self._offset)
-            data = handle.read(seen[1] - self._offset)
+        try:
+            with open(self._path, "rb") as handle:  # type: ignore[arg-type]
+                handle.seek(self._offset)
+                data = handle.read(seen[1] - self._offset)
+        except OSError:  # unreadable (another user's umask): something changed, but not what
+            log.warning("changes file unreadable", path=self._path, exc_info=True)
+            self._everything_changed()
+            self._offset = seen[1]
+            return
         complete = data[: data.rfind(b"\n") + 1]
         self._offset += len(complete)
         if len(complete) < len(data):
