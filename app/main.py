@@ -14,7 +14,7 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar, MediaType, Request, get
+from litestar import Litestar, MediaType, Request, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -73,6 +73,7 @@ from app.stripe.webhooks import StripeWebhookController
 from app.stripe.worker import StripeWorker
 from app.web.errors import exception_handlers
 from app.web.responses import PageRequest
+from app.web.security_headers import page_headers
 from app.web.templating import STATIC_DIR, template_config
 
 
@@ -299,17 +300,26 @@ def create_app(
         enable_middleware_logging=False,
     )
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    security_headers = page_headers(settings.public_url)
 
     return Litestar(
         route_handlers=[
-            AuthController,
-            BillingController,
-            PortalController,
+            # Browser pages and their redirects carry the security headers (resolved once at
+            # start-up; error pages: app.web.errors); the API's answers do not pay for them.
+            Router(
+                path="/",
+                response_headers=security_headers,
+                route_handlers=[
+                    AuthController,
+                    BillingController,
+                    PortalController,
+                    BillingActionsController,
+                    AdminController,
+                    NotificationSettingsController,
+                    OutboxAdminController,
+                ],
+            ),
             PortalApiController,
-            BillingActionsController,
-            AdminController,
-            NotificationSettingsController,
-            OutboxAdminController,
             StripeWebhookController,
             CustomerApiController,
             UsageApiController,
@@ -375,6 +385,8 @@ def create_app(
                 "catalog": catalog,
                 "engine": engine,
                 "usage_writer": writer,
+                # For error pages, which no route handler answers (app.web.errors).
+                "page_headers": security_headers,
                 "changes": changes,
                 "api_key_failures": _api_key_failures(redis, settings),
                 "stripe_gateway": stripe_gateway,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
@@ -16,6 +16,7 @@ from app.accounts.guards import requires_admin
 from app.notifications.models import STATUSES
 from app.notifications.service import PAGE_SIZE, NotificationService
 from app.web.responses import page
+from app.web.security_headers import EMAIL_PREVIEW_HEADERS
 
 PageParam = Annotated[str, QueryParameter(name="page")]
 
@@ -56,3 +57,12 @@ class OutboxAdminController(Controller):
     ) -> Template:
         message = await notification_service.message(message_id)
         return page(request, "admin/outbox_message.html", {"message": message})
+
+    @get("/{message_id:int}/html", media_type=MediaType.HTML)
+    async def html_body(
+        self, notification_service: NamedDependency[NotificationService], message_id: FromPath[int]
+    ) -> Response[str]:
+        """The email's HTML alone, for the frame on the detail page."""
+        message = await notification_service.message(message_id)
+        headers = {**EMAIL_PREVIEW_HEADERS, "Cache-Control": "no-store"}
+        return Response(message.html_body, media_type=MediaType.HTML, headers=headers)

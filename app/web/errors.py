@@ -70,9 +70,12 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     if is_api(request):
         body = {"error": code, "message": message, **extra}
         return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+    # The security headers (app.web.security_headers), set in the portal's app state.
+    page_headers = request.app.state.get("page_headers", {})
     if status == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return Redirect(path=f"/login?next={quote(target)}", status_code=303)
+        return Redirect(path=f"/login?next={quote(target)}", status_code=303, headers=page_headers)
+    headers = {**page_headers, **headers}
     template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
     context = {"status": status, "title": _TITLES.get(status, "Error"), "message": message}
     return Template(template_name=template, context=context, status_code=status, headers=headers)

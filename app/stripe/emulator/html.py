@@ -24,7 +24,9 @@ ZERO_DECIMAL = {
     "xpf",
 }
 
-_STYLE = """
+# Served at STYLESHEET_PATH: the pages' Content-Security-Policy allows no inline style.
+STYLESHEET_PATH = "/assets/emulator.css"
+STYLESHEET = """
 body{font-family:system-ui,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}
 main{max-width:640px;margin:2rem auto;background:#fff;padding:2rem;border-radius:8px;
 box-shadow:0 1px 4px rgba(0,0,0,.1)}
@@ -60,7 +62,7 @@ def page(title: str, body: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f'<title>{escape(title)}</title><link rel="stylesheet" href="{STYLESHEET_PATH}"></head>'
         f'<body><main>{body}<p class="muted">Stripe emulator · test mode</p></main>'
         "</body></html>"
     )

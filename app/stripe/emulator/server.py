@@ -22,9 +22,11 @@ from app.stripe.emulator import api_billing, api_catalog, api_platform, pages, s
 from app.stripe.emulator.core import Emulator, current_request, render
 from app.stripe.emulator.errors import StripeError, unrecognized
 from app.stripe.emulator.forms import decode, decode_pairs
+from app.stripe.emulator.html import STYLESHEET, STYLESHEET_PATH
 from app.stripe.emulator.options import API_VERSION, EmulatorOptions
 from app.stripe.emulator.routing import ApiRequest, resolve
 from app.stripe.emulator.store import new_id
+from app.web.security_headers import page_headers
 
 log = logging.getLogger("stripe_emulator")
 
@@ -61,6 +63,7 @@ class Response:
 class EmulatorApp:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
+        self.page_headers = page_headers(emu.options.base_url)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -218,18 +221,23 @@ class EmulatorApp:
         raise unrecognized(method, path)
 
     def page(self, method: str, path: str, body: bytes) -> Response:
+        """A hosted page (or its stylesheet), with the portal's security headers."""
         parts = [part for part in path.split("/") if part]
         form = {k: v for k, v in parse_qsl(body.decode(), keep_blank_values=True)}
         try:
-            return self._page(method, parts, form)
+            response = self._page(method, parts, form)
         except StripeError as exc:
-            if exc.status == 404:
-                return Response.html(404, pages.page("Not found", f"<h1>{exc.message}</h1>"))
-            raise
+            if exc.status != 404:
+                raise
+            response = Response.html(404, pages.page("Not found", f"<h1>{exc.message}</h1>"))
+        response.headers.update(self.page_headers)
+        return response
 
     def _page(self, method: str, parts: list[str], form: dict[str, str]) -> Response:
         emu = self.emu
         match method, parts:
+            case "GET", _ if "/" + "/".join(parts) == STYLESHEET_PATH:
+                return Response(200, STYLESHEET, "text/css; charset=utf-8")
             case "GET", []:
                 return Response.html(
                     200,

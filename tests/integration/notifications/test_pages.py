@@ -102,6 +102,10 @@ async def test_admin_outbox_lists_emails_and_shows_bodies(
     detail = await admin.get(f"/admin/billing/outbox/{message_id}")
     assert detail.status_code == 200
     assert "We could not charge $9" in detail.text  # the text body
-    assert "srcdoc=" in detail.text and "&lt;!doctype html&gt;" in detail.text  # the HTML body
+    # The HTML body, in a sandboxed frame of its own URL (app.web.security_headers).
+    assert f'src="/admin/billing/outbox/{message_id}/html"' in detail.text
+    html_body = await admin.get(f"/admin/billing/outbox/{message_id}/html")
+    assert html_body.text.lower().startswith("<!doctype html>")
+    assert "$9" in html_body.text
     assert (await admin.get("/admin/billing/outbox/999999")).status_code == 404
     assert (await admin.get("/admin/billing/outbox?status=sent")).status_code == 200
