@@ -14,7 +14,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import LiveServer, unique_email
+from app.db.engine import create_engine, create_session_factory
+from app.notifications.models import EmailOutboxMessage
+from tests.e2e.conftest import LiveServer, run_async, unique_email
 from tests.support import free_port, wait_until
 
 EMULATOR_PORT = free_port()
@@ -215,9 +217,38 @@ def test_user_pages_and_checkout_have_no_csp_violation(watched: Any, live_server
     w.assert_clean()
 
 
+def add_email(live_server: LiveServer) -> str:
+    """An outbox email whose HTML is styled inline, as emails are; its subject."""
+    subject = f"Styled email {secrets.token_hex(3)}"
+
+    async def write() -> None:
+        engine = create_engine(live_server.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                session.add(
+                    EmailOutboxMessage(
+                        kind="usage_warning",
+                        to_address="inbox@example.com",
+                        subject=subject,
+                        text_body="text",
+                        html_body='<h1 style="color: rgb(1, 2, 3)">Inline styles</h1>',
+                        dedupe_key=subject,
+                        message_id=f"<{secrets.token_hex(4)}@example.com>",
+                        status="skipped",
+                    )
+                )
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    run_async(write)
+    return subject
+
+
 def test_admin_pages_and_the_portal_link_page_have_no_csp_violation(
     watched: Any, live_server: LiveServer
 ):
+    subject = add_email(live_server)
     customer = watched()
     customer_email = sign_up(customer.page)
     customer.page.get_by_test_id("try-it").click()  # some usage and an audit trail to show
@@ -235,6 +266,13 @@ def test_admin_pages_and_the_portal_link_page_have_no_csp_violation(
     for path in ("/admin/billing/customers", "/admin/billing/events", "/admin/billing/outbox"):
         assert path in paths, (path, sorted(paths))
     assert any(re.fullmatch(r"/admin/billing/customers/[^/]+", p) for p in paths), sorted(paths)
+    assert any(re.fullmatch(r"/admin/billing/outbox/\d+", p) for p in paths), sorted(paths)
+
+    # The email preview frame keeps the email's own inline styles (its own, looser policy).
+    admin.visit("/admin/billing/outbox")
+    admin.page.get_by_role("link", name=subject).click()
+    heading = admin.page.frame_locator("[data-testid=outbox-html]").get_by_role("heading")
+    expect(heading).to_have_css("color", "rgb(1, 2, 3)")
 
     # htmx under the CSP on an admin page: the customer search narrows as one types.
     admin.visit("/admin/billing/customers")
