@@ -31,14 +31,10 @@ async def authenticate_api_key(connection: ASGIConnection[Any, Any, Any, Any]) -
     scheme, _sep, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise NotAuthorizedException("Send your API key as 'Authorization: Bearer <key>'.")
-    state = connection.app.state
     # Revocations (and plan changes) committed anywhere are applied before the cache is used.
-    state["changes"].poll()
+    connection.app.state["changes"].poll()
     digest = hash_key(raw.strip())
-    key = KEY_CACHE.cached(digest) or await _look_up(connection, digest)
-    if KEY_CACHE.touch_due(key):
-        await KEY_CACHE.touch(state["engine"], key.id)
-    return key
+    return KEY_CACHE.cached(digest) or await _look_up(connection, digest)
 
 
 async def _look_up(connection: ASGIConnection[Any, Any, Any, Any], digest: str) -> AuthenticatedKey:

@@ -99,10 +99,7 @@ class KeyCache:
 
     async def authenticate(self, engine: AsyncEngine, raw: str) -> AuthenticatedKey | None:
         digest = hash_key(raw)
-        result = self.cached(digest) or await self.look_up(engine, digest)
-        if result is not None and self.touch_due(result):
-            await self.touch(engine, result.id)
-        return result
+        return self.cached(digest) or await self.look_up(engine, digest)
 
     async def look_up(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
         """From a fresh entry (an unknown key is cached too) or one lookup shared by all the
@@ -118,14 +115,6 @@ class KeyCache:
         # Shielded: a caller that goes away must not cancel the lookup the others wait on.
         return await asyncio.shield(pending)
 
-    def touch_due(self, key: AuthenticatedKey) -> bool:
-        """Whether to record `last_used_at` now: at most once a minute per key and process."""
-        now = time.monotonic()
-        if now - self._last_touch.get(key.id, 0.0) > _LAST_USED_EVERY:
-            self._last_touch[key.id] = now
-            return True
-        return False
-
     async def _lookup(self, engine: AsyncEngine, digest: str) -> AuthenticatedKey | None:
         """On a connection of its own, held only for the query: a request waiting on something
         else must never sit on a pooled connection because of auth."""
@@ -140,7 +129,13 @@ class KeyCache:
         result = AuthenticatedKey(id=row.id, name=row.name) if row else None
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[digest] = (time.monotonic() + CACHE_SECONDS, result)
+        now = time.monotonic()
+        self._entries[digest] = (now + CACHE_SECONDS, result)
+        # `last_used_at`, at most once a minute per key and process: a key in use is looked up
+        # again every CACHE_SECONDS, so the cached hot path never pays for it.
+        if result is not None and now - self._last_touch.get(result.id, 0.0) > _LAST_USED_EVERY:
+            self._last_touch[result.id] = now
+            await self.touch(engine, result.id)
         return result
 
     async def touch(self, engine: AsyncEngine, key_id: int) -> None:

@@ -5,10 +5,11 @@ Each process caches API key lookups (app/apikeys/service.py) and balance reads
 plan changed, credits granted) is announced as `(topic, subject)`, and every process drops the
 entries it names (`subject` None: all of the topic's):
 
-- SQLite (one host, one or more processes): a JSON line appended to `<database>-changes`,
-  next to the database file, once the write committed. Each process looks at that file's size
-  (one `os.stat`, about a microsecond, no query) before it trusts a cached key or balance, so
-  the next request after the writing one returned sees the change, in every process.
+- SQLite (one host, one or more processes): a line added to `<database>-changes`, next to
+  the database file, once the write committed (app/db/change_file.py). Each process compares
+  that file's mapped header (16 bytes in memory, no query, no system call) before it trusts a
+  cached key or balance, so the next request after the writing one returned sees the change,
+  in every process.
 - PostgreSQL (any number of hosts): `NOTIFY` inside the writing transaction (PostgreSQL
   delivers it on commit, never for a rollback); each process `LISTEN`s on a connection of its
   own. A change holds everywhere within the notification's latency (milliseconds). While that
@@ -35,6 +36,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, object_session
 
+from app.db import change_file
+
 log = structlog.get_logger()
 
 API_KEYS = "api_keys"
@@ -42,8 +45,6 @@ BALANCES = "balances"
 CHANNEL = "billing_portal_changes"
 KEEPALIVE_SECONDS = 10.0
 LISTEN_START_SECONDS = 5.0
-# The file is started afresh past this size; a process that notices reads it as "all changed".
-MAX_FILE_BYTES = 1 << 20
 _PENDING = "billing_portal_pending_changes"
 
 Change = tuple[str, str | None]
@@ -61,32 +62,8 @@ def changes_file(url: URL) -> str | None:
     return os.path.abspath(url.database) + "-changes"
 
 
-def _open_for_append(path: str) -> int:
-    # O_APPEND: lines of concurrent writers never interleave. Readable like the database
-    # file SQLite creates (0644 less the umask): the CLI may run as another user.
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-
 def _append(path: str, changes: Iterable[Change]) -> None:
-    data = "".join(_line(change) + "\n" for change in changes).encode()
-    try:
-        if os.stat(path).st_size > MAX_FILE_BYTES:
-            # A new file (a new inode): readers notice and drop everything they cached.
-            fresh = f"{path}.{os.getpid()}.tmp"
-            with open(fresh, "wb"):
-                pass
-            os.replace(fresh, path)
-    except FileNotFoundError:
-        pass
-    for _attempt in range(3):
-        fd = _open_for_append(path)
-        try:
-            os.write(fd, data)
-            # Replaced by another process meanwhile: the line went to a file nobody reads.
-            if os.fstat(fd).st_nlink:
-                return
-        finally:
-            os.close(fd)
+    change_file.append(path, [_line(change).encode() + b"\n" for change in changes])
 
 
 def _notify(connection: Connection, changes: Iterable[Change]) -> None:
@@ -148,26 +125,16 @@ class ChangeWatch:
     """One per app: hears announced changes and passes them to the caches' callbacks.
 
     `poll()` runs before a cached key or balance is trusted; on SQLite it reads the changes
-    file when its size moved, elsewhere it does nothing (the listener pushes)."""
+    file when its header moved, elsewhere it does nothing (the listener pushes)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._callbacks: dict[str, list[Callback]] = {}
-        self._path = changes_file(engine.url)
-        self._seen: tuple[int, int] | None = None
-        self._inode: int | None = None
-        self._offset = 0
+        path = changes_file(engine.url)
+        self._file = change_file.ChangeFile(path) if path is not None else None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        if self._path is not None:
-            # A file that exists makes the per-request stat a hit (a miss raises, which costs
-            # more); what it held before this process started concerns nothing it cached.
-            with contextlib.suppress(OSError):
-                os.close(_open_for_append(self._path))
-            self._seen = self._signature()
-            if self._seen is not None:
-                self._inode, self._offset = self._seen
-        else:
+        if self._file is None:
             self.poll = _nothing  # type: ignore[method-assign]
 
     def on(self, topic: str, callback: Callback) -> None:
@@ -183,42 +150,19 @@ class ChangeWatch:
 
     # SQLite: the changes file --------------------------------------------------------------
 
-    def _signature(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self._path)  # type: ignore[arg-type]
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_size
-
     def poll(self) -> None:
-        seen = self._signature()
-        if seen != self._seen:
-            self._catch_up(seen)
-
-    def _catch_up(self, seen: tuple[int, int] | None) -> None:
-        inode = seen[0] if seen else None
-        if self._inode is not None and (inode != self._inode or seen[1] < self._offset):  # type: ignore[index]
-            # Replaced or removed: what the file held before is unknown.
-            self._everything_changed()
-            self._offset = 0
-        self._inode, self._seen = inode, seen
-        if seen is None or seen[1] == self._offset:
-            return
-        try:
-            with open(self._path, "rb") as handle:  # type: ignore[arg-type]
-                handle.seek(self._offset)
-                data = handle.read(seen[1] - self._offset)
-        except OSError:  # unreadable (another user's umask): something changed, but not what
-            log.warning("changes file unreadable", path=self._path, exc_info=True)
-            self._everything_changed()
-            self._offset = seen[1]
-            return
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        if len(complete) < len(data):
-            self._seen = None  # a line still being written: read again on the next poll
-        for raw in complete.splitlines():
-            self._heard(raw)
+        file = self._file
+        if file is not None and file.changed():
+            try:
+                lines = file.read()
+            except OSError:  # unreadable (another user's umask): something changed, not what
+                log.warning("changes file unreadable", path=file.path, exc_info=True)
+                lines = None
+            if lines is None:
+                self._everything_changed()
+                return
+            for raw in lines:
+                self._heard(raw)
 
     def _heard(self, raw: bytes | str) -> None:
         try:
@@ -231,8 +175,12 @@ class ChangeWatch:
     # PostgreSQL: LISTEN ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen for changes (PostgreSQL); returns once listening, or after
-        `LISTEN_START_SECONDS` (then the listener keeps trying in the background)."""
+        """Open the changes file (SQLite), or listen (PostgreSQL): then returns once
+        listening, or after `LISTEN_START_SECONDS` (the listener keeps trying meanwhile)."""
+        if self._file is not None:
+            self._file.open()
+            self._listener = asyncio.create_task(self._recheck_file(), name="changes-file")
+            return
         if self.engine.dialect.name != "postgresql" or self._listener is not None:
             return
         self._listening = asyncio.Event()  # of this event loop (a test may start an app twice)
@@ -248,6 +196,19 @@ class ChangeWatch:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._file is not None:
+            self._file.close()
+
+    async def _recheck_file(self) -> None:
+        """A deleted or replaced changes file is noticed within `RECHECK_SECONDS`."""
+        assert self._file is not None
+        while True:
+            await asyncio.sleep(change_file.RECHECK_SECONDS)
+            try:
+                if self._file.reopen_if_replaced():
+                    self._everything_changed()
+            except OSError:
+                log.warning("changes file not reopened", path=self._file.path, exc_info=True)
 
     async def _listen(self) -> None:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

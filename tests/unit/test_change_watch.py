@@ -1,62 +1,103 @@
-"""The SQLite side of app/db/changes.py: a process hears each announced change once, in order;
-a half-written line waits; a replaced or removed file means everything changed."""
+"""The SQLite side of app/db/changes.py (app/db/change_file.py): a process hears each
+announced change once, in order; a half-written line waits; a file started afresh or removed
+means everything changed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from app.db import change_file
 from app.db.changes import API_KEYS, BALANCES, ChangeWatch, announce, changes_file
 from app.db.engine import create_engine
 
+Heard = list[tuple[str, str | None]]
+EVERYTHING = [(API_KEYS, None), (BALANCES, None)]
 
-def _watch(tmp_path: Path) -> tuple[ChangeWatch, list[tuple[str, str | None]], str]:
+
+@pytest.fixture
+async def watched(tmp_path: Path) -> AsyncIterator[tuple[ChangeWatch, Heard, str]]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
     watch = ChangeWatch(engine)
-    heard: list[tuple[str, str | None]] = []
+    heard: Heard = []
     watch.on(API_KEYS, lambda subject: heard.append((API_KEYS, subject)))
     watch.on(BALANCES, lambda subject: heard.append((BALANCES, subject)))
     path = changes_file(engine.url)
     assert path == str(tmp_path / "b.db") + "-changes"
-    return watch, heard, path
+    await watch.start()
+    yield watch, heard, path
+    await watch.stop()
+    await engine.dispose()
 
 
-async def test_each_change_is_heard_once(tmp_path: Path) -> None:
-    watch, heard, _path = _watch(tmp_path)
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+def _write_raw(path: str, data: bytes) -> None:
+    """What a writer does, cut anywhere: lines at the end, then the counter bumped."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        count, epoch = change_file.HEADER.unpack(os.pread(fd, change_file.HEADER.size, 0))
+        os.pwrite(fd, data, os.fstat(fd).st_size)
+        os.pwrite(fd, change_file.HEADER.pack(count + 1, epoch), 0)
+    finally:
+        os.close(fd)
+
+
+async def test_each_change_is_heard_once(watched) -> None:
+    watch, heard, _path = watched
     watch.poll()
     assert heard == []
-    await announce(engine, {(BALANCES, "cust\n1")})
-    await announce(engine, {(API_KEYS, "abc")})
+    await announce(watch.engine, {(BALANCES, "cust\n1")})
+    await announce(watch.engine, {(API_KEYS, "abc")})
     watch.poll()
     watch.poll()
     assert heard == [(BALANCES, "cust\n1"), (API_KEYS, "abc")]
 
 
-async def test_a_half_written_line_waits_for_its_end(tmp_path: Path) -> None:
-    watch, heard, path = _watch(tmp_path)
-    with open(path, "ab") as handle:
-        handle.write(b'["balances", "c1"]\n["balances", "c')
+async def test_a_half_written_line_waits_for_its_end(watched) -> None:
+    watch, heard, path = watched
+    _write_raw(path, b'["balances", "c1"]\n["balances", "c')
     watch.poll()
     assert heard == [(BALANCES, "c1")]
-    heard.clear()
-    with open(path, "ab") as handle:
-        handle.write(b'2"]\n')
+    _write_raw(path, b'2"]\n')
     watch.poll()
-    assert heard == [(BALANCES, "c2")]
+    assert heard == [(BALANCES, "c1"), (BALANCES, "c2")]
 
 
-async def test_a_replaced_or_removed_file_means_everything_changed(tmp_path: Path) -> None:
-    watch, heard, path = _watch(tmp_path)
-    Path(path).write_text('["api_keys", "a"]\n["api_keys", "b"]\n')
+async def test_a_file_started_afresh_means_everything_changed(
+    watched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, heard, _path = watched
+    monkeypatch.setattr(change_file, "MAX_BYTES", 64)
+    for n in range(4):
+        await announce(watch.engine, {(API_KEYS, f"key-{n}")})
     watch.poll()
-    heard.clear()
-    fresh = path + ".new"
-    Path(fresh).write_text("")
-    os.replace(fresh, path)
-    watch.poll()
-    assert sorted(heard, key=str) == [(API_KEYS, None), (BALANCES, None)]
-    heard.clear()
-    os.remove(path)
-    watch.poll()
-    assert sorted(heard, key=str) == [(API_KEYS, None), (BALANCES, None)]
+    assert heard[-2:] == EVERYTHING
+
+
+async def test_a_removed_file_means_everything_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(change_file, "RECHECK_SECONDS", 0.01)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    watch = ChangeWatch(engine)
+    heard: Heard = []
+    watch.on(API_KEYS, lambda subject: heard.append((API_KEYS, subject)))
+    await watch.start()
+    try:
+        os.remove(str(tmp_path / "b.db") + "-changes")
+        deadline = time.monotonic() + 5
+        while not heard:  # the watch's own check, off the request path
+            assert time.monotonic() < deadline, "the removed file went unnoticed"
+            await asyncio.sleep(0.01)  # ok: polling interval of a condition wait
+        assert heard == [(API_KEYS, None)]
+        heard.clear()
+        await announce(engine, {(API_KEYS, "after")})
+        watch.poll()
+        assert heard == [(API_KEYS, "after")]
+    finally:
+        await watch.stop()
+        await engine.dispose()
