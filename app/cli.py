@@ -122,7 +122,7 @@ def _start_emulator(settings: Settings) -> subprocess.Popen[bytes] | None:
         f"No STRIPE_SECRET_KEY: starting the local Stripe emulator on port {settings.stripe_emulator_port}."
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "app.stripe.emulator"],
+        [sys.executable, "-m", "app.stripe_emulator"],
         env=os.environ.copy(),
         preexec_fn=_die_with_parent,
     )
@@ -173,7 +173,7 @@ def serve(workers: int, emulator: bool) -> None:
 @main.command("stripe-emulator")
 def stripe_emulator() -> None:
     """Run the local Stripe emulator (STRIPE_EMULATOR_PORT)."""
-    from app.stripe.emulator.server import run
+    from app.stripe_emulator.server import run
 
     run(Settings.from_env())
 

@@ -104,7 +104,7 @@ class EmulatorProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.stripe.emulator"],
+            [sys.executable, "-m", "app.stripe_emulator"],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,

@@ -6,11 +6,11 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe.emulator import invoices, objects, payments
-from app.stripe.emulator.clock import DAY, add_interval
-from app.stripe.emulator.core import Emulator, bool_param, int_param, metadata_update, render
-from app.stripe.emulator.errors import StripeError, missing
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator import invoices, objects, payments
+from app.stripe_emulator.clock import DAY, add_interval
+from app.stripe_emulator.core import Emulator, bool_param, int_param, metadata_update, render
+from app.stripe_emulator.errors import StripeError, missing
+from app.stripe_emulator.store import new_id
 
 ACTIVE_STATUSES = {"active", "trialing", "past_due", "unpaid", "incomplete", "paused"}
 INCOMPLETE_EXPIRES_AFTER = 23 * 3600
@@ -283,7 +283,7 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
 
 
 def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    from app.stripe.emulator.core import previous_attributes
+    from app.stripe_emulator.core import previous_attributes
 
     previous = previous_attributes(before, after)
     if "items" in previous:

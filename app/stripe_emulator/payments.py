@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe.emulator import cards, objects
-from app.stripe.emulator.cards import Decline
-from app.stripe.emulator.core import Emulator
-from app.stripe.emulator.errors import StripeError, no_such
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator import cards, objects
+from app.stripe_emulator.cards import Decline
+from app.stripe_emulator.core import Emulator
+from app.stripe_emulator.errors import StripeError, no_such
+from app.stripe_emulator.store import new_id
 
 
 def create_card(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from app.stripe.emulator import checkout, objects, payments, subscriptions
-from app.stripe.emulator.core import Emulator, int_param, paginate, require
-from app.stripe.emulator.errors import StripeError
-from app.stripe.emulator.routing import ApiRequest, route
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator import checkout, objects, payments, subscriptions
+from app.stripe_emulator.core import Emulator, int_param, paginate, require
+from app.stripe_emulator.errors import StripeError
+from app.stripe_emulator.routing import ApiRequest, route
+from app.stripe_emulator.store import new_id
 
 # Checkout
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from app.stripe.emulator import checkout, payments, subscriptions
-from app.stripe.emulator.core import Emulator
-from app.stripe.emulator.errors import StripeError, no_such
-from app.stripe.emulator.html import TEST_CARDS, card_fields, date, error_box, money, page
+from app.stripe_emulator import checkout, payments, subscriptions
+from app.stripe_emulator.core import Emulator
+from app.stripe_emulator.errors import StripeError, no_such
+from app.stripe_emulator.html import TEST_CARDS, card_fields, date, error_box, money, page
 
 MODE_LABELS = {
     "subscription": "Subscribe",
@@ -249,7 +249,7 @@ def _portal_do(emu: Emulator, customer_id: str, action: list[str], form: dict[st
                 emu, sub, {"cancel_at_period_end": "true" if verb == "cancel" else "false"}, now
             )
         case ["payment_methods"]:
-            from app.stripe.emulator import cards
+            from app.stripe_emulator import cards
 
             month, year = cards.parse_expiry(form.get("exp_date", ""), now)
             pm = payments.create_card(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from app.stripe.emulator.cards import brand, fingerprint
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator.cards import brand, fingerprint
+from app.stripe_emulator.store import new_id
 
 _ADDRESS = {
     "city": None,

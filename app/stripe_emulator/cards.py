@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.stripe.emulator.errors import StripeError
+from app.stripe_emulator.errors import StripeError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from app.stripe.emulator.core import Emulator, render
+from app.stripe_emulator.core import Emulator, render
 
 log = logging.getLogger("stripe_emulator.webhooks")
 

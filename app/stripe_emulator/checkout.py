@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe.emulator import cards, invoices, objects, payments, subscriptions
-from app.stripe.emulator.core import Emulator, int_param, metadata_update, render, require
-from app.stripe.emulator.errors import StripeError
-from app.stripe.emulator.store import new_id
-from app.stripe.emulator.subscriptions import ItemSpec
+from app.stripe_emulator import cards, invoices, objects, payments, subscriptions
+from app.stripe_emulator.core import Emulator, int_param, metadata_update, render, require
+from app.stripe_emulator.errors import StripeError
+from app.stripe_emulator.store import new_id
+from app.stripe_emulator.subscriptions import ItemSpec
 
 MODES = {"payment", "subscription", "setup"}
 
@@ -110,7 +110,7 @@ def _line_items(emu: Emulator, p: dict[str, Any], mode: str) -> list[dict[str, A
     for index, raw in enumerate(raw_items):
         param = f"line_items[{index}][price]"
         if isinstance(raw.get("price_data"), dict):
-            from app.stripe.emulator.api_catalog import _new_price
+            from app.stripe_emulator.api_catalog import _new_price
 
             price = _new_price(emu, raw["price_data"])
         else:
@@ -177,8 +177,8 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     if customer is None and (
         session["mode"] == "subscription" or session.get("customer_creation") == "always"
     ):
-        from app.stripe.emulator.api_catalog import create_customer
-        from app.stripe.emulator.routing import ApiRequest
+        from app.stripe_emulator.api_catalog import create_customer
+        from app.stripe_emulator.routing import ApiRequest
 
         customer = create_customer(emu, ApiRequest("POST", "/v1/customers", {"email": email or ""}))
     pm = payments.create_card(emu, number, exp_month, exp_year, cvc, now)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe.emulator import cards, invoices, payments, subscriptions
-from app.stripe.emulator.core import Emulator, bool_param, int_param, paginate, require
-from app.stripe.emulator.errors import StripeError, no_such
-from app.stripe.emulator.routing import ApiRequest, route
-from app.stripe.emulator.subscriptions import ItemSpec
+from app.stripe_emulator import cards, invoices, payments, subscriptions
+from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, require
+from app.stripe_emulator.errors import StripeError, no_such
+from app.stripe_emulator.routing import ApiRequest, route
+from app.stripe_emulator.subscriptions import ItemSpec
 
 
 @route("POST", "/v1/subscriptions")
@@ -197,7 +197,7 @@ def retrieve_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 @route("POST", "/v1/payment_methods/{id}")
 def update_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     pm = emu.load(req["id"], "payment_method")
-    from app.stripe.emulator.core import metadata_update
+    from app.stripe_emulator.core import metadata_update
 
     return emu.update(
         pm,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe.emulator.core import Emulator
+from app.stripe_emulator.core import Emulator
 
 
 @dataclass

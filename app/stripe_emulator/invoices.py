@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe.emulator import objects, payments
-from app.stripe.emulator.core import Emulator
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator import objects, payments
+from app.stripe_emulator.core import Emulator
+from app.stripe_emulator.store import new_id
 
 RETRY_AFTER = 3 * 86400
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.stripe.emulator import subscriptions
-from app.stripe.emulator.core import Emulator
+from app.stripe_emulator import subscriptions
+from app.stripe_emulator.core import Emulator
 
 log = logging.getLogger("stripe_emulator.scheduler")
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.stripe.emulator.errors import StripeError, missing, no_such
-from app.stripe.emulator.options import API_VERSION, EmulatorOptions
-from app.stripe.emulator.store import Store, new_id
+from app.stripe_emulator.errors import StripeError, missing, no_such
+from app.stripe_emulator.options import API_VERSION, EmulatorOptions
+from app.stripe_emulator.store import Store, new_id
 
 # (request id, idempotency key) of the API call being handled, for events' `request`.
 current_request: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe.emulator import objects, payments
-from app.stripe.emulator.core import (
+from app.stripe_emulator import objects, payments
+from app.stripe_emulator.core import (
     Emulator,
     bool_param,
     int_param,
@@ -14,8 +14,8 @@ from app.stripe.emulator.core import (
     render,
     require,
 )
-from app.stripe.emulator.errors import StripeError, invalid
-from app.stripe.emulator.routing import ApiRequest, route
+from app.stripe_emulator.errors import StripeError, invalid
+from app.stripe_emulator.routing import ApiRequest, route
 
 _CUSTOMER_FIELDS = ("email", "name", "description", "phone")
 

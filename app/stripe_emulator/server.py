@@ -1,4 +1,4 @@
-"""The emulator's ASGI app and its runner (`python -m app.stripe.emulator`)."""
+"""The emulator's ASGI app and its runner (`python -m app.stripe_emulator`)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from urllib.parse import parse_qsl
 from app.config import Settings
 
 # Importing the api modules registers their routes.
-from app.stripe.emulator import api_billing, api_catalog, api_platform, pages, scheduler, webhooks  # noqa: F401
-from app.stripe.emulator.core import Emulator, current_request, render
-from app.stripe.emulator.errors import StripeError, unrecognized
-from app.stripe.emulator.forms import decode, decode_pairs
-from app.stripe.emulator.html import STYLESHEET, STYLESHEET_PATH
-from app.stripe.emulator.options import API_VERSION, EmulatorOptions
-from app.stripe.emulator.routing import ApiRequest, resolve
-from app.stripe.emulator.store import new_id
+from app.stripe_emulator import api_billing, api_catalog, api_platform, pages, scheduler, webhooks  # noqa: F401
+from app.stripe_emulator.core import Emulator, current_request, render
+from app.stripe_emulator.errors import StripeError, unrecognized
+from app.stripe_emulator.forms import decode, decode_pairs
+from app.stripe_emulator.html import STYLESHEET, STYLESHEET_PATH
+from app.stripe_emulator.options import API_VERSION, EmulatorOptions
+from app.stripe_emulator.routing import ApiRequest, resolve
+from app.stripe_emulator.store import new_id
 from app.web.security_headers import page_headers
 
 log = logging.getLogger("stripe_emulator")

@@ -1,7 +1,0 @@
-"""`python -m app.stripe.emulator`: serve the emulator with the portal's settings."""
-
-from app.config import Settings
-from app.stripe.emulator.server import run
-
-if __name__ == "__main__":
-    run(Settings.from_env())
