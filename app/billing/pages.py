@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.models import Invoice, PaymentMethod
 from app.billing.repository import BillingRepository
 from app.billing.rules import (
-    PAYMENT_PROBLEM_STATUSES,
     bar_width,
     can_remove_card,
     change_ends_trial,
@@ -29,6 +28,7 @@ from app.billing.rules import (
 from app.catalog.models import Catalog, CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
+from app.customers.statuses import SubscriptionStatus
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
@@ -575,7 +575,7 @@ def _status(subscription: Subscription, now: datetime) -> StatusView:
         days_left=days_left,
         trial_end=subscription.trial_end if status == "trialing" else None,
         cancel_on=cancel_on,
-        payment_problem=status in PAYMENT_PROBLEM_STATUSES,
+        payment_problem=status in SubscriptionStatus.payment_problem(),
     )
 
 

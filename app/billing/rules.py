@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-# Subscription statuses in which a paid plan is still in force (Stripe's words).
-ACTIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
-PAYMENT_PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
+from app.customers.statuses import SubscriptionStatus
 
 # What an action answers when its rule refuses it; its confirm page says the same.
 NOTHING_TO_CANCEL = "You have no paid subscription to cancel."
@@ -21,7 +19,7 @@ def can_remove_card(cards_count: int, plan_is_paid: bool) -> bool:
 
 def plan_is_paid(plan_is_free: bool, status: str) -> bool:
     """Whether a paid plan is in force (so the customer must keep a card on file)."""
-    return not plan_is_free and status in ACTIVE_STATUSES
+    return not plan_is_free and status in SubscriptionStatus.live()
 
 
 def trial_days_left(trial_end: datetime | None, now: datetime) -> int | None:

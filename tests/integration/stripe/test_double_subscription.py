@@ -7,7 +7,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.service import LIVE_STATUSES
+from app.customers.statuses import SubscriptionStatus
 from app.stripe.gateway import LineItem, StripeGateway
 from tests.integration.stripe.conftest import (
     Emulator,
@@ -44,7 +44,7 @@ async def test_checkout_again_before_the_webhook_changes_the_plan_instead(
     assert other.status_code == 303
     assert not other.headers["location"].startswith(emulator.url), other.headers["location"]
     remote = await gateway.list_subscriptions(customer.stripe_customer_id)
-    live = [s for s in remote if s["status"] in LIVE_STATUSES]
+    live = [s for s in remote if s["status"] in SubscriptionStatus.live()]
     assert len(live) == 1
     lookup_keys = {item["price"]["lookup_key"] for item in live[0]["items"]["data"]}
     assert "plan_business_monthly" in lookup_keys
@@ -79,7 +79,9 @@ async def test_two_live_subscriptions_keep_the_newer_in_any_order(
         key="test-two-subs-second",
     )
     assert emulator.pay(second["url"]).status_code == 303
-    subs = [s for s in await gateway.list_subscriptions(cus) if s["status"] in LIVE_STATUSES]
+    subs = [
+        s for s in await gateway.list_subscriptions(cus) if s["status"] in SubscriptionStatus.live()
+    ]
     assert len(subs) == 2
     newer = max(subs, key=lambda s: (int(s["created"]), s["id"]))
 
@@ -124,7 +126,7 @@ async def test_a_new_checkout_closes_the_unpaid_one(
     customer, _ = await customer_of(session, email)
     assert customer.stripe_customer_id
     remote = await gateway.list_subscriptions(customer.stripe_customer_id)
-    live = [s for s in remote if s["status"] in LIVE_STATUSES]
+    live = [s for s in remote if s["status"] in SubscriptionStatus.live()]
     assert len(live) == 1
     assert live[0]["items"]["data"][0]["price"]["lookup_key"] == "plan_business_monthly"
     assert await gateway.open_checkout_sessions(customer.stripe_customer_id) == []
