@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-_ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "ugx", "xaf", "xof"}
+# Stripe's zero-decimal currencies: amounts are whole units, not hundredths
+# (https://docs.stripe.com/currencies#zero-decimal).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
 
 
 def per_month(yearly_minor: int) -> int:
@@ -17,7 +38,7 @@ def format_money(amount_minor: int, currency: str) -> str:
     sign = "-" if amount_minor < 0 else ""
     amount_minor = abs(amount_minor)
     symbol = _SYMBOLS.get(currency)
-    if currency in _ZERO_DECIMAL:
+    if currency in ZERO_DECIMAL_CURRENCIES:
         number = f"{amount_minor:,}"
     else:
         major, minor = divmod(amount_minor, 100)

@@ -17,6 +17,7 @@ current_request: contextvars.ContextVar[tuple[str | None, str | None]] = context
     "current_request", default=(None, None)
 )
 
+# The one table of id prefixes (`cus_`, `in_`, ...) and the object type each names.
 KIND_BY_PREFIX = {
     "cus": "customer",
     "prod": "product",

@@ -39,24 +39,6 @@ class StripeError(Exception):
         return {"error": error}
 
 
-OBJECT_NAMES = {
-    "cus": "customer",
-    "prod": "product",
-    "price": "price",
-    "cs": "checkout.session",
-    "sub": "subscription",
-    "si": "subscription_item",
-    "in": "invoice",
-    "pm": "payment_method",
-    "pi": "payment_intent",
-    "seti": "setup_intent",
-    "evt": "event",
-    "mtr": "billing.meter",
-    "clock": "test_helpers.test_clock",
-    "bps": "billing_portal.session",
-}
-
-
 def no_such(kind: str, object_id: str, param: str = "id") -> StripeError:
     return StripeError(
         404,

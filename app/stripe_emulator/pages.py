@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from app.stripe_emulator import checkout, payments, subscriptions
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.errors import StripeError, no_such
-from app.stripe_emulator.html import TEST_CARDS, card_fields, date, error_box, money, page
+from app.stripe_emulator.rendering import date, money, render_page
 
 MODE_LABELS = {
     "subscription": "Subscribe",
@@ -25,71 +24,27 @@ SUBMIT_LABELS = {"subscription": "Subscribe", "payment": "Pay", "setup": "Save c
 def checkout_page(emu: Emulator, session: dict[str, Any], error: str | None = None) -> str:
     if session["status"] != "open":
         return _checkout_done(session)
-    rows = "".join(
-        f'<tr><td data-testid="checkout-product">{escape(item["description"])}</td>'
-        f"<td>{item['quantity']}</td><td>{money(item['amount_total'], item['currency'])}"
-        f"{_interval(item['price'])}</td></tr>"
-        for item in session["_line_items"]["data"]
+    return render_page(
+        "checkout.html",
+        session=session,
+        line_items=session["_line_items"]["data"],
+        mode_label=MODE_LABELS[session["mode"]],
+        submit_label=SUBMIT_LABELS[session["mode"]],
+        trial_days=session.get("_trial_days"),
+        ask_email=not session.get("customer") and not session.get("customer_email"),
+        error=error,
     )
-    trial = session.get("_trial_days")
-    trial_note = (
-        f'<p data-testid="checkout-trial">{trial}-day free trial, nothing is charged today.</p>'
-        if trial
-        else ""
-    )
-    email = ""
-    if not session.get("customer") and not session.get("customer_email"):
-        email = '<label for="email">Email</label><input id="email" name="email" type="email">'
-    cancel = (
-        f'<p><a href="{escape(session["cancel_url"])}" data-testid="checkout-cancel">'
-        "Cancel and return</a></p>"
-        if session.get("cancel_url")
-        else ""
-    )
-    body = (
-        f"<h1>Checkout</h1>"
-        f'<p><span class="badge" data-testid="checkout-mode">'
-        f"{escape(MODE_LABELS[session['mode']])}</span></p>"
-        + (
-            f"<table><tr><th>Product</th><th>Qty</th><th>Price</th></tr>{rows}</table>"
-            if rows
-            else ""
-        )
-        + f'<p>Total due today: <strong data-testid="checkout-amount">'
-        f"{money(session['amount_total'], session.get('currency'))}</strong></p>"
-        + trial_note
-        + error_box(error)
-        + f'<form method="post" action="/checkout/{escape(session["id"])}" '
-        'data-testid="checkout-form">'
-        + email
-        + card_fields()
-        + f'<button type="submit" data-testid="checkout-pay">{SUBMIT_LABELS[session["mode"]]}'
-        + "</button></form>"
-        + cancel
-        + TEST_CARDS
-    )
-    return page("Checkout", body)
-
-
-def _interval(price: dict[str, Any]) -> str:
-    recurring = price.get("recurring")
-    if not recurring:
-        return ""
-    count = recurring.get("interval_count") or 1
-    return f" / {recurring['interval']}" if count == 1 else f" / {count} {recurring['interval']}s"
 
 
 def _checkout_done(session: dict[str, Any]) -> str:
-    link = (
-        session.get("success_url") if session["status"] == "complete" else session.get("cancel_url")
+    complete = session["status"] == "complete"
+    return render_page(
+        "checkout_done.html",
+        message=(
+            "This checkout is complete." if complete else "This checkout session has expired."
+        ),
+        link=session.get("success_url") if complete else session.get("cancel_url"),
     )
-    text = (
-        "This checkout is complete."
-        if session["status"] == "complete"
-        else ("This checkout session has expired.")
-    )
-    back = f'<p><a href="{escape(link)}">Continue</a></p>' if link else ""
-    return page("Checkout", f'<h1 data-testid="checkout-status">{text}</h1>{back}')
 
 
 def submit_checkout(
@@ -130,98 +85,50 @@ def portal_session(emu: Emulator, session_id: str, secret: str) -> dict[str, Any
 
 def portal_page(emu: Emulator, session: dict[str, Any], error: str | None = None) -> str:
     customer = emu.load(session["customer"], "customer")
-    base = f"/portal/{session['id']}/{session['_secret']}"
     default_pm = customer["invoice_settings"].get("default_payment_method")
     subs = [
-        s
+        _portal_subscription(emu, s)
         for s in emu.store.all("subscription", customer["id"])
         if s["status"] not in {"canceled", "incomplete_expired"}
     ]
-    sub_html = "".join(_portal_subscription(emu, s, base) for s in subs) or (
-        '<p data-testid="portal-no-subscription">No active subscription.</p>'
-    )
-    pms = [
-        p
+    cards = [
+        _portal_card(p, p["id"] == default_pm)
         for p in emu.store.all("payment_method", customer["id"])
         if p.get("customer") == customer["id"]
     ]
-    pm_rows = "".join(_portal_card(p, base, p["id"] == default_pm) for p in pms) or (
-        "<tr><td>No saved cards.</td></tr>"
+    invoices = [i for i in emu.store.all("invoice", customer["id"])[:12] if i["status"] != "draft"]
+    return render_page(
+        "portal.html",
+        session=session,
+        customer=customer,
+        base=f"/portal/{session['id']}/{session['_secret']}",
+        subscriptions=subs,
+        cards=cards,
+        invoices=invoices,
+        error=error,
     )
-    invoice_rows = "".join(
-        f'<tr data-testid="portal-invoice"><td>{escape(i.get("number") or i["id"])}</td>'
-        f"<td>{date(i['created'])}</td><td>{money(i['total'], i['currency'])}</td>"
-        f"<td>{escape(i['status'])}</td>"
-        f'<td><a href="{escape(i.get("hosted_invoice_url") or "")}">View</a></td></tr>'
-        for i in emu.store.all("invoice", customer["id"])[:12]
-        if i["status"] != "draft"
-    )
-    back = (
-        f'<p><a href="{escape(session["return_url"])}" data-testid="portal-return">'
-        "Return to the portal</a></p>"
-        if session.get("return_url")
-        else ""
-    )
-    body = (
-        f"<h1>Billing</h1><p>{escape(customer.get('email') or customer['id'])}</p>"
-        + back
-        + error_box(error)
-        + "<h2>Subscription</h2>"
-        + sub_html
-        + f"<h2>Payment methods</h2><table>{pm_rows}</table>"
-        + f'<form method="post" action="{base}/payment_methods" data-testid="portal-add-card">'
-        + "<h3>Add a card</h3>"
-        + card_fields()
-        + '<button type="submit">Add card</button></form>'
-        + TEST_CARDS
-        + f"<h2>Invoices</h2><table>{invoice_rows}</table>"
-    )
-    return page("Billing portal", body)
 
 
-def _portal_subscription(emu: Emulator, sub: dict[str, Any], base: str) -> str:
+def _portal_subscription(emu: Emulator, sub: dict[str, Any]) -> dict[str, Any]:
     item = sub["items"]["data"][0]
     product = emu.store.get(item["price"]["product"]) or {}
-    end = item["current_period_end"]
-    if sub["cancel_at_period_end"]:
-        state = f"Cancels on {date(end)}"
-        action = (
-            f'<form method="post" action="{base}/subscriptions/{sub["id"]}/resume">'
-            '<button type="submit">Renew subscription</button></form>'
-        )
-    else:
-        state = f"Renews on {date(end)}"
-        action = (
-            f'<form method="post" action="{base}/subscriptions/{sub["id"]}/cancel">'
-            '<button type="submit" class="secondary" data-testid="portal-cancel">'
-            "Cancel subscription</button></form>"
-        )
-    return (
-        f'<div data-testid="portal-subscription"><p><strong>{escape(product.get("name", ""))}'
-        f"</strong> · {money(item['price']['unit_amount'], item['price']['currency'])}"
-        f'{_interval(item["price"])} · <span class="badge">{escape(sub["status"])}</span></p>'
-        f"<p>{state}</p>{action}</div>"
-    )
+    return {
+        "id": sub["id"],
+        "status": sub["status"],
+        "cancel_at_period_end": sub["cancel_at_period_end"],
+        "period_end": item["current_period_end"],
+        "price": item["price"],
+        "product_name": product.get("name", ""),
+    }
 
 
-def _portal_card(pm: dict[str, Any], base: str, is_default: bool) -> str:
+def _portal_card(pm: dict[str, Any], is_default: bool) -> dict[str, Any]:
     card = pm["card"]
     label = (
         f"{card['brand'].title()} •••• {card['last4']} (exp {card['exp_month']:02d}/"
         f"{card['exp_year']})"
     )
-    actions = ""
-    if not is_default:
-        actions += (
-            f'<form method="post" action="{base}/payment_methods/{pm["id"]}/default">'
-            '<button type="submit" class="secondary">Make default</button></form>'
-        )
-    actions += (
-        f'<form method="post" action="{base}/payment_methods/{pm["id"]}/detach">'
-        '<button type="submit" class="secondary">Remove</button></form>'
-    )
-    badge = ' <span class="badge">Default</span>' if is_default else ""
-    return f'<tr data-testid="portal-card"><td>{escape(label)}{badge}</td><td>{actions}</td></tr>'
+    return {"id": pm["id"], "label": label, "is_default": is_default}
 
 
 def portal_action(
@@ -280,25 +187,15 @@ def _set_default(emu: Emulator, customer_id: str, pm_id: str) -> None:
 
 
 def invoice_page(emu: Emulator, invoice: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(line['description'] or '')}</td><td>{line['quantity']}</td>"
-        f"<td>{money(line['amount'], line['currency'])}</td></tr>"
-        for line in invoice["lines"]["data"]
-    )
-    body = (
-        f'<h1>Invoice <span data-testid="invoice-number">{escape(invoice["number"] or "")}'
-        f"</span></h1>"
-        f'<p>Status: <span class="badge" data-testid="invoice-status">'
-        f"{escape(invoice['status'])}</span></p>"
-        f"<p>{escape(invoice.get('customer_email') or invoice['customer'])} · "
-        f"{date(invoice['created'])}</p>"
-        f"<table><tr><th>Description</th><th>Qty</th><th>Amount</th></tr>{rows}</table>"
-        f'<p>Total: <strong data-testid="invoice-total">'
-        f"{money(invoice['total'], invoice['currency'])}</strong> · "
-        f"Paid: {money(invoice['amount_paid'], invoice['currency'])}</p>"
-        f'<p><a href="{escape(invoice.get("invoice_pdf") or "")}">Download PDF</a></p>'
-    )
-    return page(f"Invoice {invoice['number'] or invoice['id']}", body)
+    return render_page("invoice.html", invoice=invoice)
+
+
+def index_page() -> str:
+    return render_page("index.html")
+
+
+def not_found_page(message: str) -> str:
+    return render_page("not_found.html", message=message)
 
 
 def invoice_pdf(invoice: dict[str, Any]) -> bytes:

@@ -22,8 +22,8 @@ from app.stripe_emulator import api_billing, api_catalog, api_platform, pages, s
 from app.stripe_emulator.core import Emulator, current_request, render
 from app.stripe_emulator.errors import StripeError, unrecognized
 from app.stripe_emulator.forms import decode, decode_pairs
-from app.stripe_emulator.html import STYLESHEET, STYLESHEET_PATH
 from app.stripe_emulator.options import API_VERSION, EmulatorOptions
+from app.stripe_emulator.rendering import STYLESHEET, STYLESHEET_PATH
 from app.stripe_emulator.routing import ApiRequest, resolve
 from app.stripe_emulator.store import new_id
 from app.web.security_headers import page_headers
@@ -229,7 +229,7 @@ class EmulatorApp:
         except StripeError as exc:
             if exc.status != 404:
                 raise
-            response = Response.html(404, pages.page("Not found", f"<h1>{exc.message}</h1>"))
+            response = Response.html(404, pages.not_found_page(exc.message))
         response.headers.update(self.page_headers)
         return response
 
@@ -239,16 +239,7 @@ class EmulatorApp:
             case "GET", _ if "/" + "/".join(parts) == STYLESHEET_PATH:
                 return Response(200, STYLESHEET, "text/css; charset=utf-8")
             case "GET", []:
-                return Response.html(
-                    200,
-                    pages.page(
-                        "Stripe emulator",
-                        (
-                            "<h1>Stripe emulator</h1><p>Speaks Stripe's API under /v1. "
-                            "See docs/stripe-emulator.md.</p>"
-                        ),
-                    ),
-                )
+                return Response.html(200, pages.index_page())
             case "GET", ["checkout", session_id]:
                 session = emu.load(session_id, "checkout.session")
                 return Response.html(200, pages.checkout_page(emu, session))

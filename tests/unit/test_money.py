@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.lib.money import format_money, per_month
+from app.lib.money import ZERO_DECIMAL_CURRENCIES, format_money, per_month
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,38 @@ def test_per_month_rounds_half_up_to_the_minor_unit(yearly: int, monthly: int) -
 def test_per_month_of_the_catalog_prices_as_shown() -> None:
     assert format_money(per_month(29000), "usd") == "$24.17"
     assert format_money(per_month(149000), "usd") == "$124.17"
+
+
+# https://docs.stripe.com/currencies#zero-decimal
+STRIPE_ZERO_DECIMAL = [
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+]
+
+
+def test_zero_decimal_currencies_are_stripes_complete_list() -> None:
+    assert set(STRIPE_ZERO_DECIMAL) == ZERO_DECIMAL_CURRENCIES
+
+
+@pytest.mark.parametrize("currency", STRIPE_ZERO_DECIMAL)
+def test_a_zero_decimal_amount_is_whole_units(currency: str) -> None:
+    assert format_money(1500, currency) == f"1,500 {currency.upper()}"
+
+
+def test_a_two_decimal_amount_is_hundredths() -> None:
+    assert format_money(150050, "chf") == "1,500.50 CHF"
+    assert format_money(-1500, "usd") == "-$15"
