@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from app.stripe_emulator import checkout, objects, payments, subscriptions
+from app.stripe_emulator import checkout, objects, payments, subscription_lines, subscriptions
 from app.stripe_emulator.core import Emulator, int_param, paginate, require
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.routing import ApiRequest, route
@@ -179,7 +179,9 @@ def meter_event_summaries(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     summary = {
         "id": new_id("mtrusg"),
         "object": "billing.meter_event_summary",
-        "aggregated_value": subscriptions.aggregate_usage(emu, meter, customer["id"], start, end),
+        "aggregated_value": subscription_lines.aggregate_usage(
+            emu, meter, customer["id"], start, end
+        ),
         "end_time": end,
         "livemode": False,
         "meter": meter["id"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import cards, invoices, objects, payments, subscriptions
+from app.stripe_emulator import billing_objects, cards, invoices, objects, payments, subscriptions
 from app.stripe_emulator.core import Emulator, int_param, metadata_update, render, require
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.store import new_id
@@ -42,7 +42,7 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
     )
     subtotal = sum(item["amount_subtotal"] for item in line_items)
     session_id = new_id("cs_test", 58)
-    session = objects.checkout_session(
+    session = billing_objects.checkout_session(
         now,
         session_id,
         mode=mode,
@@ -131,7 +131,7 @@ def _line_items(emu: Emulator, p: dict[str, Any], mode: str) -> list[dict[str, A
             )
         product = emu.store.get(price["product"]) or {}
         result.append(
-            objects.checkout_line_item(
+            billing_objects.checkout_line_item(
                 render(price), int_param(raw, "quantity", 1) or 1, product.get("name", "")
             )
         )

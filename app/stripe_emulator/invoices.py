@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import objects, payments
+from app.stripe_emulator import billing_objects, payments
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.store import new_id
 
@@ -23,9 +23,9 @@ def create(
     period: tuple[int, int] | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
-    """Create a draft invoice from line specs (kwargs of objects.invoice_line minus invoice_id)."""
+    """Create a draft invoice from line specs (kwargs of billing_objects.invoice_line minus invoice_id)."""
     invoice_id = new_id("in")
-    invoice = objects.invoice(
+    invoice = billing_objects.invoice(
         now,
         invoice_id,
         customer,
@@ -33,7 +33,7 @@ def create(
         billing_reason=billing_reason,
         description=description,
     )
-    invoice["lines"]["data"] = [objects.invoice_line(invoice_id, **line) for line in lines]
+    invoice["lines"]["data"] = [billing_objects.invoice_line(invoice_id, **line) for line in lines]
     total = sum(line["amount"] for line in invoice["lines"]["data"])
     due = max(total, 0)
     invoice.update(

@@ -6,11 +6,19 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe_emulator import invoices, objects, payments
+from app.stripe_emulator import billing_objects, invoices, payments
 from app.stripe_emulator.clock import DAY, add_interval
 from app.stripe_emulator.core import Emulator, bool_param, int_param, metadata_update, render
 from app.stripe_emulator.errors import StripeError, missing
 from app.stripe_emulator.store import new_id
+from app.stripe_emulator.subscription_lines import (
+    is_licensed,
+    licensed_lines,
+    proration_lines,
+    trial_line,
+    unused_credit,
+    usage_lines,
+)
 
 ACTIVE_STATUSES = {"active", "trialing", "past_due", "unpaid", "incomplete", "paused"}
 INCOMPLETE_EXPIRES_AFTER = 23 * 3600
@@ -79,7 +87,7 @@ def create(
         trial_end = now + trial_days * DAY
     interval, count = _interval(items[0].price)
     end = trial_end if trial_end and trial_end > now else add_interval(now, interval, count)
-    sub = objects.subscription(
+    sub = billing_objects.subscription(
         now,
         sub_id,
         customer["id"],
@@ -96,7 +104,7 @@ def create(
         },
     )
     sub["items"]["data"] = [
-        objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
+        billing_objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
         for spec in items
     ]
     for item, spec in zip(sub["items"]["data"], items, strict=True):
@@ -110,9 +118,9 @@ def create(
     emu.emit("customer.subscription.created", sub)
 
     pm_id = payments.default_payment_method(emu, customer, sub)
-    lines = [] if trialing else _licensed_lines(emu, sub, (now, end))
+    lines = [] if trialing else licensed_lines(emu, sub, (now, end))
     if trialing:
-        lines = [_trial_line(sub, item, (now, end)) for item in sub["items"]["data"]]
+        lines = [trial_line(sub, item, (now, end)) for item in sub["items"]["data"]]
     invoice, paid = invoices.issue(
         emu,
         emu.load(customer["id"], "customer"),
@@ -152,28 +160,6 @@ PAYMENT_BEHAVIORS = frozenset(
 )
 
 
-def _item_amount(item: dict[str, Any]) -> int:
-    return int(item["price"].get("unit_amount") or 0) * int(item.get("quantity") or 1)
-
-
-def _product_name(emu: Emulator, price: dict[str, Any]) -> str:
-    product = emu.store.get(price["product"]) if price.get("product") else None
-    return product["name"] if product else price["id"]
-
-
-def _licensed_lines(
-    emu: Emulator, sub: dict[str, Any], period: tuple[int, int]
-) -> list[dict[str, Any]]:
-    lines = []
-    for item in sub["items"]["data"]:
-        if item["price"]["recurring"].get("usage_type") == "metered":
-            continue
-        name = item["price"].get("nickname") or _product_name(emu, item["price"])
-        description = f"{item.get('quantity') or 1} × {name}"
-        lines.append(_item_line(sub, item, _item_amount(item), period, description))
-    return lines
-
-
 BILLING_MODES = ("classic", "flexible")
 
 
@@ -191,33 +177,6 @@ def billing_mode_param(params: dict[str, Any], name: str = "billing_mode") -> st
             param=f"{name}[type]",
         )
     return str(mode)
-
-
-def _item_line(
-    sub: dict[str, Any],
-    item: dict[str, Any],
-    amount: int,
-    period: tuple[int, int],
-    description: str | None = None,
-    proration: bool = False,
-    quantity: int | None = None,
-) -> dict[str, Any]:
-    qty = item.get("quantity") or 1 if quantity is None else quantity
-    return {
-        "amount": amount,
-        "currency": sub["currency"],
-        "description": description or f"{qty} × {item['price'].get('nickname') or 'plan'}",
-        "period": period,
-        "price_obj": item["price"],
-        "quantity": qty,
-        "subscription_id": sub["id"],
-        "item_id": item["id"],
-        "proration": proration,
-    }
-
-
-def _trial_line(sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]) -> dict:
-    return _item_line(sub, item, 0, period, description="Trial period")
 
 
 def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int) -> dict[str, Any]:
@@ -320,20 +279,20 @@ def _change_items(
             )
         if item is not None and bool_param(raw, "deleted"):
             sub["items"]["data"].remove(item)
-            if not _licensed(item):
+            if not is_licensed(item):
                 ended.append(copy.deepcopy(item))
             continue
         if item is None:
             price = recurring_price(emu, raw.get("price"), f"items[{index}][price]")
-            item = objects.subscription_item(now, sub["id"], price, 1, start, end)
+            item = billing_objects.subscription_item(now, sub["id"], price, 1, start, end)
             item["_usage_since"] = now
             sub["items"]["data"].append(item)
         elif raw.get("price"):
             price = recurring_price(emu, raw["price"], f"items[{index}][price]")
-            if not _licensed(item) and price["id"] != item["price"]["id"]:
+            if not is_licensed(item) and price["id"] != item["price"]["id"]:
                 ended.append(copy.deepcopy(item))
                 item["_usage_since"] = now
-            item["price"], item["plan"] = price, objects.plan_from_price(price)
+            item["price"], item["plan"] = price, billing_objects.plan_from_price(price)
         quantity = int_param(raw, "quantity")
         if quantity is not None:
             item["quantity"] = quantity
@@ -351,10 +310,10 @@ def _change_items(
     usage = []
     if behavior != "none" and sub["billing_mode"]["type"] == "flexible":
         if old_interval != new_interval:
-            ended = [item for item in old_items if not _licensed(item)]
+            ended = [item for item in old_items if not is_licensed(item)]
         usage = [
             line
-            for line in _usage_lines(emu, sub, (start, now), ended)
+            for line in usage_lines(emu, sub, (start, now), ended)
             if line["quantity"]  # no invoice item for a meter that counted nothing
         ]
     if old_interval != new_interval:
@@ -363,70 +322,19 @@ def _change_items(
         for item in sub["items"]["data"]:
             item["current_period_start"], item["current_period_end"] = now, new_end
         sub["billing_cycle_anchor"] = now
-        lines = _licensed_lines(emu, sub, (now, new_end))
+        lines = licensed_lines(emu, sub, (now, new_end))
         if behavior != "none":
-            lines += _unused_credit(sub, old_items, (now, end), start)
+            lines += unused_credit(sub, old_items, (now, end), start)
         return lines + usage, "subscription_update"
     if behavior == "none":
         return None
-    lines = _proration_lines(sub, old_items, (now, end), start) + usage
+    lines = proration_lines(sub, old_items, (now, end), start) + usage
     if not lines:
         return None
     if behavior == "always_invoice":
         return lines, "subscription_update"
     sub.setdefault("_pending_lines", []).extend(lines)
     return None
-
-
-def _fraction(period: tuple[int, int], start: int) -> float:
-    now, end = period
-    return max(0.0, (end - now) / max(1, end - start))
-
-
-def _unused_credit(
-    sub: dict[str, Any], old_items: list[dict[str, Any]], period: tuple[int, int], start: int
-) -> list[dict[str, Any]]:
-    fraction = _fraction(period, start)
-    return [
-        _item_line(
-            sub,
-            item,
-            -round(_item_amount(item) * fraction),
-            period,
-            description="Unused time on " + (item["price"].get("nickname") or "previous plan"),
-            proration=True,
-        )
-        for item in old_items
-        if item["price"]["recurring"].get("usage_type") != "metered"
-    ]
-
-
-def _proration_lines(
-    sub: dict[str, Any], old_items: list[dict[str, Any]], period: tuple[int, int], start: int
-) -> list[dict[str, Any]]:
-    old_total = sum(_item_amount(i) for i in old_items if _licensed(i))
-    new_total = sum(_item_amount(i) for i in sub["items"]["data"] if _licensed(i))
-    if old_total == new_total:
-        return []
-    fraction = _fraction(period, start)
-    lines = _unused_credit(sub, old_items, period, start)
-    lines += [
-        _item_line(
-            sub,
-            item,
-            round(_item_amount(item) * fraction),
-            period,
-            description="Remaining time on " + (item["price"].get("nickname") or "new plan"),
-            proration=True,
-        )
-        for item in sub["items"]["data"]
-        if _licensed(item)
-    ]
-    return lines
-
-
-def _licensed(item: dict[str, Any]) -> bool:
-    return item["price"]["recurring"].get("usage_type") != "metered"
 
 
 def _collect(
@@ -513,7 +421,7 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
     start, end = period_of(sub)
     interval, count = _interval(sub["items"]["data"][0]["price"])
     new_end = add_interval(end, interval, count)
-    usage_lines = _usage_lines(emu, sub, (start, end))
+    usage = usage_lines(emu, sub, (start, end))
     pending = sub.pop("_pending_lines", [])
 
     def advance(s: dict[str, Any]) -> None:
@@ -522,7 +430,7 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
 
     emu.update(sub, advance, "customer.subscription.updated")
     customer = emu.load(sub["customer"], "customer")
-    lines = pending + _licensed_lines(emu, sub, (end, new_end)) + usage_lines
+    lines = pending + licensed_lines(emu, sub, (end, new_end)) + usage
     invoice, paid = invoices.issue(
         emu,
         customer,
@@ -541,58 +449,3 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
         "customer.subscription.updated",
     )
     return invoice, paid
-
-
-def _usage_lines(
-    emu: Emulator,
-    sub: dict[str, Any],
-    period: tuple[int, int],
-    items: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """A line per metered item for the usage its meter counted in `period`, from when the item
-    got its price if that was later (usage before a mid-cycle change is not billed twice)."""
-    lines = []
-    for item in sub["items"]["data"] if items is None else items:
-        meter_id = item["price"]["recurring"].get("meter")
-        if item["price"]["recurring"].get("usage_type") != "metered" or not meter_id:
-            continue
-        meter = emu.store.get(meter_id)
-        if meter is None:
-            continue
-        since = max(period[0], item.get("_usage_since") or period[0])
-        quantity = round(aggregate_usage(emu, meter, sub["customer"], since, period[1]))
-        amount = quantity * int(item["price"].get("unit_amount") or 0)
-        lines.append(
-            _item_line(
-                sub,
-                item,
-                amount,
-                period,
-                quantity=quantity,
-                description=f"{quantity} × {meter['display_name']}",
-            )
-        )
-    return lines
-
-
-def aggregate_usage(
-    emu: Emulator, meter: dict[str, Any], customer_id: str, start: int, end: int
-) -> float:
-    key = meter["customer_mapping"]["event_payload_key"]
-    value_key = meter["value_settings"]["event_payload_key"]
-    formula = meter["default_aggregation"]["formula"]
-    values = []
-    for event in reversed(emu.store.all("billing.meter_event", customer_id)):
-        if event["event_name"] != meter["event_name"] or event["payload"].get(key) != customer_id:
-            continue
-        if not start <= event["timestamp"] < end:
-            continue
-        try:
-            values.append(float(event["payload"].get(value_key, 1)))
-        except ValueError:
-            continue
-    if formula == "count":
-        return float(len(values))
-    if formula == "last":
-        return values[-1] if values else 0.0
-    return sum(values)
