@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from app.stripe_emulator import cards, invoices, payments, subscriptions
 from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, require
@@ -96,7 +96,7 @@ def retrieve_subscription_item(emu: Emulator, req: ApiRequest) -> dict[str, Any]
     for sub in emu.store.all("subscription"):
         for item in sub["items"]["data"]:
             if item["id"] == req["id"]:
-                return item
+                return cast(dict[str, Any], item)
     raise no_such("subscription_item", req["id"])
 
 

@@ -231,7 +231,7 @@ def _new_price(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
         )
     lookup_key = p.get("lookup_key") or None
     if lookup_key:
-        _claim_lookup_key(emu, lookup_key, bool_param(p, "transfer_lookup_key", False))
+        _claim_lookup_key(emu, lookup_key, bool(bool_param(p, "transfer_lookup_key", False)))
     price = objects.price(
         emu.now(),
         currency=currency,
@@ -279,7 +279,7 @@ def update_price(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     p = req.params
     if p.get("lookup_key"):
         _claim_lookup_key(
-            emu, p["lookup_key"], bool_param(p, "transfer_lookup_key", False), price["id"]
+            emu, p["lookup_key"], bool(bool_param(p, "transfer_lookup_key", False)), price["id"]
         )
         price = emu.load(req["id"], "price")
 

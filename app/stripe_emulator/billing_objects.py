@@ -8,7 +8,7 @@ from app.stripe_emulator.store import new_id
 
 
 def subscription_item(
-    now: int, subscription_id: str, price_obj: dict, quantity: int, start: int, end: int
+    now: int, subscription_id: str, price_obj: dict[str, Any], quantity: int, start: int, end: int
 ) -> dict[str, Any]:
     return {
         "id": new_id("si", 14),
@@ -332,7 +332,9 @@ def checkout_session(now: int, session_id: str, **fields: Any) -> dict[str, Any]
     }
 
 
-def checkout_line_item(price_obj: dict[str, Any], quantity: int, product_name: str) -> dict:
+def checkout_line_item(
+    price_obj: dict[str, Any], quantity: int, product_name: str
+) -> dict[str, Any]:
     # A metered price is billed on usage at renewal, never up front.
     metered = (price_obj.get("recurring") or {}).get("usage_type") == "metered"
     amount = 0 if metered else (price_obj.get("unit_amount") or 0) * quantity

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.stripe_emulator.errors import StripeError
 
@@ -15,7 +16,7 @@ class Decline:
     decline_code: str | None
     message: str
 
-    def error(self, param: str | None = None, extra: dict | None = None) -> StripeError:
+    def error(self, param: str | None = None, extra: dict[str, Any] | None = None) -> StripeError:
         return StripeError(
             402,
             self.message,

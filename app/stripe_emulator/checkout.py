@@ -197,6 +197,7 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     }
     mode = session["mode"]
     if mode == "subscription":
+        assert customer is not None  # created above for a subscription
         updates.update(_complete_subscription(emu, session, customer, pm, now))
     elif mode == "payment":
         updates.update(_complete_payment(emu, session, customer, pm, now))

@@ -6,7 +6,7 @@ import contextvars
 import copy
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from app.stripe_emulator.errors import StripeError, missing, no_such
 from app.stripe_emulator.options import API_VERSION, EmulatorOptions
@@ -90,7 +90,7 @@ class Emulator:
 
     def clock_of(self, obj: dict[str, Any]) -> str | None:
         if obj.get("test_clock"):
-            return obj["test_clock"]
+            return cast(str, obj["test_clock"])
         customer_id = obj.get("customer")
         if obj.get("object") != "customer" and isinstance(customer_id, str):
             customer = self.store.get(customer_id)

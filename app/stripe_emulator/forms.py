@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
@@ -32,7 +32,7 @@ def decode_pairs(pairs: list[tuple[str, str]]) -> dict[str, Any]:
                     child = {}
                     node[key] = child
                 node = child
-    return _listify(root)
+    return cast(dict[str, Any], _listify(root))
 
 
 def decode(body: bytes | str) -> dict[str, Any]:

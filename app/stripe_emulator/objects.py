@@ -115,7 +115,9 @@ def recurring(interval: str, count: int, usage_type: str, meter: str | None) -> 
     }
 
 
-def payment_method(now: int, number: str, exp_month: int, exp_year: int, **fields: Any) -> dict:
+def payment_method(
+    now: int, number: str, exp_month: int, exp_year: int, **fields: Any
+) -> dict[str, Any]:
     card_brand = brand(number)
     return {
         "id": new_id("pm"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from app.stripe_emulator import cards, objects
 from app.stripe_emulator.cards import Decline
@@ -83,8 +83,8 @@ def default_payment_method(
     emu: Emulator, customer: dict[str, Any], subscription: dict[str, Any] | None = None
 ) -> str | None:
     if subscription and subscription.get("default_payment_method"):
-        return subscription["default_payment_method"]
-    return customer["invoice_settings"].get("default_payment_method")
+        return cast(str, subscription["default_payment_method"])
+    return cast(str | None, customer["invoice_settings"].get("default_payment_method"))
 
 
 def charge(

@@ -3,7 +3,7 @@ usage."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from app.stripe_emulator.core import Emulator
 
@@ -14,7 +14,7 @@ def item_amount(item: dict[str, Any]) -> int:
 
 def product_name(emu: Emulator, price: dict[str, Any]) -> str:
     product = emu.store.get(price["product"]) if price.get("product") else None
-    return product["name"] if product else price["id"]
+    return cast(str, product["name"] if product else price["id"])
 
 
 def licensed_lines(
@@ -53,7 +53,9 @@ def item_line(
     }
 
 
-def trial_line(sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]) -> dict:
+def trial_line(
+    sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]
+) -> dict[str, Any]:
     return item_line(sub, item, 0, period, description="Trial period")
 
 
@@ -105,7 +107,7 @@ def proration_lines(
 
 
 def is_licensed(item: dict[str, Any]) -> bool:
-    return item["price"]["recurring"].get("usage_type") != "metered"
+    return bool(item["price"]["recurring"].get("usage_type") != "metered")
 
 
 def usage_lines(

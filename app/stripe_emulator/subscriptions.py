@@ -448,4 +448,3 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
         lambda s: s.update(latest_invoice=invoice["id"], status=status),
         "customer.subscription.updated",
     )
-    return invoice, paid

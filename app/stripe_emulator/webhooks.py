@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -33,7 +33,7 @@ def payload_of(event: dict[str, Any]) -> bytes:
 
 def backoff(retry_seconds: float, attempts: int) -> float:
     """Seconds before the next try after `attempts` failures: doubling, capped."""
-    return retry_seconds * min(2 ** max(attempts - 1, 0), MAX_BACKOFF_FACTOR)
+    return cast(float, retry_seconds * min(2 ** max(attempts - 1, 0), MAX_BACKOFF_FACTOR))
 
 
 class Deliverer:
