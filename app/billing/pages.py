@@ -29,6 +29,7 @@ from app.catalog.models import Catalog, CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.customers.statuses import SubscriptionStatus
+from app.lib.charts import day_label, day_range, place_bars
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
@@ -38,6 +39,9 @@ from app.metering.service import Balance, EventInput, MeteringService
 TRY_METER = "ai_requests"
 INVOICES_PER_PAGE = 20
 CHART_MAX_DAYS = 31
+CHART_SLOT = 10  # px per day
+CHART_BAR_WIDTH = 8
+CHART_HEIGHT = 48
 LEVEL_TEXT = {"neutral": "", "warning": "Running low", "danger": "Almost used up"}
 STATUS_LABELS = {
     "active": "Active",
@@ -175,7 +179,7 @@ class ChartSeries:
         assert self.peak_day is not None
         return (
             f"{self.total:,} {self.name} in this period; busiest day "
-            f"{self.peak_day:%b %-d} with {self.peak:,}."
+            f"{day_label(self.peak_day)} with {self.peak:,}."
         )
 
 
@@ -185,7 +189,8 @@ class ChartView:
     end: date
     series: list[ChartSeries]
     width: int
-    height: int = 48
+    height: int = CHART_HEIGHT
+    bar_width: int = CHART_BAR_WIDTH
 
 
 @dataclass(frozen=True)
@@ -386,25 +391,22 @@ class BillingPages:
         query_start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         # From the period's exact start: usage earlier that day belongs to the previous period.
         totals = await self.repo.daily_usage(customer.id, max(start, query_start), end)
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        days = day_range(first, last)
         today = now.date()
         series = []
         for code, meter in self.catalog.meters.items():
             amounts = [totals.get((code, day), 0) for day in days]
             peak = max(amounts, default=0)
             peak_day = days[amounts.index(peak)] if peak else None
+            placed = place_bars(
+                amounts, slot=CHART_SLOT, bar_width=CHART_BAR_WIDTH, height=CHART_HEIGHT
+            )
             points = [
-                ChartDay(
-                    day=day,
-                    amount=amount,
-                    x=index * 10 + 1,
-                    height=max(1.5, round(amount * 44 / peak, 2)) if amount else 0,
-                    future=day > today,
-                )
-                for index, (day, amount) in enumerate(zip(days, amounts, strict=True))
+                ChartDay(day=day, amount=amount, x=x, height=bar_h, future=day > today)
+                for day, amount, (x, bar_h) in zip(days, amounts, placed, strict=True)
             ]
             series.append(ChartSeries(code, meter.name, sum(amounts), peak, peak_day, points))
-        return ChartView(start=first, end=last, series=series, width=len(days) * 10)
+        return ChartView(start=first, end=last, series=series, width=len(days) * CHART_SLOT)
 
     async def try_it(self, customer: Customer) -> tuple[bool, str]:
         """Run the demo's fake AI request: one `ai_requests` event, recorded server-side."""
