@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, StrictUndefined
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog
@@ -34,6 +34,7 @@ from app.config import PROJECT_ROOT
 from app.customers.models import Customer
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
+from app.lib.jinja import format_date, jinja_environment
 from app.lib.money import format_money
 from app.metering.models import CreditGrant
 from app.notifications.models import EmailOutboxMessage
@@ -64,27 +65,14 @@ CREDITS_EXPIRING_WITHIN = timedelta(days=7)
 PAGE_SIZE = 50
 
 
-def _date(value: datetime | None) -> str:
-    return value.strftime("%B %-d, %Y") if value else ""
-
-
 @lru_cache(maxsize=1)
 def email_environment() -> Environment:
-    """Jinja for `templates/emails/<kind>.txt|.html`: HTML autoescaped, text not; a missing
-    variable is an error rather than an empty string in someone's inbox."""
-    env = Environment(
-        loader=FileSystemLoader(PROJECT_ROOT / "templates"),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+    """The pages' environment and filters for `templates/emails/<kind>.txt|.html`: HTML
+    autoescaped, text not; a missing variable is an error rather than an empty string in
+    someone's inbox."""
+    return jinja_environment(
+        PROJECT_ROOT / "templates", undefined=StrictUndefined, keep_trailing_newline=True
     )
-    env.filters["money"] = lambda amount, currency="usd": format_money(int(amount or 0), currency)
-    env.filters["date"] = _date
-    env.filters["number"] = lambda value: f"{value:,}"
-    env.globals["product_name"] = "Billing Portal"
-    return env
 
 
 def message_id_for(dedupe_key: str, public_url: str) -> str:
@@ -207,7 +195,7 @@ class NotificationService:
             dedupe_key=f"trial_will_end:{stripe_event_id}",
             kind=TRIAL_WILL_END,
             customer=customer,
-            subject=f"Your {plan_name} trial ends on {_date(subscription.trial_end)}",
+            subject=f"Your {plan_name} trial ends on {format_date(subscription.trial_end)}",
             context={"plan_name": plan_name, "trial_end": subscription.trial_end},
         )
         return queued.note
@@ -367,4 +355,4 @@ def _meter_name(code: str, catalog: Catalog | None) -> str:
 
 def _credits_subject(grant: CreditGrant, catalog: Catalog | None) -> str:
     name = _meter_name(grant.meter_code, catalog)
-    return f"{grant.remaining:,} {name} credits expire on {_date(grant.expires_at)}"
+    return f"{grant.remaining:,} {name} credits expire on {format_date(grant.expires_at)}"
