@@ -206,9 +206,9 @@ def _stripe_emulator_hint(settings: Settings) -> str:
 @main.command("sync-catalog")
 def sync_catalog() -> None:
     """Create or update Stripe products and prices from the catalog (matched by lookup_key)."""
+    from app.billing.catalog_sync import CatalogSync
     from app.catalog.loader import load_catalog
     from app.stripe.gateway import StripeGateway, StripeGatewayError
-    from app.stripe.sync import CatalogSync
 
     settings = Settings.from_env()
     sync = CatalogSync(StripeGateway.from_settings(settings), load_catalog(settings.catalog_path))
@@ -259,7 +259,7 @@ def reconcile(dry_run: bool) -> None:
 @main.command("outbox-retry")
 def outbox_retry() -> None:
     """Put the Stripe outbox's dead messages (meter events) back to pending for the worker."""
-    from app.stripe.outbox import requeue_dead
+    from app.stripe_sync.outbox import requeue_dead
 
     async def work(session: Any, catalog: Any) -> int:
         return await requeue_dead(session)
@@ -279,7 +279,7 @@ def worker(once: bool) -> None:
     from app.notifications.sender import sender_from_settings
     from app.notifications.worker import NotificationWorker
     from app.stripe.gateway import StripeGateway
-    from app.stripe.worker import StripeWorker
+    from app.stripe_sync.worker import StripeWorker
 
     async def work(settings: Settings) -> int:
         catalog = load_catalog(settings.catalog_path)

@@ -68,9 +68,9 @@ from app.notifications.sender import sender_from_settings
 from app.notifications.service import NotificationService
 from app.notifications.worker import NotificationWorker
 from app.stripe.gateway import StripeGateway
-from app.stripe.service import StripeEventService
-from app.stripe.webhooks import StripeWebhookController
-from app.stripe.worker import StripeWorker
+from app.stripe_sync.controllers import StripeWebhookController
+from app.stripe_sync.service import StripeEventService
+from app.stripe_sync.worker import StripeWorker
 from app.web.errors import exception_handlers
 from app.web.responses import PageRequest
 from app.web.security_headers import page_headers
@@ -255,7 +255,7 @@ def create_app(
     def provide_stripe_event_service(
         billing_service: NamedDependency[BillingService],
     ) -> StripeEventService:
-        return StripeEventService(billing_service.session, billing_service)
+        return StripeEventService(billing_service.session, stripe_gateway, billing_service)
 
     def provide_admin_service(
         db_session: NamedDependency[AsyncSession],

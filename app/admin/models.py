@@ -17,7 +17,7 @@ from app.billing.models import Invoice
 from app.customers.models import Customer
 from app.db.base import Base, BigIntPK
 from app.lib.clock import utcnow
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 
 
 class AuditLog(Base):

@@ -34,7 +34,7 @@ from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.db.engine import UNICODE_LOWER
 from app.metering.models import UsageDay
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.lib.money import format_money, per_month
 from app.metering.service import MeteringService
-from app.stripe.models import StripeEvent
-from app.stripe.service import StripeEventService
+from app.stripe_sync.models import StripeEvent
+from app.stripe_sync.service import StripeEventService
 
 T = TypeVar("T")
 PER_PAGE = 25

@@ -52,6 +52,15 @@ class BillingRepository:
         )
         return list(await self.session.scalars(query))
 
+    async def stripe_customer_of_card(self, stripe_payment_method_id: str) -> str | None:
+        """The Stripe customer id of whoever has this card in our mirror."""
+        query = (
+            select(Customer.stripe_customer_id)
+            .join(PaymentMethod, PaymentMethod.customer_id == Customer.id)
+            .where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id)
+        )
+        return await self.session.scalar(query)
+
     # Usage over time -----------------------------------------------------------------
 
     async def daily_usage(

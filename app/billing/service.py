@@ -30,7 +30,9 @@ from weakref import WeakValueDictionary
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.catalog_sync import CatalogSync
 from app.billing.models import Invoice, PaymentMethod
+from app.billing.repository import BillingRepository
 from app.billing.rules import (
     KEEP_LAST_CARD,
     NOTHING_TO_CANCEL,
@@ -53,7 +55,7 @@ from app.stripe.gateway import (
     StripeNotFound,
     idempotency_key,
 )
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 
 Json = dict[str, Any]
 
@@ -177,6 +179,13 @@ class BillingService:
             ),
         )
 
+    async def card_owner(self, stripe_payment_method_id: str) -> str | None:
+        """The Stripe customer id of whoever has this card in our mirror (a detached card no
+        longer names its customer)."""
+        return await BillingRepository(self.session).stripe_customer_of_card(
+            stripe_payment_method_id
+        )
+
     async def _customer_by_public_id(self, public_id: str | None) -> Customer | None:
         if not public_id:
             return None
@@ -251,8 +260,6 @@ class BillingService:
         """Stripe's prices for catalog lookup keys; syncs the catalog when one is missing."""
         found = await self.gateway.prices_by_lookup_key(lookup_keys)
         if any(key not in found for key in lookup_keys):
-            from app.stripe.sync import CatalogSync
-
             await CatalogSync(self.gateway, self.catalog).run()
             found = await self.gateway.prices_by_lookup_key(lookup_keys)
         for key in lookup_keys:

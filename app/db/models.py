@@ -13,8 +13,9 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
+from app.metering.outbox import StripeOutboxMessage
 from app.notifications.models import EmailOutboxMessage
-from app.stripe.models import StripeEvent, StripeOutboxMessage
+from app.stripe_sync.models import StripeEvent
 
 __all__ = [
     "ApiKey",

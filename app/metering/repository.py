@@ -26,7 +26,7 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
-from app.stripe.models import StripeOutboxMessage
+from app.metering.outbox import StripeOutboxMessage
 
 events_t = UsageEvent.__table__
 totals_t = UsageTotal.__table__

@@ -47,7 +47,7 @@ from app.metering.ops import (
     Result,
     fingerprint,
 )
-from app.stripe.outbox import meter_event_message
+from app.metering.outbox import meter_event_message
 
 log = structlog.get_logger()
 MAX_BATCH = 1500

@@ -28,7 +28,6 @@ import stripe
 
 from app.config import Settings
 from app.lib.errors import DomainError
-from app.stripe.events import parse_event
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
@@ -205,10 +204,9 @@ class StripeGateway:
 
     # Webhooks ---------------------------------------------------------------------------
 
-    def verify_event(self, payload: bytes, signature: str | None) -> Json:
-        """Check the signature on the raw body (300 s tolerance) and return the event as JSON:
-        InvalidSignature for a bad signature, MalformedEvent for a signed body that is not an
-        event the ledger can store (app.stripe.events)."""
+    def verify_signature(self, payload: bytes, signature: str | None) -> None:
+        """Check the signature on the raw body (300 s tolerance); InvalidSignature if it fails.
+        The body is not parsed here: the ledger checks a signed body's shape itself."""
         if not signature:
             raise InvalidSignature("missing Stripe-Signature header")
         try:
@@ -220,7 +218,6 @@ class StripeGateway:
             raise InvalidSignature(str(exc)) from None
         except (ValueError, IndexError, KeyError) as exc:  # malformed header or body
             raise InvalidSignature(f"malformed webhook: {exc}") from None
-        return parse_event(payload)
 
     # Customers --------------------------------------------------------------------------
 

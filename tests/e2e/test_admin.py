@@ -15,7 +15,7 @@ from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.db.engine import create_engine, create_session_factory
 from app.demo import DEMO_ADMIN
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 from tests.e2e.conftest import LiveServer, run_async, unique_email
 
 PASSWORD = "correct horse battery"

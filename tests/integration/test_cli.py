@@ -201,7 +201,7 @@ async def test_seed_demo_is_idempotent_and_prints_the_logins(migrated: Cli, cata
 async def test_outbox_retry_requeues_dead_stripe_messages(migrated: Cli):
     from datetime import UTC, datetime
 
-    from app.stripe.models import StripeOutboxMessage
+    from app.metering.outbox import StripeOutboxMessage
 
     engine = create_engine(migrated.database_url)
     try:

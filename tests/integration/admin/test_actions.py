@@ -11,7 +11,7 @@ from app.apikeys.models import ApiKey
 from app.catalog.models import Catalog
 from app.customers.models import Subscription
 from app.metering.models import CreditGrant
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 from tests.integration.admin.conftest import (
     Admin,
     audit_entries,

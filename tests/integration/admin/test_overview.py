@@ -30,7 +30,7 @@ from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.metering.models import UsageDay
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 from tests.integration.admin.conftest import Admin
 
 

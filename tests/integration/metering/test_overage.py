@@ -12,9 +12,9 @@ from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import InsufficientBalance
 from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, fingerprint
+from app.metering.outbox import StripeOutboxMessage
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter, apply_batch
-from app.stripe.models import StripeOutboxMessage
 
 CATALOG = parse_catalog(
     {

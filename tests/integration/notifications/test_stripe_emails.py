@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.service import BillingService
 from app.catalog.models import Catalog
 from app.notifications.models import EmailOutboxMessage
-from app.stripe.service import StripeEventService
+from app.stripe_sync.service import StripeEventService
 from tests.integration.notifications.conftest import (
     PUBLIC_URL,
     MakeWorker,
@@ -31,8 +31,8 @@ class FakeGateway:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
 
-    def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
-        return json.loads(payload)
+    def verify_signature(self, payload: bytes, signature: str | None) -> None:
+        return None
 
     async def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
         return self.objects[invoice_id]
@@ -71,7 +71,7 @@ async def _setup(session: AsyncSession, catalog: Catalog) -> tuple[StripeEventSe
     await session.commit()
     gateway = FakeGateway()
     billing = BillingService(session, catalog, gateway, PUBLIC_URL)  # type: ignore[arg-type]
-    return StripeEventService(session, billing), gateway
+    return StripeEventService(session, gateway, billing), gateway  # type: ignore[arg-type]
 
 
 async def _emails(session: AsyncSession) -> list[EmailOutboxMessage]:

@@ -182,13 +182,13 @@ class Services:
     def __init__(self, session: AsyncSession, writer: Any, catalog: Any, gateway: StripeGateway):
         from app.billing.service import BillingService
         from app.metering.service import MeteringService
-        from app.stripe.service import StripeEventService
+        from app.stripe_sync.service import StripeEventService
 
         self.metering = MeteringService(session, catalog, writer, writer.upgrade_url)
         self.billing = BillingService(
             session, catalog, gateway, "http://testserver.local", self.metering
         )
-        self.events = StripeEventService(session, self.billing)
+        self.events = StripeEventService(session, gateway, self.billing)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 from tests.integration.stripe.conftest import (
     DECLINED,
     Emulator,

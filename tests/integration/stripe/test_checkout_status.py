@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.customers.service import CustomerInput, CustomerService
 from app.lib.clock import utcnow
 from app.metering.models import CreditGrant
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 
 
 async def test_a_completed_but_unpaid_pack_checkout_is_still_processing(services, session, catalog):

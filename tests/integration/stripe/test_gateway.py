@@ -11,7 +11,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.catalog_sync import CatalogSync
 from app.catalog.models import Catalog
+from app.metering.outbox import StripeOutboxMessage, enqueue_meter_event
 from app.stripe.gateway import (
     InvalidSignature,
     LineItem,
@@ -20,9 +22,7 @@ from app.stripe.gateway import (
     StripeGatewayError,
     StripeNotFound,
 )
-from app.stripe.models import StripeOutboxMessage
-from app.stripe.outbox import drain, enqueue_meter_event
-from app.stripe.sync import CatalogSync
+from app.stripe_sync.outbox import drain
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,
@@ -151,7 +151,7 @@ async def test_errors_are_translated(gateway: StripeGateway) -> None:
         await down.retrieve_customer("cus_x")
     assert "could not be reached" in excinfo.value.message
     with pytest.raises(InvalidSignature):
-        gateway.verify_event(b"{}", "t=1,v1=00")
+        gateway.verify_signature(b"{}", "t=1,v1=00")
     assert issubclass(StripeCardError, StripeGatewayError)
 
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.stripe import outbox
+from app.metering.outbox import StripeOutboxMessage, enqueue_meter_event
 from app.stripe.gateway import StripeGatewayError
-from app.stripe.models import StripeOutboxMessage
-from app.stripe.outbox import MAX_AGE, backoff, drain, enqueue_meter_event, requeue_dead
+from app.stripe_sync import outbox
+from app.stripe_sync.outbox import MAX_AGE, backoff, drain, requeue_dead
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -25,17 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.accounts.service import AccountService
 from app.admin.models import AuditLog
 from app.apikeys.service import ApiKeyService
+from app.billing.catalog_sync import CatalogSync
 from app.billing.models import Invoice
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import PROJECT_ROOT
 from app.customers.models import Subscription
 from app.lib.clock import utcnow
+from app.metering.outbox import StripeOutboxMessage
 from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway
-from app.stripe.models import StripeOutboxMessage
-from app.stripe.sync import CatalogSync
-from app.stripe.worker import StripeWorker
+from app.stripe_sync.worker import StripeWorker
 from tests.conftest import sibling_client
 from tests.integration.admin.conftest import ADMIN_PASSWORD, Admin, login
 from tests.integration.stripe.conftest import (

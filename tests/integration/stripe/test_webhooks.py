@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.stripe.models import StripeEvent
+from app.stripe_sync.models import StripeEvent
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,

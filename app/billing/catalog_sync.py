@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.catalog.models import Catalog
+from app.metering.outbox import meter_event_name
 from app.stripe.gateway import StripeGateway, content_hash, idempotency_key
-from app.stripe.outbox import meter_event_name
 
 
 @dataclass(frozen=True)

@@ -31,26 +31,3 @@ class StripeEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column()
-
-
-class StripeOutboxMessage(Base):
-    """A call to Stripe to make later (e.g. a meter event), written in the caller's transaction.
-
-    The worker sends it with retries; `idempotency_key` (unique) is our own id for the call, so
-    enqueueing twice is a no-op and a resend after a lost response is counted once by Stripe.
-    """
-
-    __tablename__ = "stripe_outbox"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))  # meter_event
-    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(
-        String(16), default="pending", index=True
-    )  # pending|sent|dead
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column()

@@ -17,13 +17,14 @@ from typing import Any
 
 from app.billing.service import BillingService, ref_id
 from app.notifications.service import NotificationService
-from app.stripe.gateway import StripeNotFound
+from app.stripe.gateway import StripeGateway, StripeNotFound
 
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class EventContext:
+    gateway: StripeGateway
     billing: BillingService
     event: Json
 
@@ -42,7 +43,7 @@ Handler = Callable[[EventContext], Awaitable[str]]
 async def _subscription(ctx: EventContext) -> str:
     obj = ctx.object
     try:
-        current = await ctx.billing.gateway.retrieve_subscription(obj["id"])
+        current = await ctx.gateway.retrieve_subscription(obj["id"])
     except StripeNotFound:
         # Gone at Stripe (e.g. test data deleted): treat it as ended.
         current = {**obj, "status": "canceled"}
@@ -69,7 +70,7 @@ async def on_customer_subscription_trial_will_end(ctx: EventContext) -> str:
 
 
 async def on_checkout_session_completed(ctx: EventContext) -> str:
-    current = await ctx.billing.gateway.retrieve_checkout_session(ctx.object["id"])
+    current = await ctx.gateway.retrieve_checkout_session(ctx.object["id"])
     return await ctx.billing.apply_checkout_session(current, seen_at=ctx.created)
 
 
@@ -81,13 +82,13 @@ async def on_checkout_session_async_payment_succeeded(ctx: EventContext) -> str:
 
 
 async def _invoice(ctx: EventContext) -> str:
-    current = await ctx.billing.gateway.retrieve_invoice(ctx.object["id"])
+    current = await ctx.gateway.retrieve_invoice(ctx.object["id"])
     outcome = await ctx.billing.apply_invoice(current, seen_at=ctx.created)
     parent = current.get("parent") or {}
     sub_id = ref_id((parent.get("subscription_details") or {}).get("subscription"))
     if sub_id:
         # A payment failure (past_due) or recovery shows on the subscription: refresh it too.
-        subscription = await ctx.billing.gateway.retrieve_subscription(sub_id)
+        subscription = await ctx.gateway.retrieve_subscription(sub_id)
         outcome += "; " + await ctx.billing.apply_subscription(subscription, seen_at=ctx.created)
     return outcome
 
@@ -125,19 +126,10 @@ async def on_payment_method_attached(ctx: EventContext) -> str:
 
 async def on_payment_method_detached(ctx: EventContext) -> str:
     # The detached card no longer names its customer: find who had it.
-    from sqlalchemy import select
-
-    from app.billing.models import PaymentMethod
-    from app.customers.models import Customer
-
     previous = (ctx.event.get("data") or {}).get("previous_attributes") or {}
     stripe_customer_id = ref_id(previous.get("customer"))
     if stripe_customer_id is None:
-        stripe_customer_id = await ctx.billing.session.scalar(
-            select(Customer.stripe_customer_id)
-            .join(PaymentMethod, PaymentMethod.customer_id == Customer.id)
-            .where(PaymentMethod.stripe_payment_method_id == ctx.object["id"])
-        )
+        stripe_customer_id = await ctx.billing.card_owner(ctx.object["id"])
     return await _cards_of(ctx, stripe_customer_id)
 
 

@@ -2,9 +2,9 @@
 
 Sessionless and CSRF-exempt (everything under `/webhooks/` is). A missing, forged or stale
 signature answers 400 and stores nothing, and so does a signed body that is not an event the
-ledger can store (app.stripe.events; 413 when it nests too deeply). Once the event is stored the answer is 200, even
+ledger can store (app.stripe_sync.events; 413 when it nests too deeply). Once the event is stored the answer is 200, even
 when processing it failed: the failure is on the ledger row, retried by the worker and
-replayable by an admin (see `app.stripe.service`).
+replayable by an admin (see `app.stripe_sync.service`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.di import NamedDependency
 
-from app.stripe.events import MalformedEvent
 from app.stripe.gateway import InvalidSignature
-from app.stripe.service import StripeEventService
+from app.stripe_sync.events import MalformedEvent
+from app.stripe_sync.service import StripeEventService
 
 MAX_BODY = 1024 * 1024
 

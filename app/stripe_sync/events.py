@@ -32,7 +32,7 @@ class _EventData(Struct):
 
 
 class _Event(Struct):
-    """The fields the ledger reads, at their column sizes (app/stripe/models.py)."""
+    """The fields the ledger reads, at their column sizes (app/stripe_sync/models.py)."""
 
     id: Annotated[str, Meta(min_length=1, max_length=255)]
     type: Annotated[str, Meta(min_length=1, max_length=100)]

@@ -26,15 +26,17 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.service import BillingService
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
-from app.stripe.handlers import HANDLERS, EventContext
-from app.stripe.models import StripeEvent
+from app.stripe.gateway import StripeGateway
+from app.stripe_sync.events import parse_event
+from app.stripe_sync.handlers import HANDLERS, EventContext
+from app.stripe_sync.models import StripeEvent
+from app.stripe_sync.repository import StripeEventRepository
 
 log = structlog.get_logger()
 
@@ -62,12 +64,19 @@ def _customer_of(obj: dict[str, Any], event_type: str) -> str | None:
 
 
 class StripeEventService:
-    def __init__(self, session: AsyncSession, billing: BillingService) -> None:
+    def __init__(
+        self, session: AsyncSession, gateway: StripeGateway, billing: BillingService
+    ) -> None:
         self.session = session
+        self.gateway = gateway
         self.billing = billing
+        self.repo = StripeEventRepository(session)
 
     async def receive(self, payload: bytes, signature: str | None) -> Receipt:
-        event = self.billing.gateway.verify_event(payload, signature)  # raises InvalidSignature
+        """Verify, store and process one delivery. Raises InvalidSignature (a bad signature)
+        or MalformedEvent (signed, but not an event the ledger can store)."""
+        self.gateway.verify_signature(payload, signature)
+        event = parse_event(payload)
         row = await self._store(event)
         if row is None:
             existing = await self._get(event["id"])
@@ -80,7 +89,7 @@ class StripeEventService:
         return Receipt(row.stripe_event_id, row.status, duplicate=False)
 
     async def _store(self, event: dict[str, Any]) -> StripeEvent | None:
-        # The shape and sizes were checked on arrival (app.stripe.events.parse_event).
+        # The shape and sizes were checked on arrival (app.stripe_sync.events.parse_event).
         obj = (event.get("data") or {}).get("object") or {}
         event_type = str(event.get("type") or "")
         row = StripeEvent(
@@ -104,11 +113,7 @@ class StripeEventService:
         return row
 
     async def _get(self, stripe_event_id: str) -> StripeEvent:
-        row = await self.session.scalar(
-            select(StripeEvent)
-            .where(StripeEvent.stripe_event_id == stripe_event_id)
-            .execution_options(populate_existing=True)
-        )
+        row = await self.repo.by_event_id(stripe_event_id)
         if row is None:
             raise NotFound(f"No Stripe event {stripe_event_id!r}.", code="event_not_found")
         return row
@@ -130,7 +135,7 @@ class StripeEventService:
         error: Exception | None = None
         for attempt in range(DB_RETRIES):
             try:
-                outcome = await handler(EventContext(self.billing, payload))
+                outcome = await handler(EventContext(self.gateway, self.billing, payload))
                 row = await self._get(event_id)
                 row.status = "ignored" if outcome.startswith("ignored") else "processed"
                 row.attempts = (row.attempts or 0) + 1
@@ -162,21 +167,7 @@ class StripeEventService:
     async def retry_failed(self, limit: int = 20) -> int:
         """Retry failed (and abandoned) events whose backoff has passed; returns how many ran."""
         now = utcnow()
-        candidates = list(
-            await self.session.scalars(
-                select(StripeEvent)
-                .where(
-                    or_(
-                        StripeEvent.status == "failed",
-                        (StripeEvent.status == "received")
-                        & (StripeEvent.received_at < now - IN_FLIGHT),
-                    ),
-                    StripeEvent.attempts < MAX_AUTO_ATTEMPTS,
-                )
-                .order_by(StripeEvent.stripe_created, StripeEvent.id)
-                .limit(limit)
-            )
-        )
+        candidates = await self.repo.due_for_retry(now, IN_FLIGHT, MAX_AUTO_ATTEMPTS, limit)
         ran = 0
         for row in candidates:
             # 2, 4, 8 ... seconds after the event arrived, by attempt, capped at an hour.

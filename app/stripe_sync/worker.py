@@ -19,8 +19,8 @@ from app.db.engine import create_session_factory
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway
-from app.stripe.outbox import drain
-from app.stripe.service import StripeEventService
+from app.stripe_sync.outbox import drain
+from app.stripe_sync.service import StripeEventService
 
 log = structlog.get_logger()
 
@@ -49,7 +49,7 @@ class StripeWorker:
         async with self.sessions() as session:
             metering = MeteringService(session, self.catalog, self.writer, self.writer.upgrade_url)
             billing = BillingService(session, self.catalog, self.gateway, self.public_url, metering)
-            retried = await StripeEventService(session, billing).retry_failed()
+            retried = await StripeEventService(session, self.gateway, billing).retry_failed()
         return sent + retried
 
     async def run_forever(self) -> None:
