@@ -1,4 +1,5 @@
-"""The billing admin pages under `/admin/billing` (HTTP only; the rules are in AdminService).
+"""The billing admin pages under `/admin/billing` (HTTP only; the rules are in app/admin:
+metrics.py, commands.py and service.py).
 
 Every route requires the admin role (`requires_admin` on the controller: 401 → login for
 anonymous, the 403 page for a signed-in non-admin). Every action is two steps that work
@@ -24,15 +25,12 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_admin
+from app.admin.commands import ACTIONS, Actor, Outcome, new_request_id
 from app.admin.service import (
-    ACTIONS,
     EVENT_STATUSES,
     INVOICE_STATUSES,
     SUBSCRIPTION_STATUSES,
-    Actor,
     AdminService,
-    Outcome,
-    new_request_id,
 )
 from app.lib.errors import ValidationFailed
 from app.lib.urls import path_segment
@@ -96,7 +94,9 @@ class AdminController(Controller):
     async def overview(
         self, request: Request[Any, Any, Any], admin_service: NamedDependency[AdminService]
     ) -> Template:
-        return page(request, "admin/overview.html", {"o": await admin_service.overview()})
+        return page(
+            request, "admin/overview.html", {"overview": await admin_service.metrics.overview()}
+        )
 
     # Customers ------------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class AdminController(Controller):
     ) -> Template:
         detail = await admin_service.customer_detail(external_id, page_number)
         context = {
-            "d": detail,
+            "detail": detail,
             "plans": admin_service.plan_choices(),
             "catalog": admin_service.catalog,
         }
@@ -189,25 +189,29 @@ class AdminController(Controller):
         lines: list[str] = []
         danger = False
         if action == "grant_credits":
-            s = admin_service.grant_summary(form.meter, form.amount, form.expires_days)
+            summary = admin_service.commands.grant_summary(
+                form.meter, form.amount, form.expires_days
+            )
             hidden = {
-                "meter": s["meter"],
-                "amount": str(s["amount"]),
-                "expires_days": str(s["expires_days"] or ""),
+                "meter": summary["meter"],
+                "amount": str(summary["amount"]),
+                "expires_days": str(summary["expires_days"] or ""),
             }
             lines = [
-                f"Grant {s['amount']:,} {s['meter_name']} credits to {who}.",
-                f"They expire after {s['expires_days']} days."
-                if s["expires_days"]
+                f"Grant {summary['amount']:,} {summary['meter_name']} credits to {who}.",
+                f"They expire after {summary['expires_days']} days."
+                if summary["expires_days"]
                 else "They do not expire.",
             ]
         elif action == "change_plan":
-            s = await admin_service.change_plan_summary(external_id, form.plan, form.interval)
-            hidden = {"plan": s["plan"].slug, "interval": s["interval"]}
+            summary = await admin_service.commands.change_plan_summary(
+                external_id, form.plan, form.interval
+            )
+            hidden = {"plan": summary["plan"].slug, "interval": summary["interval"]}
             lines = [
-                f"Move {who} from {s['subscription'].plan_slug} to {s['plan'].name} "
-                f"({s['interval']}ly).",
-                s["how"],
+                f"Move {who} from {summary['subscription'].plan_slug} to {summary['plan'].name} "
+                f"({summary['interval']}ly).",
+                summary["how"],
             ]
             danger = True
         elif action == "cancel":
@@ -245,7 +249,7 @@ class AdminController(Controller):
         back = _customer_url(external_id)
         try:
             if action == "grant_credits":
-                outcome = await admin_service.grant_credits(
+                outcome = await admin_service.commands.grant_credits(
                     actor,
                     external_id,
                     form.meter,
@@ -255,15 +259,15 @@ class AdminController(Controller):
                     form.request_id,
                 )
             elif action == "change_plan":
-                outcome = await admin_service.change_plan(
+                outcome = await admin_service.commands.change_plan(
                     actor, external_id, form.plan, form.interval, form.reason, form.request_id
                 )
             elif action in ("cancel", "resume"):
-                outcome = await admin_service.cancel_or_resume(
+                outcome = await admin_service.commands.cancel_or_resume(
                     actor, action, external_id, form.reason, form.request_id
                 )
             else:
-                outcome = await admin_service.open_portal_view(
+                outcome = await admin_service.commands.open_portal_view(
                     actor, external_id, form.reason, form.request_id
                 )
                 back = f"{back}/view"
@@ -412,7 +416,7 @@ class AdminController(Controller):
         data: Annotated[ActionForm, Form],
     ) -> Template | Redirect:
         try:
-            outcome = await admin_service.replay_event(
+            outcome = await admin_service.commands.replay_event(
                 _actor(request), stripe_event_id, data.reason, data.request_id
             )
         except ValidationFailed as exc:
@@ -448,7 +452,7 @@ class AdminController(Controller):
         data: Annotated[ActionForm, Form],
     ) -> Template:
         try:
-            key, raw, outcome = await admin_service.create_api_key(
+            key, raw, outcome = await admin_service.commands.create_api_key(
                 _actor(request), data.name, data.reason, data.request_id
             )
         except ValidationFailed as exc:
@@ -499,7 +503,7 @@ class AdminController(Controller):
         data: Annotated[ActionForm, Form],
     ) -> Template | Redirect:
         try:
-            outcome = await admin_service.revoke_api_key(
+            outcome = await admin_service.commands.revoke_api_key(
                 _actor(request), key_id, data.reason, data.request_id
             )
         except ValidationFailed as exc:

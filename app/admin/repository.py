@@ -36,6 +36,11 @@ from app.db.engine import UNICODE_LOWER
 from app.metering.models import UsageDay
 from app.stripe_sync.models import StripeEvent
 
+# (plan slug, interval, status, how many subscriptions)
+SubscriptionCount = tuple[str, str, str, int]
+# A customer whose payment failed, their subscription, and their latest unpaid invoice.
+PaymentProblem = tuple[Customer, Subscription, Invoice | None]
+
 
 @dataclass(frozen=True)
 class CustomerRow:
@@ -130,7 +135,7 @@ class AdminRepository:
 
     # Overview ----------------------------------------------------------------------------
 
-    async def subscription_counts(self) -> list[tuple[str, str, str, int]]:
+    async def subscription_counts(self) -> list[SubscriptionCount]:
         """(plan_slug, interval, status, count) over every subscription: one GROUP BY."""
         query = select(
             Subscription.plan_slug,
@@ -205,11 +210,9 @@ class AdminRepository:
             .group_by(UsageDay.meter_code, day)
         )
         rows = (await self.session.execute(query)).all()
-        return {(str(code), _as_date(d)): int(total or 0) for code, d, total in rows}
+        return {(str(code), _as_date(day)): int(total or 0) for code, day, total in rows}
 
-    async def payment_problems(
-        self, statuses: list[str], limit: int = 20
-    ) -> list[tuple[Customer, Subscription, Invoice | None]]:
+    async def payment_problems(self, statuses: list[str], limit: int = 20) -> list[PaymentProblem]:
         """Customers whose subscription is past due or unpaid, with their latest open invoice."""
         inner = aliased(Invoice)
         latest_open = (
