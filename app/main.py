@@ -40,16 +40,16 @@ from app.admin.controllers import AdminController
 from app.admin.service import AdminService
 from app.apikeys.service import KEY_CACHE, ApiKeyService
 from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
-from app.billing.actions import BillingActionsController
+from app.billing.action_controllers import BillingActionsController
 from app.billing.controllers import (
     BillingController,
     PortalApiController,
     PortalController,
     portal_store,
 )
-from app.billing.pages import BillingPages
 from app.billing.portal_links import PortalLinkService
 from app.billing.service import BillingService
+from app.billing.views import BillingPages
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import Settings
@@ -62,7 +62,7 @@ from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
-from app.notifications.admin import OutboxAdminController
+from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
 from app.notifications.sender import sender_from_settings
 from app.notifications.service import NotificationService

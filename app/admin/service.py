@@ -19,10 +19,10 @@ from app.admin.models import AuditLog
 from app.admin.repository import SORTS, AdminRepository, CustomerQuery, CustomerRow
 from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService
-from app.billing.pages import BillingPages
 from app.billing.rules import clamp_page, page_count
 from app.billing.service import BillingService
 from app.billing.stripe_objects import plan_item
+from app.billing.views import BillingPages
 from app.catalog.models import Catalog, Plan
 from app.customers.models import Customer
 from app.customers.service import CustomerService

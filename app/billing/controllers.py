@@ -2,7 +2,7 @@
 
 Every page is scoped to the logged-in user's own customer: no route takes a customer id, so
 there is nothing of another customer to ask for. The Stripe actions (checkout, cards,
-subscription changes) live in `app/billing/actions.py`.
+subscription changes) live in `app/billing/action_controllers.py`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from msgspec import Struct
 from app.accounts.auth import start_login
 from app.accounts.guards import current_user, requires_user
 from app.apikeys.guards import ApiKeyAuthentication
-from app.billing.pages import Account, BillingPages
 from app.billing.portal_links import STORE_NAME, PortalLinkService
+from app.billing.views import Account, BillingPages
 from app.catalog.models import Interval
 from app.customers.models import Customer
 from app.lib.errors import NotFound

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.service import AccountService
 from app.apikeys.service import ApiKeyService
-from app.billing.pages import BillingPages
+from app.billing.views import BillingPages
 from app.catalog.models import Catalog
 from app.main import create_app
 from app.notifications.models import EmailOutboxMessage

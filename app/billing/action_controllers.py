@@ -25,9 +25,9 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_user
-from app.billing.pages import STATUS_LABELS, BillingPages
 from app.billing.rules import KEEP_LAST_CARD, NOTHING_TO_CANCEL
 from app.billing.service import ActionResult, BillingService
+from app.billing.views import STATUS_LABELS, BillingPages
 from app.customers.models import Customer
 from app.lib.errors import DomainError, NotFound
 from app.metering.service import MeteringService
@@ -53,7 +53,7 @@ class PackForm(Struct):
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
-def _go(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRedirect:
+def _redirect(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRedirect:
     if getattr(request, "htmx", None):
         response = ClientRedirect(redirect_to=url)
         response.status_code = 200  # htmx acts on HX-Redirect; a POST route would say 201
@@ -71,7 +71,7 @@ async def _customer(request: Request[Any, Any, Any], billing: BillingService) ->
     return await billing.customer_for_user(_user_id(request))
 
 
-async def _act(
+async def _run_action(
     request: Request[Any, Any, Any],
     billing: BillingService,
     action: Callable[[Customer], Awaitable[ActionResult]],
@@ -86,14 +86,14 @@ async def _act(
     except StripeGatewayError as exc:
         await billing.session.rollback()
         flash(request, exc.message, category="error")
-        return _go(request, back)
+        return _redirect(request, back)
     except DomainError as exc:
         await billing.session.rollback()
         flash(request, exc.message, category="error")
-        return _go(request, back)
+        return _redirect(request, back)
     if result.message:
         flash(request, result.message, category=result.category)
-    return _go(request, result.redirect_url or back)
+    return _redirect(request, result.redirect_url or back)
 
 
 class BillingActionsController(Controller):
@@ -110,7 +110,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         data: Annotated[PlanForm, Form],
     ) -> Redirect | ClientRedirect:
-        return await _act(
+        return await _run_action(
             request,
             billing_service,
             lambda c: billing_service.start_plan_checkout(c, data.plan, data.interval),
@@ -124,7 +124,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         data: Annotated[PackForm, Form],
     ) -> Redirect | ClientRedirect:
-        return await _act(
+        return await _run_action(
             request,
             billing_service,
             lambda c: billing_service.start_credits_checkout(c, data.pack),
@@ -135,7 +135,9 @@ class BillingActionsController(Controller):
     async def add_card(
         self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
     ) -> Redirect | ClientRedirect:
-        return await _act(request, billing_service, billing_service.start_card_setup, CARDS_PAGE)
+        return await _run_action(
+            request, billing_service, billing_service.start_card_setup, CARDS_PAGE
+        )
 
     @post("/portal")
     async def portal(
@@ -144,7 +146,7 @@ class BillingActionsController(Controller):
         async def open_portal(customer: Customer) -> ActionResult:
             return ActionResult("", redirect_url=await billing_service.portal_url(customer))
 
-        return await _act(request, billing_service, open_portal, DASHBOARD)
+        return await _run_action(request, billing_service, open_portal, DASHBOARD)
 
     @get("/checkout/success")
     async def checkout_success(
@@ -194,7 +196,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         payment_method_id: FromPath[str],
     ) -> Redirect | ClientRedirect:
-        return await _act(
+        return await _run_action(
             request,
             billing_service,
             lambda c: billing_service.set_default_card(c, payment_method_id),
@@ -225,7 +227,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         payment_method_id: FromPath[str],
     ) -> Redirect | ClientRedirect:
-        return await _act(
+        return await _run_action(
             request,
             billing_service,
             lambda c: billing_service.remove_card(c, payment_method_id),
@@ -254,13 +256,13 @@ class BillingActionsController(Controller):
     async def cancel(
         self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
     ) -> Redirect | ClientRedirect:
-        return await _act(request, billing_service, billing_service.cancel, DASHBOARD)
+        return await _run_action(request, billing_service, billing_service.cancel, DASHBOARD)
 
     @post("/subscription/resume")
     async def resume(
         self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
     ) -> Redirect | ClientRedirect:
-        return await _act(request, billing_service, billing_service.resume, DASHBOARD)
+        return await _run_action(request, billing_service, billing_service.resume, DASHBOARD)
 
     @post("/subscription/change")
     async def change(
@@ -269,7 +271,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         data: Annotated[PlanForm, Form],
     ) -> Redirect | ClientRedirect:
-        return await _act(
+        return await _run_action(
             request,
             billing_service,
             lambda c: billing_service.change_plan(c, data.plan, data.interval),
