@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -36,6 +36,9 @@ from app.db.engine import UNICODE_LOWER
 from app.metering.models import UsageDay
 from app.stripe_sync.models import StripeEvent
 
+Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+# A filter keeps the select's own row type.
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 # (plan slug, interval, status, how many subscriptions)
 SubscriptionCount = tuple[str, str, str, int]
 # A customer whose payment failed, their subscription, and their latest unpaid invoice.
@@ -71,7 +74,7 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _prefix(column: ColumnElement[Any], prefix: str) -> ColumnElement[bool]:
+def _prefix(column: Column, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as an index range scan plus an exact LIKE check."""
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return and_(
@@ -99,7 +102,7 @@ def _sqlite_lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> s
     return f"{UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
-def _lower_prefix(column: ColumnElement[Any], term: str) -> ColumnElement[bool]:
+def _lower_prefix(column: Column, term: str) -> ColumnElement[bool]:
     """`column` starts with `term`, ignoring case.
 
     An ASCII term is matched on `lower(column)`, which the expression indexes serve on both
@@ -236,7 +239,7 @@ class AdminRepository:
 
     # Customers -----------------------------------------------------------------------------
 
-    def _customer_filter(self, query: Select[Any], params: CustomerQuery) -> Select[Any]:
+    def _customer_filter(self, query: AnySelect, params: CustomerQuery) -> AnySelect:
         term = params.q.strip()
         if term:
             query = query.where(
@@ -282,7 +285,8 @@ class AdminRepository:
         else:
             query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
         query = query.offset(offset).limit(limit)
-        return [CustomerRow(*row) for row in (await self.session.execute(query)).all()]
+        rows = (await self.session.execute(query)).all()
+        return [CustomerRow(**row._mapping) for row in rows]
 
     # Invoices ----------------------------------------------------------------------------
 
@@ -312,7 +316,7 @@ class AdminRepository:
 
     # Stripe events -------------------------------------------------------------------------
 
-    def _event_filter(self, query: Select[Any], status: str, type_prefix: str) -> Select[Any]:
+    def _event_filter(self, query: AnySelect, status: str, type_prefix: str) -> AnySelect:
         if status:
             query = query.where(StripeEvent.status == status)
         if type_prefix:
