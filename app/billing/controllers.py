@@ -21,7 +21,8 @@ from app.accounts.auth import start_login
 from app.accounts.guards import current_user, requires_user
 from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.portal_links import STORE_NAME, PortalLinkService
-from app.billing.views import Account, BillingPages
+from app.billing.view_models import Account
+from app.billing.views import BillingPages
 from app.catalog.models import Interval
 from app.customers.models import Customer
 from app.lib.errors import NotFound

@@ -1,4 +1,5 @@
-"""View models of the customer's billing pages, built from the services (no HTTP here).
+"""The customer's billing pages' view models (app/billing/view_models.py), built from the
+services (no HTTP here).
 
 Controllers find the logged-in user's customer with `customer_for_user` (every page is scoped to
 it, so no page takes a customer id) and render what these methods return.
@@ -8,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.models import Invoice, PaymentMethod
+from app.billing.models import PaymentMethod
 from app.billing.repository import BillingRepository
 from app.billing.rules import (
     bar_width,
@@ -25,11 +25,29 @@ from app.billing.rules import (
     plan_is_paid,
     trial_days_left,
 )
+from app.billing.view_models import (
+    CHART_BAR_WIDTH,
+    CHART_HEIGHT,
+    CHART_SLOT,
+    Account,
+    Cancellation,
+    CardRemoval,
+    CardRow,
+    ChartDay,
+    ChartSeries,
+    ChartView,
+    InvoiceRow,
+    LedgerRow,
+    MetersView,
+    MeterView,
+    PlanCard,
+    StatusView,
+)
 from app.catalog.models import Catalog, CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.customers.statuses import SubscriptionStatus
-from app.lib.charts import day_label, day_range, place_bars
+from app.lib.charts import day_range, place_bars
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
@@ -39,9 +57,6 @@ from app.metering.service import Balance, EventInput, MeteringService
 TRY_METER = "ai_requests"
 INVOICES_PER_PAGE = 20
 CHART_MAX_DAYS = 31
-CHART_SLOT = 10  # px per day
-CHART_BAR_WIDTH = 8
-CHART_HEIGHT = 48
 LEVEL_TEXT = {"neutral": "", "warning": "Running low", "danger": "Almost used up"}
 STATUS_LABELS = {
     "active": "Active",
@@ -68,207 +83,6 @@ LEDGER_KINDS = {
     ("consume", None): "Used",
     ("expire", None): "Expired",
 }
-
-
-# --- view models ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MeterView:
-    code: str
-    name: str
-    unit: str
-    limit: int | None
-    used: int  # of the included quota (what the bar shows)
-    total_used: int  # including what credits paid for
-    credits: int
-    credits_used: int
-    held: int
-    available: int | None
-    percentage: float | None
-    percentage_text: str
-    width: float
-    level: str
-    level_text: str
-    unlimited: bool
-    exhausted: bool
-    prompt: bool
-    reset: str
-    reset_at: datetime | None
-    credit_pack: CreditPack | None
-    upgrade_plan: Plan | None
-
-    @property
-    def reset_text(self) -> str:
-        if self.reset == "never":
-            return "This is a one-time allowance; it does not reset."
-        if self.reset == "day":
-            when = f" ({self.reset_at:%b %-d})" if self.reset_at else ""
-            return f"Resets daily at 00:00 UTC{when}."
-        if self.reset_at is not None:
-            return f"Resets on {self.reset_at:%b %-d, %Y}."
-        return ""
-
-    @property
-    def upgrade_text(self) -> str:
-        """What the suggested plan includes of this meter, e.g. "Pro includes 1,000 a month"."""
-        plan = self.upgrade_plan
-        quota = plan.quotas.get(self.code) if plan else None
-        if plan is None or quota is None:
-            return ""
-        if quota.included is None:
-            return f"{plan.name} includes unlimited {self.name}."
-        per = {"day": " a day", "never": " in total"}.get(quota.reset, " a month")
-        return f"{plan.name} includes {quota.included:,} {self.name}{per}."
-
-    @property
-    def period_word(self) -> str:
-        return {"day": "today", "never": "in total"}.get(self.reset, "this period")
-
-
-@dataclass(frozen=True)
-class MetersView:
-    meters: list[MeterView]
-    version: str
-    demo: bool
-    notice: str | None = None
-    notice_kind: str = "success"
-
-    @property
-    def prompted(self) -> list[MeterView]:
-        return [m for m in self.meters if m.prompt and not m.exhausted]
-
-    @property
-    def exhausted(self) -> list[MeterView]:
-        return [m for m in self.meters if m.exhausted]
-
-
-@dataclass(frozen=True)
-class StatusView:
-    status: str
-    label: str
-    badge: str
-    days_left: int | None = None
-    trial_end: datetime | None = None
-    cancel_on: datetime | None = None
-    payment_problem: bool = False
-
-
-@dataclass(frozen=True)
-class ChartDay:
-    day: date
-    amount: int
-    x: float
-    height: float
-    future: bool
-
-
-@dataclass(frozen=True)
-class ChartSeries:
-    code: str
-    name: str
-    total: int
-    peak: int
-    peak_day: date | None
-    days: list[ChartDay]
-
-    @property
-    def summary(self) -> str:
-        if not self.total:
-            return f"No {self.name} used yet in this period."
-        assert self.peak_day is not None
-        return (
-            f"{self.total:,} {self.name} in this period; busiest day "
-            f"{day_label(self.peak_day)} with {self.peak:,}."
-        )
-
-
-@dataclass(frozen=True)
-class ChartView:
-    start: date
-    end: date
-    series: list[ChartSeries]
-    width: int
-    height: int = CHART_HEIGHT
-    bar_width: int = CHART_BAR_WIDTH
-
-
-@dataclass(frozen=True)
-class PlanCard:
-    plan: Plan
-    current: bool
-    price: int | None
-    currency: str
-    interval: Interval
-    monthly_equivalent: int | None
-    savings: int
-    quotas: list[tuple[str, str]]
-    checkout: bool
-    action: str
-    ends_trial: bool = False  # choosing it ends the customer's trial and charges now
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    at: datetime
-    meter: str
-    kind: str
-    label: str
-    amount: int
-    expires_at: datetime | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class InvoiceRow:
-    invoice: Invoice
-    status_label: str
-    status_badge: str
-
-
-@dataclass(frozen=True)
-class CardRow:
-    card: PaymentMethod
-    expired: bool
-    can_remove: bool
-
-
-@dataclass
-class Account:
-    customer: Customer
-    subscription: Subscription
-    plan: Plan
-    status: StatusView
-    renews_on: datetime | None
-    paid: bool
-
-    @property
-    def cancellable(self) -> bool:
-        """A paid Stripe subscription not yet set to end: what "Cancel plan" acts on."""
-        return (
-            self.paid
-            and self.subscription.stripe_subscription_id is not None
-            and not self.subscription.cancel_at_period_end
-        )
-
-
-@dataclass(frozen=True)
-class Cancellation:
-    """What canceling does: the plan stays until the period ends, then the free plan applies."""
-
-    plan: Plan
-    ends_on: datetime | None
-    trial: bool
-    free_plan: Plan
-    free_limits: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class CardRemoval:
-    """One card about to be removed, and how many stay on file after it."""
-
-    row: CardRow
-    others: int
 
 
 # --- the service -----------------------------------------------------------------------------
