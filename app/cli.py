@@ -240,7 +240,7 @@ def reconcile(dry_run: bool) -> None:
             billing = BillingService(session, catalog, gateway, settings.public_url, metering)
             drift: list[str] = []
             for customer in await billing.stripe_customers():
-                drift += await billing.reconcile_customer(customer, repair=not dry_run)
+                drift += await billing.mirror.reconcile_customer(customer, repair=not dry_run)
             await session.commit()
             return drift
         finally:

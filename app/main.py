@@ -69,6 +69,7 @@ from app.notifications.service import NotificationService
 from app.notifications.worker import NotificationWorker
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync.controllers import StripeWebhookController
+from app.stripe_sync.repository import StripeEventRepository
 from app.stripe_sync.service import StripeEventService
 from app.stripe_sync.worker import StripeWorker
 from app.web.errors import exception_handlers
@@ -245,7 +246,14 @@ def create_app(
 
     def provide_billing_service(db_session: NamedDependency[AsyncSession]) -> BillingService:
         metering = MeteringService(db_session, catalog, writer, writer.upgrade_url)
-        return BillingService(db_session, catalog, stripe_gateway, settings.public_url, metering)
+        return BillingService(
+            db_session,
+            catalog,
+            stripe_gateway,
+            settings.public_url,
+            metering,
+            checkout_ledger=StripeEventRepository(db_session),
+        )
 
     def provide_notification_service(
         db_session: NamedDependency[AsyncSession],
@@ -254,8 +262,11 @@ def create_app(
 
     def provide_stripe_event_service(
         billing_service: NamedDependency[BillingService],
+        notification_service: NamedDependency[NotificationService],
     ) -> StripeEventService:
-        return StripeEventService(billing_service.session, stripe_gateway, billing_service)
+        return StripeEventService(
+            billing_service.session, stripe_gateway, billing_service.mirror, notification_service
+        )
 
     def provide_admin_service(
         db_session: NamedDependency[AsyncSession],

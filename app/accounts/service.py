@@ -73,6 +73,16 @@ class AccountService:
     async def get(self, user_id: int) -> User | None:
         return await self.users.by_id(user_id)
 
+    async def email_taken(self, email: str) -> bool:
+        return await self.users.by_email(email) is not None
+
+    async def add_passwordless_user(self, email: str, name: str) -> User:
+        """A user who logs in only through portal links (no password). Flushes."""
+        user = User(email=email, name=name, password_hash=None, is_admin=False)
+        self.users.add(user)
+        await self.session.flush()
+        return user
+
     async def ensure_admin(self, email: str, password: str | None) -> tuple[User, str | None]:
         """Create or promote an admin. Returns the user and the password when one was generated."""
         email = normalize_email(email)

@@ -31,7 +31,7 @@ from litestar.stores.redis import RedisStore
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.repository import BillingRepository
+from app.accounts.service import AccountService
 from app.customers.models import Customer
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
@@ -191,7 +191,7 @@ class PortalLinkService:
         self.store = store
         self.secret = secret
         self.public_url = public_url.rstrip("/")
-        self.repo = BillingRepository(session)
+        self.accounts = AccountService(session, customers.catalog)
 
     async def issue(self, external_id: str, now: datetime | None = None) -> str:
         customer = await self.customers.get(external_id)  # NotFound → 404
@@ -213,9 +213,9 @@ class PortalLinkService:
             return customer.user_id
         try:
             email = customer.email or ""
-            if not email or len(email) > 254 or await self.repo.email_taken(email):
+            if not email or len(email) > 254 or await self.accounts.email_taken(email):
                 email = f"customer-{customer.public_id}@portal.invalid"
-            user = await self.repo.add_passwordless_user(email, (customer.name or "")[:120])
+            user = await self.accounts.add_passwordless_user(email, (customer.name or "")[:120])
             customer.user_id = user.id
             await self.session.commit()
         except IntegrityError:  # a concurrent first login linked a user first
@@ -227,7 +227,7 @@ class PortalLinkService:
         return customer.user_id
 
     async def _customer(self, claim: PortalClaim) -> Customer:
-        customer = await self.repo.customer_by_public_id(claim.customer_public_id)
+        customer = await self.customers.by_public_id(claim.customer_public_id)
         if customer is None:
             raise PortalLinkInvalid("This billing link is for an account that no longer exists.")
         await self._check_not_admin(customer)
@@ -236,7 +236,7 @@ class PortalLinkService:
     async def _check_not_admin(self, customer: Customer) -> None:
         if customer.user_id is None:
             return
-        user = await self.repo.user(customer.user_id)
+        user = await self.accounts.get(customer.user_id)
         if user is not None and user.is_admin:
             raise Forbidden(
                 "Portal links cannot log in an administrator.", code="portal_link_forbidden"

@@ -1,17 +1,16 @@
-"""All SQL of the billing pages: invoices, cards, daily usage, and portal logins."""
+"""All SQL of billing: invoices, cards, credit grants of a Checkout, daily usage."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import User
 from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer
 from app.lib.clock import as_utc
-from app.metering.models import UsageDay
+from app.metering.models import CreditGrant, UsageDay
 
 
 class BillingRepository:
@@ -52,6 +51,51 @@ class BillingRepository:
         )
         return list(await self.session.scalars(query))
 
+    async def card(self, customer_id: int, stripe_payment_method_id: str) -> PaymentMethod | None:
+        return await self.session.scalar(
+            select(PaymentMethod).where(
+                PaymentMethod.customer_id == customer_id,
+                PaymentMethod.stripe_payment_method_id == stripe_payment_method_id,
+            )
+        )
+
+    async def count_cards(self, customer_id: int) -> int:
+        query = (
+            select(func.count())
+            .select_from(PaymentMethod)
+            .where(PaymentMethod.customer_id == customer_id)
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def delete_card_everywhere(self, stripe_payment_method_id: str) -> None:
+        """Remove a card from whichever customer has it (a card moves only by detaching)."""
+        await self.session.execute(
+            delete(PaymentMethod).where(
+                PaymentMethod.stripe_payment_method_id == stripe_payment_method_id
+            )
+        )
+
+    async def invoice_by_stripe_id(self, stripe_invoice_id: str) -> Invoice | None:
+        return await self.session.scalar(
+            select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice_id)
+        )
+
+    async def all_invoices(self, customer_id: int) -> list[Invoice]:
+        """Every invoice of the customer, drafts included (for reconcile)."""
+        return list(
+            await self.session.scalars(select(Invoice).where(Invoice.customer_id == customer_id))
+        )
+
+    async def credits_granted(self, customer_id: int, transaction_id: str) -> bool:
+        """Whether a credit grant with this transaction id (a Checkout Session's) exists."""
+        grant = await self.session.scalar(
+            select(CreditGrant.id).where(
+                CreditGrant.customer_id == customer_id,
+                CreditGrant.transaction_id == transaction_id,
+            )
+        )
+        return grant is not None
+
     async def stripe_customer_of_card(self, stripe_payment_method_id: str) -> str | None:
         """The Stripe customer id of whoever has this card in our mirror."""
         query = (
@@ -78,21 +122,3 @@ class BillingRepository:
             key = (code, as_utc(starts_at).date())
             totals[key] = totals.get(key, 0) + int(amount)
         return totals
-
-    # Portal logins ---------------------------------------------------------------------
-
-    async def customer_by_public_id(self, public_id: str) -> Customer | None:
-        return await self.session.scalar(select(Customer).where(Customer.public_id == public_id))
-
-    async def user(self, user_id: int) -> User | None:
-        return await self.session.get(User, user_id)
-
-    async def email_taken(self, email: str) -> bool:
-        query = select(User.id).where(func.lower(User.email) == email.lower())
-        return await self.session.scalar(query) is not None
-
-    async def add_passwordless_user(self, email: str, name: str) -> User:
-        user = User(email=email, name=name, password_hash=None, is_admin=False)
-        self.session.add(user)
-        await self.session.flush()
-        return user

@@ -28,9 +28,25 @@ class CustomerRepository:
             select(Customer).where(Customer.stripe_customer_id == stripe_customer_id)
         )
 
+    async def by_public_id(self, public_id: str) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(Customer.public_id == public_id))
+
+    async def with_stripe_customer(self) -> list[Customer]:
+        """Every customer that has a Stripe customer, in id order."""
+        query = (
+            select(Customer).where(Customer.stripe_customer_id.is_not(None)).order_by(Customer.id)
+        )
+        return list(await self.session.scalars(query))
+
     async def subscription_of(self, customer_id: int) -> Subscription | None:
         return await self.session.scalar(
             select(Subscription).where(Subscription.customer_id == customer_id)
+        )
+
+    async def subscription_for_update(self, customer_id: int) -> Subscription | None:
+        """The customer's subscription row, locked until the transaction ends (PostgreSQL)."""
+        return await self.session.scalar(
+            select(Subscription).where(Subscription.customer_id == customer_id).with_for_update()
         )
 
     async def subscription_by_external_id(self, external_id: str) -> Subscription | None:

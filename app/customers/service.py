@@ -65,6 +65,22 @@ class CustomerService:
     async def for_user(self, user_id: int) -> Customer | None:
         return await self.repo.by_user_id(user_id)
 
+    async def by_stripe_id(self, stripe_customer_id: str | None) -> Customer | None:
+        return await self.repo.by_stripe_id(stripe_customer_id) if stripe_customer_id else None
+
+    async def by_public_id(self, public_id: str | None) -> Customer | None:
+        return await self.repo.by_public_id(public_id) if public_id else None
+
+    async def with_stripe_customer(self) -> list[Customer]:
+        return await self.repo.with_stripe_customer()
+
+    async def locked_subscription(self, customer: Customer) -> Subscription:
+        """The customer's subscription row, locked while the caller rewrites it (PostgreSQL:
+        the row; SQLite: the write lock, taken before the read so it sees the latest commit)."""
+        await write_from_here(self.session)
+        row = await self.repo.subscription_for_update(customer.id)
+        return row if row is not None else await self.subscription(customer)
+
     async def subscription(self, customer: Customer) -> Subscription:
         subscription = await self.repo.subscription_of(customer.id)
         if subscription is None:  # every customer has one; repair rather than fail

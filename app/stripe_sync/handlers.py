@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.billing.service import BillingService, ref_id
+from app.billing.mirror import StripeMirror
+from app.billing.stripe_objects import ref_id
 from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway, StripeNotFound
 
@@ -25,7 +26,8 @@ Json = dict[str, Any]
 @dataclass(frozen=True)
 class EventContext:
     gateway: StripeGateway
-    billing: BillingService
+    mirror: StripeMirror
+    notifications: NotificationService
     event: Json
 
     @property
@@ -47,7 +49,7 @@ async def _subscription(ctx: EventContext) -> str:
     except StripeNotFound:
         # Gone at Stripe (e.g. test data deleted): treat it as ended.
         current = {**obj, "status": "canceled"}
-    return await ctx.billing.apply_subscription(current, seen_at=ctx.created)
+    return await ctx.mirror.apply_subscription(current, seen_at=ctx.created)
 
 
 async def on_customer_subscription_created(ctx: EventContext) -> str:
@@ -65,13 +67,13 @@ async def on_customer_subscription_deleted(ctx: EventContext) -> str:
 async def on_customer_subscription_trial_will_end(ctx: EventContext) -> str:
     # Nothing to decide: the trial's end is already mirrored; refresh it anyway.
     outcome = await _subscription(ctx)
-    notify = NotificationService.of(ctx.billing)
+    notify = ctx.notifications
     return f"{outcome}; {await notify.trial_will_end(ctx.event['id'], ctx.object['id'])}"
 
 
 async def on_checkout_session_completed(ctx: EventContext) -> str:
     current = await ctx.gateway.retrieve_checkout_session(ctx.object["id"])
-    return await ctx.billing.apply_checkout_session(current, seen_at=ctx.created)
+    return await ctx.mirror.apply_checkout_session(current, seen_at=ctx.created)
 
 
 async def on_checkout_session_async_payment_succeeded(ctx: EventContext) -> str:
@@ -83,13 +85,13 @@ async def on_checkout_session_async_payment_succeeded(ctx: EventContext) -> str:
 
 async def _invoice(ctx: EventContext) -> str:
     current = await ctx.gateway.retrieve_invoice(ctx.object["id"])
-    outcome = await ctx.billing.apply_invoice(current, seen_at=ctx.created)
+    outcome = await ctx.mirror.apply_invoice(current, seen_at=ctx.created)
     parent = current.get("parent") or {}
     sub_id = ref_id((parent.get("subscription_details") or {}).get("subscription"))
     if sub_id:
         # A payment failure (past_due) or recovery shows on the subscription: refresh it too.
         subscription = await ctx.gateway.retrieve_subscription(sub_id)
-        outcome += "; " + await ctx.billing.apply_subscription(subscription, seen_at=ctx.created)
+        outcome += "; " + await ctx.mirror.apply_subscription(subscription, seen_at=ctx.created)
     return outcome
 
 
@@ -103,21 +105,21 @@ async def on_invoice_finalized(ctx: EventContext) -> str:
 
 async def on_invoice_paid(ctx: EventContext) -> str:
     outcome = await _invoice(ctx)
-    notify = NotificationService.of(ctx.billing)
+    notify = ctx.notifications
     return f"{outcome}; {await notify.payment_succeeded(ctx.object['id'])}"
 
 
 async def on_invoice_payment_failed(ctx: EventContext) -> str:
     outcome = await _invoice(ctx)
-    notify = NotificationService.of(ctx.billing)
+    notify = ctx.notifications
     return f"{outcome}; {await notify.payment_failed(ctx.event['id'], ctx.object['id'])}"
 
 
 async def _cards_of(ctx: EventContext, stripe_customer_id: str | None) -> str:
-    customer = await ctx.billing.customer_by_stripe_id(stripe_customer_id)
+    customer = await ctx.mirror.customers.by_stripe_id(stripe_customer_id)
     if customer is None:
         return "ignored: unknown customer"
-    return await ctx.billing.sync_cards(customer)
+    return await ctx.mirror.sync_cards(customer)
 
 
 async def on_payment_method_attached(ctx: EventContext) -> str:
@@ -129,7 +131,7 @@ async def on_payment_method_detached(ctx: EventContext) -> str:
     previous = (ctx.event.get("data") or {}).get("previous_attributes") or {}
     stripe_customer_id = ref_id(previous.get("customer"))
     if stripe_customer_id is None:
-        stripe_customer_id = await ctx.billing.card_owner(ctx.object["id"])
+        stripe_customer_id = await ctx.mirror.card_owner(ctx.object["id"])
     return await _cards_of(ctx, stripe_customer_id)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.checkout_status import CompletedCheckout
 from app.metering.outbox import StripeOutboxMessage
 from app.stripe_sync.models import StripeEvent
 
@@ -42,15 +43,27 @@ class StripeEventRepository:
         )
         return list(await self.session.scalars(query))
 
-    async def checkout_completed(self, session_id: str) -> StripeEvent | None:
-        """The `checkout.session.completed` event of a Checkout Session, if it arrived."""
-        return await self.session.scalar(
+    async def completed_checkout(self, session_id: str) -> CompletedCheckout | None:
+        """The `checkout.session.completed` event of a Checkout Session, if it arrived (what
+        billing's success page needs: app.billing.checkout_status.CheckoutLedger)."""
+        event = await self.session.scalar(
             select(StripeEvent)
             .where(
                 StripeEvent.type == "checkout.session.completed",
                 StripeEvent.object_id == session_id,
             )
             .limit(1)
+        )
+        if event is None:
+            return None
+        obj = (event.payload.get("data") or {}).get("object") or {}
+        metadata = obj.get("metadata") or {}
+        return CompletedCheckout(
+            status=event.status,
+            stripe_customer_id=event.stripe_customer_id,
+            mode=str(obj["mode"]) if obj.get("mode") else None,
+            pack_slug=str(metadata["pack"]) if metadata.get("pack") else None,
+            last_error=event.last_error,
         )
 
 

@@ -29,9 +29,10 @@ import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.service import BillingService
+from app.billing.mirror import StripeMirror
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
+from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync.events import parse_event
 from app.stripe_sync.handlers import HANDLERS, EventContext
@@ -65,11 +66,16 @@ def _customer_of(obj: dict[str, Any], event_type: str) -> str | None:
 
 class StripeEventService:
     def __init__(
-        self, session: AsyncSession, gateway: StripeGateway, billing: BillingService
+        self,
+        session: AsyncSession,
+        gateway: StripeGateway,
+        mirror: StripeMirror,
+        notifications: NotificationService,
     ) -> None:
         self.session = session
         self.gateway = gateway
-        self.billing = billing
+        self.mirror = mirror
+        self.notifications = notifications
         self.repo = StripeEventRepository(session)
 
     async def receive(self, payload: bytes, signature: str | None) -> Receipt:
@@ -135,7 +141,9 @@ class StripeEventService:
         error: Exception | None = None
         for attempt in range(DB_RETRIES):
             try:
-                outcome = await handler(EventContext(self.gateway, self.billing, payload))
+                outcome = await handler(
+                    EventContext(self.gateway, self.mirror, self.notifications, payload)
+                )
                 row = await self._get(event_id)
                 row.status = "ignored" if outcome.startswith("ignored") else "processed"
                 row.attempts = (row.attempts or 0) + 1

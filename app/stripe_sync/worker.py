@@ -13,11 +13,12 @@ import contextlib
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.billing.service import BillingService
+from app.billing.mirror import StripeMirror
 from app.catalog.models import Catalog
 from app.db.engine import create_session_factory
 from app.metering.service import MeteringService
 from app.metering.writer import UsageWriter
+from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync.outbox import drain
 from app.stripe_sync.service import StripeEventService
@@ -48,8 +49,10 @@ class StripeWorker:
             sent = await drain(session, self.gateway)
         async with self.sessions() as session:
             metering = MeteringService(session, self.catalog, self.writer, self.writer.upgrade_url)
-            billing = BillingService(session, self.catalog, self.gateway, self.public_url, metering)
-            retried = await StripeEventService(session, self.gateway, billing).retry_failed()
+            mirror = StripeMirror(session, self.catalog, self.gateway, metering)
+            notifications = NotificationService(session, self.public_url, self.catalog)
+            events = StripeEventService(session, self.gateway, mirror, notifications)
+            retried = await events.retry_failed()
         return sent + retried
 
     async def run_forever(self) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.service import BillingService
+from app.billing.mirror import StripeMirror
 from app.catalog.models import Catalog
 from app.notifications.models import EmailOutboxMessage
+from app.notifications.service import NotificationService
 from app.stripe_sync.service import StripeEventService
 from tests.integration.notifications.conftest import (
     PUBLIC_URL,
@@ -70,8 +71,9 @@ async def _setup(session: AsyncSession, catalog: Catalog) -> tuple[StripeEventSe
     customer.stripe_customer_id = "cus_S1"
     await session.commit()
     gateway = FakeGateway()
-    billing = BillingService(session, catalog, gateway, PUBLIC_URL)  # type: ignore[arg-type]
-    return StripeEventService(session, gateway, billing), gateway  # type: ignore[arg-type]
+    mirror = StripeMirror(session, catalog, gateway)  # type: ignore[arg-type]
+    notifications = NotificationService(session, PUBLIC_URL, catalog)
+    return StripeEventService(session, gateway, mirror, notifications), gateway  # type: ignore[arg-type]
 
 
 async def _emails(session: AsyncSession) -> list[EmailOutboxMessage]:
@@ -116,7 +118,7 @@ async def test_payment_emails_go_even_with_usage_emails_off(
     session: AsyncSession, catalog: Catalog, smtp: SmtpServer, make_worker: MakeWorker
 ) -> None:
     events, gateway = await _setup(session, catalog)
-    customer = await events.billing.customer_by_stripe_id("cus_S1")
+    customer = await events.mirror.customers.by_stripe_id("cus_S1")
     assert customer is not None
     customer.usage_emails = False
     await session.commit()

@@ -182,13 +182,21 @@ class Services:
     def __init__(self, session: AsyncSession, writer: Any, catalog: Any, gateway: StripeGateway):
         from app.billing.service import BillingService
         from app.metering.service import MeteringService
+        from app.notifications.service import NotificationService
+        from app.stripe_sync.repository import StripeEventRepository
         from app.stripe_sync.service import StripeEventService
 
         self.metering = MeteringService(session, catalog, writer, writer.upgrade_url)
         self.billing = BillingService(
-            session, catalog, gateway, "http://testserver.local", self.metering
+            session,
+            catalog,
+            gateway,
+            "http://testserver.local",
+            self.metering,
+            checkout_ledger=StripeEventRepository(session),
         )
-        self.events = StripeEventService(session, gateway, self.billing)
+        notifications = NotificationService(session, "http://testserver.local", catalog)
+        self.events = StripeEventService(session, gateway, self.billing.mirror, notifications)
 
 
 @pytest.fixture

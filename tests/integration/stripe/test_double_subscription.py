@@ -91,7 +91,7 @@ async def test_two_live_subscriptions_keep_the_newer_in_any_order(
         row.plan_slug, row.status, row.stripe_subscription_id = "free", "active", None
         await session.commit()
         for sub in order:
-            await services.billing.apply_subscription(sub)
+            await services.billing.mirror.apply_subscription(sub)
         await session.commit()
         _, row = await customer_of(session, email)
         outcomes.append((row.stripe_subscription_id, row.plan_slug))
@@ -100,7 +100,7 @@ async def test_two_live_subscriptions_keep_the_newer_in_any_order(
 
     # Both bill: reconciling says so (and leaves the choice of which to end to a person).
     customer, _ = await customer_of(session, email)
-    drift = await services.billing.reconcile_customer(customer, repair=False)
+    drift = await services.billing.mirror.reconcile_customer(customer, repair=False)
     older = next(s for s in subs if s["id"] != newer["id"])
     assert any("2 live subscriptions" in line and older["id"] in line for line in drift), drift
 

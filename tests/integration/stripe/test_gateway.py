@@ -268,15 +268,15 @@ async def test_reconcile_repairs_drift(
     customer, sub = await customer_of(session, "drift@example.com")
     # No webhook was ever delivered: we still think Free.
     assert sub.plan_slug == "free"
-    report = await services.billing.reconcile_customer(customer, repair=False)
+    report = await services.billing.mirror.reconcile_customer(customer, repair=False)
     assert any("subscription differs" in line for line in report)
     _, sub = await customer_of(session, "drift@example.com")
     assert sub.plan_slug == "free"  # a dry run changes nothing
     customer, _ = await customer_of(session, "drift@example.com")
-    report = await services.billing.reconcile_customer(customer)
+    report = await services.billing.mirror.reconcile_customer(customer)
     await session.commit()
     assert any("invoice" in line for line in report) and any("cards" in line for line in report)
     _, sub = await customer_of(session, "drift@example.com")
     assert (sub.plan_slug, sub.status) == ("pro", "trialing")
     customer, _ = await customer_of(session, "drift@example.com")
-    assert await services.billing.reconcile_customer(customer) == []
+    assert await services.billing.mirror.reconcile_customer(customer) == []

@@ -328,14 +328,14 @@ async def test_plan_changes_add_and_remove_the_metered_item(
     # Reconcile reads the two-item subscription as Business: no subscription drift (the
     # plan changes' invoices are drift: their webhooks were not delivered here).
     customer, _ = await customer_of(session, email)
-    drift = await services.billing.reconcile_customer(customer, repair=False)
+    drift = await services.billing.mirror.reconcile_customer(customer, repair=False)
     assert not [line for line in drift if "subscription differs" in line], drift
     # Stripe does not promise the items' order: the metered item first changes nothing.
     _, subscription = await customer_of(session, email)
     remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
     remote["items"]["data"].reverse()
     assert remote["items"]["data"][0]["price"]["recurring"]["usage_type"] == "metered"
-    outcome = await services.billing.apply_subscription(remote)
+    outcome = await services.billing.mirror.apply_subscription(remote)
     assert outcome.endswith("on business/month"), outcome
 
 

@@ -6,7 +6,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.service import plan_item
+from app.billing.stripe_objects import plan_item
 from app.catalog.models import Catalog
 from app.stripe.gateway import StripeGateway
 from tests.integration.stripe.conftest import (

@@ -1,0 +1,392 @@
+"""Mirroring Stripe: make our rows (subscription, invoices, cards, credits) match Stripe's
+current state of an object.
+
+Used by the webhook handlers (app.stripe_sync), by `reconcile`, and by the user actions of
+`BillingService` after a Stripe call. These methods only flush: the event ledger, the
+reconcile command or the user action commits (one exception: granting a credit pack ends the
+transaction first, see `_grant_pack`). They compare state rather than trusting the order
+events arrive in, so replaying one, or receiving them shuffled or twice, converges to the
+same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.models import Invoice, PaymentMethod
+from app.billing.repository import BillingRepository
+from app.billing.stripe_objects import (
+    Json,
+    created_order,
+    lookup_key,
+    new_attempt,
+    plan_item,
+    ref_id,
+    ts,
+)
+from app.catalog.models import Catalog
+from app.customers.models import Customer, Subscription
+from app.customers.service import CustomerService
+from app.customers.statuses import SubscriptionStatus
+from app.lib.clock import utcnow
+from app.metering.service import MeteringService
+from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
+
+
+class StripeMirror:
+    def __init__(
+        self,
+        session: AsyncSession,
+        catalog: Catalog,
+        gateway: StripeGateway,
+        metering: MeteringService | None = None,
+    ) -> None:
+        self.session = session
+        self.catalog = catalog
+        self.gateway = gateway
+        self.metering = metering
+        self.customers = CustomerService(session, catalog)
+        self.repo = BillingRepository(session)
+
+    async def make_default_card(self, customer: Customer, payment_method_id: str) -> None:
+        """Make a card the default at Stripe: on the customer, and on its live subscription."""
+        assert customer.stripe_customer_id is not None
+        attempt = new_attempt()
+        await self.gateway.set_default_payment_method(
+            customer.stripe_customer_id,
+            payment_method_id,
+            key=idempotency_key("default-card", customer.public_id, payment_method_id, attempt),
+        )
+        subscription = await self.customers.subscription(customer)
+        if subscription.stripe_subscription_id and subscription.status in SubscriptionStatus.live():
+            await self.gateway.set_subscription_payment_method(
+                subscription.stripe_subscription_id,
+                payment_method_id,
+                key=idempotency_key(
+                    "sub-card", subscription.external_id, payment_method_id, attempt
+                ),
+            )
+
+    async def card_owner(self, stripe_payment_method_id: str) -> str | None:
+        """The Stripe customer id of whoever has this card in our mirror (a detached card no
+        longer names its customer)."""
+        return await self.repo.stripe_customer_of_card(stripe_payment_method_id)
+
+    async def customer_of(self, obj: Json) -> Customer | None:
+        """Whose Stripe object this is: by Stripe customer id, else by our public id in its
+        metadata or `client_reference_id` (and then the Stripe id is remembered)."""
+        customer = await self.customers.by_stripe_id(ref_id(obj.get("customer")))
+        if customer is None:
+            metadata = obj.get("metadata") or {}
+            customer = await self.customers.by_public_id(
+                metadata.get("customer_public_id") or obj.get("client_reference_id")
+            )
+            stripe_customer_id = ref_id(obj.get("customer"))
+            if customer is not None and stripe_customer_id and not customer.stripe_customer_id:
+                customer.stripe_customer_id = stripe_customer_id
+        return customer
+
+    async def apply_subscription(self, sub: Json, *, seen_at: int | None = None) -> str:
+        """Make our subscription row match Stripe's subscription `sub` (its current state)."""
+        customer = await self.customer_of(sub)
+        if customer is None:
+            return "ignored: unknown customer"
+        row = await self.customers.locked_subscription(customer)
+        status = str(sub.get("status"))
+        sub_id = str(sub["id"])
+        if status not in SubscriptionStatus.live() and row.stripe_subscription_id != sub_id:
+            # Not the customer's current subscription (another one, or none: a plan set
+            # directly, e.g. by an admin): its end changes nothing.
+            return f"ignored: {sub_id} is {status}, not the customer's subscription"
+        if row.stripe_subscription_id not in (None, sub_id) and status in SubscriptionStatus.live():
+            # Two live subscriptions (e.g. two Checkouts): keep the newer one, whatever order
+            # their events arrive in; the older one wins only once the newer one has ended.
+            try:
+                current: Json | None = await self.gateway.retrieve_subscription(
+                    str(row.stripe_subscription_id)
+                )
+            except StripeNotFound:
+                current = None
+            if (
+                current is not None
+                and current.get("status") in SubscriptionStatus.live()
+                and created_order(current) > created_order(sub)
+            ):
+                return f"ignored: {sub_id} is older than the live {row.stripe_subscription_id}"
+        if status in SubscriptionStatus.ended():
+            self._to_free(row, sub)
+            self._stamp(row, seen_at)
+            await self.session.flush()
+            return f"ended: {sub_id} is {status}; now on {row.plan_slug}"
+        # incomplete: wait until the first payment settles
+        if status not in SubscriptionStatus.live():
+            return f"ignored: {sub_id} is {status}"
+        item = plan_item(self.catalog, sub)
+        if item is None:
+            raise ValueError(f"subscription {sub_id} has no items")
+        key = lookup_key(item)
+        found = self.catalog.plan_for_lookup_key(key) if key else None
+        if found is None:
+            raise ValueError(f"subscription {sub_id}: price lookup_key {key!r} is not a plan")
+        plan, price = found
+        row.plan_slug = plan.slug
+        row.interval = price.interval
+        row.status = status
+        row.stripe_subscription_id = sub_id
+        row.current_period_start = ts(item.get("current_period_start"))
+        row.current_period_end = ts(item.get("current_period_end"))
+        row.trial_end = ts(sub.get("trial_end")) if status == "trialing" else None
+        row.cancel_at_period_end = bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
+        row.canceled_at = ts(sub.get("canceled_at"))
+        row.metadata_ = {
+            **(row.metadata_ or {}),
+            "stripe_customer_id": ref_id(sub.get("customer")) or "",
+        }
+        self._stamp(row, seen_at)
+        await self.session.flush()
+        return f"applied: {sub_id} {status} on {plan.slug}/{price.interval}"
+
+    def _to_free(self, row: Subscription, sub: Json) -> None:
+        row.metadata_ = {
+            **(row.metadata_ or {}),
+            "last_stripe_subscription_id": str(sub["id"]),
+            "ended_status": str(sub.get("status")),
+        }
+        row.plan_slug = self.catalog.default_plan.slug
+        row.interval = "month"
+        row.status = "active"
+        row.stripe_subscription_id = None
+        row.current_period_start = None
+        row.current_period_end = None
+        row.trial_end = None
+        row.cancel_at_period_end = False
+        row.canceled_at = ts(sub.get("ended_at") or sub.get("canceled_at")) or utcnow()
+
+    @staticmethod
+    def _stamp(row: Subscription, seen_at: int | None) -> None:
+        if seen_at is not None:
+            row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
+
+    async def apply_invoice(self, inv: Json, *, seen_at: int | None = None) -> str:
+        customer = await self.customer_of(inv)
+        if customer is None:
+            return "ignored: unknown customer"
+        row = await self.repo.invoice_by_stripe_id(inv["id"])
+        if row is None:
+            row = Invoice(customer_id=customer.id, stripe_invoice_id=inv["id"])
+            self.session.add(row)
+        parent = inv.get("parent") or {}
+        details = parent.get("subscription_details") or {}
+        lines = (inv.get("lines") or {}).get("data") or []
+        period = (lines[0].get("period") if lines else None) or {}
+        row.customer_id = customer.id
+        row.stripe_subscription_id = ref_id(details.get("subscription")) or ref_id(
+            inv.get("subscription")
+        )
+        row.number = inv.get("number")
+        row.status = str(inv.get("status") or "draft")
+        row.currency = str(inv.get("currency") or customer.currency)
+        row.total = int(inv.get("total") or 0)
+        row.amount_due = int(inv.get("amount_due") or 0)
+        row.amount_paid = int(inv.get("amount_paid") or 0)
+        row.period_start = ts(period.get("start") or inv.get("period_start"))
+        row.period_end = ts(period.get("end") or inv.get("period_end"))
+        row.hosted_invoice_url = inv.get("hosted_invoice_url")
+        row.invoice_pdf = inv.get("invoice_pdf")
+        description = inv.get("description") or (lines[0].get("description") if lines else None)
+        row.description = (description or "")[:500] or None
+        row.created_at = ts(inv.get("created")) or utcnow()
+        if seen_at is not None:
+            row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
+        await self.session.flush()
+        return f"applied: invoice {inv['id']} {row.status}"
+
+    async def sync_cards(self, customer: Customer) -> str:
+        """Mirror the customer's cards and default card from Stripe (adds, updates, removes)."""
+        if not customer.stripe_customer_id:
+            return "ignored: no Stripe customer"
+        remote_customer = await self.gateway.retrieve_customer(customer.stripe_customer_id)
+        if remote_customer.get("deleted"):
+            remote_cards: list[Json] = []
+            default_id = None
+        else:
+            remote_cards = await self.gateway.list_cards(customer.stripe_customer_id)
+            settings = remote_customer.get("invoice_settings") or {}
+            default_id = ref_id(settings.get("default_payment_method"))
+        existing = {
+            row.stripe_payment_method_id: row
+            for row in await self.repo.payment_methods(customer.id)
+        }
+        seen: set[str] = set()
+        for pm in remote_cards:
+            card = pm.get("card") or {}
+            row = existing.get(pm["id"])
+            if row is None:
+                # A card can move between customers only by detaching; take it over.
+                await self.repo.delete_card_everywhere(pm["id"])
+                row = PaymentMethod(customer_id=customer.id, stripe_payment_method_id=pm["id"])
+                row.created_at = ts(pm.get("created")) or utcnow()
+                self.session.add(row)
+            row.brand = str(card.get("brand") or "card")[:32]
+            row.last4 = str(card.get("last4") or "")[:4]
+            row.exp_month = card.get("exp_month")
+            row.exp_year = card.get("exp_year")
+            row.is_default = pm["id"] == default_id
+            seen.add(pm["id"])
+        for pm_id, row in existing.items():
+            if pm_id not in seen:
+                await self.session.delete(row)
+        await self.session.flush()
+        return f"synced: {len(seen)} card(s), default {default_id}"
+
+    async def apply_checkout_session(self, cs: Json, *, seen_at: int | None = None) -> str:
+        """What a completed Checkout means for us: a subscription, credits or a new card."""
+        customer = await self.customer_of(cs)
+        if customer is None:
+            return "ignored: unknown customer"
+        if cs.get("status") != "complete":
+            return f"ignored: session is {cs.get('status')}"
+        mode = cs.get("mode")
+        outcomes: list[str] = []
+        if mode == "subscription" and ref_id(cs.get("subscription")):
+            remote = await self.gateway.retrieve_subscription(str(ref_id(cs["subscription"])))
+            outcomes.append(await self.apply_subscription(remote, seen_at=seen_at))
+        elif mode == "payment":
+            outcomes.append(await self._grant_pack(customer, cs))
+            if ref_id(cs.get("invoice")):
+                remote = await self.gateway.retrieve_invoice(str(ref_id(cs["invoice"])))
+                outcomes.append(await self.apply_invoice(remote, seen_at=seen_at))
+        elif mode == "setup":
+            outcomes.append(await self.sync_cards(customer))
+            cards = await self.repo.payment_methods(customer.id)
+            if cards and not any(card.is_default for card in cards):
+                await self.make_default_card(customer, cards[0].stripe_payment_method_id)
+                outcomes.append(await self.sync_cards(customer))
+        return "; ".join(outcomes) or f"ignored: mode {mode}"
+
+    async def _grant_pack(self, customer: Customer, cs: Json) -> str:
+        metadata = cs.get("metadata") or {}
+        if metadata.get("kind") != "credit_pack":
+            return "ignored: not a credit pack"
+        if cs.get("payment_status") != "paid":
+            return f"ignored: payment is {cs.get('payment_status')}"
+        pack = self.catalog.credit_packs.get(str(metadata.get("pack")))
+        if pack is None:
+            raise ValueError(f"unknown credit pack {metadata.get('pack')!r}")
+        if self.metering is None:
+            raise RuntimeError("credits need the metering service")
+        # Derived from the session, not the clock, so a replay asks for exactly the same grant.
+        bought_at = ts(cs.get("created")) or utcnow()
+        expires_at = (
+            bought_at + timedelta(days=pack.expires_after_days) if pack.expires_after_days else None
+        )
+        # The grant commits in the metering writer's own transaction; end ours first, so our
+        # later writes do not run on a snapshot older than that commit (SQLite refuses that).
+        await self.session.commit()
+        result = await self.metering.grant_credits(
+            customer.external_id,
+            pack.meter_code,
+            pack.credits,
+            reason=f"Bought {pack.name}",
+            transaction_id=str(cs["id"]),
+            expires_at=expires_at,
+            source="purchase",
+        )
+        return f"credits: {pack.credits} {pack.meter_code}" + (
+            " (already granted)" if result.replayed else ""
+        )
+
+    # Reconcile --------------------------------------------------------------------------
+
+    async def reconcile_customer(self, customer: Customer, *, repair: bool = True) -> list[str]:
+        """Compare this customer's subscription, invoices and cards with Stripe's; list drift.
+
+        With `repair`, our rows are made to match (and flushed); otherwise nothing changes.
+        """
+        if not customer.stripe_customer_id:
+            return []
+        drift: list[str] = []
+        label = customer.external_id
+        row = await self.customers.subscription(customer)
+        before = _subscription_snapshot(row)
+        remote_subs = await self.gateway.list_subscriptions(customer.stripe_customer_id)
+        live = [s for s in remote_subs if s.get("status") in SubscriptionStatus.live()]
+        live.sort(key=created_order, reverse=True)
+        if len(live) > 1:
+            # Not repaired here: which one to end, and how to refund, is a person's call.
+            extra = ", ".join(str(s["id"]) for s in live[1:])
+            drift.append(
+                f"{label}: {len(live)} live subscriptions at Stripe; the portal follows "
+                f"{live[0]['id']}; the others ({extra}) also bill: cancel them in Stripe"
+            )
+        nested = self.session.begin_nested()
+        await nested.start()
+        try:
+            if live:
+                await self.apply_subscription(live[0])
+            elif row.stripe_subscription_id:
+                current = next(
+                    (s for s in remote_subs if s["id"] == row.stripe_subscription_id), None
+                )
+                if current is None:
+                    current = {
+                        "id": row.stripe_subscription_id,
+                        "status": "canceled",
+                        "customer": customer.stripe_customer_id,
+                    }
+                await self.apply_subscription(current)
+            after = _subscription_snapshot(row)
+            if after != before:
+                changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+                drift.append(f"{label}: subscription differs from Stripe: {changed}")
+            remote_invoices = await self.gateway.list_invoices(customer.stripe_customer_id)
+            ours = {
+                inv.stripe_invoice_id: (inv.status, inv.amount_paid, inv.total)
+                for inv in await self.repo.all_invoices(customer.id)
+            }
+            for inv in remote_invoices:
+                theirs = (
+                    inv.get("status"),
+                    int(inv.get("amount_paid") or 0),
+                    int(inv.get("total") or 0),
+                )
+                if ours.get(inv["id"]) != theirs:
+                    drift.append(
+                        f"{label}: invoice {inv['id']} ours={ours.get(inv['id'])} stripe={theirs}"
+                    )
+                    await self.apply_invoice(inv)
+            cards_before = {
+                (c.stripe_payment_method_id, c.is_default)
+                for c in await self.repo.payment_methods(customer.id)
+            }
+            await self.sync_cards(customer)
+            cards_after = {
+                (c.stripe_payment_method_id, c.is_default)
+                for c in await self.repo.payment_methods(customer.id)
+            }
+            if cards_before != cards_after:
+                drift.append(
+                    f"{label}: cards ours={sorted(cards_before)} stripe={sorted(cards_after)}"
+                )
+        except BaseException:
+            await nested.rollback()
+            raise
+        if repair:
+            await nested.commit()
+        else:
+            await nested.rollback()
+        return drift
+
+
+def _subscription_snapshot(row: Subscription) -> dict[str, Any]:
+    return {
+        "plan": row.plan_slug,
+        "interval": row.interval,
+        "status": row.status,
+        "stripe_subscription_id": row.stripe_subscription_id,
+        "current_period_end": row.current_period_end,
+        "cancel_at_period_end": row.cancel_at_period_end,
+    }
