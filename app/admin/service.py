@@ -20,7 +20,8 @@ from app.admin.repository import SORTS, AdminRepository, CustomerQuery, Customer
 from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService
 from app.billing.rules import clamp_page, page_count
-from app.billing.service import BillingService, plan_item
+from app.billing.service import BillingService
+from app.billing.stripe_objects import plan_item
 from app.billing.views import BillingPages
 from app.catalog.models import Catalog, Plan
 from app.customers.models import Customer
