@@ -158,12 +158,11 @@ class BillingActionsController(Controller):
     ) -> Template:
         """Never trusts the redirect: shows "processing" until our ledger has the webhook."""
         customer = await _customer(request, billing_service)
+        error: str | None = None
         try:
             status = await billing_service.checkout_status(customer, session_id, fetch=True)
         except StripeGatewayError as exc:  # Stripe unreachable: say so, and keep polling
             status, error = None, exc.message
-        else:
-            error = None
         context = await _status_context(status, customer, metering_service)
         context.update(session_id=session_id, error=error)
         return page(request, "billing/checkout_success.html", context)
