@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import redis
@@ -16,25 +15,12 @@ from app.accounts.throttle import ACCOUNT_FACTOR, ADDRESS_FACTOR, SIGNUPS_PER_AD
 from app.lib.clients import parse_networks
 from app.main import create_app
 from tests.conftest import csrf_token, signup
-from tests.support import make_settings
+from tests.support import Peer, make_settings
 
 PASSWORD = "correct horse battery"
 PROXY = "10.0.0.2"
 REDIS_URL = "redis://127.0.0.1:6379/3"
 LIMIT = 2
-
-
-class Peer:
-    """The app as reached from `peer` (the test client's own address is not an IP)."""
-
-    def __init__(self, app: Litestar, peer: str) -> None:
-        self.app = app
-        self.peer = peer
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "client": (self.peer, 40000)}
-        await self.app(scope, receive, send)
 
 
 def build(tmp_path, database_url, catalog, **overrides) -> Litestar:
