@@ -60,7 +60,7 @@ from app.db.engine import create_engine
 from app.db.migrations import ensure_migrated
 from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
-from app.metering.service import MeteringService
+from app.metering.service import MeteringService, UsageApi
 from app.metering.writer import UsageWriter
 from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
@@ -224,9 +224,9 @@ def create_app(
         return CustomerService(db_session, catalog)
 
     # The API's metering service holds no session: one instance serves every request.
-    usage_api = MeteringService(None, catalog, writer, writer.upgrade_url)
+    usage_api = UsageApi(catalog, writer, writer.upgrade_url)
 
-    def provide_usage_api() -> MeteringService:
+    def provide_usage_api() -> UsageApi:
         return usage_api
 
     def provide_metering_service(db_session: NamedDependency[AsyncSession]) -> MeteringService:

@@ -39,7 +39,7 @@ from app.metering.schemas import (
     parse_timestamp,
     reservation_out,
 )
-from app.metering.service import EventInput, MeteringService
+from app.metering.service import EventInput, UsageApi
 from app.web.api_request import ApiRequest, path_text
 from app.web.errors import api_docs
 from app.web.responses import json_response
@@ -106,7 +106,7 @@ class UsageApiController(Controller):
         **api_docs(402, 404, 409, 422, 503, ok={200: _documented(EventResponse)}),
     )
     async def create_event(
-        self, data: JSONBody[EventEnvelope], usage: NamedDependency[MeteringService]
+        self, data: JSONBody[EventEnvelope], usage: NamedDependency[UsageApi]
     ) -> ASGIResponse:
         result = await usage.record(_event_input(data.event))
         return json_response(encode_json(EventResponse(event_out(result))))
@@ -119,7 +119,7 @@ class UsageApiController(Controller):
         **api_docs(422, 503, ok={200: _documented(BatchResponse)}),
     )
     async def create_events(
-        self, data: JSONBody[EventBatch], usage: NamedDependency[MeteringService]
+        self, data: JSONBody[EventBatch], usage: NamedDependency[UsageApi]
     ) -> ASGIResponse:
         if not data.events:
             raise ValidationFailed("events must not be empty.", field="events")
@@ -155,7 +155,7 @@ class UsageApiController(Controller):
         **api_docs(404, ok={200: _documented(BalancesOut)}),
     )
     async def balances(
-        self, external_id: ExternalIdPath, usage: NamedDependency[MeteringService]
+        self, external_id: ExternalIdPath, usage: NamedDependency[UsageApi]
     ) -> ASGIResponse:
         return json_response(
             balances_json(await usage.balances(path_text(external_id, "external_id")))
@@ -171,7 +171,7 @@ class UsageApiController(Controller):
         self,
         external_id: ExternalIdPath,
         data: JSONBody[CheckIn],
-        usage: NamedDependency[MeteringService],
+        usage: NamedDependency[UsageApi],
     ) -> CheckResponse:
         allowed, balance = await usage.check(
             path_text(external_id, "external_id"), data.code, data.amount
@@ -188,7 +188,7 @@ class UsageApiController(Controller):
     async def reserve(
         self,
         data: JSONBody[ReservationEnvelope],
-        usage: NamedDependency[MeteringService],
+        usage: NamedDependency[UsageApi],
     ) -> Response[ReservationResponse]:
         body = data.reservation
         result = await usage.reserve(
@@ -207,7 +207,7 @@ class UsageApiController(Controller):
     async def commit(
         self,
         reservation_id: ReservationIdPath,
-        usage: NamedDependency[MeteringService],
+        usage: NamedDependency[UsageApi],
         data: JSONBody[CommitIn | None] = None,
     ) -> ReservationResponse:
         result = await usage.commit(
@@ -223,7 +223,7 @@ class UsageApiController(Controller):
         **api_docs(404, 409, 503),
     )
     async def release(
-        self, reservation_id: ReservationIdPath, usage: NamedDependency[MeteringService]
+        self, reservation_id: ReservationIdPath, usage: NamedDependency[UsageApi]
     ) -> ReservationResponse:
         result = await usage.release(path_text(reservation_id, "reservation_id"))
         return ReservationResponse(reservation_out(result))
@@ -239,7 +239,7 @@ class UsageApiController(Controller):
         self,
         external_id: ExternalIdPath,
         data: JSONBody[CreditsIn],
-        usage: NamedDependency[MeteringService],
+        usage: NamedDependency[UsageApi],
     ) -> CreditGrantResponse:
         result = await usage.grant_credits(
             path_text(external_id, "external_id"),

@@ -77,6 +77,12 @@ class GrantCredits(Struct, frozen=True, gc=False):
 
 Op = RecordUsage | Reserve | CommitReservation | ReleaseReservation | GrantCredits
 
+# The operations that name their customer, and those that name a reservation. Tuples, built
+# once: `A | B` in an isinstance call builds a union on every evaluation, and these checks
+# run for every operation of a batch.
+BY_CUSTOMER = (RecordUsage, Reserve, GrantCredits)
+BY_RESERVATION = (CommitReservation, ReleaseReservation)
+
 
 class EventResult(Struct, frozen=True, gc=False):
     public_id: str

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from msgspec import Struct
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog, Meter
@@ -152,17 +152,11 @@ def _positive(value: Any, field: str, *, allow_zero: bool = False) -> int:
     return value
 
 
-class MeteringService:
-    def __init__(
-        self,
-        session: AsyncSession | None,
-        catalog: Catalog,
-        writer: UsageWriter,
-        upgrade_url: str,
-    ) -> None:
-        """`session` is needed only by the page reads (recent events, ledger); the API paths
-        run through the writer and need none, so one instance can serve every API request."""
-        self.session = session
+class UsageApi:
+    """The metering writes and balance reads, through the process's writer: no database
+    session, so one instance serves every API request."""
+
+    def __init__(self, catalog: Catalog, writer: UsageWriter, upgrade_url: str) -> None:
         self.catalog = catalog
         self.writer = writer
         self.upgrade_url = upgrade_url
@@ -378,28 +372,24 @@ class MeteringService:
         # What a write would decide (the writer's rule): overage is billed, not refused.
         return allows(amount, balance.available, overage=balance.bills_overage), balance
 
+
+class MeteringService(UsageApi):
+    """`UsageApi` with the page reads that need the request's session (recent events, the
+    credit ledger)."""
+
+    def __init__(
+        self, session: AsyncSession, catalog: Catalog, writer: UsageWriter, upgrade_url: str
+    ) -> None:
+        super().__init__(catalog, writer, upgrade_url)
+        self.session = session
+
     async def recent_events(self, customer_id: int, limit: int = 20) -> list[UsageEvent]:
-        query = (
-            select(UsageEvent)
-            .where(UsageEvent.customer_id == customer_id)
-            .order_by(UsageEvent.id.desc())
-            .limit(limit)
-        )
-        assert self.session is not None
-        return list(await self.session.scalars(query))
+        return await repo.recent_events(self.session, customer_id, limit)
 
     async def credit_ledger(
         self, customer_id: int, limit: int = 50
     ) -> list[tuple[CreditLedgerEntry, CreditGrant]]:
-        query = (
-            select(CreditLedgerEntry, CreditGrant)
-            .join(CreditGrant, CreditGrant.id == CreditLedgerEntry.grant_id)
-            .where(CreditLedgerEntry.customer_id == customer_id)
-            .order_by(CreditLedgerEntry.id.desc())
-            .limit(limit)
-        )
-        assert self.session is not None
-        return [(entry, grant) for entry, grant in (await self.session.execute(query)).all()]
+        return await repo.credit_ledger(self.session, customer_id, limit)
 
 
 def read_balances(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
-from app.metering import repository as repo
+from app.metering import batch_repository as repo
 from app.metering.models import (
     CreditGrant,
     CreditLedgerEntry,
@@ -44,7 +44,8 @@ async def used(session: AsyncSession) -> int:
 
 
 def fail_after(monkeypatch: pytest.MonkeyPatch, name: str, when=lambda args: True) -> None:
-    """Make `repo.<name>` raise after doing its work (rows are written, then the write fails)."""
+    """Make the writer's `batch_repository.<name>` raise after doing its work (rows are
+    written, then the write fails)."""
     original = getattr(repo, name)
 
     def failing(conn: Any, *args: Any) -> Any:

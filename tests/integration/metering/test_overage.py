@@ -13,7 +13,7 @@ from app.customers.service import CustomerInput, CustomerService
 from app.lib.errors import InsufficientBalance
 from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, fingerprint
 from app.metering.outbox import StripeOutboxMessage
-from app.metering.service import MeteringService
+from app.metering.service import UsageApi
 from app.metering.writer import UsageWriter, apply_batch
 
 CATALOG = parse_catalog(
@@ -126,7 +126,7 @@ async def test_check_answers_what_the_write_then_does(engine, session, subscript
     await _customer(session, "cus_stripe_1", subscription_id)
     writer = UsageWriter(engine, CATALOG, "u")
     try:
-        usage = MeteringService(None, CATALOG, writer, "u")
+        usage = UsageApi(CATALOG, writer, "u")
         allowed, balance = await usage.check("ovr", "calls", 12)
         assert (allowed, balance.available) == (billed, 10)
         outcomes = await apply_batch(engine, CATALOG, [_use("a", 12)], "u")

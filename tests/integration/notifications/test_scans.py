@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog
 from app.lib.clock import utcnow
-from app.metering.service import EventInput, MeteringService
+from app.metering.service import EventInput, UsageApi
 from app.metering.writer import UsageWriter
 from app.notifications.models import EmailOutboxMessage
 from tests.integration.notifications.conftest import (
@@ -24,7 +24,7 @@ _tx = iter(range(10**6))
 
 
 async def _use_tokens(writer: UsageWriter, catalog: Catalog, customer: str, tokens: int) -> None:
-    metering = MeteringService(None, catalog, writer, writer.upgrade_url)
+    metering = UsageApi(catalog, writer, writer.upgrade_url)
     await metering.record(
         EventInput(
             transaction_id=f"tx-{next(_tx)}",
@@ -140,7 +140,7 @@ async def test_credits_about_to_expire_are_announced_once(
     make_worker: MakeWorker,
 ) -> None:
     await make_customer(session, catalog, "cus_credits")
-    metering = MeteringService(None, catalog, writer, writer.upgrade_url)
+    metering = UsageApi(catalog, writer, writer.upgrade_url)
     soon = utcnow() + timedelta(days=3)
     await metering.grant_credits(
         "cus_credits", "ai_requests", 50, "promo", "g-soon", expires_at=soon

@@ -1,0 +1,402 @@
+"""The metering writer's SQL: the locked loads of a batch's state, the idempotency lookups, and
+the inserts and updates that persist what the rules produced. Plain functions of a sync
+Connection (see app.db.engine.SyncWork), called inside the batch's write transaction.
+
+Hot paths use Core statements built once; locks are taken in a fixed order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.lib.clock import as_utc
+from app.metering.balance import CreditLot, usage_day_start
+from app.metering.models import (
+    CreditGrant,
+    CreditLedgerEntry,
+    Reservation,
+    UsageDay,
+    UsageEvent,
+    UsageTotal,
+)
+from app.metering.outbox import StripeOutboxMessage
+from app.metering.state import BatchState, EventRow
+
+events_t = cast(Table, UsageEvent.__table__)
+totals_t = cast(Table, UsageTotal.__table__)
+days_t = cast(Table, UsageDay.__table__)
+grants_t = cast(Table, CreditGrant.__table__)
+ledger_t = cast(Table, CreditLedgerEntry.__table__)
+reservations_t = cast(Table, Reservation.__table__)
+
+
+# Which of these transaction ids a customer has used: one constant statement whatever the
+# number of ids (an expanding IN is rendered anew for each count), and no row is decoded
+# unless an id was used before, which is rare.
+_SQLITE_USED_TX_IDS = (
+    f"SELECT transaction_id FROM {events_t.name} "  # noqa: S608 - our own names
+    "WHERE customer_id = ? AND transaction_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def existing_events(
+    conn: Connection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    if conn.dialect.name == "sqlite":
+        by_customer: dict[int, list[str]] = {}
+        for customer_id, transaction_id in keys:
+            by_customer.setdefault(customer_id, []).append(transaction_id)
+        used = [
+            (customer_id, transaction_id)
+            for customer_id, ids in by_customer.items()
+            for (transaction_id,) in conn.exec_driver_sql(
+                _SQLITE_USED_TX_IDS, (customer_id, _json_text(ids))
+            )
+        ]
+        if not used:
+            return {}
+        keys = used
+    customer_ids = {key[0] for key in keys}
+    tx_ids = {key[1] for key in keys}
+    query = select(events_t).where(
+        events_t.c.customer_id.in_(customer_ids), events_t.c.transaction_id.in_(tx_ids)
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
+
+
+def existing_reservations_by_tx(
+    conn: Connection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    query = select(reservations_t).where(
+        reservations_t.c.customer_id.in_({k[0] for k in keys}),
+        reservations_t.c.transaction_id.in_({k[1] for k in keys}),
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
+
+
+def reservations_by_public_id(conn: Connection, public_ids: Iterable[str]) -> dict[str, Any]:
+    ids = list(set(public_ids))
+    if not ids:
+        return {}
+    query = select(reservations_t).where(reservations_t.c.public_id.in_(ids)).with_for_update()
+    return {row.public_id: row for row in (conn.execute(query)).all()}
+
+
+def existing_grants(
+    conn: Connection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Any]:
+    if not keys:
+        return {}
+    query = select(grants_t).where(
+        grants_t.c.customer_id.in_({k[0] for k in keys}),
+        grants_t.c.transaction_id.in_({k[1] for k in keys}),
+    )
+    return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
+
+
+_TOTAL_KEY = (
+    (totals_t.c.customer_id == bindparam("customer_id"))
+    & (totals_t.c.meter_code == bindparam("meter_code"))
+    & (totals_t.c.period_start == bindparam("period_start"))
+)
+_INSERT_TOTAL = {
+    name: insert(totals_t).on_conflict_do_nothing()
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_LOCK_TOTAL = select(totals_t).where(_TOTAL_KEY).with_for_update()
+_LOCK_LOTS = (
+    select(grants_t.c.id, grants_t.c.remaining, grants_t.c.expires_at)
+    .where(
+        grants_t.c.customer_id == bindparam("customer_id"),
+        grants_t.c.meter_code == bindparam("meter_code"),
+        grants_t.c.remaining > 0,
+    )
+    .order_by(grants_t.c.id)
+    .with_for_update()
+)
+_HELD = select(func.coalesce(func.sum(reservations_t.c.amount), 0)).where(
+    reservations_t.c.customer_id == bindparam("customer_id"),
+    reservations_t.c.meter_code == bindparam("meter_code"),
+    reservations_t.c.status == "held",
+    reservations_t.c.expires_at > bindparam("now"),
+)
+
+
+def lock_total(
+    conn: Connection,
+    customer_id: int,
+    meter_code: str,
+    period_start: datetime,
+    period_end: datetime | None,
+    now: datetime,
+) -> Any:
+    """The running-total row of this period, created when missing, locked for the transaction."""
+    key = {"customer_id": customer_id, "meter_code": meter_code, "period_start": period_start}
+    row = conn.execute(_LOCK_TOTAL, key).first()
+    if row is not None:
+        return row
+    conn.execute(
+        _INSERT_TOTAL[conn.dialect.name],
+        {**key, "period_end": period_end, "used": 0, "credits_used": 0, "updated_at": now},
+    )
+    return conn.execute(_LOCK_TOTAL, key).one()
+
+
+def lock_credit_lots(
+    conn: Connection, customer_id: int, meter_code: str, now: datetime
+) -> tuple[list[CreditLot], list[Any]]:
+    """Unexpired lots with credits left, and the expired ones that still show a remainder."""
+    lots, expired = [], []
+    for row in conn.execute(_LOCK_LOTS, {"customer_id": customer_id, "meter_code": meter_code}):
+        expires_at = as_utc(row.expires_at) if row.expires_at else None
+        if expires_at is not None and expires_at <= now:
+            expired.append(row)
+        else:
+            lots.append(CreditLot(row.id, row.remaining, expires_at))
+    return lots, expired
+
+
+def held_amount(conn: Connection, customer_id: int, meter_code: str, now: datetime) -> int:
+    params = {"customer_id": customer_id, "meter_code": meter_code, "now": now}
+    return int(conn.execute(_HELD, params).scalar_one())
+
+
+_UPDATE_TOTAL = (
+    update(totals_t)
+    .where(totals_t.c.id == bindparam("total_id"))
+    .values(
+        used=bindparam("used"), credits_used=bindparam("credits_used"), updated_at=bindparam("now")
+    )
+)
+
+
+def update_total(
+    conn: Connection, total_id: int, used: int, credits_used: int, now: datetime
+) -> None:
+    conn.execute(
+        _UPDATE_TOTAL,
+        {"total_id": total_id, "used": used, "credits_used": credits_used, "now": now},
+    )
+
+
+def set_grant_remaining(conn: Connection, remaining: dict[int, int]) -> None:
+    for grant_id, value in remaining.items():
+        conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(remaining=value))
+
+
+_EVENT_COLUMNS = EventRow._fields
+assert set(_EVENT_COLUMNS) == {c.name for c in events_t.columns} - {"id"}, "update EventRow"
+_SQLITE_INSERT_EVENTS = (
+    f"INSERT INTO {events_t.name} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - our own names
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _json_text(value: Any) -> str:
+    return _encode_json(value).decode()
+
+
+def _sqlite_rows(rows: list[EventRow]) -> list[tuple[Any, ...]]:
+    """The rows as SQLAlchemy would store them on SQLite (UTCDateTime, JSON), built directly:
+    a batch shares a few timestamps, so each is formatted once."""
+    formatted: dict[datetime, str] = {}
+
+    def stamp(value: datetime) -> str:
+        text = formatted.get(value)
+        if text is None:
+            text = formatted[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text
+
+    return [
+        (
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            stamp(row[6]),
+            stamp(row[7]),
+            _json_text(row[8]) if row[8] else "{}",
+            row[9],
+            row[10],
+            row[11],
+            stamp(row[12]),
+        )
+        for row in rows
+    ]
+
+
+def insert_events(conn: Connection, rows: list[EventRow]) -> None:
+    """One executemany without RETURNING (SQLite would fall back to a round trip per row).
+    On SQLite the rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
+    processing cost more than the insert itself."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
+    else:
+        conn.execute(events_t.insert(), [row._asdict() for row in rows])
+
+
+def _add_to_day(insert: Any) -> Any:
+    statement = insert(days_t)
+    return statement.on_conflict_do_update(
+        index_elements=[days_t.c.customer_id, days_t.c.meter_code, days_t.c.starts_at],
+        set_={"amount": days_t.c.amount + statement.excluded.amount},
+    )
+
+
+_ADD_TO_DAYS = {
+    name: _add_to_day(insert)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def add_to_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
+    """Add to the daily roll-ups, in key order (the order every process locks them in)."""
+    if amounts:
+        rows = [
+            {"customer_id": c, "meter_code": m, "starts_at": s, "amount": amounts[(c, m, s)]}
+            for c, m, s in sorted(amounts)
+        ]
+        conn.execute(_ADD_TO_DAYS[conn.dialect.name], rows)
+
+
+def event_ids(conn: Connection, public_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(set(public_ids))
+    if not ids:
+        return {}
+    query = select(events_t.c.id, events_t.c.public_id).where(events_t.c.public_id.in_(ids))
+    return {row.public_id: row.id for row in (conn.execute(query)).all()}
+
+
+def insert_grants(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    if not rows:
+        return {}
+    result = conn.execute(
+        grants_t.insert().returning(
+            grants_t.c.id, grants_t.c.public_id, sort_by_parameter_order=True
+        ),
+        rows,
+    )
+    return {row.public_id: row.id for row in result.all()}
+
+
+outbox_t = cast(Table, StripeOutboxMessage.__table__)
+_INSERT_OUTBOX = {
+    name: insert(outbox_t).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Stripe calls to make after the commit (overage meter events); a repeat is a no-op."""
+    if rows:
+        conn.execute(_INSERT_OUTBOX[conn.dialect.name], rows)
+
+
+def insert_ledger(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(ledger_t.insert(), rows)
+
+
+def insert_reservations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(reservations_t.insert(), rows)
+
+
+def update_reservation(conn: Connection, public_id: str, values: dict[str, Any]) -> None:
+    conn.execute(
+        update(reservations_t).where(reservations_t.c.public_id == public_id).values(**values)
+    )
+
+
+# Persisting a batch ----------------------------------------------------------------
+
+
+def save(conn: Connection, state: BatchState) -> None:
+    """Write what a batch's operations produced (`state.rows`, the slots' new totals and
+    credit remainders, the daily roll-ups) in its transaction, resolving the public ids that
+    stood for database ids not known before the inserts."""
+    rows = state.rows
+    now = state.now
+    fresh = {row["public_id"]: row for row in rows.grants}
+    for slot in state.slots.values():
+        for grant_id, value in slot.grant_remaining.items():
+            if isinstance(grant_id, str):  # granted and partly used within this batch
+                fresh[grant_id]["remaining"] = value
+    grant_ids = insert_grants(conn, rows.grants)
+    insert_events(conn, rows.events)
+    add_to_days(conn, _day_amounts(state))
+    # Database ids are needed only where credits were consumed or a hold was committed.
+    wanted = [e["usage_event_id"] for e in rows.ledger if e["usage_event_id"] is not None]
+    wanted += [row.public_id for row in rows.events if row.reservation_id is not None]
+    ids = event_ids(conn, wanted)
+    for slot in state.slots.values():
+        meter = slot.state
+        if (meter.used, meter.credits_used) != (slot.used_at_load, slot.credits_used_at_load):
+            update_total(conn, slot.total_id, meter.used, meter.credits_used, now)
+        # Lots granted in this batch were inserted with their final remainder already.
+        remaining = {
+            grant_id: value
+            for grant_id, value in slot.grant_remaining.items()
+            if not isinstance(grant_id, str)
+        }
+        set_grant_remaining(conn, remaining)
+    for entry in rows.ledger:
+        if isinstance(entry["grant_id"], str):
+            entry["grant_id"] = grant_ids[entry["grant_id"]]
+        if entry["usage_event_id"] is not None:
+            entry["usage_event_id"] = ids[entry["usage_event_id"]]
+    insert_ledger(conn, rows.ledger)
+    insert_outbox(conn, rows.outbox)
+    for row in rows.reservations:
+        if row["status"] == "committed":
+            row["usage_event_id"] = _event_id(state, ids, row)
+    insert_reservations(conn, rows.reservations)
+    for public_id, values in rows.reservation_updates.items():
+        if values.get("status") == "committed":
+            values["usage_event_id"] = _event_id(state, ids, state.reservations[public_id])
+        update_reservation(conn, public_id, values)
+
+
+def _event_id(state: BatchState, ids: dict[str, int], reservation: Any) -> int | None:
+    """The database id of the event a committed reservation became."""
+    event = state.events.get((reservation["customer_id"], reservation["transaction_id"]))
+    return ids.get(event.public_id) if event is not None else None
+
+
+def _day_amounts(state: BatchState) -> dict[tuple[int, str, datetime], int]:
+    """The new events' amounts per (customer, meter, chart bucket)."""
+    amounts: dict[tuple[int, str, datetime], int] = {}
+    # Most events of a batch share their time (`now`): find each bucket once.
+    buckets: dict[tuple[int, datetime], datetime] = {}
+    for row in state.rows.events:
+        if not row.amount:
+            continue
+        # An event counts in the period it arrives in, whatever its timestamp says: a
+        # backdated (or future-dated) one is charted at the edge of that period, so the
+        # chart of a period sums to the period's usage.
+        moment = min(max(row.timestamp, row.period_start), row.created_at)
+        start = buckets.get((row.customer_id, moment))
+        if start is None:
+            cycle = state.plans_by_id[row.customer_id].cycle
+            start = buckets[(row.customer_id, moment)] = usage_day_start(moment, cycle)
+        key = (row.customer_id, row.meter_code, start)
+        amounts[key] = amounts.get(key, 0) + row.amount
+    return amounts
