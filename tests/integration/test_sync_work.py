@@ -7,9 +7,10 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 
 from app.db import engine as engine_module
 from app.db.engine import SyncWork, create_engine
@@ -81,18 +82,22 @@ async def test_loop_side_writes_leave_checkpoints_to_a_thread(
 ) -> None:
     sync_work, path = work
     monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
-    checkpoints: list[str] = []
-    original = sync_work._run_checkpoint
+    loop = asyncio.get_running_loop()
+    checkpointed = asyncio.Event()
+    threads: list[str] = []
 
-    def run_checkpoint() -> None:
-        checkpoints.append(threading.current_thread().name)
-        original()
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "wal_checkpoint" in statement:
+            threads.append(threading.current_thread().name)
+            loop.call_soon_threadsafe(checkpointed.set)
 
-    monkeypatch.setattr(sync_work, "_run_checkpoint", run_checkpoint)
-    await sync_work.write(_insert, 5)
-    assert sync_work._checkpoint is not None
-    await sync_work._checkpoint
+    event.listen(Engine, "after_cursor_execute", seen)
+    try:
+        assert await sync_work.write(_insert, 5) == threading.current_thread().name
+        await asyncio.wait_for(checkpointed.wait(), timeout=10)
+    finally:
+        event.remove(Engine, "after_cursor_execute", seen)
 
-    assert checkpoints and checkpoints[0] != threading.current_thread().name
+    assert threads and threads[0] != threading.current_thread().name
     wal_pages = sqlite3.connect(path).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert wal_pages[0] == 0  # nothing blocked the checkpoint
