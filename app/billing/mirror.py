@@ -11,6 +11,7 @@ same rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from app.customers.statuses import SubscriptionStatus
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
+from app.stripe.objects import CheckoutSession
 
 
 class StripeMirror:
@@ -75,7 +77,7 @@ class StripeMirror:
         longer names its customer)."""
         return await self.repo.stripe_customer_of_card(stripe_payment_method_id)
 
-    async def customer_of(self, obj: Json) -> Customer | None:
+    async def customer_of(self, obj: Mapping[str, Any]) -> Customer | None:
         """Whose Stripe object this is: by Stripe customer id, else by our public id in its
         metadata or `client_reference_id` (and then the Stripe id is remembered)."""
         customer = await self.customers.by_stripe_id(ref_id(obj.get("customer")))
@@ -242,7 +244,9 @@ class StripeMirror:
         await self.session.flush()
         return f"synced: {len(seen)} card(s), default {default_id}"
 
-    async def apply_checkout_session(self, cs: Json, *, seen_at: int | None = None) -> str:
+    async def apply_checkout_session(
+        self, cs: CheckoutSession, *, seen_at: int | None = None
+    ) -> str:
         """What a completed Checkout means for us: a subscription, credits or a new card."""
         customer = await self.customer_of(cs)
         if customer is None:
@@ -267,8 +271,8 @@ class StripeMirror:
                 outcomes.append(await self.sync_cards(customer))
         return "; ".join(outcomes) or f"ignored: mode {mode}"
 
-    async def _grant_pack(self, customer: Customer, cs: Json) -> str:
-        metadata = cs.get("metadata") or {}
+    async def _grant_pack(self, customer: Customer, cs: CheckoutSession) -> str:
+        metadata: dict[str, str] = cs.get("metadata") or {}
         if metadata.get("kind") != "credit_pack":
             return "ignored: not a credit pack"
         if cs.get("payment_status") != "paid":

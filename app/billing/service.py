@@ -328,8 +328,9 @@ class BillingService:
             ):
                 raise NotFound("Unknown checkout session.")
             mode = str(stripe_session.get("mode"))
-            if stripe_session.get("status") in ("open", "expired"):
-                return CheckoutStatus(session_id, mode, stripe_session["status"])
+            status = stripe_session.get("status")
+            if status == "open" or status == "expired":
+                return CheckoutStatus(session_id, mode, status)
         if self.checkout_ledger is None:
             raise RuntimeError("checkout_status needs the event ledger (checkout_ledger)")
         event = await self.checkout_ledger.completed_checkout(session_id)

@@ -22,12 +22,13 @@ import hashlib
 import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import stripe
 
 from app.config import Settings
 from app.lib.errors import DomainError
+from app.stripe.objects import CheckoutSession
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
@@ -357,7 +358,7 @@ class StripeGateway:
         line_items: list[LineItem] | None = None,
         trial_period_days: int | None = None,
         currency: str | None = None,
-    ) -> Json:
+    ) -> CheckoutSession:
         params: SessionCreateParams = {
             "mode": mode,
             "customer": customer_id,
@@ -389,23 +390,27 @@ class StripeGateway:
         else:
             params["setup_intent_data"] = {"metadata": metadata}
             params["currency"] = currency or "usd"
-        return await _request(
+        created = await _request(
             self.client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
         )
+        return cast(CheckoutSession, created)
 
-    async def retrieve_checkout_session(self, session_id: str) -> Json:
-        return await _request(
+    async def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        found = await _request(
             self.client.v1.checkout.sessions.retrieve_async(session_id, {"expand": ["line_items"]})
         )
+        return cast(CheckoutSession, found)
 
-    async def open_checkout_sessions(self, customer_id: str) -> list[Json]:
+    async def open_checkout_sessions(self, customer_id: str) -> list[CheckoutSession]:
         """The customer's Checkout Sessions that can still be paid."""
         params: SessionListParams = {"customer": customer_id, "status": "open", "limit": 100}
-        return await _list(self.client.v1.checkout.sessions.list_async(params))
+        found = await _list(self.client.v1.checkout.sessions.list_async(params))
+        return cast(list[CheckoutSession], found)
 
-    async def expire_checkout_session(self, session_id: str) -> Json:
+    async def expire_checkout_session(self, session_id: str) -> CheckoutSession:
         """Close an open Checkout Session: its page no longer takes a payment."""
-        return await _request(self.client.v1.checkout.sessions.expire_async(session_id))
+        expired = await _request(self.client.v1.checkout.sessions.expire_async(session_id))
+        return cast(CheckoutSession, expired)
 
     async def create_portal_session(self, *, customer_id: str, return_url: str, key: str) -> Json:
         params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
