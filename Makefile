@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check app tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app/stripe/gateway.py app/billing/service.py
+	$(BIN)/mypy app
 
 test: $(STAMP) chromium lint typecheck
 	$(BIN)/pytest

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -18,7 +18,7 @@ from app.config import Settings
 T = TypeVar("T")
 
 
-def _run(factory: Callable[[Settings], Awaitable[T]]) -> T:
+def _run(factory: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     from app.catalog.loader import CatalogError
     from app.db.migrations import DatabaseNotMigrated
 

@@ -407,6 +407,9 @@ def create_app(
     )
 
 
+app: Litestar  # declared for type checkers; built by __getattr__ below
+
+
 def _lazy_app() -> Litestar:
     return create_app(owns_process=True)
 

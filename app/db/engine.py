@@ -256,7 +256,7 @@ def is_busy(exc: BaseException) -> bool:
         return False
     code = getattr(exc.orig, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF == sqlite3.SQLITE_BUSY  # also the extended BUSY_SNAPSHOT, ...
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)  # also the extended BUSY_SNAPSHOT, ...
     return "database is locked" in str(exc.orig)
 
 

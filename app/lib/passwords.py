@@ -12,7 +12,7 @@ _DUMMY_HASH = _context.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
-    return _context.hash(password)
+    return str(_context.hash(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
@@ -21,6 +21,7 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
         _context.verify(password, _DUMMY_HASH)
         return False, None
     try:
-        return _context.verify_and_update(password, password_hash)
+        valid, new_hash = _context.verify_and_update(password, password_hash)
+        return bool(valid), new_hash
     except (ValueError, TypeError):
         return False, None

@@ -35,24 +35,18 @@ MAX_BATCH_EVENTS = 100
 # (`_positive` in app/metering/service.py: 422 naming the field). Typed `int`, they would be
 # converted first, as Litestar converts request bodies leniently: "5" and 5.0 became 5. The
 # OpenAPI document still describes them as integers, in the service's ranges.
-def _integer(low: int, high: int, *, nullable: bool = False) -> Any:
+def _integer(low: int, high: int, *, nullable: bool = False) -> dict[str, Any]:
+    """The OpenAPI description of a JSON integer in [low, high] (or null)."""
     number = Schema(type=OpenAPIType.INTEGER, minimum=low, maximum=high)
-    schema = (
-        {"one_of": [number, Schema(type=OpenAPIType.NULL)]}
-        if nullable
-        else {
-            "type": OpenAPIType.INTEGER,
-            "minimum": low,
-            "maximum": high,
-        }
-    )
-    return Annotated[Any, KwargDefinition(schema_extra=schema)]
+    if nullable:
+        return {"one_of": [number, Schema(type=OpenAPIType.NULL)]}
+    return {"type": OpenAPIType.INTEGER, "minimum": low, "maximum": high}
 
 
-Amount = _integer(1, MAX_AMOUNT)
-AmountOrZero = _integer(0, MAX_AMOUNT)
-CommitAmount = _integer(0, MAX_AMOUNT, nullable=True)
-TtlSeconds = _integer(1, MAX_TTL, nullable=True)
+Amount = Annotated[Any, KwargDefinition(schema_extra=_integer(1, MAX_AMOUNT))]
+AmountOrZero = Annotated[Any, KwargDefinition(schema_extra=_integer(0, MAX_AMOUNT))]
+CommitAmount = Annotated[Any, KwargDefinition(schema_extra=_integer(0, MAX_AMOUNT, nullable=True))]
+TtlSeconds = Annotated[Any, KwargDefinition(schema_extra=_integer(1, MAX_TTL, nullable=True))]
 
 # Text is limited to its column's length here, where the body is decoded (a longer value is a
 # 422 naming its dotted path, `events[3].transaction_id`, and never reaches the database); a

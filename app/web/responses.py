@@ -26,8 +26,8 @@ class PageRequest(HTMXRequest):
         # Request's own initialiser: HTMXRequest's would store the details.
         Request.__init__(self, scope, receive, send)
 
-    @property  # type: ignore[override]
-    def htmx(self) -> HTMXDetails:
+    @property
+    def htmx(self) -> HTMXDetails:  # type: ignore[override]
         return HTMXDetails(self)
 
 
