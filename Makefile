@@ -35,6 +35,7 @@ chromium:
 lint: $(STAMP)
 	$(BIN)/ruff check app tests migrations
 	$(BIN)/ruff format --check app tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app
