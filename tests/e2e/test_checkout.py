@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
-from tests.support import free_port, wait_until
+from tests.e2e.emulator import emulator_env, wait_for_emulator
+from tests.support import free_port
 
 EMULATOR_PORT = free_port()
 EMULATOR = f"http://127.0.0.1:{EMULATOR_PORT}"
@@ -22,11 +22,7 @@ WEBHOOK_TIMEOUT = 15_000
 
 @pytest.fixture(scope="module")
 def live_server_env() -> dict[str, str]:
-    return {
-        "STRIPE_EMULATOR_PORT": str(EMULATOR_PORT),
-        "STRIPE_EMULATOR_RETRY_SECONDS": "0.2",
-        "STRIPE_EMULATOR_TICK_SECONDS": "0.2",
-    }
+    return emulator_env(EMULATOR_PORT)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +32,7 @@ def live_server_args() -> tuple[str, ...]:
 
 @pytest.fixture(scope="module", autouse=True)
 def emulator_ready(live_server: LiveServer) -> None:
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{EMULATOR}/_emulator/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=20, what="the Stripe emulator started by serve")
+    wait_for_emulator(EMULATOR)
 
 
 def sign_up(page: Page) -> str:

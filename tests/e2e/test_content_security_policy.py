@@ -17,7 +17,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from app.db.engine import create_engine, create_session_factory
 from app.notifications.models import EmailOutboxMessage
 from tests.e2e.conftest import LiveServer, run_async, unique_email
-from tests.support import free_port, wait_until
+from tests.e2e.emulator import emulator_env, wait_for_emulator
+from tests.support import free_port
 
 EMULATOR_PORT = free_port()
 EMULATOR = f"http://127.0.0.1:{EMULATOR_PORT}"
@@ -37,11 +38,7 @@ for (const name of ["htmx:evalDisallowedError", "htmx:syntax:error"]) {
 
 @pytest.fixture(scope="module")
 def live_server_env() -> dict[str, str]:
-    return {
-        "STRIPE_EMULATOR_PORT": str(EMULATOR_PORT),
-        "STRIPE_EMULATOR_RETRY_SECONDS": "0.2",
-        "STRIPE_EMULATOR_TICK_SECONDS": "0.2",
-    }
+    return emulator_env(EMULATOR_PORT)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +48,7 @@ def live_server_args() -> tuple[str, ...]:
 
 @pytest.fixture(scope="module", autouse=True)
 def emulator_ready(live_server: LiveServer) -> None:
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{EMULATOR}/_emulator/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=20, what="the Stripe emulator started by serve")
+    wait_for_emulator(EMULATOR)
 
 
 class Watched:
