@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from app.stripe_emulator import cards, invoices, payments, subscriptions
+from app.stripe_emulator import cards, invoices, payments, previews, subscriptions
 from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, require
 from app.stripe_emulator.errors import StripeError, no_such
 from app.stripe_emulator.routing import ApiRequest, route
@@ -101,6 +101,11 @@ def retrieve_subscription_item(emu: Emulator, req: ApiRequest) -> dict[str, Any]
 
 
 # Invoices
+
+
+@route("POST", "/v1/invoices/create_preview")
+def create_invoice_preview(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
+    return previews.create_preview(emu, req.params)
 
 
 @route("GET", "/v1/invoices")

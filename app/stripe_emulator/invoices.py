@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import billing_objects, payments
+from app.stripe_emulator import balances, billing_objects, payments
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.store import new_id
 
@@ -24,7 +24,35 @@ def create(
     description: str | None = None,
 ) -> dict[str, Any]:
     """Create a draft invoice from line specs (kwargs of billing_objects.invoice_line minus invoice_id)."""
-    invoice_id = new_id("in")
+    invoice = build(
+        customer,
+        lines,
+        currency=currency,
+        billing_reason=billing_reason,
+        now=now,
+        subscription=subscription,
+        period=period,
+        description=description,
+    )
+    emu.save(invoice)
+    emu.emit("invoice.created", invoice)
+    return invoice
+
+
+def build(
+    customer: dict[str, Any],
+    lines: list[dict[str, Any]],
+    *,
+    currency: str,
+    billing_reason: str,
+    now: int,
+    subscription: dict[str, Any] | None = None,
+    period: tuple[int, int] | None = None,
+    description: str | None = None,
+    invoice_id: str | None = None,
+) -> dict[str, Any]:
+    """The draft invoice `create` saves (and a preview shows), stored nowhere."""
+    invoice_id = invoice_id or new_id("in")
     invoice = billing_objects.invoice(
         now,
         invoice_id,
@@ -53,10 +81,10 @@ def create(
             "subscription_details": {
                 "metadata": dict(subscription.get("metadata") or {}),
                 "subscription": subscription["id"],
+                "subscription_proration_date": None,
             },
         }
-    emu.save(invoice)
-    emu.emit("invoice.created", invoice)
+    invoice["starting_balance"] = int(customer.get("balance") or 0)
     return invoice
 
 
@@ -184,6 +212,7 @@ def issue(
         subscription=subscription,
         period=period,
     )
+    balances.apply_to_invoice(emu, invoice, now)
     finalize(emu, invoice, now)
     if not attempt_payment and invoice["amount_remaining"] > 0:
         return invoice, False

@@ -18,7 +18,15 @@ from urllib.parse import parse_qsl
 from app.config import Settings
 
 # Importing the api modules registers their routes.
-from app.stripe_emulator import api_billing, api_catalog, api_platform, pages, scheduler, webhooks  # noqa: F401
+from app.stripe_emulator import (  # noqa: F401
+    api_balances,
+    api_billing,
+    api_catalog,
+    api_platform,
+    pages,
+    scheduler,
+    webhooks,
+)
 from app.stripe_emulator.core import Emulator, current_request, render
 from app.stripe_emulator.errors import StripeError, unrecognized
 from app.stripe_emulator.forms import decode, decode_pairs

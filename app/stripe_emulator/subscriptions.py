@@ -181,6 +181,38 @@ def billing_mode_param(params: dict[str, Any], name: str = "billing_mode") -> st
 
 def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int) -> dict[str, Any]:
     before = copy.deepcopy(sub)
+    payment_behavior = params.get("payment_behavior") or "allow_incomplete"
+    if payment_behavior not in PAYMENT_BEHAVIORS:
+        raise StripeError(
+            400, f"Invalid payment_behavior: {payment_behavior}", param="payment_behavior"
+        )
+    pending_invoice = apply_changes(emu, sub, params, now)
+    emu.save(sub)
+    previous = _previous(before, sub)
+    if previous:
+        emu.emit("customer.subscription.updated", sub, previous)
+    if pending_invoice is not None:
+        invoice, paid = _collect(emu, sub, pending_invoice, now)
+        if not paid and payment_behavior == "error_if_incomplete":
+            # Stripe refuses the whole update: the request's transaction rolls back, so the
+            # subscription, the invoice and their events are as if it was never made.
+            raise _card_error(emu, invoice)
+    if params.get("trial_end") == "now":
+        process_subscription(emu, sub["id"], now)
+        renewed = emu.load(sub["id"], "subscription")
+        if payment_behavior == "error_if_incomplete" and renewed["status"] == "past_due":
+            # The first paid period's invoice is part of this update: unpaid, Stripe refuses
+            # the update as a whole.
+            raise _card_error(emu, emu.load(renewed["latest_invoice"], "invoice"))
+        return renewed
+    return emu.load(sub["id"], "subscription")
+
+
+def apply_changes(
+    emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int
+) -> tuple[list[dict[str, Any]], str] | None:
+    """Apply an update's parameters to `sub` (in memory: nothing saved or emitted); return the
+    lines to invoice at once, if any. An invoice preview runs this on a copy."""
     if sub["status"] in {"canceled", "incomplete_expired"}:
         allowed = {"metadata", "cancellation_details", "expand"}
         if set(params) - allowed:
@@ -208,37 +240,27 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
             canceled_at=now if cancel else None,
         )
         sub["cancellation_details"]["reason"] = "cancellation_requested" if cancel else None
-    payment_behavior = params.get("payment_behavior") or "allow_incomplete"
-    if payment_behavior not in PAYMENT_BEHAVIORS:
-        raise StripeError(
-            400, f"Invalid payment_behavior: {payment_behavior}", param="payment_behavior"
-        )
     pending_invoice = None
-    if params.get("items"):
+    if params.get("items") or anchor_now(params):
         pending_invoice = _change_items(emu, sub, params, now)
     if params.get("trial_end") == "now" and sub["status"] == "trialing":
         sub["trial_end"] = now
         for item in sub["items"]["data"]:
             item["current_period_end"] = now
-    emu.save(sub)
-    previous = _previous(before, sub)
-    if previous:
-        emu.emit("customer.subscription.updated", sub, previous)
-    if pending_invoice is not None:
-        invoice, paid = _collect(emu, sub, pending_invoice, now)
-        if not paid and payment_behavior == "error_if_incomplete":
-            # Stripe refuses the whole update: the request's transaction rolls back, so the
-            # subscription, the invoice and their events are as if it was never made.
-            raise _card_error(emu, invoice)
-    if params.get("trial_end") == "now":
-        process_subscription(emu, sub["id"], now)
-        renewed = emu.load(sub["id"], "subscription")
-        if payment_behavior == "error_if_incomplete" and renewed["status"] == "past_due":
-            # The first paid period's invoice is part of this update: unpaid, Stripe refuses
-            # the update as a whole.
-            raise _card_error(emu, emu.load(renewed["latest_invoice"], "invoice"))
-        return renewed
-    return emu.load(sub["id"], "subscription")
+    return pending_invoice
+
+
+def anchor_now(params: dict[str, Any]) -> bool:
+    """`billing_cycle_anchor` `now` (a string, or `{type: now}` as the current API sends it)."""
+    raw = params.get("billing_cycle_anchor")
+    value = raw.get("type") if isinstance(raw, dict) else raw
+    if value not in (None, "", "now", "unchanged"):
+        raise StripeError(
+            400,
+            "Invalid billing_cycle_anchor: must be one of now or unchanged",
+            param="billing_cycle_anchor",
+        )
+    return value == "now"
 
 
 def _previous(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -259,10 +281,12 @@ def _change_items(
         raise StripeError(
             400, f"Invalid proration_behavior: {behavior}", param="proration_behavior"
         )
-    raw_items = params["items"]
+    raw_items = params.get("items") or []
     if not isinstance(raw_items, list):
         raise StripeError(400, "Invalid array", param="items")
     start, end = period_of(sub)
+    # Prorations as of `proration_date` when given (to match a preview), else now.
+    prorate_at = int_param(params, "proration_date", now) or now
     old_items = copy.deepcopy(sub["items"]["data"])
     by_id = {item["id"]: item for item in sub["items"]["data"]}
     # Metered prices leaving the subscription now (item deleted or given another price).
@@ -316,19 +340,20 @@ def _change_items(
             for line in usage_lines(emu, sub, (start, now), ended)
             if line["quantity"]  # no invoice item for a meter that counted nothing
         ]
-    if old_interval != new_interval:
-        # Changing the billing interval restarts the cycle now and bills right away (as Stripe).
+    if old_interval != new_interval or anchor_now(params):
+        # Changing the billing interval (or `billing_cycle_anchor=now`) restarts the cycle now
+        # and bills right away (as Stripe).
         new_end = add_interval(now, *new_interval)
         for item in sub["items"]["data"]:
             item["current_period_start"], item["current_period_end"] = now, new_end
         sub["billing_cycle_anchor"] = now
         lines = licensed_lines(emu, sub, (now, new_end))
         if behavior != "none":
-            lines += unused_credit(sub, old_items, (now, end), start)
+            lines += unused_credit(sub, old_items, (prorate_at, end), start)
         return lines + usage, "subscription_update"
     if behavior == "none":
         return None
-    lines = proration_lines(sub, old_items, (now, end), start) + usage
+    lines = proration_lines(sub, old_items, (prorate_at, end), start) + usage
     if not lines:
         return None
     if behavior == "always_invoice":
@@ -419,10 +444,9 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
         cancel(emu, sub, at)
         return
     start, end = period_of(sub)
-    interval, count = _interval(sub["items"]["data"][0]["price"])
-    new_end = add_interval(end, interval, count)
-    usage = usage_lines(emu, sub, (start, end))
-    pending = sub.pop("_pending_lines", [])
+    new_end = next_period_end(sub)
+    lines = renewal_lines(emu, sub)
+    sub.pop("_pending_lines", None)
 
     def advance(s: dict[str, Any]) -> None:
         for item in s["items"]["data"]:
@@ -430,7 +454,6 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
 
     emu.update(sub, advance, "customer.subscription.updated")
     customer = emu.load(sub["customer"], "customer")
-    lines = pending + licensed_lines(emu, sub, (end, new_end)) + usage
     invoice, paid = invoices.issue(
         emu,
         customer,
@@ -448,3 +471,16 @@ def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
         lambda s: s.update(latest_invoice=invoice["id"], status=status),
         "customer.subscription.updated",
     )
+
+
+def next_period_end(sub: dict[str, Any]) -> int:
+    return add_interval(period_of(sub)[1], *_interval(sub["items"]["data"][0]["price"]))
+
+
+def renewal_lines(emu: Emulator, sub: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the invoice at the end of the current period bills: pending prorations, the next
+    period of the licensed items and the period's metered usage."""
+    start, end = period_of(sub)
+    pending = list(sub.get("_pending_lines") or [])
+    next_period = (end, next_period_end(sub))
+    return pending + licensed_lines(emu, sub, next_period) + usage_lines(emu, sub, (start, end))
