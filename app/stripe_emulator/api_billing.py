@@ -245,7 +245,7 @@ def list_customer_payment_methods(emu: Emulator, req: ApiRequest) -> dict[str, A
     items = [
         pm
         for pm in emu.store.all("payment_method", customer["id"])
-        if pm.get("customer") == customer["id"]
+        if pm.get("customer") == customer["id"] and req.params.get("type") in (None, "", pm["type"])
     ]
     return paginate(items, req.params, f"/v1/customers/{customer['id']}/payment_methods")
 

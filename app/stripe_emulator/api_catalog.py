@@ -18,6 +18,7 @@ from app.stripe_emulator.errors import StripeError, invalid
 from app.stripe_emulator.routing import ApiRequest, route
 
 _CUSTOMER_FIELDS = ("email", "name", "description", "phone")
+MAX_LOOKUP_KEYS = 10  # "You can specify up to 10 lookup_keys" (API reference, list prices)
 
 
 def _str_or_none(value: Any) -> Any:
@@ -224,7 +225,9 @@ def _new_price(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
             )
         usage_type = r.get("usage_type") or "licensed"
         meter_id = r.get("meter") or None
-        if usage_type == "metered" and meter_id:
+        if usage_type == "metered":
+            # Since 2025-03-31.basil a metered price bills a billing meter's usage; the
+            # legacy usage records are gone, so Stripe requires the meter.
             emu.load(meter_id, "billing.meter", "recurring[meter]")
         recurring = objects.recurring(
             interval, int(r.get("interval_count") or 1), usage_type, meter_id
@@ -310,5 +313,11 @@ def list_prices(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
         items = [o for o in items if o["currency"] == p["currency"]]
     if "lookup_keys" in p:
         keys = p["lookup_keys"] if isinstance(p["lookup_keys"], list) else [p["lookup_keys"]]
+        if len(keys) > MAX_LOOKUP_KEYS:
+            raise StripeError(
+                400,
+                f"You can only pass up to {MAX_LOOKUP_KEYS} lookup_keys.",
+                param="lookup_keys",
+            )
         items = [o for o in items if o.get("lookup_key") in keys]
     return paginate([render(o) for o in items], p, "/v1/prices")

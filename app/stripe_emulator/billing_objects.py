@@ -326,7 +326,7 @@ def checkout_session(now: int, session_id: str, **fields: Any) -> dict[str, Any]
         "subscription": None,
         "success_url": None,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": None,
         **fields,
     }

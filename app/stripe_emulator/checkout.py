@@ -22,6 +22,12 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
             code="parameter_invalid",
             param="mode",
         )
+    if (p.get("ui_mode") or "hosted_page") != "hosted_page":
+        raise StripeError(
+            400,
+            f"The emulator serves only ui_mode=hosted_page (Stripe's default), not {p['ui_mode']}.",
+            param="ui_mode",
+        )
     if p.get("customer") and p.get("customer_email"):
         raise StripeError(
             400,

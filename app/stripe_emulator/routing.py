@@ -29,6 +29,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    template: str = ""
 
 
 ROUTES: list[Route] = []
@@ -38,17 +39,17 @@ def route(method: str, template: str) -> Callable[[Handler], Handler]:
     regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, re.compile(regex), handler))
+        ROUTES.append(Route(method, re.compile(regex), handler, template))
         return handler
 
     return register
 
 
-def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     for candidate in ROUTES:
         if candidate.method != method:
             continue
         match = candidate.pattern.match(path)
         if match:
-            return candidate.handler, match.groupdict()
+            return candidate, match.groupdict()
     return None

@@ -25,14 +25,16 @@ from app.stripe_emulator import (  # noqa: F401
     api_platform,
     pages,
     scheduler,
+    strict_params,
     webhooks,
 )
 from app.stripe_emulator.core import Emulator, current_request, render
 from app.stripe_emulator.errors import StripeError, unrecognized
 from app.stripe_emulator.forms import decode, decode_pairs
 from app.stripe_emulator.options import API_VERSION, EmulatorOptions
+from app.stripe_emulator.param_table import ALLOWED
 from app.stripe_emulator.rendering import STYLESHEET, STYLESHEET_PATH
-from app.stripe_emulator.routing import ApiRequest, resolve
+from app.stripe_emulator.routing import ApiRequest, Route, resolve
 from app.stripe_emulator.store import new_id
 from app.web.security_headers import page_headers
 
@@ -159,7 +161,7 @@ class EmulatorApp:
         found = resolve(method, path)
         if found is None:
             return Response.json(404, unrecognized(method, path).body(), base_headers)
-        handler, args = found
+        found_route, args = found
         params = decode_pairs(parse_qsl(query, keep_blank_values=True))
         if method != "GET" and body:
             params.update(decode(body))
@@ -186,7 +188,7 @@ class EmulatorApp:
                 )
         token = current_request.set((request_id, key))
         try:
-            status, data = self._run(handler, ApiRequest(method, path, params, args))
+            status, data = self._run(found_route, ApiRequest(method, path, params, args))
         finally:
             current_request.reset(token)
         text = json.dumps(data, indent=2)
@@ -197,10 +199,13 @@ class EmulatorApp:
             base_headers["idempotency-key"] = key
         return Response(status, text, headers=base_headers)
 
-    def _run(self, handler: Any, req: ApiRequest) -> tuple[int, dict[str, Any]]:
+    def _run(self, route: Route, req: ApiRequest) -> tuple[int, dict[str, Any]]:
         try:
+            spec = ALLOWED.get((route.method, route.template))
+            if spec is not None:
+                strict_params.check(spec, req.params)
             with self.emu.store.transaction():
-                result = handler(self.emu, req)
+                result = route.handler(self.emu, req)
                 expand = req.params.get("expand") or []
                 if isinstance(expand, str):
                     expand = [expand]

@@ -1,0 +1,268 @@
+"""The parameters each endpoint takes: the emulator answers any other with Stripe's
+`parameter_unknown` (and an enum value not listed with Stripe's "Invalid X" error).
+
+One entry per route (`(method, path template)` as in `@route`), listing what its handler
+reads, by Stripe's names and the pinned API version's enum values (the test
+`test_param_table.py` checks every name and value against the SDK's params TypedDicts).
+A parameter Stripe knows but the emulator does not implement is left out on purpose: it is
+refused loudly instead of ignored. To add an endpoint or a parameter, add it here beside its
+handler's change. A route without an entry is not checked (the test lists such routes).
+"""
+
+from __future__ import annotations
+
+from app.stripe_emulator.strict_params import ANY, LIST, MAP, Enum, Range, Spec, fields
+
+INTERVAL = Enum("day", "month", "week", "year")
+PAYMENT_BEHAVIOR = Enum(
+    "allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"
+)
+TAX_BEHAVIOR = Enum("exclusive", "inclusive", "unspecified")
+BILLING_MODE = fields(type=Enum("classic", "flexible"))
+ADDRESS = fields("city", "country", "line1", "line2", "postal_code", "state")
+
+PRICE_CREATE = fields(
+    "active",
+    "currency",
+    "lookup_key",
+    "nickname",
+    "product",
+    "transfer_lookup_key",
+    "unit_amount",
+    "unit_amount_decimal",
+    metadata=MAP,
+    product_data=fields("name", metadata=MAP),
+    recurring=fields(
+        "interval_count", "meter", interval=INTERVAL, usage_type=Enum("licensed", "metered")
+    ),
+    tax_behavior=TAX_BEHAVIOR,
+)
+# `price_data` inline (Checkout line items) and a product's `default_price_data`.
+PRICE_DATA = fields(
+    "currency",
+    "product",
+    "unit_amount",
+    "unit_amount_decimal",
+    product_data=fields("name", "description", metadata=MAP),
+    recurring=fields("interval_count", interval=INTERVAL),
+    tax_behavior=TAX_BEHAVIOR,
+)
+DEFAULT_PRICE_DATA = fields(
+    "currency",
+    "unit_amount",
+    "unit_amount_decimal",
+    metadata=MAP,
+    recurring=fields("interval_count", interval=INTERVAL),
+    tax_behavior=TAX_BEHAVIOR,
+)
+CUSTOMER_FIELDS = fields(
+    "email",
+    "name",
+    "description",
+    "phone",
+    metadata=MAP,
+    address=ADDRESS,
+    invoice_settings=fields("default_payment_method"),
+)
+CHECKOUT_CREATE = fields(
+    "cancel_url",
+    "client_reference_id",
+    "currency",
+    "customer",
+    "customer_email",
+    "success_url",
+    customer_creation=Enum("always", "if_required"),
+    invoice_creation=fields("enabled", invoice_data=fields("description", metadata=MAP)),
+    line_items=[fields("price", "quantity", price_data=PRICE_DATA)],
+    metadata=MAP,
+    mode=Enum("payment", "setup", "subscription"),
+    payment_intent_data=fields(
+        "description", metadata=MAP, setup_future_usage=Enum("off_session", "on_session")
+    ),
+    setup_intent_data=fields("description", metadata=MAP),
+    subscription_data=fields(
+        "description", "trial_period_days", billing_mode=BILLING_MODE, metadata=MAP
+    ),
+    ui_mode=Enum("elements", "embedded_page", "form", "hosted_page"),
+)
+SUBSCRIPTION_CREATE = fields(
+    "cancel_at_period_end",
+    "customer",
+    "default_payment_method",
+    "description",
+    "trial_end",
+    "trial_period_days",
+    billing_mode=BILLING_MODE,
+    items=[fields("price", "quantity", metadata=MAP)],
+    metadata=MAP,
+    payment_behavior=PAYMENT_BEHAVIOR,
+)
+PRORATION_BEHAVIOR = Enum("always_invoice", "create_prorations", "none")
+BILLING_CYCLE_ANCHOR = fields(type=Enum("now", "unchanged"))
+SUBSCRIPTION_UPDATE = fields(
+    "cancel_at_period_end",
+    "default_payment_method",
+    "description",
+    "trial_end",
+    cancellation_details=fields("comment", "feedback"),
+    items=[fields("id", "price", "quantity", "deleted", metadata=MAP)],
+    metadata=MAP,
+    payment_behavior=PAYMENT_BEHAVIOR,
+    proration_behavior=PRORATION_BEHAVIOR,
+    proration_date=ANY,
+    billing_cycle_anchor=BILLING_CYCLE_ANCHOR,
+)
+# `subscription_details` of an invoice preview: the update it previews.
+PREVIEW_SUBSCRIPTION = fields(
+    "cancel_at_period_end",
+    "proration_date",
+    "trial_end",
+    billing_cycle_anchor=BILLING_CYCLE_ANCHOR,
+    items=[fields("id", "price", "quantity", "deleted", metadata=MAP)],
+    metadata=MAP,
+    proration_behavior=PRORATION_BEHAVIOR,
+)
+SUBSCRIPTION_STATUS = Enum(
+    "active",
+    "all",
+    "canceled",
+    "ended",
+    "incomplete",
+    "incomplete_expired",
+    "past_due",
+    "paused",
+    "trialing",
+    "unpaid",
+)
+INVOICE_STATUS = Enum("draft", "open", "paid", "uncollectible", "void")
+METER_CREATE = fields(
+    "display_name",
+    "event_name",
+    customer_mapping=fields("event_payload_key", type=Enum("by_id")),
+    default_aggregation=fields(formula=Enum("count", "last", "sum")),
+    value_settings=fields("event_payload_key"),
+)
+
+NONE: dict[str, Spec] = {}
+
+ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
+    # Customers
+    ("POST", "/v1/customers"): fields("test_clock", "payment_method", **CUSTOMER_FIELDS),
+    ("GET", "/v1/customers/{id}"): NONE,
+    ("POST", "/v1/customers/{id}"): CUSTOMER_FIELDS,
+    ("DELETE", "/v1/customers/{id}"): NONE,
+    ("GET", "/v1/customers"): fields("email", "test_clock", **LIST),
+    ("GET", "/v1/customers/{id}/payment_methods"): fields("type", **LIST),
+    ("GET", "/v1/customers/{id}/payment_methods/{pm}"): NONE,
+    ("POST", "/v1/customers/{id}/balance_transactions"): fields(
+        "amount", "currency", "description", metadata=MAP
+    ),
+    ("GET", "/v1/customers/{id}/balance_transactions"): fields("invoice", **LIST),
+    ("GET", "/v1/customers/{id}/balance_transactions/{txn}"): NONE,
+    ("POST", "/v1/customers/{id}/balance_transactions/{txn}"): fields("description", metadata=MAP),
+    # Products and prices
+    ("POST", "/v1/products"): fields(
+        "id",
+        "name",
+        "description",
+        "unit_label",
+        "statement_descriptor",
+        "tax_code",
+        "url",
+        "active",
+        metadata=MAP,
+        default_price_data=DEFAULT_PRICE_DATA,
+    ),
+    ("GET", "/v1/products/{id}"): NONE,
+    ("POST", "/v1/products/{id}"): fields(
+        "name",
+        "description",
+        "unit_label",
+        "statement_descriptor",
+        "url",
+        "active",
+        "default_price",
+        metadata=MAP,
+    ),
+    ("GET", "/v1/products"): fields("active", ids=[ANY], **LIST),
+    ("POST", "/v1/prices"): PRICE_CREATE,
+    ("GET", "/v1/prices/{id}"): NONE,
+    ("POST", "/v1/prices/{id}"): fields(
+        "active", "lookup_key", "nickname", "transfer_lookup_key", metadata=MAP
+    ),
+    ("GET", "/v1/prices"): fields(
+        "active",
+        "currency",
+        "product",
+        lookup_keys=[ANY],
+        type=Enum("one_time", "recurring"),
+        **LIST,
+    ),
+    # Subscriptions
+    ("POST", "/v1/subscriptions"): SUBSCRIPTION_CREATE,
+    ("GET", "/v1/subscriptions/{id}"): NONE,
+    ("POST", "/v1/subscriptions/{id}"): SUBSCRIPTION_UPDATE,
+    ("DELETE", "/v1/subscriptions/{id}"): NONE,
+    ("GET", "/v1/subscriptions"): fields(
+        "customer", "price", "test_clock", status=SUBSCRIPTION_STATUS, **LIST
+    ),
+    ("GET", "/v1/subscription_items"): fields("subscription", **LIST),
+    ("GET", "/v1/subscription_items/{id}"): NONE,
+    # Invoices
+    ("POST", "/v1/invoices/create_preview"): fields(
+        "customer", "subscription", subscription_details=PREVIEW_SUBSCRIPTION
+    ),
+    ("GET", "/v1/invoices"): fields("customer", "subscription", status=INVOICE_STATUS, **LIST),
+    ("GET", "/v1/invoices/{id}"): NONE,
+    ("GET", "/v1/invoices/{id}/lines"): LIST,
+    ("POST", "/v1/invoices/{id}/pay"): fields("payment_method"),
+    # Payment methods and intents
+    ("POST", "/v1/payment_methods"): fields(
+        "type", card=fields("number", "exp_month", "exp_year", "cvc", "token")
+    ),
+    ("GET", "/v1/payment_methods/{id}"): NONE,
+    ("POST", "/v1/payment_methods/{id}"): fields(
+        metadata=MAP, card=fields("exp_month", "exp_year")
+    ),
+    ("POST", "/v1/payment_methods/{id}/attach"): fields("customer"),
+    ("POST", "/v1/payment_methods/{id}/detach"): NONE,
+    ("GET", "/v1/payment_methods"): fields("customer", "type", **LIST),
+    ("GET", "/v1/payment_intents/{id}"): NONE,
+    ("GET", "/v1/payment_intents"): fields("customer", **LIST),
+    ("GET", "/v1/setup_intents/{id}"): NONE,
+    ("GET", "/v1/setup_intents"): fields("customer", **LIST),
+    # Checkout and the billing portal
+    ("POST", "/v1/checkout/sessions"): CHECKOUT_CREATE,
+    ("GET", "/v1/checkout/sessions/{id}"): NONE,
+    ("GET", "/v1/checkout/sessions/{id}/line_items"): LIST,
+    ("POST", "/v1/checkout/sessions/{id}/expire"): NONE,
+    ("GET", "/v1/checkout/sessions"): fields(
+        "customer",
+        "payment_intent",
+        "subscription",
+        status=Enum("complete", "expired", "open"),
+        **LIST,
+    ),
+    ("POST", "/v1/billing_portal/sessions"): fields("customer", "return_url"),
+    # Events
+    ("GET", "/v1/events"): fields(
+        "type", types=[ANY], created=Range("gt", "gte", "lt", "lte"), **LIST
+    ),
+    ("GET", "/v1/events/{id}"): NONE,
+    # Billing meters
+    ("POST", "/v1/billing/meters"): METER_CREATE,
+    ("GET", "/v1/billing/meters"): fields(status=Enum("active", "inactive"), **LIST),
+    ("GET", "/v1/billing/meters/{id}"): NONE,
+    ("GET", "/v1/billing/meters/{id}/event_summaries"): fields(
+        "customer", "start_time", "end_time", **LIST
+    ),
+    ("POST", "/v1/billing/meter_events"): fields(
+        "event_name", "identifier", "timestamp", payload=MAP
+    ),
+    # Test clocks
+    ("POST", "/v1/test_helpers/test_clocks"): fields("frozen_time", "name"),
+    ("GET", "/v1/test_helpers/test_clocks/{id}"): NONE,
+    ("GET", "/v1/test_helpers/test_clocks"): LIST,
+    ("DELETE", "/v1/test_helpers/test_clocks/{id}"): NONE,
+    ("POST", "/v1/test_helpers/test_clocks/{id}/advance"): fields("frozen_time"),
+}
