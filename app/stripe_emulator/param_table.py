@@ -210,8 +210,28 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/subscription_items/{id}"): NONE,
     # Invoices
     ("POST", "/v1/invoices/create_preview"): fields(
-        "customer", "subscription", subscription_details=PREVIEW_SUBSCRIPTION
+        "customer", "schedule", "subscription", subscription_details=PREVIEW_SUBSCRIPTION
     ),
+    # Subscription schedules
+    ("POST", "/v1/subscription_schedules"): fields("from_subscription", metadata=MAP),
+    ("GET", "/v1/subscription_schedules/{id}"): NONE,
+    ("POST", "/v1/subscription_schedules/{id}"): fields(
+        end_behavior=Enum("cancel", "none", "release", "renew"),
+        metadata=MAP,
+        phases=[
+            fields(
+                "start_date",
+                "end_date",
+                duration=fields("interval_count", interval=INTERVAL),
+                items=[fields("price", "quantity")],
+                proration_behavior=PRORATION_BEHAVIOR,
+            )
+        ],
+        proration_behavior=PRORATION_BEHAVIOR,
+    ),
+    ("POST", "/v1/subscription_schedules/{id}/release"): NONE,
+    ("POST", "/v1/subscription_schedules/{id}/cancel"): NONE,
+    ("GET", "/v1/subscription_schedules"): fields("customer", **LIST),
     ("GET", "/v1/invoices"): fields("customer", "subscription", status=INVOICE_STATUS, **LIST),
     ("GET", "/v1/invoices/{id}"): NONE,
     ("GET", "/v1/invoices/{id}/lines"): LIST,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from app.stripe_emulator import balances, billing_objects, invoices, subscriptions
+from app.stripe_emulator import balances, billing_objects, invoices, schedules, subscriptions
 from app.stripe_emulator.core import Emulator, int_param
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.store import new_id
@@ -35,6 +35,8 @@ def create_preview(emu: Emulator, params: dict[str, Any]) -> dict[str, Any]:
     customer = emu.load(sub["customer"], "customer")
     now = emu.now_for(sub)
     draft = copy.deepcopy(sub)
+    if params.get("schedule"):
+        _apply_schedule(emu, draft, params["schedule"])
     changes = {name: details[name] for name in UPDATE_PARAMS if name in details}
     pending = subscriptions.apply_changes(emu, draft, changes, now)
     if pending is not None:
@@ -54,6 +56,11 @@ def create_preview(emu: Emulator, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _subscription(emu: Emulator, params: dict[str, Any]) -> dict[str, Any] | None:
+    if params.get("schedule"):
+        schedule = emu.load(params["schedule"], "subscription_schedule", "schedule")
+        if not schedule.get("subscription"):
+            raise _none(schedule["customer"])
+        return emu.load(schedule["subscription"], "subscription", "schedule")
     if params.get("subscription"):
         sub = emu.load(params["subscription"], "subscription", "subscription")
         if params.get("customer") and params["customer"] != sub["customer"]:
@@ -107,6 +114,15 @@ def _new_subscription(
     for line in invoice["lines"]["data"]:
         line["parent"]["subscription_item_details"]["subscription"] = None
     return invoice
+
+
+def _apply_schedule(emu: Emulator, draft: dict[str, Any], schedule_id: str) -> None:
+    """A schedule's preview bills the phase that will be running when the period renews."""
+    schedule = emu.load(schedule_id, "subscription_schedule", "schedule")
+    end = subscriptions.period_of(draft)[1]
+    phase = schedules.phase_at(schedule, end)
+    if phase is not None:
+        draft["items"]["data"] = schedules.phase_items(emu, draft, phase)
 
 
 def _preview(

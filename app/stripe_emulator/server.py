@@ -23,6 +23,7 @@ from app.stripe_emulator import (  # noqa: F401
     api_billing,
     api_catalog,
     api_platform,
+    api_schedules,
     pages,
     scheduler,
     strict_params,

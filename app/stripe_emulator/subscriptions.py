@@ -397,6 +397,10 @@ def cancel(emu: Emulator, sub: dict[str, Any], now: int) -> dict[str, Any]:
     )
     emu.save(sub)
     emu.emit("customer.subscription.deleted", sub)
+    if sub.get("schedule"):
+        from app.stripe_emulator import schedules
+
+        schedules.subscription_ended(emu, sub["schedule"], now)
     return sub
 
 
@@ -410,6 +414,8 @@ def process_due(emu: Emulator, clock_id: str | None, now: int) -> None:
 
 
 def process_subscription(emu: Emulator, sub_id: str, now: int) -> None:
+    from app.stripe_emulator import schedules  # schedules build on this module
+
     sub = emu.load(sub_id, "subscription")
     if sub["status"] == "incomplete":
         if now >= sub["created"] + INCOMPLETE_EXPIRES_AFTER:
@@ -425,6 +431,12 @@ def process_subscription(emu: Emulator, sub_id: str, now: int) -> None:
             return
         _maybe_trial_will_end(emu, sub, now)
         end = period_of(sub)[1]
+        boundary = schedules.next_boundary(emu, sub)
+        if boundary is not None and boundary <= min(end, now):
+            # A schedule's phase ends first (or with the period: the renewal bills the next
+            # phase's items).
+            schedules.cross_boundary(emu, sub, boundary)
+            continue
         if end > now:
             return
         _renew(emu, sub, end)
