@@ -33,6 +33,10 @@ KIND_BY_PREFIX = {
     "mtr": "billing.meter",
     "clock": "test_helpers.test_clock",
     "bps": "billing_portal.session",
+    "ch": "charge",
+    "re": "refund",
+    "dp": "dispute",
+    "cn": "credit_note",
 }
 
 
@@ -182,6 +186,19 @@ class Emulator:
             if previous:
                 self.emit(event, obj, previous)
         return obj
+
+
+def list_of(
+    emu: Emulator, kind: str, params: dict[str, Any], url: str, *filters: str
+) -> dict[str, Any]:
+    """A list endpoint: objects of `kind`, newest first, kept when each filter parameter
+    given equals the object's field of that name; paginated."""
+    items = [
+        obj
+        for obj in emu.store.all(kind)
+        if all(not params.get(name) or obj.get(name) == params[name] for name in filters)
+    ]
+    return paginate(items, params, url)
 
 
 def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str) -> dict[str, Any]:

@@ -251,6 +251,20 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/payment_intents"): fields("customer", **LIST),
     ("GET", "/v1/setup_intents/{id}"): NONE,
     ("GET", "/v1/setup_intents"): fields("customer", **LIST),
+    # Charges, refunds, disputes
+    ("GET", "/v1/charges/{id}"): NONE,
+    ("GET", "/v1/charges"): fields("customer", "payment_intent", **LIST),
+    ("POST", "/v1/refunds"): fields(
+        "amount",
+        "charge",
+        "payment_intent",
+        metadata=MAP,
+        reason=Enum("duplicate", "fraudulent", "requested_by_customer"),
+    ),
+    ("GET", "/v1/refunds/{id}"): NONE,
+    ("GET", "/v1/refunds"): fields("charge", "payment_intent", **LIST),
+    ("GET", "/v1/disputes/{id}"): NONE,
+    ("GET", "/v1/disputes"): fields("charge", "payment_intent", **LIST),
     # Checkout and the billing portal
     ("POST", "/v1/checkout/sessions"): CHECKOUT_CREATE,
     ("GET", "/v1/checkout/sessions/{id}"): NONE,

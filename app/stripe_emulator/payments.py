@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from app.stripe_emulator import cards, objects
+from app.stripe_emulator import cards, charges, objects
 from app.stripe_emulator.cards import Decline
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.errors import StripeError, no_such
-from app.stripe_emulator.store import new_id
 
 
 def create_card(
@@ -110,12 +109,10 @@ def charge(
     )
     pm = emu.store.get(pm_id) if pm_id else None
     decline = cards.charge_decline(pm["_number"]) if pm else _NO_PAYMENT_METHOD
+    if pm is not None:
+        pi["latest_charge"] = charges.record(emu, pi, pm, now, decline)["id"]
     if decline is None:
-        pi.update(
-            status="succeeded",
-            amount_received=amount,
-            latest_charge=new_id("ch"),
-        )
+        pi.update(status="succeeded", amount_received=amount)
         emu.save(pi)
         emu.emit("payment_intent.succeeded", pi)
     else:

@@ -33,20 +33,32 @@ class Route:
 
 
 ROUTES: list[Route] = []
+# The emulator's own helpers under /_emulator/ (no API key, not Stripe's API).
+HELPERS: list[Route] = []
 
 
-def route(method: str, template: str) -> Callable[[Handler], Handler]:
+def _register(table: list[Route], method: str, template: str) -> Callable[[Handler], Handler]:
     regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, re.compile(regex), handler, template))
+        table.append(Route(method, re.compile(regex), handler, template))
         return handler
 
     return register
 
 
-def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for candidate in ROUTES:
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    return _register(ROUTES, method, template)
+
+
+def helper(method: str, template: str) -> Callable[[Handler], Handler]:
+    return _register(HELPERS, method, template)
+
+
+def resolve(
+    method: str, path: str, table: list[Route] | None = None
+) -> tuple[Route, dict[str, str]] | None:
+    for candidate in ROUTES if table is None else table:
         if candidate.method != method:
             continue
         match = candidate.pattern.match(path)

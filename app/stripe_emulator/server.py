@@ -24,7 +24,10 @@ from app.stripe_emulator import (  # noqa: F401
     api_catalog,
     api_platform,
     api_schedules,
+    charges,
+    disputes,
     pages,
+    refunds,
     scheduler,
     strict_params,
     webhooks,
@@ -35,7 +38,7 @@ from app.stripe_emulator.forms import decode, decode_pairs
 from app.stripe_emulator.options import API_VERSION, EmulatorOptions
 from app.stripe_emulator.param_table import ALLOWED
 from app.stripe_emulator.rendering import STYLESHEET, STYLESHEET_PATH
-from app.stripe_emulator.routing import ApiRequest, Route, resolve
+from app.stripe_emulator.routing import HELPERS, ApiRequest, Route, resolve
 from app.stripe_emulator.store import new_id
 from app.web.security_headers import page_headers
 
@@ -232,7 +235,13 @@ class EmulatorApp:
             return Response.json(200, {"now": self.emu.global_now()})
         if path == "/_emulator/webhook_deliveries":
             return Response.json(200, {"data": self.emu.store.deliveries()})
-        raise unrecognized(method, path)
+        found = resolve(method, path, HELPERS)
+        if found is None:
+            raise unrecognized(method, path)
+        helper, args = found
+        with self.emu.store.transaction():
+            result = helper.handler(self.emu, ApiRequest(method, path, params, args))
+        return Response.json(200, render(result))
 
     def page(self, method: str, path: str, body: bytes) -> Response:
         """A hosted page (or its stylesheet), with the portal's security headers."""

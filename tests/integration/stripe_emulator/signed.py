@@ -1,0 +1,35 @@
+"""Waiting for an event at the webhook receiver and checking it arrived signed as Stripe signs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import stripe
+
+from tests.integration.stripe_emulator.conftest import WEBHOOK_SECRET, Receiver
+from tests.support import wait_until
+
+
+def signed_event(
+    receiver: Receiver,
+    type_: str,
+    match: Callable[[dict[str, Any]], bool] = lambda obj: True,
+) -> dict[str, Any]:
+    """The first delivered `type_` event whose object matches, after checking its
+    `Stripe-Signature` with the SDK (`stripe.Webhook.construct_event`)."""
+
+    def found() -> tuple[bytes, str] | None:
+        with receiver.lock:
+            deliveries = list(receiver.deliveries)
+        for delivery in deliveries:
+            event = delivery.event
+            if event.get("type") == type_ and match(event["data"]["object"]):
+                return delivery.body, delivery.signature
+        return None
+
+    body, signature = wait_until(found, 10, f"webhook {type_}")
+    event = stripe.Webhook.construct_event(body.decode(), signature, WEBHOOK_SECRET)
+    assert event.type == type_ and event.object == "event"
+    assert event.api_version == stripe.api_version
+    return dict(event.to_dict())
