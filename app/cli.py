@@ -9,11 +9,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.composition import Services
 
 T = TypeVar("T")
 
@@ -42,19 +45,18 @@ async def _check_ready(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _with_session(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
-    from app.catalog.loader import load_catalog
-    from app.db.engine import create_engine, create_session_factory
+async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run `work` with the services the app uses, on one session (app.composition)."""
+    from app.composition import Parts
     from app.db.migrations import ensure_migrated
 
-    catalog = load_catalog(settings.catalog_path)
-    engine = create_engine(settings.database_url)
+    parts = Parts.build(settings)
     try:
-        await ensure_migrated(engine)
-        async with create_session_factory(engine)() as session:
-            return await work(session, catalog)
+        await ensure_migrated(parts.engine)
+        async with parts.unit_of_work() as services:
+            return await work(services)
     finally:
-        await engine.dispose()
+        await parts.close()
 
 
 @click.group()
@@ -77,14 +79,13 @@ def migrate() -> None:
 @click.option("--password", default=None, help="Generated and printed when omitted.")
 def create_admin(email: str, password: str | None) -> None:
     """Create an admin login, or promote an existing user to admin."""
-    from app.accounts.service import AccountService
     from app.lib.errors import DomainError
 
-    async def work(session: Any, catalog: Any) -> tuple[Any, str | None]:
-        return await AccountService(session, catalog).ensure_admin(email, password)
+    async def work(services: Services) -> tuple[Any, str | None]:
+        return await services.accounts.ensure_admin(email, password)
 
     try:
-        user, generated = _run(lambda s: _with_session(s, work))
+        user, generated = _run(lambda s: _with_services(s, work))
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Admin {user.email} is ready.")
@@ -97,10 +98,10 @@ def seed_demo() -> None:
     """Create the demo users and admin once; prints their logins."""
     from app.demo import seed
 
-    async def work(session: Any, catalog: Any) -> list[tuple[str, str, str]]:
-        return await seed(session, catalog)
+    async def work(services: Services) -> list[tuple[str, str, str]]:
+        return await seed(services.session, services.parts.catalog)
 
-    logins = _run(lambda s: _with_session(s, work))
+    logins = _run(lambda s: _with_services(s, work))
     click.echo("Demo logins (email / password):")
     for role, email, password in logins:
         click.echo(f"  {role:<6} {email} / {password}")
@@ -182,15 +183,14 @@ def stripe_emulator() -> None:
 @click.argument("name")
 def create_api_key(name: str) -> None:
     """Create an API key for the SaaS backend; the key is printed once, on the last line."""
-    from app.apikeys.service import ApiKeyService
     from app.lib.errors import DomainError
 
-    async def work(session: Any, catalog: Any) -> str:
-        _key, raw = await ApiKeyService(session).create(name)
+    async def work(services: Services) -> str:
+        _key, raw = await services.api_keys.create(name)
         return raw
 
     try:
-        raw = _run(lambda s: _with_session(s, work))
+        raw = _run(lambda s: _with_services(s, work))
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"API key {name!r} created. It is shown only now; store it safely:")
@@ -225,29 +225,17 @@ def sync_catalog() -> None:
 @click.option("--dry-run", is_flag=True, help="Report drift without repairing it.")
 def reconcile(dry_run: bool) -> None:
     """Compare subscriptions, invoices and cards with Stripe's; repair (or report) drift."""
-    from app.billing.service import BillingService
-    from app.metering.service import MeteringService
-    from app.metering.writer import UsageWriter
-    from app.stripe.gateway import StripeGateway, StripeGatewayError
+    from app.stripe.gateway import StripeGatewayError
 
-    async def work(session: Any, catalog: Any) -> list[str]:
-        settings = Settings.from_env()
-        engine = session.bind
-        writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
-        try:
-            metering = MeteringService(session, catalog, writer, writer.upgrade_url)
-            gateway = StripeGateway.from_settings(settings)
-            billing = BillingService(session, catalog, gateway, settings.public_url, metering)
-            drift: list[str] = []
-            for customer in await billing.stripe_customers():
-                drift += await billing.mirror.reconcile_customer(customer, repair=not dry_run)
-            await session.commit()
-            return drift
-        finally:
-            await writer.close()
+    async def work(services: Services) -> list[str]:
+        drift: list[str] = []
+        for customer in await services.billing.stripe_customers():
+            drift += await services.mirror.reconcile_customer(customer, repair=not dry_run)
+        await services.session.commit()
+        return drift
 
     try:
-        drift = _run(lambda s: _with_session(s, work))
+        drift = _run(lambda s: _with_services(s, work))
     except StripeGatewayError as exc:
         raise click.ClickException(exc.message) from None
     for line in drift:
@@ -261,10 +249,10 @@ def outbox_retry() -> None:
     """Put the Stripe outbox's dead messages (meter events) back to pending for the worker."""
     from app.stripe_sync.outbox import requeue_dead
 
-    async def work(session: Any, catalog: Any) -> int:
-        return await requeue_dead(session)
+    async def work(services: Services) -> int:
+        return await requeue_dead(services.session)
 
-    count = _run(lambda s: _with_session(s, work))
+    count = _run(lambda s: _with_services(s, work))
     click.echo(f"{count} dead message(s) requeued.")
 
 
@@ -272,39 +260,21 @@ def outbox_retry() -> None:
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:
     """Drain the outboxes (Stripe meter events, emails) and retry failed webhook events."""
-    from app.catalog.loader import load_catalog
-    from app.db.engine import create_engine
+    from app.composition import Parts
     from app.db.migrations import ensure_migrated
-    from app.metering.writer import UsageWriter
-    from app.notifications.sender import sender_from_settings
-    from app.notifications.worker import NotificationWorker
-    from app.stripe.gateway import StripeGateway
-    from app.stripe_sync.worker import StripeWorker
 
     async def work(settings: Settings) -> int:
-        catalog = load_catalog(settings.catalog_path)
-        engine = create_engine(settings.database_url)
-        writer = UsageWriter(engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade")
+        parts = Parts.build(settings)
         try:
-            await ensure_migrated(engine)
-            runner = StripeWorker(
-                engine, catalog, StripeGateway.from_settings(settings), writer, settings.public_url
-            )
-            mailer = NotificationWorker(
-                engine,
-                catalog,
-                writer,
-                settings.public_url,
-                sender_from_settings(settings.smtp_url, settings.public_url),
-            )
+            await ensure_migrated(parts.engine)
+            runner, mailer = parts.stripe_worker(), parts.notification_worker()
             if once:
                 return await runner.run_once() + await mailer.run_once()
             click.echo("Stripe and email workers running (Ctrl+C to stop).")
             await asyncio.gather(runner.run_forever(), mailer.run_forever())
             return 0
         finally:
-            await writer.close()
-            await engine.dispose()
+            await parts.close()
 
     done = _run(work)
     if once:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +13,11 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
     SQLAlchemyPlugin,
 )
-from litestar import Litestar, MediaType, Request, Router, get
+from litestar import Litestar, MediaType, Router, get
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.logging.config import StructLoggingConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -34,46 +33,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import build_session_auth
 from app.accounts.controllers import AuthController
-from app.accounts.service import AccountService
 from app.accounts.throttle import LOGIN_WINDOW, LoginThrottle
 from app.admin.controllers import AdminController
-from app.admin.service import AdminService
-from app.apikeys.service import KEY_CACHE, ApiKeyService
+from app.apikeys.service import KEY_CACHE
 from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
 from app.billing.action_controllers import BillingActionsController
 from app.billing.controllers import (
     BillingController,
     PortalApiController,
     PortalController,
-    portal_store,
 )
-from app.billing.portal_links import PortalLinkService
-from app.billing.service import BillingService
-from app.billing.views import BillingPages
-from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
+from app.composition import Parts, web_dependencies
 from app.config import Settings
 from app.customers.controllers import CustomerApiController
-from app.customers.service import CustomerService
 from app.db.changes import API_KEYS, BALANCES, ChangeWatch
-from app.db.engine import create_engine
 from app.db.migrations import ensure_migrated
 from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
-from app.metering.service import MeteringService, UsageApi
-from app.metering.writer import UsageWriter
 from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
-from app.notifications.sender import sender_from_settings
-from app.notifications.service import NotificationService
-from app.notifications.worker import NotificationWorker
-from app.stripe.gateway import StripeGateway
 from app.stripe_sync.controllers import StripeWebhookController
-from app.stripe_sync.repository import StripeEventRepository
-from app.stripe_sync.service import StripeEventService
-from app.stripe_sync.worker import StripeWorker
 from app.web.errors import exception_handlers
-from app.web.responses import PageRequest
+from app.web.fast_paths import PageRequest, tune_collector
 from app.web.security_headers import page_headers
 from app.web.templating import STATIC_DIR, template_config
 
@@ -81,9 +63,6 @@ from app.web.templating import STATIC_DIR, template_config
 @get("/health", opt={"public": True}, media_type=MediaType.JSON, include_in_schema=False)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def _redis_client(settings: Settings) -> Any:
@@ -133,9 +112,9 @@ def create_app(
     """`owns_process`: this app is all its process serves (an ASGI server's worker), so it may
     tune the process, such as the garbage collector."""
     settings = settings or Settings.from_env()
-    catalog = catalog or load_catalog(settings.catalog_path)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url)
+    parts = Parts.build(settings, catalog)
+    engine, writer = parts.engine, parts.writer
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
         session_config=AsyncSessionConfig(expire_on_commit=False),
@@ -147,13 +126,6 @@ def create_app(
     def request_db_session(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
         return alchemy.provide_session(connection.app.state, connection.scope)
 
-    # The writer has its own pool: requests wait on it while holding theirs, so sharing one
-    # pool could starve it.
-    writer_engine = create_engine(settings.database_url)
-    writer = UsageWriter(
-        writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"
-    )
-    stripe_gateway = StripeGateway.from_settings(settings)
     templates = template_config(settings)
     session_auth = build_session_auth(settings, request_db_session)
     redis = _redis_client(settings) if settings.redis_url else None
@@ -169,136 +141,22 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_migrated(engine)
         await changes.start()
-        stripe_worker = None
-        if settings.run_worker:  # else `billing-portal worker` runs it
-            stripe_worker = StripeWorker(
-                engine, catalog, stripe_gateway, writer, settings.public_url
-            )
-            stripe_worker.start()
-        notification_worker = None
-        if settings.run_worker:
-            notification_worker = NotificationWorker(
-                engine,
-                catalog,
-                writer,
-                settings.public_url,
-                sender_from_settings(settings.smtp_url, settings.public_url),
-            )
-            notification_worker.start()
+        # Without RUN_WORKER, `billing-portal worker` runs them.
+        workers = parts.background_workers() if settings.run_worker else []
+        for worker in workers:
+            worker.start()
         if owns_process:
-            # Everything alive now (modules, routes, the catalog, compiled statements) lives as
-            # long as the process: keep the collector from walking it again and again under
-            # load. That walk cost a quarter of the CPU per request and most of the p99 spikes.
-            gc.collect()
-            gc.freeze()
-            # Requests in flight hold thousands of young objects (a batch request, hundreds
-            # per event); at the default 700 most of them survive each young collection only
-            # to be scanned again a generation up. Since requests leave no cyclic garbage
-            # (`PageRequest`; plain `Request` on the API), collecting less often costs little.
-            gc.set_threshold(*GC_THRESHOLDS)
+            tune_collector()
         try:
             yield
         finally:
-            if notification_worker is not None:
-                await notification_worker.stop()
-            if stripe_worker is not None:
-                await stripe_worker.stop()
+            for worker in reversed(workers):
+                await worker.stop()
             await changes.stop()
-            await writer.close()
-            await writer_engine.dispose()
-            await engine.dispose()
-
-    def provide_settings() -> Settings:
-        return settings
-
-    def provide_catalog() -> Catalog:
-        return catalog
+            await parts.close()
 
     def provide_login_throttle() -> LoginThrottle:
         return login_throttle
-
-    def provide_account_service(db_session: NamedDependency[AsyncSession]) -> AccountService:
-        return AccountService(db_session, catalog)
-
-    def provide_customer_service(db_session: NamedDependency[AsyncSession]) -> CustomerService:
-        return CustomerService(db_session, catalog)
-
-    # The API's metering service holds no session: one instance serves every request.
-    usage_api = UsageApi(catalog, writer, writer.upgrade_url)
-
-    def provide_usage_api() -> UsageApi:
-        return usage_api
-
-    def provide_metering_service(db_session: NamedDependency[AsyncSession]) -> MeteringService:
-        return MeteringService(db_session, catalog, writer, writer.upgrade_url)
-
-    def provide_billing_pages(
-        db_session: NamedDependency[AsyncSession],
-        customer_service: NamedDependency[CustomerService],
-        metering_service: NamedDependency[MeteringService],
-    ) -> BillingPages:
-        return BillingPages(
-            db_session, catalog, customer_service, metering_service, demo_mode=settings.demo_mode
-        )
-
-    def provide_stripe_gateway() -> StripeGateway:
-        return stripe_gateway
-
-    def provide_billing_service(db_session: NamedDependency[AsyncSession]) -> BillingService:
-        metering = MeteringService(db_session, catalog, writer, writer.upgrade_url)
-        return BillingService(
-            db_session,
-            catalog,
-            stripe_gateway,
-            settings.public_url,
-            metering,
-            checkout_ledger=StripeEventRepository(db_session),
-        )
-
-    def provide_notification_service(
-        db_session: NamedDependency[AsyncSession],
-    ) -> NotificationService:
-        return NotificationService(db_session, settings.public_url, catalog)
-
-    def provide_stripe_event_service(
-        billing_service: NamedDependency[BillingService],
-        notification_service: NamedDependency[NotificationService],
-    ) -> StripeEventService:
-        return StripeEventService(
-            billing_service.session, stripe_gateway, billing_service.mirror, notification_service
-        )
-
-    def provide_admin_service(
-        db_session: NamedDependency[AsyncSession],
-        customer_service: NamedDependency[CustomerService],
-        metering_service: NamedDependency[MeteringService],
-        billing_pages: NamedDependency[BillingPages],
-        billing_service: NamedDependency[BillingService],
-        stripe_event_service: NamedDependency[StripeEventService],
-    ) -> AdminService:
-        return AdminService(
-            db_session,
-            catalog,
-            customers=customer_service,
-            metering=metering_service,
-            pages=billing_pages,
-            billing=billing_service,
-            events=stripe_event_service,
-            api_keys=ApiKeyService(db_session),
-        )
-
-    def provide_portal_links(
-        request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
-        customer_service: NamedDependency[CustomerService],
-    ) -> PortalLinkService:
-        return PortalLinkService(
-            db_session,
-            customer_service,
-            portal_store(request),
-            settings.secret_key,
-            settings.public_url,
-        )
 
     log_level = logging.getLevelNamesMapping().get(settings.log_level, logging.INFO)
     logging.getLogger().setLevel(log_level)
@@ -340,20 +198,8 @@ def create_app(
             ),
         ],
         dependencies={
-            "settings": Provide(provide_settings, sync_to_thread=False),
-            "catalog": Provide(provide_catalog, sync_to_thread=False),
+            **web_dependencies(parts),
             "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
-            "account_service": Provide(provide_account_service, sync_to_thread=False),
-            "customer_service": Provide(provide_customer_service, sync_to_thread=False),
-            "metering_service": Provide(provide_metering_service, sync_to_thread=False),
-            "usage": Provide(provide_usage_api, sync_to_thread=False),
-            "billing_pages": Provide(provide_billing_pages, sync_to_thread=False),
-            "portal_links": Provide(provide_portal_links, sync_to_thread=False),
-            "stripe_gateway": Provide(provide_stripe_gateway, sync_to_thread=False),
-            "billing_service": Provide(provide_billing_service, sync_to_thread=False),
-            "stripe_event_service": Provide(provide_stripe_event_service, sync_to_thread=False),
-            "admin_service": Provide(provide_admin_service, sync_to_thread=False),
-            "notification_service": Provide(provide_notification_service, sync_to_thread=False),
         },
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -393,14 +239,14 @@ def create_app(
         state=State(
             {
                 "settings": settings,
-                "catalog": catalog,
+                "catalog": parts.catalog,
                 "engine": engine,
                 "usage_writer": writer,
                 # For error pages, which no route handler answers (app.web.errors).
                 "page_headers": security_headers,
                 "changes": changes,
                 "api_key_failures": _api_key_failures(redis, settings),
-                "stripe_gateway": stripe_gateway,
+                "stripe_gateway": parts.gateway,
             }
         ),
         debug=False,

@@ -27,6 +27,7 @@ from app.catalog.models import Catalog
 from app.customers.models import Customer
 from app.customers.service import CustomerInput, CustomerService
 from app.customers.statuses import SubscriptionStatus
+from app.db.transactions import rolls_back_on_error
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.metering.service import MeteringService
@@ -177,6 +178,7 @@ class AdminCommands:
             "expires_days": days,
         }
 
+    @rolls_back_on_error
     async def grant_credits(
         self,
         actor: Actor,
@@ -261,6 +263,7 @@ class AdminCommands:
             "how": how,
         }
 
+    @rolls_back_on_error
     async def change_plan(
         self,
         actor: Actor,
@@ -301,6 +304,7 @@ class AdminCommands:
         )
         return Outcome(message, "success" if category == "info" else category, entry)
 
+    @rolls_back_on_error
     async def cancel_or_resume(
         self,
         actor: Actor,
@@ -331,6 +335,7 @@ class AdminCommands:
         )
         return Outcome(result.message, result.category, entry)
 
+    @rolls_back_on_error
     async def open_portal_view(
         self, actor: Actor, external_id: str, reason: str | None, request_id: str | None
     ) -> Outcome:
@@ -350,6 +355,7 @@ class AdminCommands:
 
     # API keys ------------------------------------------------------------------------------
 
+    @rolls_back_on_error
     async def create_api_key(
         self, actor: Actor, name: str, reason: str | None, request_id: str | None
     ) -> tuple[ApiKey | None, str | None, Outcome]:
@@ -371,6 +377,7 @@ class AdminCommands:
         )
         return key, raw, Outcome(f"API key “{key.name}” created.", entry=entry)
 
+    @rolls_back_on_error
     async def revoke_api_key(
         self, actor: Actor, key_id: int, reason: str | None, request_id: str | None
     ) -> Outcome:
@@ -393,6 +400,7 @@ class AdminCommands:
 
     # Stripe events -------------------------------------------------------------------------
 
+    @rolls_back_on_error
     async def replay_event(
         self, actor: Actor, stripe_event_id: str, reason: str | None, request_id: str | None
     ) -> Outcome:

@@ -272,13 +272,11 @@ class AdminController(Controller):
                 )
                 back = f"{back}/view"
         except ValidationFailed as exc:
-            await admin_service.session.rollback()
             context = await self._confirm_context(
                 admin_service, external_id, action, form, error=exc.message
             )
             return page(request, "admin/confirm.html", context, status_code=422)
         except StripeGatewayError as exc:
-            await admin_service.session.rollback()
             flash(request, f"Stripe: {exc.message}", category="error")
             return Redirect(path=back, status_code=303)
         return _done(request, outcome, back)
@@ -456,7 +454,6 @@ class AdminController(Controller):
                 _actor(request), data.name, data.reason, data.request_id
             )
         except ValidationFailed as exc:
-            await admin_service.session.rollback()
             context = await self._keys_context(admin_service, error=exc.message, form=data)
             return page(request, "admin/api_keys.html", context, status_code=422)
         context = await self._keys_context(

@@ -354,11 +354,6 @@ class AdminRepository:
         )
         return list(await self.session.scalars(query))
 
-    async def customer_by_stripe_id(self, stripe_customer_id: str) -> Customer | None:
-        return await self.session.scalar(
-            select(Customer).where(Customer.stripe_customer_id == stripe_customer_id)
-        )
-
     # Audit log (insert and read only: there is deliberately no update or delete here) --------
 
     def add_audit(self, entry: AuditLog) -> None:

@@ -247,7 +247,7 @@ class AdminService:
             raise NotFound(f"No Stripe event {stripe_event_id!r}.", code="event_not_found")
         customer = None
         if event.stripe_customer_id:
-            customer = await self.repo.customer_by_stripe_id(event.stripe_customer_id)
+            customer = await self.customers.by_stripe_id(event.stripe_customer_id)
         return event, customer
 
     # Invoices ------------------------------------------------------------------------------

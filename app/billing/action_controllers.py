@@ -12,7 +12,7 @@ the GET refuses with the same message instead of offering the button.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -24,7 +24,7 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app.accounts.guards import current_user, requires_user
+from app.accounts.guards import requires_user
 from app.billing.rules import KEEP_LAST_CARD, NOTHING_TO_CANCEL
 from app.billing.service import ActionResult, BillingService
 from app.billing.views import STATUS_LABELS, BillingPages
@@ -61,34 +61,18 @@ def _redirect(request: Request[Any, Any, Any], url: str) -> Redirect | ClientRed
     return Redirect(path=url, status_code=303)
 
 
-def _user_id(request: Request[Any, Any, Any]) -> int:
-    user = current_user(request)
-    assert user is not None  # requires_user ran
-    return user.id
-
-
-async def _customer(request: Request[Any, Any, Any], billing: BillingService) -> Customer:
-    return await billing.customer_for_user(_user_id(request))
-
-
 async def _run_action(
     request: Request[Any, Any, Any],
-    billing: BillingService,
-    action: Callable[[Customer], Awaitable[ActionResult]],
+    action: Awaitable[ActionResult],
     back: str,
 ) -> Redirect | ClientRedirect:
-    """Run an action; flash its outcome (or Stripe's error) and redirect."""
-    customer = await _customer(request, billing)
+    """Run an action; flash its outcome (or Stripe's error) and redirect. The action has
+    rolled back what it began when it raises (app.db.transactions)."""
     try:
-        result = await action(customer)
+        result = await action
     except NotFound:
         raise
-    except StripeGatewayError as exc:
-        await billing.session.rollback()
-        flash(request, exc.message, category="error")
-        return _redirect(request, back)
-    except DomainError as exc:
-        await billing.session.rollback()
+    except (StripeGatewayError, DomainError) as exc:
         flash(request, exc.message, category="error")
         return _redirect(request, back)
     if result.message:
@@ -107,13 +91,13 @@ class BillingActionsController(Controller):
     async def checkout(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         data: Annotated[PlanForm, Form],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service,
-            lambda c: billing_service.start_plan_checkout(c, data.plan, data.interval),
+            billing_service.start_plan_checkout(current_customer, data.plan, data.interval),
             PLANS_PAGE,
         )
 
@@ -121,49 +105,55 @@ class BillingActionsController(Controller):
     async def credits_checkout(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         data: Annotated[PackForm, Form],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service,
-            lambda c: billing_service.start_credits_checkout(c, data.pack),
+            billing_service.start_credits_checkout(current_customer, data.pack),
             CREDITS_PAGE,
         )
 
     @post("/payment-methods/add")
     async def add_card(
-        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        billing_service: NamedDependency[BillingService],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
-            request, billing_service, billing_service.start_card_setup, CARDS_PAGE
+            request, billing_service.start_card_setup(current_customer), CARDS_PAGE
         )
 
     @post("/portal")
     async def portal(
-        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        billing_service: NamedDependency[BillingService],
     ) -> Redirect | ClientRedirect:
-        async def open_portal(customer: Customer) -> ActionResult:
-            return ActionResult("", redirect_url=await billing_service.portal_url(customer))
+        async def open_portal() -> ActionResult:
+            return ActionResult("", redirect_url=await billing_service.portal_url(current_customer))
 
-        return await _run_action(request, billing_service, open_portal, DASHBOARD)
+        return await _run_action(request, open_portal(), DASHBOARD)
 
     @get("/checkout/success")
     async def checkout_success(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         metering_service: NamedDependency[MeteringService],
         session_id: FromQuery[str] = "",
     ) -> Template:
         """Never trusts the redirect: shows "processing" until our ledger has the webhook."""
-        customer = await _customer(request, billing_service)
         error: str | None = None
         try:
-            status = await billing_service.checkout_status(customer, session_id, fetch=True)
+            status = await billing_service.checkout_status(current_customer, session_id, fetch=True)
         except StripeGatewayError as exc:  # Stripe unreachable: say so, and keep polling
             status, error = None, exc.message
-        context = await _status_context(status, customer, metering_service)
+        context = await _status_context(status, current_customer, metering_service)
         context.update(session_id=session_id, error=error)
         return page(request, "billing/checkout_success.html", context)
 
@@ -171,14 +161,14 @@ class BillingActionsController(Controller):
     async def checkout_status(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         metering_service: NamedDependency[MeteringService],
         session_id: FromQuery[str] = "",
     ) -> Template:
         """The polled partial: reads only our database."""
-        customer = await _customer(request, billing_service)
-        status = await billing_service.checkout_status(customer, session_id, fetch=False)
-        context = await _status_context(status, customer, metering_service)
+        status = await billing_service.checkout_status(current_customer, session_id, fetch=False)
+        context = await _status_context(status, current_customer, metering_service)
         context.update(session_id=session_id, error=None)
         return page(request, "billing/checkout_success.html", context, fragment=STATUS_FRAGMENT)
 
@@ -192,13 +182,13 @@ class BillingActionsController(Controller):
     async def default_card(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         payment_method_id: FromPath[str],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service,
-            lambda c: billing_service.set_default_card(c, payment_method_id),
+            billing_service.set_default_card(current_customer, payment_method_id),
             CARDS_PAGE,
         )
 
@@ -206,13 +196,13 @@ class BillingActionsController(Controller):
     async def confirm_remove_card(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_pages: NamedDependency[BillingPages],
         payment_method_id: FromPath[str],
     ) -> Template | Redirect:
         """The confirm page of the POST below; it refuses what the POST would refuse."""
-        customer = await billing_pages.customer_for_user(_user_id(request))
-        account = await billing_pages.account(customer)
-        removal = await billing_pages.card_removal(customer, account, payment_method_id)
+        account = await billing_pages.account(current_customer)
+        removal = await billing_pages.card_removal(current_customer, account, payment_method_id)
         if not removal.row.can_remove:
             flash(request, KEEP_LAST_CARD, category="error")
             return redirect(request, CARDS_PAGE)
@@ -223,25 +213,25 @@ class BillingActionsController(Controller):
     async def remove_card(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         payment_method_id: FromPath[str],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
-            request,
-            billing_service,
-            lambda c: billing_service.remove_card(c, payment_method_id),
-            CARDS_PAGE,
+            request, billing_service.remove_card(current_customer, payment_method_id), CARDS_PAGE
         )
 
     # Subscription -----------------------------------------------------------------------
 
     @get("/subscription/cancel")
     async def confirm_cancel(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        billing_pages: NamedDependency[BillingPages],
     ) -> Template | Redirect:
         """The confirm page of the POST below; it refuses what the POST would refuse."""
-        customer = await billing_pages.customer_for_user(_user_id(request))
-        account = await billing_pages.account(customer)
+        account = await billing_pages.account(current_customer)
         cancellation = billing_pages.cancellation(account)
         if cancellation is None:
             if account.status.cancel_on:  # already ends with the period: the dashboard says when
@@ -253,27 +243,33 @@ class BillingActionsController(Controller):
 
     @post("/subscription/cancel")
     async def cancel(
-        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        billing_service: NamedDependency[BillingService],
     ) -> Redirect | ClientRedirect:
-        return await _run_action(request, billing_service, billing_service.cancel, DASHBOARD)
+        return await _run_action(request, billing_service.cancel(current_customer), DASHBOARD)
 
     @post("/subscription/resume")
     async def resume(
-        self, request: Request[Any, Any, Any], billing_service: NamedDependency[BillingService]
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        billing_service: NamedDependency[BillingService],
     ) -> Redirect | ClientRedirect:
-        return await _run_action(request, billing_service, billing_service.resume, DASHBOARD)
+        return await _run_action(request, billing_service.resume(current_customer), DASHBOARD)
 
     @post("/subscription/change")
     async def change(
         self,
         request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         data: Annotated[PlanForm, Form],
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service,
-            lambda c: billing_service.change_plan(c, data.plan, data.interval),
+            billing_service.change_plan(current_customer, data.plan, data.interval),
             DASHBOARD,
         )
 

@@ -18,7 +18,7 @@ from litestar.stores.base import Store
 from msgspec import Struct
 
 from app.accounts.auth import start_login
-from app.accounts.guards import current_user, requires_user
+from app.accounts.guards import requires_user
 from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.billing.view_models import Account
@@ -34,12 +34,6 @@ from app.web.responses import page, redirect, wants_fragment
 METERS_FRAGMENT = "billing/_meters.html"
 CHART_FRAGMENT = "billing/_usage_chart.html"
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def _customer(request: Request[Any, Any, Any], pages: BillingPages) -> Customer:
-    user = current_user(request)
-    assert user is not None  # requires_user ran
-    return await pages.customer_for_user(user.id)
 
 
 async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[str, Any]:
@@ -74,10 +68,12 @@ class BillingController(Controller):
 
     @get("/")
     async def dashboard(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
     ) -> Template:
-        customer = await _customer(request, billing_pages)
-        context = await _dashboard_context(billing_pages, customer)
+        context = await _dashboard_context(billing_pages, current_customer)
         return page(request, "billing/dashboard.html", context)
 
     @get("/meters")
@@ -85,15 +81,17 @@ class BillingController(Controller):
         self,
         request: Request[Any, Any, Any],
         billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
         v: FromQuery[str] = "",
     ) -> Template | Response[None]:
         """The meters partial (polled); 204 when the client already shows the current state."""
-        customer = await _customer(request, billing_pages)
         if not wants_fragment(request):
             return page(
-                request, "billing/dashboard.html", await _dashboard_context(billing_pages, customer)
+                request,
+                "billing/dashboard.html",
+                await _dashboard_context(billing_pages, current_customer),
             )
-        meters = await billing_pages.meters(customer)
+        meters = await billing_pages.meters(current_customer)
         if v and v == meters.version:
             return Response(None, status_code=204, headers={"Vary": "HX-Request", **NO_STORE})
         response = page(request, METERS_FRAGMENT, {"meters": meters})
@@ -103,29 +101,33 @@ class BillingController(Controller):
 
     @get("/chart")
     async def chart(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
     ) -> Template:
-        customer = await _customer(request, billing_pages)
         if not wants_fragment(request):
-            context = await _dashboard_context(billing_pages, customer)
+            context = await _dashboard_context(billing_pages, current_customer)
         else:
-            context = {"chart": await billing_pages.chart(customer)}
+            context = {"chart": await billing_pages.chart(current_customer)}
         return page(request, "billing/dashboard.html", context, fragment=CHART_FRAGMENT)
 
     @post("/try")
     async def try_it(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
     ) -> Template | Redirect:
         """Demo mode: a fake AI request that records one `ai_requests` event server-side."""
         if not billing_pages.demo_mode:
             raise NotFound("Try it is only available in demo mode.")
-        customer = await _customer(request, billing_pages)
-        ok, message = await billing_pages.try_it(customer)
+        ok, message = await billing_pages.try_it(current_customer)
         kind = "success" if ok else "error"
         if not wants_fragment(request):
             flash(request, message, category=kind)
             return redirect(request, "/billing")
-        meters = await billing_pages.meters(customer, notice=message, notice_kind=kind)
+        meters = await billing_pages.meters(current_customer, notice=message, notice_kind=kind)
         response = page(request, METERS_FRAGMENT, {"meters": meters})
         response.headers["HX-Trigger-After-Settle"] = "usage-changed"
         return response
@@ -135,10 +137,10 @@ class BillingController(Controller):
         self,
         request: Request[Any, Any, Any],
         billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
         interval: FromQuery[str] = "",
     ) -> Template:
-        customer = await _customer(request, billing_pages)
-        account = await billing_pages.account(customer)
+        account = await billing_pages.account(current_customer)
         if interval not in ("month", "year"):
             interval = "year" if account.subscription.interval == "year" else "month"
         chosen: Interval = "year" if interval == "year" else "month"
@@ -152,16 +154,18 @@ class BillingController(Controller):
 
     @get("/credits")
     async def credits(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
     ) -> Template:
-        customer = await _customer(request, billing_pages)
-        account = await billing_pages.account(customer)
-        meters = await billing_pages.meters(customer, plan=account.plan)
+        account = await billing_pages.account(current_customer)
+        meters = await billing_pages.meters(current_customer, plan=account.plan)
         context = {
             **_base(account),
             "packs": billing_pages.credit_packs(),
             "meters": meters,
-            "ledger": await billing_pages.ledger(customer),
+            "ledger": await billing_pages.ledger(current_customer),
         }
         return page(request, "billing/credits.html", context)
 
@@ -170,11 +174,11 @@ class BillingController(Controller):
         self,
         request: Request[Any, Any, Any],
         billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
         page_number: Annotated[str, QueryParameter(name="page")] = "1",
     ) -> Template:
-        customer = await _customer(request, billing_pages)
-        account = await billing_pages.account(customer)
-        rows, number, pages, total = await billing_pages.invoices(customer, page_number)
+        account = await billing_pages.account(current_customer)
+        rows, number, pages, total = await billing_pages.invoices(current_customer, page_number)
         context = {
             **_base(account),
             "invoices": rows,
@@ -186,11 +190,13 @@ class BillingController(Controller):
 
     @get("/payment-methods")
     async def payment_methods(
-        self, request: Request[Any, Any, Any], billing_pages: NamedDependency[BillingPages]
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
     ) -> Template:
-        customer = await _customer(request, billing_pages)
-        account = await billing_pages.account(customer)
-        cards = await billing_pages.cards(customer, account)
+        account = await billing_pages.account(current_customer)
+        cards = await billing_pages.cards(current_customer, account)
         context = {**_base(account), "cards": cards}
         return page(request, "billing/payment_methods.html", context)
 

@@ -43,6 +43,7 @@ from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.customers.statuses import SubscriptionStatus
+from app.db.transactions import rolls_back_on_error
 from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.metering.service import MeteringService
 from app.stripe.gateway import (
@@ -85,6 +86,7 @@ class BillingService:
         public_url: str,
         metering: MeteringService | None = None,
         checkout_ledger: CheckoutLedger | None = None,
+        mirror: StripeMirror | None = None,
     ) -> None:
         self.session = session
         self.catalog = catalog
@@ -94,7 +96,7 @@ class BillingService:
         self.checkout_ledger = checkout_ledger
         self.customers = CustomerService(session, catalog)
         self.repo = BillingRepository(session)
-        self.mirror = StripeMirror(session, catalog, gateway, metering)
+        self.mirror = mirror or StripeMirror(session, catalog, gateway, metering)
 
     # Lookups ----------------------------------------------------------------------------
 
@@ -183,6 +185,7 @@ class BillingService:
     def _cancel_url(self) -> str:
         return f"{self.public_url}/billing/checkout/canceled"
 
+    @rolls_back_on_error
     async def start_plan_checkout(
         self, customer: Customer, plan_slug: str, interval: str
     ) -> ActionResult:
@@ -260,6 +263,7 @@ class BillingService:
                     raise
         return False
 
+    @rolls_back_on_error
     async def start_credits_checkout(self, customer: Customer, pack_slug: str) -> ActionResult:
         pack = self.catalog.credit_packs.get(pack_slug or "")
         if pack is None:
@@ -284,6 +288,7 @@ class BillingService:
         )
         return ActionResult("", redirect_url=session["url"])
 
+    @rolls_back_on_error
     async def start_card_setup(self, customer: Customer) -> ActionResult:
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         session = await self.gateway.create_checkout_session(
@@ -298,6 +303,7 @@ class BillingService:
         )
         return ActionResult("", redirect_url=session["url"])
 
+    @rolls_back_on_error
     async def portal_url(self, customer: Customer) -> str:
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         session = await self.gateway.create_portal_session(
@@ -381,6 +387,7 @@ class BillingService:
         remote = await self.gateway.retrieve_subscription(subscription.stripe_subscription_id)
         return remote if remote.get("status") in SubscriptionStatus.live() else None
 
+    @rolls_back_on_error
     async def change_plan(self, customer: Customer, plan_slug: str, interval: str) -> ActionResult:
         """Paid → paid now, with proration; paid → free at the end of the period."""
         plan, interval_ = self._plan_and_interval(plan_slug, interval)
@@ -446,6 +453,7 @@ class BillingService:
             )
         return ActionResult(f"You are now on {plan.name}. The difference is prorated.")
 
+    @rolls_back_on_error
     async def cancel(self, customer: Customer) -> ActionResult:
         subscription = await self._set_cancel_at_period_end(customer, True)
         if subscription is None:
@@ -455,6 +463,7 @@ class BillingService:
         free = self.catalog.default_plan.name
         return ActionResult(f"Your subscription ends{when}; then you move to {free}.")
 
+    @rolls_back_on_error
     async def resume(self, customer: Customer) -> ActionResult:
         if await self._set_cancel_at_period_end(customer, False) is None:
             return ActionResult("You have no subscription to resume.", category="info")
@@ -496,6 +505,7 @@ class BillingService:
                     return card
         raise NotFound("No such card on your account.")
 
+    @rolls_back_on_error
     async def set_default_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
         card = await self._owned_card(customer, payment_method_id)
         assert customer.stripe_customer_id is not None
@@ -504,6 +514,7 @@ class BillingService:
         await self.session.commit()
         return ActionResult(f"{card.brand.title()} •••• {card.last4} is now your default card.")
 
+    @rolls_back_on_error
     async def remove_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
         card = await self._owned_card(customer, payment_method_id)
         # Two removals at once must not both see two cards. On PostgreSQL the subscription

@@ -42,7 +42,7 @@ from app.metering.schemas import (
 from app.metering.service import EventInput, UsageApi
 from app.web.api_request import ApiRequest, path_text
 from app.web.errors import api_docs
-from app.web.responses import json_response
+from app.web.fast_paths import json_response
 
 
 def _event_input(data: EventIn) -> EventInput:

@@ -12,9 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Integer, String, Text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
@@ -71,26 +68,3 @@ def meter_event_message(
         "next_attempt_at": now,
         "created_at": now,
     }
-
-
-async def enqueue_meter_event(
-    session: AsyncSession,
-    *,
-    identifier: str,
-    stripe_customer_id: str,
-    meter_code: str,
-    value: int,
-    timestamp: datetime,
-) -> None:
-    """Add a meter event to the outbox in the caller's transaction (a repeat is a no-op)."""
-    values = meter_event_message(
-        identifier=identifier,
-        stripe_customer_id=stripe_customer_id,
-        meter_code=meter_code,
-        value=value,
-        now=timestamp,
-    )
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(StripeOutboxMessage).values(**values)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))

@@ -12,10 +12,8 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app.accounts.guards import current_user, requires_user
+from app.accounts.guards import requires_user
 from app.customers.models import Customer
-from app.customers.service import CustomerService
-from app.lib.errors import NotFound
 from app.notifications.service import NotificationService
 from app.web.responses import page, redirect
 
@@ -28,15 +26,6 @@ class EmailSettingsForm(Struct):
     usage_emails: str = ""
 
 
-async def _customer(request: Request[Any, Any, Any], customers: CustomerService) -> Customer:
-    user = current_user(request)
-    assert user is not None  # requires_user ran
-    customer = await customers.for_user(user.id)
-    if customer is None:
-        raise NotFound("No billing account is linked to this login.")
-    return customer
-
-
 class NotificationSettingsController(Controller):
     path = SETTINGS_PAGE
     guards = [requires_user]
@@ -46,22 +35,20 @@ class NotificationSettingsController(Controller):
     async def show(
         self,
         request: Request[Any, Any, Any],
-        customer_service: NamedDependency[CustomerService],
+        current_customer: NamedDependency[Customer],
     ) -> Template:
-        customer = await _customer(request, customer_service)
-        return page(request, "billing/settings.html", {"customer": customer})
+        return page(request, "billing/settings.html", {"customer": current_customer})
 
     @post("/")
     async def save(
         self,
         request: Request[Any, Any, Any],
-        customer_service: NamedDependency[CustomerService],
         notification_service: NamedDependency[NotificationService],
         data: Annotated[EmailSettingsForm, Form],
+        current_customer: NamedDependency[Customer],
     ) -> Redirect:
-        customer = await _customer(request, customer_service)
         enabled = data.usage_emails.lower() in {"on", "1", "true", "yes"}
-        await notification_service.set_usage_emails(customer, enabled)
+        await notification_service.set_usage_emails(current_customer, enabled)
         flash(
             request,
             "Usage emails are on." if enabled else "Usage emails are off. Payment emails still go.",

@@ -93,11 +93,6 @@ class NotificationRepository:
     async def customer(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id)
 
-    async def customer_by_stripe_id(self, stripe_customer_id: str) -> Customer | None:
-        return await self.session.scalar(
-            select(Customer).where(Customer.stripe_customer_id == stripe_customer_id)
-        )
-
     async def invoice(self, stripe_invoice_id: str) -> tuple[Invoice, Customer] | None:
         row = (
             await self.session.execute(

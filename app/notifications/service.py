@@ -41,7 +41,6 @@ from app.notifications.models import EmailOutboxMessage
 from app.notifications.repository import NotificationRepository
 
 if TYPE_CHECKING:
-    from app.billing.service import BillingService
     from app.metering.service import Balance, MeteringService
 
 USAGE_WARNING = "usage_warning"
@@ -116,11 +115,6 @@ class NotificationService:
         self.public_url = public_url.rstrip("/")
         self.catalog = catalog
         self.repo = NotificationRepository(session)
-
-    @classmethod
-    def of(cls, billing: BillingService) -> NotificationService:
-        """The service on a webhook handler's session, so the email commits with the event."""
-        return cls(billing.session, billing.public_url, billing.catalog)
 
     def url(self, path: str) -> str:
         return f"{self.public_url}{path}"

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.catalog.models import Catalog
 from app.db.engine import begin_write, create_session_factory
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
-from app.metering.writer import UsageWriter
 from app.notifications.repository import NotificationRepository
 from app.notifications.sender import PermanentSendError, Sender
 from app.notifications.service import USAGE_KINDS, Draft, NotificationService
@@ -64,20 +63,19 @@ class NotificationWorker:
     def __init__(
         self,
         engine: AsyncEngine,
-        catalog: Catalog,
-        writer: UsageWriter,
-        public_url: str,
         sender: Sender,
         *,
+        notifications: Callable[[AsyncSession], NotificationService],
+        metering: Callable[[AsyncSession], MeteringService],
         interval: float = 1.0,
         scan_interval: float = SCAN_INTERVAL,
         lease: timedelta = LEASE,
         batch: int = 50,
     ) -> None:
+        """`notifications` and `metering` build those services on a session (app.composition)."""
         self.sessions = create_session_factory(engine)
-        self.catalog = catalog
-        self.writer = writer
-        self.public_url = public_url
+        self.notifications = notifications
+        self.metering = metering
         self.sender = sender
         self.interval = interval
         self.scan_interval = scan_interval
@@ -107,8 +105,8 @@ class NotificationWorker:
         since = (self._last_scan or now - FIRST_LOOKBACK) - SCAN_OVERLAP
         queued = 0
         async with self.sessions() as session:
-            service = NotificationService(session, self.public_url, self.catalog)
-            metering = MeteringService(session, self.catalog, self.writer, self.writer.upgrade_url)
+            service = self.notifications(session)
+            metering = self.metering(session)
             after = 0
             while True:
                 ids = await service.repo.customers_with_usage_since(since, after, SCAN_CHUNK)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from app.stripe_emulator import cards, invoices, payments, previews, subscriptions
-from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, require
+from app.stripe_emulator import cards, invoices, payment_actions, payments, previews, subscriptions
+from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, render, require
 from app.stripe_emulator.errors import StripeError, no_such
 from app.stripe_emulator.routing import ApiRequest, route
 from app.stripe_emulator.subscriptions import ItemSpec
@@ -156,6 +156,15 @@ def pay_invoice(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     paid = invoices.pay(emu, invoice, pm_id, now)
     if not paid:
         pi = emu.store.get(invoices.payment_intent_of(invoice) or "") or {}
+        if pi.get("status") == "requires_action":
+            raise StripeError(
+                402,
+                "This payment requires additional user action before it can be completed "
+                "successfully. Payment can be completed using the PaymentIntent associated "
+                "with the invoice.",
+                code="invoice_payment_intent_requires_action",
+                extra={"payment_intent": render(pi)},
+            )
         error = pi.get("last_payment_error") or {}
         raise StripeError(
             402,
@@ -164,12 +173,7 @@ def pay_invoice(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
             code=error.get("code"),
             decline_code=error.get("decline_code"),
         )
-    if (
-        sub
-        and sub["status"] in {"past_due", "incomplete", "unpaid"}
-        and (sub.get("latest_invoice") == invoice["id"])
-    ):
-        emu.update(sub, lambda s: s.update(status="active"), "customer.subscription.updated")
+    payment_actions.invoice_paid(emu, emu.load(invoice["id"], "invoice"))
     return emu.load(invoice["id"], "invoice")
 
 

@@ -53,6 +53,11 @@ MAGIC_PAYMENT_METHODS = {
     "pm_card_visa_chargeDeclinedInsufficientFunds": "4000000000009995",
     "tok_visa": "4242424242424242",
     "tok_chargeCustomerFail": "4000000000000341",
+    # 3-D Secure (authentication.py): every payment / on-session until set up.
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_authenticationRequiredOnSetup": "4000002500003155",
+    "tok_authenticationRequired": "4000002760003184",
+    "tok_authenticationRequiredOnSetup": "4000002500003155",
 }
 
 

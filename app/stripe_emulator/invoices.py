@@ -129,6 +129,9 @@ def pay(emu: Emulator, invoice: dict[str, Any], pm_id: str | None, now: int) -> 
     invoice["payments"]["data"].append(_invoice_payment(invoice, pi, "open", now))
     emu.save(invoice)
     emu.emit("invoice.payment_failed", invoice)
+    if pi["status"] == "requires_action":
+        # The card asks for 3-D Secure: the customer completes it on the hosted invoice page.
+        emu.emit("invoice.payment_action_required", invoice)
     return False
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import checkout, payments, subscriptions
+from app.stripe_emulator import (
+    authentication,
+    cards,
+    checkout,
+    invoices,
+    payment_actions,
+    payments,
+    subscriptions,
+)
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.errors import StripeError, no_such
 from app.stripe_emulator.rendering import date, money, render_page
@@ -52,9 +60,46 @@ def submit_checkout(
 ) -> tuple[int, str, str | None]:
     """Returns (status, html, redirect location)."""
     session = _load(emu, session_id, "checkout.session")
+    number = cards.normalize(form.get("card_number", ""))
+    if session["status"] == "open" and authentication.needed_on_session(number):
+        # The card asks for 3-D Secure: the authentication step comes before the payment.
+        with emu.store.transaction():
+            session["_pending_authentication"] = form
+            emu.save(session)
+        html = render_page(
+            "checkout_authenticate.html",
+            session=session,
+            authentication_url=f"/checkout/{session_id}/authenticate",
+        )
+        return 200, html, None
+    return _complete_checkout(emu, session, form)
+
+
+def authenticate_checkout(
+    emu: Emulator, session_id: str, action: str
+) -> tuple[int, str, str | None]:
+    """The outcome of Checkout's authentication step (`action` complete or fail)."""
+    session = _load(emu, session_id, "checkout.session")
+    form = session.pop("_pending_authentication", None)
+    if not form or session["status"] != "open":
+        return 400, checkout_page(emu, session, "There is no payment to authenticate."), None
+    with emu.store.transaction():
+        emu.save(session)
+    if action != "complete":
+        return 402, checkout_page(emu, session, authentication.FAILED_MESSAGE), None
+    with authentication.confirmed():
+        return _complete_checkout(emu, session, form)
+
+
+def _complete_checkout(
+    emu: Emulator, session: dict[str, Any], form: dict[str, str]
+) -> tuple[int, str, str | None]:
+    session_id = session["id"]
     try:
         with emu.store.transaction():
             session = checkout.complete(emu, session, form)
+            if authentication.needed_on_session(cards.normalize(form.get("card_number", ""))):
+                authentication.set_up(emu, session.get("customer"), form["card_number"])
     except StripeError as exc:
         session = _load(emu, session_id, "checkout.session")
         status = 402 if exc.type == "card_error" else 400
@@ -187,7 +232,25 @@ def _set_default(emu: Emulator, customer_id: str, pm_id: str) -> None:
 
 
 def invoice_page(emu: Emulator, invoice: dict[str, Any]) -> str:
-    return render_page("invoice.html", invoice=invoice)
+    pi = emu.store.get(invoices.payment_intent_of(invoice) or "") or {}
+    error = (pi.get("last_payment_error") or {}).get("message")
+    return render_page(
+        "invoice.html",
+        invoice=invoice,
+        needs_action=payment_actions.awaiting(emu, invoice) is not None,
+        payment_error=error if invoice["status"] == "open" else None,
+        authentication_url=f"/invoice/{invoice['id']}/authenticate",
+    )
+
+
+def authenticate_invoice(emu: Emulator, invoice_id: str, action: str) -> None:
+    """The outcome of the hosted invoice page's authentication step."""
+    with emu.store.transaction():
+        invoice = emu.load(invoice_id, "invoice")
+        if action == "complete":
+            payment_actions.complete(emu, invoice, emu.now_for(invoice))
+        else:
+            payment_actions.fail(emu, invoice)
 
 
 def index_page() -> str:

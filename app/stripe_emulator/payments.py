@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from app.stripe_emulator import cards, charges, objects
+from app.stripe_emulator import authentication, cards, charges, objects
 from app.stripe_emulator.cards import Decline
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.errors import StripeError, no_such
@@ -109,6 +109,9 @@ def charge(
     )
     pm = emu.store.get(pm_id) if pm_id else None
     decline = cards.charge_decline(pm["_number"]) if pm else _NO_PAYMENT_METHOD
+    if decline is None and pm is not None and authentication.required(emu, pm):
+        authentication.wait_for_action(emu, pi)
+        return pi, authentication.ACTION_REQUIRED
     if pm is not None:
         pi["latest_charge"] = charges.record(emu, pi, pm, now, decline)["id"]
     if decline is None:

@@ -266,6 +266,14 @@ class EmulatorApp:
             case "GET", ["checkout", session_id]:
                 session = emu.load(session_id, "checkout.session")
                 return Response.html(200, pages.checkout_page(emu, session))
+            case "POST", ["checkout", session_id, "authenticate"]:
+                status, html, location = pages.authenticate_checkout(
+                    emu, session_id, form.get("action", "")
+                )
+                return Response.redirect(location) if location else Response.html(status, html)
+            case "POST", ["invoice", invoice_id, "authenticate"]:
+                pages.authenticate_invoice(emu, invoice_id, form.get("action", ""))
+                return Response.redirect(f"/invoice/{invoice_id}")
             case "POST", ["checkout", session_id]:
                 status, html, location = pages.submit_checkout(emu, session_id, form)
                 return Response.redirect(location) if location else Response.html(status, html)

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe_emulator import billing_objects, invoices, payments
+from app.stripe_emulator import billing_objects, invoices, payment_actions, payments
 from app.stripe_emulator.clock import DAY, add_interval
 from app.stripe_emulator.core import Emulator, bool_param, int_param, metadata_update, render
 from app.stripe_emulator.errors import StripeError, missing
@@ -145,6 +145,14 @@ def create(
 def _card_error(emu: Emulator, invoice: dict[str, Any]) -> StripeError:
     """The 402 Stripe answers when `payment_behavior=error_if_incomplete` cannot be paid."""
     pi = emu.store.get(invoices.payment_intent_of(invoice) or "")
+    if pi and pi["status"] == "requires_action":
+        return StripeError(
+            402,
+            "Payment for this subscription requires additional user action before it can be "
+            "completed successfully.",
+            type="card_error",
+            code="subscription_payment_intent_requires_action",
+        )
     error = (pi or {}).get("last_payment_error") or {}
     return StripeError(
         402,
@@ -187,6 +195,8 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
             400, f"Invalid payment_behavior: {payment_behavior}", param="payment_behavior"
         )
     pending_invoice = apply_changes(emu, sub, params, now)
+    if pending_invoice is not None and payment_behavior == "pending_if_incomplete":
+        return _update_once_paid(emu, before, sub, pending_invoice, now)
     emu.save(sub)
     previous = _previous(before, sub)
     if previous:
@@ -362,6 +372,36 @@ def _change_items(
     return None
 
 
+def _update_once_paid(
+    emu: Emulator,
+    before: dict[str, Any],
+    sub: dict[str, Any],
+    pending: tuple[list[dict[str, Any]], str],
+    now: int,
+) -> dict[str, Any]:
+    """`payment_behavior=pending_if_incomplete`: the update applies if its invoice is paid now;
+    otherwise it waits as the subscription's `pending_update` (payment_actions.py)."""
+    lines, reason = pending
+    customer = emu.load(sub["customer"], "customer")
+    invoice, paid = invoices.issue(
+        emu,
+        customer,
+        lines,
+        currency=sub["currency"],
+        billing_reason=reason,
+        now=now,
+        pm_id=payments.default_payment_method(emu, customer, sub),
+        subscription=sub,
+        period=(now, now),
+    )
+    if not paid:
+        return payment_actions.hold(emu, before, sub, invoice, now)
+    sub["latest_invoice"] = invoice["id"]
+    emu.save(sub)
+    emu.emit("customer.subscription.updated", sub, _previous(before, sub))
+    return emu.load(sub["id"], "subscription")
+
+
 def _collect(
     emu: Emulator, sub: dict[str, Any], pending: tuple[list[dict[str, Any]], str], now: int
 ) -> tuple[dict[str, Any], bool]:
@@ -430,6 +470,7 @@ def process_subscription(emu: Emulator, sub_id: str, now: int) -> None:
         if sub["status"] not in ACTIVE_STATUSES:
             return
         _maybe_trial_will_end(emu, sub, now)
+        payment_actions.expire(emu, sub, now)
         end = period_of(sub)[1]
         boundary = schedules.next_boundary(emu, sub)
         if boundary is not None and boundary <= min(end, now):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.checkout_status import CompletedCheckout
-from app.metering.outbox import StripeOutboxMessage
+from app.metering.outbox import StripeOutboxMessage, meter_event_message
 from app.stripe_sync.models import StripeEvent
 
 
@@ -90,3 +92,28 @@ class OutboxRepository:
             .values(status="pending", next_attempt_at=now)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def add_meter_event(
+        self,
+        *,
+        identifier: str,
+        stripe_customer_id: str,
+        meter_code: str,
+        value: int,
+        timestamp: datetime,
+    ) -> None:
+        """Add a meter event in the caller's transaction (a repeat is a no-op). The usage
+        writer adds its rows in its own batch (app.metering.batch_repository)."""
+        values = meter_event_message(
+            identifier=identifier,
+            stripe_customer_id=stripe_customer_id,
+            meter_code=meter_code,
+            value=value,
+            now=timestamp,
+        )
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(StripeOutboxMessage).values(**values)
+        await self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.billing.mirror import StripeMirror
-from app.catalog.models import Catalog
 from app.db.engine import create_session_factory
-from app.metering.service import MeteringService
-from app.metering.writer import UsageWriter
-from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync.outbox import drain
 from app.stripe_sync.service import StripeEventService
@@ -30,17 +26,14 @@ class StripeWorker:
     def __init__(
         self,
         engine: AsyncEngine,
-        catalog: Catalog,
         gateway: StripeGateway,
-        writer: UsageWriter,
-        public_url: str,
+        events: Callable[[AsyncSession], StripeEventService],
         interval: float = 1.0,
     ) -> None:
+        """`events` builds the event service on a session (app.composition)."""
         self.sessions = create_session_factory(engine)
-        self.catalog = catalog
         self.gateway = gateway
-        self.writer = writer
-        self.public_url = public_url
+        self.events = events
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -48,11 +41,7 @@ class StripeWorker:
         async with self.sessions() as session:
             sent = await drain(session, self.gateway)
         async with self.sessions() as session:
-            metering = MeteringService(session, self.catalog, self.writer, self.writer.upgrade_url)
-            mirror = StripeMirror(session, self.catalog, self.gateway, metering)
-            notifications = NotificationService(session, self.public_url, self.catalog)
-            events = StripeEventService(session, self.gateway, mirror, notifications)
-            retried = await events.retry_failed()
+            retried = await self.events(session).retry_failed()
         return sent + retried
 
     async def run_forever(self) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import text
 from app.catalog.models import Catalog
 from app.db.engine import create_engine
 from app.db.migrations import DatabaseNotMigrated, upgrade
-from app.main import GC_THRESHOLDS, create_app
+from app.main import create_app
+from app.web.fast_paths import GC_THRESHOLDS
 from tests.support import make_settings
 
 

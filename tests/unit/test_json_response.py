@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.web.responses import json_response
+from app.web.fast_paths import json_response
 
 
 def _sent(status_code: int = 200) -> list[dict[str, Any]]:

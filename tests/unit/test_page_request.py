@@ -7,7 +7,8 @@ from typing import Any
 
 from litestar.plugins.htmx import HTMXRequest
 
-from app.web.responses import PageRequest, wants_fragment
+from app.web.fast_paths import PageRequest
+from app.web.responses import wants_fragment
 
 
 def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.models import Customer
 from app.customers.service import CustomerInput, CustomerService
+from app.metering.deps import provide_metering_service
 from app.metering.writer import UsageWriter
 from app.notifications.sender import Sender, sender_from_settings
+from app.notifications.service import NotificationService
 from app.notifications.worker import NotificationWorker
 from tests.support import free_port
 
@@ -115,7 +117,13 @@ def make_worker(
     def make(sender: Sender | None = None, **options: Any) -> NotificationWorker:
         sender = sender or sender_from_settings(smtp.url, PUBLIC_URL)
         options.setdefault("scan_interval", 0)
-        return NotificationWorker(engine, catalog, writer, PUBLIC_URL, sender, **options)
+        return NotificationWorker(
+            engine,
+            sender,
+            notifications=lambda session: NotificationService(session, PUBLIC_URL, catalog),
+            metering=lambda session: provide_metering_service(session, catalog, writer),
+            **options,
+        )
 
     return make
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.catalog_sync import CatalogSync
 from app.catalog.models import Catalog
-from app.metering.outbox import StripeOutboxMessage, enqueue_meter_event
+from app.metering.outbox import StripeOutboxMessage
 from app.stripe.gateway import (
     InvalidSignature,
     LineItem,
@@ -23,6 +23,7 @@ from app.stripe.gateway import (
     StripeNotFound,
 )
 from app.stripe_sync.outbox import drain
+from app.stripe_sync.repository import OutboxRepository
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,
@@ -167,8 +168,7 @@ async def test_meter_events_go_out_through_the_outbox_once(
             display_name="AI requests", event_name="bp_ai_requests", formula="sum", key="t-m-1"
         )
     for _ in range(2):  # enqueued twice (a retried usage write): one message
-        await enqueue_meter_event(
-            session,
+        await OutboxRepository(session).add_meter_event(
             identifier="ai_requests:tx-overage-1",
             stripe_customer_id=customer["id"],
             meter_code="ai_requests",

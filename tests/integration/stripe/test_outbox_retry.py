@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.metering.outbox import StripeOutboxMessage, enqueue_meter_event
+from app.metering.outbox import StripeOutboxMessage
 from app.stripe.gateway import StripeGatewayError
 from app.stripe_sync import outbox
 from app.stripe_sync.outbox import MAX_AGE, backoff, drain, requeue_dead
+from app.stripe_sync.repository import OutboxRepository
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -57,8 +58,7 @@ async def test_failures_retry_for_twenty_hours_then_dead_then_requeued(
 ) -> None:
     clock = Clock(T0)
     monkeypatch.setattr(outbox, "utcnow", clock)
-    await enqueue_meter_event(
-        session,
+    await OutboxRepository(session).add_meter_event(
         identifier="api_calls:cus-x:tx-1",
         stripe_customer_id="cus_x",
         meter_code="api_calls",

@@ -29,9 +29,12 @@ from app.billing.catalog_sync import CatalogSync
 from app.billing.models import Invoice
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
-from app.config import PROJECT_ROOT
+from app.composition import Parts
+from app.config import PROJECT_ROOT, Settings
 from app.customers.models import Subscription
+from app.db.engine import create_session_factory
 from app.lib.clock import utcnow
+from app.metering.deps import provide_usage_api
 from app.metering.outbox import StripeOutboxMessage
 from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway
@@ -93,11 +96,21 @@ async def api(
 
 @pytest.fixture
 async def worker(
-    engine: AsyncEngine, catalog: Catalog, gateway: StripeGateway
+    engine: AsyncEngine, catalog: Catalog, gateway: StripeGateway, settings: Settings
 ) -> AsyncIterator[StripeWorker]:
     writer = UsageWriter(engine, catalog, upgrade_url="http://testserver.local/billing/upgrade")
     try:
-        yield StripeWorker(engine, catalog, gateway, writer, "http://testserver.local")
+        parts = Parts(
+            settings=settings,
+            catalog=catalog,
+            engine=engine,
+            writer_engine=engine,
+            writer=writer,
+            gateway=gateway,
+            usage_api=provide_usage_api(catalog, writer),
+            sessions=create_session_factory(engine),
+        )
+        yield parts.stripe_worker()
     finally:
         await writer.close()
 
