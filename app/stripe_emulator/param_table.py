@@ -251,6 +251,8 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/payment_intents"): fields("customer", **LIST),
     ("GET", "/v1/setup_intents/{id}"): NONE,
     ("GET", "/v1/setup_intents"): fields("customer", **LIST),
+    ("POST", "/v1/invoices/{id}/void"): NONE,
+    ("POST", "/v1/invoices/{id}/mark_uncollectible"): NONE,
     # Charges, refunds, disputes
     ("GET", "/v1/charges/{id}"): NONE,
     ("GET", "/v1/charges"): fields("customer", "payment_intent", **LIST),
