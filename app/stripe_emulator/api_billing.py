@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from app.stripe_emulator import cards, invoices, payment_actions, payments, previews, subscriptions
+from app.stripe_emulator import (
+    card_updates,
+    cards,
+    invoices,
+    payment_actions,
+    payments,
+    previews,
+    subscriptions,
+)
 from app.stripe_emulator.core import Emulator, bool_param, int_param, paginate, render, require
 from app.stripe_emulator.errors import StripeError, no_such
 from app.stripe_emulator.routing import ApiRequest, route
@@ -138,7 +146,7 @@ def list_invoice_lines(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 @route("POST", "/v1/invoices/{id}/pay")
 def pay_invoice(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     invoice = emu.load(req["id"], "invoice")
-    if invoice["status"] != "open":
+    if invoice["status"] not in ("open", "uncollectible"):
         raise StripeError(
             400,
             "Invoice is already paid"
@@ -205,14 +213,7 @@ def retrieve_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 
 @route("POST", "/v1/payment_methods/{id}")
 def update_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
-    pm = emu.load(req["id"], "payment_method")
-    from app.stripe_emulator.core import metadata_update
-
-    return emu.update(
-        pm,
-        lambda o: o.update(metadata=metadata_update(o["metadata"], req.params)),
-        "payment_method.updated",
-    )
+    return card_updates.update(emu, emu.load(req["id"], "payment_method"), req.params)
 
 
 @route("POST", "/v1/payment_methods/{id}/attach")
