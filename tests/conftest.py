@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from litestar import Litestar
+from litestar.stores.file import FileStore
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.accounts.throttle import LoginThrottle
+from app.apikeys.service import KEY_CACHE
+from app.apikeys.throttle import KeyFailures
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
 from app.config import PROJECT_ROOT, Settings
 from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import upgrade
 from app.db.models import Base
+from app.lib.attempts import MemoryAttempts
 from app.main import create_app
 from tests.support import configured_database_url, make_settings
 
@@ -58,9 +65,15 @@ def catalog() -> Catalog:
     return load_catalog(PROJECT_ROOT / "catalog.toml")
 
 
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VAR_DIR of the apps the tests share (`app`): their stores are emptied for each test."""
+    return tmp_path_factory.mktemp("var")
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return make_settings(tmp_path / "var", database_url)
+def settings(var_dir: Path, database_url: str) -> Settings:
+    return make_settings(var_dir, database_url)
 
 
 @pytest.fixture
@@ -87,10 +100,59 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+class SharedApps:
+    """One app per distinct settings for the whole run: building one costs ~0.1 s (Litestar
+    registers every route), more than most tests. Each test starts the app anew (its client
+    runs the lifespan) after `forget_process_state`, so a shared app is what a restarted
+    process would be, on a database the previous test left empty."""
+
+    def __init__(self) -> None:
+        self._apps: list[tuple[Settings, Catalog, Litestar]] = []
+
+    def get(self, settings: Settings, catalog: Catalog) -> Litestar:
+        for known_settings, known_catalog, app in self._apps:
+            if known_settings == settings and known_catalog is catalog:
+                return app
+        app = create_app(settings, catalog)
+        self._apps.append((settings, catalog, app))
+        return app
+
+
+@pytest.fixture(scope="session")
+def shared_apps() -> SharedApps:
+    return SharedApps()
+
+
+async def forget_process_state(app: Litestar) -> None:
+    """Empty what an app keeps in memory or in VAR_DIR between requests: its stores
+    (sessions, used portal links, rate limits), the login and API-key attempt counters, the
+    balance and API-key caches."""
+    # The registry has no public listing; this also reaches stores made on first use.
+    for store in list(app.stores._stores.values()):
+        if isinstance(store, FileStore):
+            shutil.rmtree(store.path, ignore_errors=True)
+        else:
+            await store.delete_all()
+    login_throttle: LoginThrottle = app.dependencies["login_throttle"].dependency()
+    assert isinstance(login_throttle.counter, MemoryAttempts), "a shared app keeps no Redis"
+    login_throttle.counter = MemoryAttempts(login_throttle.counter.window)
+    failures: KeyFailures = app.state["api_key_failures"]
+    assert isinstance(failures.counter, MemoryAttempts), "a shared app keeps no Redis"
+    app.state["api_key_failures"] = replace(
+        failures, counter=MemoryAttempts(failures.counter.window), _blocked={}
+    )
+    app.state["usage_writer"].balances.forget(None)
+    KEY_CACHE.clear()
+
+
 @pytest.fixture
-def app(settings: Settings, catalog: Catalog, engine: AsyncEngine) -> Litestar:
+async def app(
+    settings: Settings, catalog: Catalog, engine: AsyncEngine, shared_apps: SharedApps
+) -> Litestar:
     # `engine` is requested so the tables are emptied after the test.
-    return create_app(settings, catalog)
+    app = shared_apps.get(settings, catalog)
+    await forget_process_state(app)
+    return app
 
 
 @pytest.fixture

@@ -83,9 +83,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, emulator: Emulator) -> Settings:
+def settings(var_dir: Path, database_url: str, emulator: Emulator) -> Settings:
     return make_settings(
-        tmp_path / "var",
+        var_dir,
         database_url,
         stripe_api_base=emulator.url,
         stripe_webhook_secret=EMULATOR_SECRET,
