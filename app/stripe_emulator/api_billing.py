@@ -8,6 +8,7 @@ from app.stripe_emulator import (
     card_updates,
     cards,
     invoices,
+    pausing,
     payment_actions,
     payments,
     previews,
@@ -53,6 +54,7 @@ def create_subscription(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
         payment_behavior=p.get("payment_behavior") or "allow_incomplete",
         description=p.get("description") or None,
         billing_mode=subscriptions.billing_mode_param(p),
+        trial_settings=pausing.trial_settings_param(p),
     )
 
 

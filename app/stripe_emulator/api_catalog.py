@@ -95,9 +95,9 @@ def update_customer(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 @route("DELETE", "/v1/customers/{id}")
 def delete_customer(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     customer = emu.load(req["id"], "customer")
+    emu.emit("customer.deleted", customer)  # the customer as it was
     customer["deleted"] = True
     emu.save(customer)
-    emu.emit("customer.deleted", customer)
     return {"id": customer["id"], "object": "customer", "deleted": True}
 
 

@@ -96,6 +96,9 @@ SUBSCRIPTION_CREATE = fields(
     items=[fields("price", "quantity", metadata=MAP)],
     metadata=MAP,
     payment_behavior=PAYMENT_BEHAVIOR,
+    trial_settings=fields(
+        end_behavior=fields(missing_payment_method=Enum("cancel", "create_invoice", "pause"))
+    ),
 )
 PRORATION_BEHAVIOR = Enum("always_invoice", "create_prorations", "none")
 BILLING_CYCLE_ANCHOR = fields(type=Enum("now", "unchanged"))
@@ -203,6 +206,10 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/subscriptions/{id}"): NONE,
     ("POST", "/v1/subscriptions/{id}"): SUBSCRIPTION_UPDATE,
     ("DELETE", "/v1/subscriptions/{id}"): NONE,
+    ("POST", "/v1/subscriptions/{id}/resume"): fields(
+        billing_cycle_anchor=fields(type=Enum("now", "unchanged")),
+        payment_behavior=Enum("resume_on_payment_attempt", "resume_on_payment_success"),
+    ),
     ("GET", "/v1/subscriptions"): fields(
         "customer", "price", "test_clock", status=SUBSCRIPTION_STATUS, **LIST
     ),

@@ -29,6 +29,7 @@ from app.stripe_emulator import (  # noqa: F401
     disputes,
     invoice_actions,
     pages,
+    pausing,
     refunds,
     scheduler,
     strict_params,

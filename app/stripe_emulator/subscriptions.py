@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe_emulator import billing_objects, invoices, payment_actions, payments
+from app.stripe_emulator import billing_objects, invoices, pausing, payment_actions, payments
 from app.stripe_emulator.clock import DAY, add_interval
 from app.stripe_emulator.core import Emulator, bool_param, int_param, metadata_update, render
 from app.stripe_emulator.errors import StripeError, missing
@@ -78,6 +78,7 @@ def create(
     payment_behavior: str = "allow_incomplete",
     description: str | None = None,
     billing_mode: str = "flexible",
+    trial_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if not items:
         raise missing("items")
@@ -103,6 +104,8 @@ def create(
             "updated_at": now,
         },
     )
+    if trial_settings:
+        sub["trial_settings"] = trial_settings
     sub["items"]["data"] = [
         billing_objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
         for spec in items
@@ -467,7 +470,7 @@ def process_subscription(emu: Emulator, sub_id: str, now: int) -> None:
         return
     for _ in range(1000):
         sub = emu.load(sub_id, "subscription")
-        if sub["status"] not in ACTIVE_STATUSES:
+        if sub["status"] not in ACTIVE_STATUSES or sub["status"] == "paused":
             return
         _maybe_trial_will_end(emu, sub, now)
         payment_actions.expire(emu, sub, now)
@@ -493,7 +496,11 @@ def _maybe_trial_will_end(emu: Emulator, sub: dict[str, Any], now: int) -> None:
 
 
 def _renew(emu: Emulator, sub: dict[str, Any], at: int) -> None:
-    if sub["cancel_at_period_end"]:
+    instead = pausing.trial_end_without_payment_method(emu, sub)
+    if instead == "pause":
+        pausing.pause(emu, sub)
+        return
+    if sub["cancel_at_period_end"] or instead == "cancel":
         cancel(emu, sub, at)
         return
     start, end = period_of(sub)
