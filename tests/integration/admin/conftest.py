@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,11 +12,10 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.service import AccountService, SignupInput
 from app.admin.models import AuditLog
 from app.catalog.models import Catalog
-from app.customers.models import Customer
-from tests.conftest import csrf_token, signup
+from tests.conftest import csrf_token
+from tests.factories import log_in, make_admin, make_user, unique_email
 
 BASE_URL = "http://testserver.local"
 ADMIN_PASSWORD = "admin password for tests"
@@ -58,17 +56,19 @@ async def login(client: AsyncTestClient[Litestar], email: str, password: str) ->
 
 @pytest.fixture
 async def admin(app: Litestar, session: AsyncSession, catalog: Catalog) -> AsyncIterator[Admin]:
-    email = f"admin-{secrets.token_hex(3)}@example.com"
-    await AccountService(session, catalog).ensure_admin(email, ADMIN_PASSWORD)
+    user = await make_admin(session, catalog, password=ADMIN_PASSWORD)
     async with AsyncTestClient(app, base_url=BASE_URL) as client:
-        await login(client, email, ADMIN_PASSWORD)
-        yield Admin(client, email)
+        await log_in(client, user.id)
+        yield Admin(client, user.email)
 
 
 @pytest.fixture
-async def user_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def user_client(
+    app: Litestar, session: AsyncSession, catalog: Catalog
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    user = await make_user(session, catalog, unique_email(), name="User")
     async with AsyncTestClient(app, base_url=BASE_URL) as client:
-        await signup(client, email=f"user-{secrets.token_hex(3)}@example.com", name="User")
+        await log_in(client, user.id)
         yield client
 
 
@@ -84,12 +84,8 @@ async def make_customer(
 ) -> CustomerRef:
     """A signed-up user's customer, made by the signup service (no second client on the app:
     closing one would run the app's shutdown under the admin's client)."""
-    user = await AccountService(session, catalog).signup(
-        SignupInput(email=email, password="correct horse battery", name=name)
-    )
-    customer = await session.scalar(select(Customer).where(Customer.user_id == user.id))
-    assert customer is not None
-    return CustomerRef(customer.id, customer.external_id, email)
+    user = await make_user(session, catalog, email, name=name)
+    return CustomerRef(user.customer_id, user.external_id, email)
 
 
 async def audit_entries(session: AsyncSession, action: str | None = None) -> list[AuditLog]:
