@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.customers.models import Customer, Subscription
 from app.stripe.gateway import StripeGateway
-from tests.conftest import csrf_token, signup
+from tests.conftest import csrf_token
+from tests.factories import database_session, log_in, make_user
 from tests.integration.stripe_emulator.conftest import (
     WEBHOOK_SECRET as EMULATOR_SECRET,
 )
@@ -142,7 +143,10 @@ async def wait_for_events(
 
 
 async def login_new_user(client: AsyncTestClient[Litestar], email: str) -> None:
-    await signup(client, email=email)
+    """A new user, as signup makes them, logged in on `client` (signup is tested in accounts)."""
+    async with database_session(client.app.state["settings"].database_url) as session:
+        user = await make_user(session, client.app.state["catalog"], email)
+    await log_in(client, user.id)
 
 
 async def post_form(
