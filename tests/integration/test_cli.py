@@ -1,4 +1,6 @@
-"""The real `billing-portal` console script, run as a subprocess against a temp SQLite database."""
+"""`billing-portal` against a temp SQLite database: the real console script as a subprocess
+where the script itself is the subject (migrate, serve, a login with a generated password),
+elsewhere its click commands in this process (the same code, without a second of start-up)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.accounts.models import User
 from app.catalog.models import Catalog
+from app.cli import main
 from app.config import PROJECT_ROOT
 from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import head_revision, upgrade
@@ -42,7 +46,8 @@ class Cli:
         )
         self.cwd = root
 
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def script(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """The installed console script, in its own process."""
         return subprocess.run(
             [str(CLI), *args],
             env=self.env,
@@ -53,8 +58,23 @@ class Cli:
             check=False,
         )
 
-    def ok(self, *args: str) -> str:
-        result = self(*args)
+    async def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The same command in this process (on a thread: the commands run their own event
+        loop); an exception click did not turn into an error message fails the test, as a
+        traceback on the script's stderr would."""
+        environ = {k: self.env.get(k) for k in {*os.environ, *self.env}}
+        result = await asyncio.to_thread(CliRunner(env=environ).invoke, main, list(args))
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    def script_ok(self, *args: str) -> str:
+        result = self.script(*args)
+        assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stderr}"
+        return result.stdout
+
+    async def ok(self, *args: str) -> str:
+        result = await self(*args)
         assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stderr}"
         return result.stdout
 
@@ -108,9 +128,9 @@ async def _revision(cli: Cli) -> str | None:
 
 
 async def test_migrate_is_idempotent(cli: Cli):
-    assert "Database is migrated." in cli.ok("migrate")
+    assert "Database is migrated." in cli.script_ok("migrate")
     assert await _revision(cli) == head_revision()
-    assert "Database is migrated." in cli.ok("migrate")
+    assert "Database is migrated." in cli.script_ok("migrate")
     assert await _revision(cli) == head_revision()
 
 
@@ -119,9 +139,10 @@ async def test_migrate_is_idempotent(cli: Cli):
     [("create-admin", "a@b.co"), ("seed-demo",), ("serve", "--no-emulator")],
     ids=["create-admin", "seed-demo", "serve"],
 )
-def test_commands_on_an_unmigrated_database_say_to_migrate(cli: Cli, args: tuple[str, ...]):
+async def test_commands_on_an_unmigrated_database_say_to_migrate(cli: Cli, args: tuple[str, ...]):
     cli.env["PORT"] = "1"  # `serve` must stop before listening anywhere
-    result = cli(*args)
+    # `serve` as the script: in this process, a check that failed to stop it would serve here.
+    result = cli.script(*args) if args[0] == "serve" else await cli(*args)
     assert result.returncode != 0
     assert "Run: billing-portal migrate" in result.stderr
     assert "Traceback" not in result.stderr
@@ -132,14 +153,14 @@ def test_commands_on_an_unmigrated_database_say_to_migrate(cli: Cli, args: tuple
 )
 async def test_a_missing_catalog_is_named_without_a_traceback(migrated: Cli, args):
     migrated.env.update(CATALOG_PATH=str(migrated.cwd / "missing.toml"), PORT="1")
-    result = migrated(*args)
+    result = migrated.script(*args) if args[0] == "serve" else await migrated(*args)
     assert result.returncode != 0
     assert "missing.toml" in result.stderr and "set CATALOG_PATH" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 async def test_create_admin_prints_a_generated_password_that_logs_in(migrated: Cli, catalog):
-    out = migrated.ok("create-admin", "A@B.co")
+    out = migrated.script_ok("create-admin", "A@B.co")
     assert "Admin a@b.co is ready." in out
     match = re.search(r"^Password: (\S+)$", out, re.MULTILINE)
     assert match, out
@@ -151,17 +172,17 @@ async def test_create_admin_prints_a_generated_password_that_logs_in(migrated: C
 
 
 async def test_create_admin_with_a_password_prints_no_password(migrated: Cli, catalog):
-    out = migrated.ok("create-admin", "root@example.com", "--password", "a long admin pw")
+    out = await migrated.ok("create-admin", "root@example.com", "--password", "a long admin pw")
     assert "Admin root@example.com is ready." in out
     assert "Password:" not in out
     assert await _can_log_in(migrated, catalog, "root@example.com", "a long admin pw")
 
 
 async def test_create_admin_promotes_an_existing_user(migrated: Cli, catalog):
-    migrated.ok("seed-demo")
+    await migrated.ok("seed-demo")
     _role, email, _password, _name = DEMO_USERS[0]
     assert (await _users(migrated))[email] is False
-    migrated.ok("create-admin", email, "--password", "new admin password")
+    await migrated.ok("create-admin", email, "--password", "new admin password")
     assert (await _users(migrated))[email] is True
     assert await _can_log_in(migrated, catalog, email, "new admin password")
 
@@ -178,7 +199,7 @@ async def test_create_admin_promotes_an_existing_user(migrated: Cli, catalog):
     ids=["bad-email", "short-password"],
 )
 async def test_create_admin_refuses_bad_input_clearly(migrated: Cli, args, message):
-    result = migrated(*args)
+    result = await migrated(*args)
     assert result.returncode != 0
     assert f"Error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -186,8 +207,8 @@ async def test_create_admin_refuses_bad_input_clearly(migrated: Cli, args, messa
 
 
 async def test_seed_demo_is_idempotent_and_prints_the_logins(migrated: Cli, catalog):
-    first = migrated.ok("seed-demo")
-    second = migrated.ok("seed-demo")
+    first = await migrated.ok("seed-demo")
+    second = await migrated.ok("seed-demo")
     assert first == second
     expected = [(email, pw) for _r, email, pw, _n in DEMO_USERS] + [DEMO_ADMIN[1:]]
     for email, password in expected:
@@ -218,7 +239,7 @@ async def test_outbox_retry_requeues_dead_stripe_messages(migrated: Cli):
                     )
                 )
             await session.commit()
-        assert "1 dead message(s) requeued." in migrated.ok("outbox-retry")
+        assert "1 dead message(s) requeued." in await migrated.ok("outbox-retry")
         async with create_session_factory(engine)() as session:
             rows = await session.execute(
                 select(StripeOutboxMessage.idempotency_key, StripeOutboxMessage.status)
