@@ -5,7 +5,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from app.stripe_emulator import checkout, objects, payments, subscription_lines, subscriptions
+from app.stripe_emulator import (
+    checkout,
+    meter_stream,
+    objects,
+    payments,
+    subscription_lines,
+    subscriptions,
+)
 from app.stripe_emulator.core import Emulator, int_param, paginate, require
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.routing import ApiRequest, route
@@ -197,32 +204,9 @@ def create_meter_event(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     payload = require(p, "payload")
     if not isinstance(payload, dict):
         raise StripeError(400, "Invalid hash", param="payload")
-    identifier = p.get("identifier") or None
-    if identifier:
-        for existing in emu.store.all("billing.meter_event"):
-            if existing["identifier"] == identifier:
-                return existing
-    customer_key = "stripe_customer_id"
-    for meter in emu.store.all("billing.meter"):
-        if meter["event_name"] == event_name:
-            customer_key = meter["customer_mapping"]["event_payload_key"]
-    now = emu.now()
-    customer_id = payload.get(customer_key)
-    if isinstance(customer_id, str) and emu.store.get(customer_id):
-        now = emu.now_for({"customer": customer_id})
-    event = {
-        "id": new_id("mtrevt"),
-        "object": "billing.meter_event",
-        "created": now,
-        "event_name": event_name,
-        "identifier": identifier or new_id("mev"),
-        "livemode": False,
-        "payload": {k: str(v) for k, v in payload.items()},
-        "timestamp": int_param(p, "timestamp", now),
-        "_customer": customer_id,
-    }
-    emu.save(event)
-    return event
+    return meter_stream.record(
+        emu, event_name, payload, p.get("identifier") or None, int_param(p, "timestamp")
+    )
 
 
 # Test clocks

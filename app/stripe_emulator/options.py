@@ -17,6 +17,7 @@ class EmulatorOptions:
     port: int
     base_url: str
     webhook_url: str
+    thin_webhook_url: str  # where thin (v2) event notifications go
     webhook_secret: str
     retry_seconds: float
     tick_seconds: float
@@ -30,6 +31,8 @@ class EmulatorOptions:
             port=port,
             base_url=base_url.rstrip("/"),
             webhook_url=settings.public_url.rstrip("/") + "/webhooks/stripe",
+            thin_webhook_url=os.environ.get("STRIPE_EMULATOR_THIN_EVENTS_URL")
+            or settings.public_url.rstrip("/") + "/webhooks/stripe/thin",
             webhook_secret=settings.stripe_webhook_secret,
             retry_seconds=float(os.environ.get("STRIPE_EMULATOR_RETRY_SECONDS") or 5),
             tick_seconds=float(os.environ.get("STRIPE_EMULATOR_TICK_SECONDS") or 1),

@@ -146,6 +146,8 @@ METER_CREATE = fields(
     value_settings=fields("event_payload_key"),
 )
 
+V2_METER_EVENT = fields("event_name", "identifier", "timestamp", payload=MAP)
+
 NONE: dict[str, Spec] = {}
 
 ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
@@ -302,6 +304,11 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("POST", "/v1/billing/meter_events"): fields(
         "event_name", "identifier", "timestamp", payload=MAP
     ),
+    # v2: meter event sessions and the stream, v2 meter events, thin events
+    ("POST", "/v2/billing/meter_event_session"): NONE,
+    ("POST", "/v2/billing/meter_event_stream"): fields(events=[V2_METER_EVENT]),
+    ("POST", "/v2/billing/meter_events"): V2_METER_EVENT,
+    ("GET", "/v2/core/events/{id}"): NONE,
     # Test clocks
     ("POST", "/v1/test_helpers/test_clocks"): fields("frozen_time", "name"),
     ("GET", "/v1/test_helpers/test_clocks/{id}"): NONE,

@@ -28,11 +28,13 @@ from app.stripe_emulator import (  # noqa: F401
     charges,
     disputes,
     invoice_actions,
+    meter_stream,
     pages,
     pausing,
     refunds,
     scheduler,
     strict_params,
+    thin_events,
     webhooks,
 )
 from app.stripe_emulator.core import Emulator, current_request, render
@@ -140,6 +142,8 @@ class EmulatorApp:
         try:
             if path.startswith("/v1/"):
                 return self.api(method, path, headers, query, body)
+            if path.startswith("/v2/"):
+                return self.api_v2(method, path, headers, body)
             if path.startswith("/_emulator/"):
                 return self.admin(method, path, query, body)
             return self.page(method, path, body)
@@ -205,6 +209,32 @@ class EmulatorApp:
         if key:
             base_headers["idempotency-key"] = key
         return Response(status, text, headers=base_headers)
+
+    def api_v2(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+        """Stripe's v2 API: JSON bodies; the meter event stream authenticates with a meter
+        event session's token instead of the secret key."""
+        base_headers = {"request-id": new_id("req", 14), "stripe-version": API_VERSION}
+        found = resolve(method, path)
+        if found is None:
+            return Response.json(404, unrecognized(method, path).body(), base_headers)
+        found_route, args = found
+        authorization = headers.get("authorization", "")
+        if found_route.template == "/v2/billing/meter_event_stream":
+            token = authorization.partition(" ")[2]
+            auth_error = meter_stream.check_session_token(self.emu, token.strip())
+        else:
+            auth_error = _check_auth(authorization)
+        if auth_error:
+            return Response.json(auth_error.status, auth_error.body(), base_headers)
+        try:
+            params = json.loads(body or b"{}") if method != "GET" else {}
+        except ValueError:
+            error = StripeError(400, "The request body is not valid JSON.")
+            return Response.json(400, error.body(), base_headers)
+        if not isinstance(params, dict):
+            params = {}
+        status, data = self._run(found_route, ApiRequest(method, path, params, args))
+        return Response(status, json.dumps(data, indent=2), headers=base_headers)
 
     def _run(self, route: Route, req: ApiRequest) -> tuple[int, dict[str, Any]]:
         try:

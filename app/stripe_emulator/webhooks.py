@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import httpx
 
+from app.stripe_emulator import thin_events
 from app.stripe_emulator.core import Emulator, render
 
 log = logging.getLogger("stripe_emulator.webhooks")
@@ -70,16 +71,16 @@ class Deliverer:
                 with store.transaction():
                     store.mark_delivered(delivery_id, time.time(), "event missing")
                 continue
-            body = payload_of(event)
+            thin = event["object"] == "v2.core.event"
+            body = thin_events.payload_of(event) if thin else payload_of(event)
+            url = self.emu.options.thin_webhook_url if thin else self.emu.options.webhook_url
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
                 "Stripe-Signature": sign(body, self.emu.options.webhook_secret),
             }
             try:
-                response = await client.post(
-                    self.emu.options.webhook_url, content=body, headers=headers
-                )
+                response = await client.post(url, content=body, headers=headers)
                 ok, status = 200 <= response.status_code < 300, str(response.status_code)
             except httpx.HTTPError as exc:
                 ok, status = False, type(exc).__name__
@@ -88,7 +89,7 @@ class Deliverer:
                 if ok:
                     store.mark_delivered(delivery_id, now, status)
                     current = store.get(event_id)
-                    if current:
+                    if current and "pending_webhooks" in current:
                         current["pending_webhooks"] = max(0, current["pending_webhooks"] - 1)
                         store.put(current)
                 else:

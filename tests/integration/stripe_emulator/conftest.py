@@ -38,6 +38,8 @@ class Delivery:
 class Receiver:
     url: str
     deliveries: list[Delivery] = field(default_factory=list)
+    # Thin (v2) event notifications, POSTed to /webhooks/stripe/thin and always answered 200.
+    thin_deliveries: list[Delivery] = field(default_factory=list)
     # Events for which this returns True are answered 500 the first time they arrive.
     fail_first: Callable[[dict[str, Any]], bool] = lambda event: False
     _seen: set[str] = field(default_factory=set)
@@ -76,6 +78,15 @@ def _start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = 404
+            if self.path == "/webhooks/stripe/thin":
+                with receiver.lock:
+                    receiver.thin_deliveries.append(
+                        Delivery(body, self.headers.get("Stripe-Signature", ""), 200)
+                    )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path == "/webhooks/stripe":
                 status = receiver.status_for(json.loads(body))
             with receiver.lock:

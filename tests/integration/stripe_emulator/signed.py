@@ -33,3 +33,19 @@ def signed_event(
     assert event.type == type_ and event.object == "event"
     assert event.api_version == stripe.api_version
     return dict(event.to_dict())
+
+
+def thin_notification(receiver: Receiver, type_: str, related_id: str) -> tuple[bytes, str]:
+    """The body and `Stripe-Signature` of the first thin event notification of `type_` about
+    `related_id` delivered to /webhooks/stripe/thin."""
+
+    def found() -> tuple[bytes, str] | None:
+        with receiver.lock:
+            deliveries = list(receiver.thin_deliveries)
+        for delivery in deliveries:
+            body = delivery.event
+            if body.get("type") == type_ and body["related_object"]["id"] == related_id:
+                return delivery.body, delivery.signature
+        return None
+
+    return wait_until(found, 10, f"thin event {type_}")
