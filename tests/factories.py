@@ -7,6 +7,7 @@ login flows themselves are tested over HTTP in tests/integration/accounts).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,6 +98,17 @@ async def make_api_key(session: AsyncSession, name: str = "tests") -> str:
     """A new API key; its raw value (what `Authorization: Bearer` carries)."""
     _key, raw = await ApiKeyService(session).create(name)
     return raw
+
+
+def api_key_in(database_url: str, name: str = "tests") -> str:
+    """`make_api_key` from a synchronous test, in the database at `database_url` (a live
+    server's): what `billing-portal create-api-key` does, without a process start."""
+
+    async def make() -> str:
+        async with database_session(database_url) as session:
+            return await make_api_key(session, name)
+
+    return asyncio.run(make())
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService, hash_key
 from app.db.engine import create_engine, create_session_factory
+from tests.factories import api_key_in
 from tests.servers import LiveServer, LiveServers
 from tests.support import configured_database_url, wait_until
 
@@ -98,8 +99,8 @@ async def _revoke_elsewhere(database_url: str, raw: str) -> None:
 
 
 def test_a_revoked_key_is_refused_at_once_by_every_process(pair: Pair) -> None:
-    key = pair.first.cli("create-api-key", "revoked-soon").strip().splitlines()[-1]
-    other = pair.first.cli("create-api-key", "stays").strip().splitlines()[-1]
+    key = api_key_in(pair.database_url, "revoked-soon")
+    other = api_key_in(pair.database_url, "stays")
     external_id = f"rev-{uuid.uuid4().hex[:8]}"
     created = httpx.post(
         f"{pair.first.url}/api/v1/customers",
@@ -128,7 +129,7 @@ def test_a_revoked_key_is_refused_at_once_by_every_process(pair: Pair) -> None:
 
 def _customer_read_by_the_second(pair: Pair, plan: str) -> tuple[str, str]:
     """A new customer on `plan`, whose balances the second process has just cached."""
-    key = pair.first.cli("create-api-key", "plans").strip().splitlines()[-1]
+    key = api_key_in(pair.database_url, "plans")
     external_id = f"plan-{uuid.uuid4().hex[:8]}"
     created = httpx.post(
         f"{pair.first.url}/api/v1/customers",

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.db.engine import create_engine
 from tests.conftest import _truncate as truncate
+from tests.factories import api_key_in
 from tests.servers import LiveServer, LiveServers
 
 MAX_EXAMPLES = 40
@@ -55,8 +56,8 @@ async def _empty(database_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_key(server: LiveServer) -> str:
-    key = server.cli("create-api-key", "schemathesis").strip().splitlines()[-1]
+def api_key(server: LiveServer, database_url: str) -> str:
+    key = api_key_in(database_url, "schemathesis")
     # A customer to find, so generated calls reach past "not found" now and then.
     response = httpx.post(
         f"{server.url}/api/v1/customers",

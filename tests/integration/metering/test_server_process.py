@@ -15,6 +15,7 @@ from lago_python_client.exceptions import LagoApiError
 from lago_python_client.models import Customer as LagoCustomer
 from lago_python_client.models import Event as LagoEvent
 
+from tests.factories import api_key_in
 from tests.servers import LiveServer, LiveServers
 from tests.support import configured_database_url
 
@@ -105,7 +106,7 @@ def test_sigkill_loses_no_acknowledged_event_and_retries_count_once(servers: Liv
     db = tmp_path / "crash.db"
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{db}", "SECRET_KEY": "k" * 40}
     first = servers.start(env, seed=False)
-    key = _api_key(first)
+    key = api_key_in(env["DATABASE_URL"])
     created = httpx.post(
         f"{first.url}/api/v1/customers",
         headers=_headers(key),
