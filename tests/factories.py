@@ -143,11 +143,19 @@ def _session_config(app: Litestar) -> ServerSideSessionConfig:
     raise AssertionError("the app has no server-side session auth")
 
 
-async def logged_in_client(
-    app: Litestar, session: AsyncSession, catalog: Catalog, email: str | None = None
-) -> tuple[AsyncTestClient[Litestar], UserRef]:
-    """A new user and a client (not yet entered) on which they are logged in."""
-    user = await make_user(session, catalog, email)
-    client = AsyncTestClient(app, base_url=BASE_URL)
+async def log_in_new_user(
+    client: AsyncTestClient[Litestar], email: str | None = None, *, name: str = "Ada"
+) -> UserRef:
+    """A new user, as signup makes them, logged in on `client` (in the app's database)."""
+    async with database_session(client.app.state["settings"].database_url) as session:
+        user = await make_user(session, client.app.state["catalog"], email, name=name)
     await log_in(client, user.id)
-    return client, user
+    return user
+
+
+async def log_in_new_admin(client: AsyncTestClient[Litestar], email: str | None = None) -> UserRef:
+    """A new admin logged in on `client`."""
+    async with database_session(client.app.state["settings"].database_url) as session:
+        user = await make_admin(session, client.app.state["catalog"], email)
+    await log_in(client, user.id)
+    return user

@@ -28,7 +28,8 @@ from app.db.engine import is_busy
 from app.lib.errors import InsufficientBalance
 from app.web.errors import exception_handlers
 from app.web.templating import template_config
-from tests.conftest import csrf_token, signup
+from tests.conftest import csrf_token
+from tests.factories import log_in_new_user
 from tests.support import make_settings
 
 # --- the real app -----------------------------------------------------------------------------
@@ -48,7 +49,7 @@ async def test_unknown_api_path_is_a_json_404(client, path):
 async def test_unknown_page_is_an_html_404(client, path):
     # Logged in: an unknown path under a guarded prefix is a 404 too, not a login redirect.
     # (No route means no middleware, so the page shows the logged-out navigation.)
-    await signup(client)
+    await log_in_new_user(client)
     response = await client.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")

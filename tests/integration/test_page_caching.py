@@ -3,24 +3,19 @@ buying credits showed the old balance). Static files, the API and /health are un
 
 from __future__ import annotations
 
-import secrets
-
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.service import AccountService
-from app.catalog.models import Catalog
-from tests.conftest import sibling_client, signup
-from tests.integration.admin.conftest import ADMIN_PASSWORD, login
+from tests.conftest import sibling_client
+from tests.factories import log_in_new_admin, log_in_new_user
 
 HX = {"HX-Request": "true"}
 
 
 async def test_billing_and_admin_pages_are_sent_no_store(
-    client: AsyncTestClient[Litestar], session: AsyncSession, catalog: Catalog
+    client: AsyncTestClient[Litestar],
 ) -> None:
-    await signup(client, email=f"cache-{secrets.token_hex(3)}@example.com")
+    await log_in_new_user(client)
     for path in ("/billing", "/billing/credits", "/billing/upgrade", "/billing/invoices"):
         response = await client.get(path)
         assert response.status_code == 200, (path, response.text[:300])
@@ -30,10 +25,8 @@ async def test_billing_and_admin_pages_are_sent_no_store(
     assert "<html" not in fragment.text
     assert fragment.headers.get("cache-control") == "no-store"
 
-    email = f"admin-{secrets.token_hex(3)}@example.com"
-    await AccountService(session, catalog).ensure_admin(email, ADMIN_PASSWORD)
     admin = sibling_client(client)
-    await login(admin, email, ADMIN_PASSWORD)
+    await log_in_new_admin(admin)
     for path in ("/admin/billing", "/admin/billing/customers", "/admin/billing/events"):
         response = await admin.get(path)
         assert response.status_code == 200, (path, response.text[:300])

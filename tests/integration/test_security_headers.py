@@ -13,14 +13,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.accounts.service import AccountService
 from app.apikeys.service import ApiKeyService
 from app.billing.views import BillingPages
 from app.catalog.models import Catalog
 from app.main import create_app
 from app.notifications.models import EmailOutboxMessage
-from tests.conftest import sibling_client, signup
-from tests.integration.admin.conftest import ADMIN_PASSWORD, login
+from tests.conftest import sibling_client
+from tests.factories import log_in_new_admin, log_in_new_user
 from tests.support import make_settings
 
 CSP = (
@@ -47,11 +46,9 @@ def assert_page_headers(response: httpx.Response, *, hsts: bool = False, **overr
         assert "strict-transport-security" not in response.headers, where
 
 
-async def _admin(client: AsyncTestClient[Litestar], session: AsyncSession, catalog: Catalog):
-    email = f"admin-{secrets.token_hex(3)}@example.com"
-    await AccountService(session, catalog).ensure_admin(email, ADMIN_PASSWORD)
+async def _admin(client: AsyncTestClient[Litestar]) -> AsyncTestClient[Litestar]:
     admin = sibling_client(client)
-    await login(admin, email, ADMIN_PASSWORD)
+    await log_in_new_admin(admin)
     return admin
 
 
@@ -65,7 +62,7 @@ async def test_every_page_kind_carries_the_headers(
     assert redirect.status_code == 303
     assert_page_headers(redirect)
 
-    await signup(client, email=f"headers-{secrets.token_hex(3)}@example.com")
+    await log_in_new_user(client)
     for path in ("/billing", "/billing/upgrade", "/billing/invoices", "/billing/settings"):
         response = await client.get(path)
         assert response.status_code == 200, path
@@ -76,7 +73,7 @@ async def test_every_page_kind_carries_the_headers(
     assert forbidden.status_code == 403
     assert_page_headers(forbidden)
 
-    admin = await _admin(client, session, catalog)
+    admin = await _admin(client)
     for path in ("/admin/billing", "/admin/billing/customers", "/admin/billing/events"):
         response = await admin.get(path)
         assert response.status_code == 200, path
@@ -89,7 +86,7 @@ async def test_every_page_kind_carries_the_headers(
 async def test_a_500_page_carries_the_headers(
     client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await signup(client, email=f"boom-{secrets.token_hex(3)}@example.com")
+    await log_in_new_user(client)
 
     async def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
@@ -137,7 +134,7 @@ async def test_the_email_preview_is_framed_only_by_the_portal(
     )
     session.add(message)
     await session.commit()
-    admin = await _admin(client, session, catalog)
+    admin = await _admin(client)
     detail = await admin.get(f"/admin/billing/outbox/{message.id}")
     assert_page_headers(detail)
     assert f'src="/admin/billing/outbox/{message.id}/html"' in detail.text

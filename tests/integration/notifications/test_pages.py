@@ -7,12 +7,12 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.service import AccountService
 from app.catalog.models import Catalog
 from app.customers.models import Customer
 from app.notifications.models import EmailOutboxMessage
 from app.notifications.service import PAYMENT_FAILED, NotificationService
-from tests.conftest import csrf_token, sibling_client, signup
+from tests.conftest import csrf_token, sibling_client
+from tests.factories import log_in_new_admin, log_in_new_user
 from tests.integration.notifications.conftest import PUBLIC_URL, make_customer
 
 
@@ -26,7 +26,7 @@ async def _usage_emails(session: AsyncSession, email: str) -> bool:
 async def test_settings_page_turns_usage_emails_off_and_on(
     client: AsyncTestClient[Litestar], session: AsyncSession
 ) -> None:
-    await signup(client, email="ada@example.com")
+    await log_in_new_user(client, "ada@example.com")
     page = await client.get("/billing/settings")
     assert page.status_code == 200
     assert 'name="usage_emails"' in page.text and " checked" in page.text
@@ -55,7 +55,7 @@ async def test_settings_need_login_and_csrf(
 ) -> None:
     response = await client.get("/billing/settings", follow_redirects=False)
     assert response.status_code == 303 and "/login" in response.headers["location"]
-    await signup(client, email="bob@example.com")
+    await log_in_new_user(client, "bob@example.com")
     response = await client.post("/billing/settings", data={}, follow_redirects=False)
     assert response.status_code == 403
     assert await _usage_emails(session, "bob@example.com") is True
@@ -78,20 +78,11 @@ async def test_admin_outbox_lists_emails_and_shows_bodies(
     )
     await session.commit()
 
-    await signup(client, email="user@example.com")
+    await log_in_new_user(client, "user@example.com")
     assert (await client.get("/admin/billing/outbox")).status_code == 403
 
-    await AccountService(session, catalog).ensure_admin("root@example.com", "admin-password-1")
     admin = sibling_client(client)
-    token = await csrf_token(admin, "/login")
-    await admin.post(
-        "/login",
-        data={
-            "email": "root@example.com",
-            "password": "admin-password-1",
-            "_csrf_token": token,
-        },
-    )
+    await log_in_new_admin(admin)
     listing = await admin.get("/admin/billing/outbox")
     assert listing.status_code == 200
     assert "inbox@example.com" in listing.text

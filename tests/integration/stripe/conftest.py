@@ -23,7 +23,7 @@ from app.config import Settings
 from app.customers.models import Customer, Subscription
 from app.stripe.gateway import StripeGateway
 from tests.conftest import csrf_token
-from tests.factories import database_session, log_in, make_user
+from tests.factories import log_in_new_user
 from tests.integration.stripe_emulator.conftest import (
     WEBHOOK_SECRET as EMULATOR_SECRET,
 )
@@ -144,9 +144,7 @@ async def wait_for_events(
 
 async def login_new_user(client: AsyncTestClient[Litestar], email: str) -> None:
     """A new user, as signup makes them, logged in on `client` (signup is tested in accounts)."""
-    async with database_session(client.app.state["settings"].database_url) as session:
-        user = await make_user(session, client.app.state["catalog"], email)
-    await log_in(client, user.id)
+    await log_in_new_user(client, email)
 
 
 async def post_form(
