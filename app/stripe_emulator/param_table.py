@@ -276,6 +276,31 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/refunds"): fields("charge", "payment_intent", **LIST),
     ("GET", "/v1/disputes/{id}"): NONE,
     ("GET", "/v1/disputes"): fields("charge", "payment_intent", **LIST),
+    # Credit notes
+    ("POST", "/v1/credit_notes"): fields(
+        "amount",
+        "credit_amount",
+        "invoice",
+        "memo",
+        "out_of_band_amount",
+        "refund_amount",
+        lines=[
+            fields(
+                "amount",
+                "description",
+                "invoice_line_item",
+                "quantity",
+                "unit_amount",
+                metadata=MAP,
+                type=Enum("custom_line_item", "invoice_line_item"),
+            )
+        ],
+        metadata=MAP,
+        reason=Enum("duplicate", "fraudulent", "order_change", "product_unsatisfactory"),
+    ),
+    ("GET", "/v1/credit_notes/{id}"): NONE,
+    ("GET", "/v1/credit_notes/{id}/lines"): LIST,
+    ("GET", "/v1/credit_notes"): fields("customer", "invoice", **LIST),
     # Checkout and the billing portal
     ("POST", "/v1/checkout/sessions"): CHECKOUT_CREATE,
     ("GET", "/v1/checkout/sessions/{id}"): NONE,

@@ -26,6 +26,7 @@ from app.stripe_emulator import (  # noqa: F401
     api_schedules,
     card_updates,
     charges,
+    credit_notes,
     disputes,
     invoice_actions,
     meter_stream,

@@ -90,6 +90,7 @@ SDK_PARAMS = {
     ("POST", "/v1/credit_notes"): "CreditNoteCreateParams",
     ("GET", "/v1/credit_notes/{id}"): "CreditNoteRetrieveParams",
     ("GET", "/v1/credit_notes"): "CreditNoteListParams",
+    ("GET", "/v1/credit_notes/{id}/lines"): "CreditNoteListLinesParams",
     ("POST", "/v1/checkout/sessions"): "checkout.SessionCreateParams",
     ("GET", "/v1/checkout/sessions/{id}"): "checkout.SessionRetrieveParams",
     ("GET", "/v1/checkout/sessions/{id}/line_items"): "checkout.SessionListLineItemsParams",
