@@ -48,6 +48,7 @@ from app.composition import Parts, web_dependencies
 from app.config import Settings
 from app.customers.controllers import CustomerApiController
 from app.db.changes import API_KEYS, BALANCES, ChangeWatch
+from app.db.engine import AppSession
 from app.db.migrations import ensure_migrated
 from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
@@ -117,7 +118,7 @@ def create_app(
     engine, writer = parts.engine, parts.writer
     alchemy = SQLAlchemyAsyncConfig(
         engine_instance=engine,
-        session_config=AsyncSessionConfig(expire_on_commit=False),
+        session_config=AsyncSessionConfig(expire_on_commit=False, sync_session_class=AppSession),
         before_send_handler=None,
         set_default_exception_handler=False,
         create_all=False,

@@ -13,6 +13,7 @@ from app.accounts.password_rules import check_new_password
 from app.accounts.repository import UserRepository
 from app.catalog.models import Catalog
 from app.customers.service import CustomerService
+from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.lib.emails import EMAIL_MAX, normalize_email
 from app.lib.errors import Conflict, ValidationFailed
@@ -46,6 +47,7 @@ class AccountService:
                 "An account with this email already exists.", code="email_taken", field="email"
             )
         user = User(email=email, name=name, password_hash=hash_password(data.password))
+        await write_from_here(self.session)
         self.users.add(user)
         try:
             await self.session.flush()
@@ -90,6 +92,7 @@ class AccountService:
         if password is None:
             generated = password = secrets.token_urlsafe(12)
         check_new_password(password, email)
+        await write_from_here(self.session)
         user = await self.users.by_email(email)
         if user is None:
             user = User(

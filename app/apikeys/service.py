@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.apikeys.models import ApiKey
+from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 
@@ -44,6 +45,7 @@ class ApiKeyService:
             raise ValidationFailed("Give the key a name of 1 to 120 characters.", field="name")
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(name=name, prefix=raw[: len(KEY_PREFIX) + 6], key_hash=hash_key(raw))
+        await write_from_here(self.session)
         self.session.add(key)
         await self.session.commit()
         return key, raw

@@ -32,6 +32,7 @@ from app.catalog.models import Catalog
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.customers.statuses import SubscriptionStatus
+from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
@@ -203,6 +204,7 @@ class StripeMirror:
         row.created_at = ts(inv.get("created")) or utcnow()
         if seen_at is not None:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
+        await write_from_here(self.session)
         await self.session.flush()
         return f"applied: invoice {inv['id']} {row.status}"
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import greenlet  # type: ignore[import-untyped]
 import structlog
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -78,7 +81,9 @@ def _sqlite_events(engine: Engine) -> None:
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, class_=AsyncSession, sync_session_class=AppSession
+    )
 
 
 # ORM sessions on SQLite -----------------------------------------------------------------------
@@ -87,17 +92,31 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 # before its first write, that write fails at once with SQLITE_BUSY_SNAPSHOT ("database is
 # locked"), which no busy timeout waits out: under usage ingest, where the metering writer
 # commits every few milliseconds, almost any page action that reads, calls Stripe and then
-# writes would fail. So a session's first write in a transaction first ends the read-only
-# transaction (nothing was written: the COMMIT changes nothing) and begins a write transaction
-# (BEGIN IMMEDIATE, waiting for the lock like any writer): the reads before the first write
-# each saw a committed state, as statements do on PostgreSQL under read committed, which these
-# code paths are written for. Transactions begun with `begin_write`, and savepoints, are left
-# as they are.
+# writes would fail. So a service that writes after reading says so first: `write_from_here`
+# ends the read-only part (nothing was written: the COMMIT changes nothing) and begins a write
+# transaction (BEGIN IMMEDIATE, waiting for the lock like any writer). The reads before it each
+# saw a committed state, as statements do on PostgreSQL under read committed, which these code
+# paths are written for; the reads after it see the latest commit.
+#
+# The app's sessions (`AppSession`) keep a safety net for a write that forgot to say so: the
+# same switch at its first flush or DML statement, with an `ImplicitWriteTransaction` warning
+# (an error in the test suite, so every write path in the tests is explicit). Transactions
+# begun with `begin_write`, and savepoints, are left as they are.
+
+
+class ImplicitWriteTransaction(UserWarning):
+    """A session wrote after reading without `write_from_here`: the net switched it to a write
+    transaction (SQLite only). Call `write_from_here` before the reads that decide the write."""
+
+
+class AppSession(Session):
+    """The app's ORM session class (SQLite write-transaction handling below)."""
+
 
 _WRITING = "sqlite_writing"
 
 
-def _write_from_here(session: Session) -> None:
+def _write_from_here(session: Session, *, implicit: bool = False) -> None:
     if session.info.get(_WRITING):
         return
     if session.get_bind().dialect.name != "sqlite":
@@ -111,8 +130,33 @@ def _write_from_here(session: Session) -> None:
     conn = session.connection()
     if conn.get_execution_options().get(IMMEDIATE):
         return
+    if implicit:
+        _warn_implicit_write()
     conn.exec_driver_sql("COMMIT")
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _warn_implicit_write() -> None:
+    """Warn as from the code that wrote (an async session runs this in a greenlet whose parent
+    holds the caller's frames), so a warnings filter can tell the app's writes from others'."""
+    parent = getattr(greenlet.getcurrent(), "parent", None)
+    for start in (sys._getframe(1), parent.gr_frame if parent is not None else None):
+        frame = start
+        while frame is not None:
+            module = str(frame.f_globals.get("__name__", ""))
+            if not module.startswith(("sqlalchemy", "app.db.engine", "greenlet", "asyncio")):
+                warnings.warn_explicit(
+                    f"{module}:{frame.f_lineno} wrote after reads without write_from_here()",
+                    ImplicitWriteTransaction,
+                    frame.f_code.co_filename,
+                    frame.f_lineno,
+                    module=module,
+                )
+                return
+            frame = frame.f_back
+    warnings.warn(
+        "a write after reads without write_from_here()", ImplicitWriteTransaction, stacklevel=2
+    )
 
 
 async def write_from_here(session: AsyncSession) -> None:
@@ -123,19 +167,19 @@ async def write_from_here(session: AsyncSession) -> None:
     await session.run_sync(_write_from_here)
 
 
-@event.listens_for(Session, "before_flush")
+@event.listens_for(AppSession, "before_flush")
 def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
-        _write_from_here(session)
+        _write_from_here(session, implicit=True)
 
 
-@event.listens_for(Session, "do_orm_execute")
+@event.listens_for(AppSession, "do_orm_execute")
 def _before_dml(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        _write_from_here(state.session)
+        _write_from_here(state.session, implicit=True)
 
 
-@event.listens_for(Session, "after_transaction_end")
+@event.listens_for(AppSession, "after_transaction_end")
 def _after_transaction(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_WRITING, None)
@@ -279,6 +323,8 @@ def _in_transaction(conn: Connection, fn: Callable[..., T], args: tuple[Any, ...
 __all__ = [
     "IMMEDIATE",
     "UNICODE_LOWER",
+    "AppSession",
+    "ImplicitWriteTransaction",
     "NullPool",
     "SyncWork",
     "begin_write",

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import write_from_here
 from app.lib.clock import as_utc, utcnow
 from app.metering.outbox import METER_EVENT, StripeOutboxMessage
 from app.stripe.gateway import StripeGateway, StripeGatewayError
@@ -82,5 +83,6 @@ async def drain(session: AsyncSession, gateway: StripeGateway, limit: int = 100)
             message.status, message.sent_at, message.last_error = "sent", utcnow(), None
             message.attempts += 1
             sent += 1
+        await write_from_here(session)
         await session.commit()
     return sent

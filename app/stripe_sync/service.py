@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.mirror import StripeMirror
+from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
 from app.notifications.service import NotificationService
@@ -110,6 +111,7 @@ class StripeEventService:
             status="received",
             attempts=0,
         )
+        await write_from_here(self.session)
         self.session.add(row)
         try:
             await self.session.commit()
@@ -161,6 +163,7 @@ class StripeEventService:
                 await self.session.rollback()
                 error = exc
             break
+        await write_from_here(self.session)
         row = await self._get(event_id)
         row.status, row.attempts = "failed", (row.attempts or 0) + 1
         row.last_error = f"{type(error).__name__}: {error}"[:4000]

@@ -14,7 +14,13 @@ from sqlalchemy import Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.db.engine import begin_write, create_engine, create_session_factory, write_from_here
+from app.db.engine import (
+    ImplicitWriteTransaction,
+    begin_write,
+    create_engine,
+    create_session_factory,
+    write_from_here,
+)
 
 
 class _Base(DeclarativeBase):
@@ -46,14 +52,30 @@ def _commit_elsewhere(path: Path, body: str) -> None:
     other.close()
 
 
+async def test_write_from_here_lets_a_read_then_write_see_the_latest_commit(db) -> None:
+    """The rule the app's services follow: say where the writes start."""
+    session, path = db
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "first"
+    _commit_elsewhere(path, "meanwhile")
+    await write_from_here(session)
+    count = len(list(await session.scalars(select(Note.id))))
+    assert count == 2  # the reads after it see the other connection's commit
+    session.add(Note(body="mine"))
+    await session.commit()
+    rows = await session.scalars(select(Note.body).order_by(Note.id))
+    assert list(rows) == ["first", "meanwhile", "mine"]
+
+
 async def test_an_orm_flush_after_a_concurrent_commit_writes(db) -> None:
+    """The net for a write that did not say so: it still writes, and warns."""
     session, path = db
     note = await session.scalar(select(Note).where(Note.id == 1))
     assert note is not None
     _commit_elsewhere(path, "meanwhile")
     note.body = "edited"
     session.add(Note(body="mine"))
-    await session.commit()
+    with pytest.warns(ImplicitWriteTransaction, match="without write_from_here"):
+        await session.commit()
 
     rows = await session.scalars(select(Note.body).order_by(Note.id))
     assert list(rows) == ["edited", "meanwhile", "mine"]
@@ -63,7 +85,8 @@ async def test_a_dml_statement_after_a_concurrent_commit_writes(db) -> None:
     session, path = db
     assert await session.scalar(select(Note.body).where(Note.id == 1)) == "first"
     _commit_elsewhere(path, "meanwhile")
-    await session.execute(update(Note).where(Note.id == 1).values(body="updated"))
+    with pytest.warns(ImplicitWriteTransaction):
+        await session.execute(update(Note).where(Note.id == 1).values(body="updated"))
     await session.commit()
     assert await session.scalar(select(Note.body).where(Note.id == 1)) == "updated"
 
@@ -72,7 +95,8 @@ async def test_the_write_transaction_holds_the_lock_until_commit(db) -> None:
     session, path = db
     await session.scalar(select(Note.id))
     session.add(Note(body="mine"))
-    await session.flush()
+    with pytest.warns(ImplicitWriteTransaction):
+        await session.flush()
     other = sqlite3.connect(path, isolation_level=None, timeout=0)
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         other.execute("BEGIN IMMEDIATE")
