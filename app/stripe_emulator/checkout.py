@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import billing_objects, cards, invoices, objects, payments, subscriptions
+from app.stripe_emulator import (
+    async_checkout,
+    billing_objects,
+    cards,
+    invoices,
+    objects,
+    payments,
+    subscriptions,
+)
 from app.stripe_emulator.core import Emulator, int_param, metadata_update, render, require
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.store import new_id
@@ -47,6 +55,8 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
         else None
     )
     subtotal = sum(item["amount_subtotal"] for item in line_items)
+    currency = line_items[0]["currency"] if line_items else (p.get("currency") or None)
+    payment_method_types = async_checkout.check_payment_method_types(p, mode, currency)
     session_id = new_id("cs_test", 58)
     session = billing_objects.checkout_session(
         now,
@@ -60,7 +70,9 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
         cancel_url=p.get("cancel_url") or None,
         client_reference_id=p.get("client_reference_id") or None,
         metadata=metadata_update({}, p),
-        currency=line_items[0]["currency"] if line_items else (p.get("currency") or None),
+        currency=currency,
+        payment_method_types=payment_method_types,
+        allowed_payment_method_types=p.get("allowed_payment_method_types") or None,
         amount_subtotal=subtotal,
         amount_total=0 if trial_days else subtotal,
         payment_status="unpaid",
@@ -148,6 +160,8 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     """Pay the hosted Checkout page; raises a card StripeError and changes nothing on decline."""
     if session["status"] != "open":
         raise StripeError(400, "This Checkout Session is no longer active.")
+    if form.get("iban"):
+        return async_checkout.complete_sepa(emu, session, form)
     customer = emu.load(session["customer"], "customer") if session["customer"] else None
     now = emu.now_for(customer) if customer else emu.now()
     number = cards.normalize(form.get("card_number", ""))
@@ -270,29 +284,36 @@ def _complete_payment(
         raise decline.error()
     result: dict[str, Any] = {"payment_intent": pi["id"], "payment_status": "paid"}
     if customer and (session.get("invoice_creation") or {}).get("enabled"):
-        lines = [
-            {
-                "amount": item["amount_total"],
-                "currency": item["currency"],
-                "description": item["description"],
-                "period": (now, now),
-                "price_obj": item["price"],
-                "quantity": item["quantity"],
-            }
-            for item in session["_line_items"]["data"]
-        ]
-        invoice = invoices.create(
-            emu,
-            customer,
-            lines,
-            currency=session["currency"],
-            billing_reason="manual",
-            now=now,
-        )
-        invoices.finalize(emu, invoice, now)
-        invoices.record_payment(emu, invoice, pi, now)
-        result["invoice"] = invoice["id"]
+        result["invoice"] = paid_invoice(emu, session, customer, pi, now)
     return result
+
+
+def paid_invoice(
+    emu: Emulator,
+    session: dict[str, Any],
+    customer: dict[str, Any],
+    pi: dict[str, Any],
+    now: int,
+) -> str:
+    """The paid invoice `invoice_creation[enabled]` asks for, for a payment-mode session's
+    line items paid by `pi`; returns its id."""
+    lines = [
+        {
+            "amount": item["amount_total"],
+            "currency": item["currency"],
+            "description": item["description"],
+            "period": (now, now),
+            "price_obj": item["price"],
+            "quantity": item["quantity"],
+        }
+        for item in session["_line_items"]["data"]
+    ]
+    invoice = invoices.create(
+        emu, customer, lines, currency=session["currency"], billing_reason="manual", now=now
+    )
+    invoices.finalize(emu, invoice, now)
+    invoices.record_payment(emu, invoice, pi, now)
+    return str(invoice["id"])
 
 
 def _complete_setup(

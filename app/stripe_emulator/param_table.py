@@ -76,6 +76,7 @@ CHECKOUT_CREATE = fields(
     line_items=[fields("price", "quantity", price_data=PRICE_DATA)],
     metadata=MAP,
     mode=Enum("payment", "setup", "subscription"),
+    allowed_payment_method_types=[ANY],
     payment_intent_data=fields(
         "description", metadata=MAP, setup_future_usage=Enum("off_session", "on_session")
     ),
