@@ -119,7 +119,7 @@ def test_an_expired_session_is_refused(tmp_path: Path, receiver: Receiver) -> No
         httpx.post(f"{process.url}/_emulator/advance", data={"seconds": 16 * 60})
         with pytest.raises(stripe.TemporarySessionExpiredError) as exc:
             stream.v2.billing.meter_event_stream.create(
-                {"events": [{"event_name": "x", "payload": {"value": "1"}}]}  # type: ignore[typeddict-item]
+                {"events": [{"event_name": "x", "payload": {"value": "1"}}]}
             )
         assert exc.value.code == "billing_meter_event_session_expired"
         assert exc.value.http_status == 401
@@ -148,19 +148,19 @@ def test_rejected_events_are_reported_by_a_thin_event(
     )
     notification = v2_client.parse_event_notification(body, signature, WEBHOOK_SECRET)
     assert notification.type == "v1.billing.meter.error_report_triggered"
-    assert notification.related_object.id == meter.id  # type: ignore[attr-defined]
-    assert notification.related_object.url == f"/v1/billing/meters/{meter.id}"  # type: ignore[attr-defined]
+    assert notification.related_object.id == meter.id
+    assert notification.related_object.url == f"/v1/billing/meters/{meter.id}"
     assert notification.livemode is False
 
     event = notification.fetch_event()
     assert event.object == "v2.core.event"
-    data = event.data  # type: ignore[attr-defined]
+    data = event.data
     assert data.reason.error_count == 1
     error_type = data.reason.error_types[0]
     assert error_type.code == "meter_event_customer_not_found"
     assert error_type.sample_errors[0].request.identifier == identifier
     assert data.validation_start <= data.validation_end
-    fetched_meter = notification.fetch_related_object()  # type: ignore[attr-defined]
+    fetched_meter = notification.fetch_related_object()
     assert fetched_meter.id == meter.id
 
     # Nothing left to report: the helper says so.

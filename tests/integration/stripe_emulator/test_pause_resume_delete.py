@@ -28,7 +28,7 @@ def _trial_without_card(
             "customer": customer.id,
             "items": [{"price": monthly_price(client, 1200).id}],
             "trial_period_days": 7,
-            "trial_settings": {"end_behavior": {"missing_payment_method": behavior}},  # type: ignore[typeddict-item]
+            "trial_settings": {"end_behavior": {"missing_payment_method": behavior}},
         }
     )
     assert sub.status == "trialing"
@@ -100,3 +100,25 @@ def test_customer_deleted(client: stripe.StripeClient, receiver: Receiver) -> No
     assert obj["object"] == "customer" and obj["email"] == customer.email
     assert "deleted" not in obj  # the customer as it was, as Stripe sends it
     assert client.v1.customers.retrieve(customer.id).deleted is True
+
+
+def test_resume_on_payment_success_stays_paused_when_unpaid(client: stripe.StripeClient) -> None:
+    clock, customer, sub = _trial_without_card(client, "pause")
+    _end_trial(client, clock.id, sub)
+    pm = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer.id}
+    )
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    still = client.v1.subscriptions.resume(
+        sub.id,
+        params={
+            "payment_behavior": "resume_on_payment_success",
+            "billing_cycle_anchor": {"type": "now"},
+            "expand": ["latest_invoice"],
+        },
+    )
+    assert still.status == "paused" and still.latest_invoice.status == "open"
+    resumed = client.v1.subscriptions.resume(sub.id)  # resume_on_payment_attempt
+    assert resumed.status == "past_due"
