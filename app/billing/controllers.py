@@ -188,6 +188,18 @@ class BillingController(Controller):
         }
         return page(request, "billing/invoices.html", context, fragment="billing/_invoices.html")
 
+    @get("/invoices/{invoice_id:str}")
+    async def invoice(
+        self,
+        request: Request[Any, Any, Any],
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
+        invoice_id: FromPath[str],
+    ) -> Template:
+        account = await billing_pages.account(current_customer)
+        detail = await billing_pages.invoice(current_customer, invoice_id)
+        return page(request, "billing/invoice.html", {**_base(account), "detail": detail})
+
     @get("/payment-methods")
     async def payment_methods(
         self,

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.invoice_lines import describe, line_price_id, mirror_lines, price_lookup_key
+from app.billing.invoice_views import is_trial
 from app.billing.models import Invoice, PaymentMethod
 from app.billing.repository import BillingRepository
 from app.billing.stripe_objects import (
@@ -36,7 +38,11 @@ from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
-from app.stripe.objects import CheckoutSession
+from app.stripe.objects import Charge, CheckoutSession
+
+# Price id → its lookup key (fixed in the price's metadata by the catalog sync).
+_PRICE_KEYS: dict[str, str | None] = {}
+_PRICE_KEYS_MAX = 1000
 
 
 class StripeMirror:
@@ -183,7 +189,10 @@ class StripeMirror:
             self.session.add(row)
         parent = inv.get("parent") or {}
         details = parent.get("subscription_details") or {}
-        lines = (inv.get("lines") or {}).get("data") or []
+        listed = inv.get("lines") or {}
+        lines: list[Json] = list(listed.get("data") or [])
+        if listed.get("has_more"):
+            lines = [dict(line) for line in await self.gateway.invoice_lines(inv["id"])]
         period = (lines[0].get("period") if lines else None) or {}
         row.customer_id = customer.id
         row.stripe_subscription_id = ref_id(details.get("subscription")) or ref_id(
@@ -192,34 +201,119 @@ class StripeMirror:
         row.number = inv.get("number")
         row.status = str(inv.get("status") or "draft")
         row.currency = str(inv.get("currency") or customer.currency)
+        row.billing_reason = (inv.get("billing_reason") or None) and str(inv["billing_reason"])
         row.total = int(inv.get("total") or 0)
+        row.subtotal = int(inv.get("subtotal") or 0)
+        row.tax = sum(int(t.get("amount") or 0) for t in inv.get("total_taxes") or [])
+        row.discount = sum(
+            int(d.get("amount") or 0) for d in inv.get("total_discount_amounts") or []
+        )
         row.amount_due = int(inv.get("amount_due") or 0)
         row.amount_paid = int(inv.get("amount_paid") or 0)
+        row.starting_balance = int(inv.get("starting_balance") or 0)
+        ending = inv.get("ending_balance")
+        row.ending_balance = None if ending is None else int(ending)
+        row.amount_credited = int(inv.get("pre_payment_credit_notes_amount") or 0) + int(
+            inv.get("post_payment_credit_notes_amount") or 0
+        )
         row.period_start = ts(period.get("start") or inv.get("period_start"))
         row.period_end = ts(period.get("end") or inv.get("period_end"))
         row.hosted_invoice_url = inv.get("hosted_invoice_url")
         row.invoice_pdf = inv.get("invoice_pdf")
-        description = inv.get("description") or (lines[0].get("description") if lines else None)
-        row.description = (description or "")[:500] or None
+        row.lines = mirror_lines(self.catalog, lines, await self._lookup_keys(lines))
+        row.description = describe(row.lines, fallback=inv.get("description"), trial=is_trial(row))[
+            :500
+        ]
+        await self._apply_payment(row, inv)
         row.created_at = ts(inv.get("created")) or utcnow()
         if seen_at is not None:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
-        await write_from_here(self.session)
+        await write_from_here(self.session)  # after every Stripe call above
         await self.session.flush()
         return f"applied: invoice {inv['id']} {row.status}"
 
-    async def sync_cards(self, customer: Customer) -> str:
-        """Mirror the customer's cards and default card from Stripe (adds, updates, removes)."""
+    async def _lookup_keys(self, lines: list[Json]) -> dict[str, str | None]:
+        """The lookup keys of the lines' prices (a price's key is fixed in its metadata, so
+        they are remembered for the process)."""
+        keys: dict[str, str | None] = {}
+        for line in lines:
+            price_id = line_price_id(line)
+            if price_id is None or price_id in keys:
+                continue
+            if price_id not in _PRICE_KEYS:
+                try:
+                    price = await self.gateway.retrieve_price(price_id)
+                except StripeNotFound:
+                    price = None
+                if len(_PRICE_KEYS) >= _PRICE_KEYS_MAX:
+                    _PRICE_KEYS.clear()
+                _PRICE_KEYS[price_id] = price_lookup_key(price)
+            keys[price_id] = _PRICE_KEYS[price_id]
+        return keys
+
+    async def _apply_payment(self, row: Invoice, inv: Json) -> None:
+        """The payment that paid the invoice: its card and what of it was refunded."""
+        payments = [
+            p for p in (inv.get("payments") or {}).get("data") or [] if p.get("status") == "paid"
+        ]
+        intent_id = ref_id(
+            ((payments[-1] if payments else {}).get("payment") or {}).get("payment_intent")
+        )
+        if intent_id is None:
+            return
+        row.stripe_payment_intent_id = intent_id
+        intent = await self.gateway.retrieve_payment_intent(intent_id)
+        charge = intent.get("latest_charge")
+        if isinstance(charge, dict):
+            card = (charge.get("payment_method_details") or {}).get("card") or {}
+            row.payment_brand = (card.get("brand") or None) and str(card["brand"])[:32]
+            row.payment_last4 = (card.get("last4") or None) and str(card["last4"])[:4]
+            row.amount_refunded = int(charge.get("amount_refunded") or 0)
+
+    async def apply_charge_refunds(self, charge: Charge) -> str:
+        """A refund of an invoice's payment shows on that invoice (Stripe's current charge)."""
+        intent_id = ref_id(charge.get("payment_intent"))
+        await write_from_here(self.session)
+        row = await self.repo.invoice_by_payment_intent(intent_id) if intent_id else None
+        if row is None:
+            # Not an invoice's payment, or its invoice is not mirrored yet: mirroring the
+            # invoice reads the charge's refunds then.
+            return f"ignored: no invoice paid by {intent_id}"
+        row.amount_refunded = int(charge.get("amount_refunded") or 0)
+        await self.session.flush()
+        return f"applied: invoice {row.stripe_invoice_id} refunded {row.amount_refunded}"
+
+    async def sync_customer(self, customer: Customer) -> str:
+        """Mirror the customer's Stripe credit balance and cards."""
         if not customer.stripe_customer_id:
             return "ignored: no Stripe customer"
-        remote_customer = await self.gateway.retrieve_customer(customer.stripe_customer_id)
-        if remote_customer.get("deleted"):
-            remote_cards: list[Json] = []
-            default_id = None
-        else:
-            remote_cards = await self.gateway.list_cards(customer.stripe_customer_id)
-            settings = remote_customer.get("invoice_settings") or {}
-            default_id = ref_id(settings.get("default_payment_method"))
+        remote = await self.gateway.retrieve_customer(customer.stripe_customer_id)
+        cards: list[Json] = []
+        if not remote.get("deleted"):
+            cards = await self.gateway.list_cards(customer.stripe_customer_id)
+        await write_from_here(self.session)  # after the Stripe calls
+        self._apply_balance(customer, remote)
+        return await self._sync_cards(customer, remote, cards)
+
+    @staticmethod
+    def _apply_balance(customer: Customer, remote: Json) -> None:
+        if remote.get("deleted"):
+            customer.stripe_balance = 0
+            return
+        customer.stripe_balance = int(remote.get("balance") or 0)
+        currency = remote.get("currency")
+        customer.stripe_balance_currency = str(currency)[:3] if currency else None
+
+    async def sync_cards(self, customer: Customer) -> str:
+        """Mirror the customer's cards and default card from Stripe (adds, updates, removes);
+        the credit balance comes along (one read of the customer)."""
+        return await self.sync_customer(customer)
+
+    async def _sync_cards(
+        self, customer: Customer, remote_customer: Json, remote_cards: list[Json]
+    ) -> str:
+        settings = remote_customer.get("invoice_settings") or {}
+        default_id = ref_id(settings.get("default_payment_method"))
         existing = {
             row.stripe_payment_method_id: row
             for row in await self.repo.payment_methods(customer.id)
@@ -349,9 +443,12 @@ class StripeMirror:
                 changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
                 drift.append(f"{label}: subscription differs from Stripe: {changed}")
             remote_invoices = await self.gateway.list_invoices(customer.stripe_customer_id)
+            mirrored = {
+                inv.stripe_invoice_id: inv for inv in await self.repo.all_invoices(customer.id)
+            }
             ours = {
-                inv.stripe_invoice_id: (inv.status, inv.amount_paid, inv.total)
-                for inv in await self.repo.all_invoices(customer.id)
+                stripe_id: (inv.status, inv.amount_paid, inv.total)
+                for stripe_id, inv in mirrored.items()
             }
             for inv in remote_invoices:
                 theirs = (
@@ -364,11 +461,15 @@ class StripeMirror:
                         f"{label}: invoice {inv['id']} ours={ours.get(inv['id'])} stripe={theirs}"
                     )
                     await self.apply_invoice(inv)
+                elif mirrored[inv["id"]].lines is None:
+                    # Mirrored before invoices kept their lines: fill them in (not drift).
+                    await self.apply_invoice(inv)
+            balance_before = (customer.stripe_balance, customer.stripe_balance_currency)
             cards_before = {
                 (c.stripe_payment_method_id, c.is_default)
                 for c in await self.repo.payment_methods(customer.id)
             }
-            await self.sync_cards(customer)
+            await self.sync_customer(customer)
             cards_after = {
                 (c.stripe_payment_method_id, c.is_default)
                 for c in await self.repo.payment_methods(customer.id)
@@ -376,6 +477,11 @@ class StripeMirror:
             if cards_before != cards_after:
                 drift.append(
                     f"{label}: cards ours={sorted(cards_before)} stripe={sorted(cards_after)}"
+                )
+            balance_after = (customer.stripe_balance, customer.stripe_balance_currency)
+            if balance_after[0] != balance_before[0]:
+                drift.append(
+                    f"{label}: credit balance ours={balance_before[0]} stripe={balance_after[0]}"
                 )
         except BaseException:
             await nested.rollback()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
@@ -32,6 +33,22 @@ class Invoice(Base):
     hosted_invoice_url: Mapped[str | None] = mapped_column(String(1000))
     invoice_pdf: Mapped[str | None] = mapped_column(String(1000))
     description: Mapped[str | None] = mapped_column(String(500))
+    # What the invoice shows (app/billing/invoice_lines.py): Stripe's billing_reason, the
+    # amounts between subtotal and total, the customer balance it used, its lines (our own
+    # small shape, see `invoice_lines.mirror_lines`) and the payment that paid it.
+    billing_reason: Mapped[str | None] = mapped_column(String(40))
+    subtotal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    starting_balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    ending_balance: Mapped[int | None] = mapped_column(BigInteger)
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    payment_brand: Mapped[str | None] = mapped_column(String(32))
+    payment_last4: Mapped[str | None] = mapped_column(String(4))
+    # Refunds of its payment (charge.refunded) and credit notes issued against it.
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    amount_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Stripe's `created` (the invoice date); `stripe_state_at` orders updates from events.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)

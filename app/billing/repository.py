@@ -80,6 +80,24 @@ class BillingRepository:
             select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice_id)
         )
 
+    async def invoice_by_payment_intent(self, payment_intent_id: str) -> Invoice | None:
+        return await self.session.scalar(
+            select(Invoice)
+            .where(Invoice.stripe_payment_intent_id == payment_intent_id)
+            .order_by(Invoice.id)
+            .limit(1)
+        )
+
+    async def customer_invoice(self, customer_id: int, stripe_invoice_id: str) -> Invoice | None:
+        """One of the customer's own listed invoices (None for anyone else's, or a draft)."""
+        return await self.session.scalar(
+            select(Invoice).where(
+                Invoice.customer_id == customer_id,
+                Invoice.stripe_invoice_id == stripe_invoice_id,
+                Invoice.status != "draft",
+            )
+        )
+
     async def all_invoices(self, customer_id: int) -> list[Invoice]:
         """Every invoice of the customer, drafts included (for reconcile)."""
         return list(

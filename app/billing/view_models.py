@@ -10,6 +10,7 @@ from app.billing.models import Invoice, PaymentMethod
 from app.catalog.models import CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.lib.charts import day_label
+from app.lib.money import format_money
 
 CHART_SLOT = 10  # px per day
 CHART_BAR_WIDTH = 8
@@ -164,9 +165,65 @@ class LedgerRow:
 
 @dataclass(frozen=True)
 class InvoiceRow:
+    """One invoice in a list: what it is for, its amount with cents, and its status in words
+    (a $0 trial invoice is "Trial — $0.00", a negative one a credit, not "Paid")."""
+
     invoice: Invoice
     status_label: str
     status_badge: str
+    description: str = ""
+    amount_text: str = ""
+    status_hint: str = ""
+
+
+@dataclass(frozen=True)
+class InvoiceLineView:
+    description: str
+    detail: str  # Stripe's own wording when our label says it differently, else ""
+    amount_text: str
+    period: str
+    proration: bool
+    quantity: int | None
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    """An invoice as its own page shows it: lines, the sums down to what was paid, the card."""
+
+    row: InvoiceRow
+    lines: list[InvoiceLineView]
+    totals: list[tuple[str, str]]  # (label, amount) down to the total
+    settlement: list[tuple[str, str]]  # balance applied, amount due, paid, refunded, credited
+    payment: str | None  # "Visa ending in 4242"
+
+    @property
+    def invoice(self) -> Invoice:
+        return self.row.invoice
+
+
+@dataclass(frozen=True)
+class CreditBalance:
+    """The customer's Stripe balance: negative is credit for the next invoices."""
+
+    amount: int  # minor units, Stripe's sign
+    currency: str
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount < 0
+
+    @property
+    def amount_text(self) -> str:
+        """ "$120.00 credit" or "$12.00 owed"."""
+        shown = format_money(abs(self.amount), self.currency, cents=True)
+        return f"{shown} credit" if self.is_credit else f"{shown} owed"
+
+    @property
+    def text(self) -> str:
+        shown = format_money(abs(self.amount), self.currency, cents=True)
+        if self.amount < 0:
+            return f"{shown} credit, applied to your next invoices"
+        return f"{shown} owed, added to your next invoice"
 
 
 @dataclass(frozen=True)
@@ -184,6 +241,16 @@ class Account:
     status: StatusView
     renews_on: datetime | None
     paid: bool
+
+    @property
+    def credit_balance(self) -> CreditBalance | None:
+        """The Stripe balance when there is one (None at zero)."""
+        amount = self.customer.stripe_balance or 0
+        if not amount:
+            return None
+        return CreditBalance(
+            amount, self.customer.stripe_balance_currency or self.customer.currency
+        )
 
     @property
     def cancellable(self) -> bool:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.invoice_views import invoice_detail, invoice_row
 from app.billing.models import PaymentMethod
 from app.billing.repository import BillingRepository
 from app.billing.rules import (
@@ -36,6 +37,7 @@ from app.billing.view_models import (
     ChartDay,
     ChartSeries,
     ChartView,
+    InvoiceDetail,
     InvoiceRow,
     LedgerRow,
     MetersView,
@@ -67,13 +69,6 @@ STATUS_LABELS = {
     "incomplete": "Payment pending",
     "incomplete_expired": "Expired",
     "paused": "Paused",
-}
-INVOICE_STATUS = {
-    "open": ("Due", "badge-warning"),
-    "paid": ("Paid", "badge-success"),
-    "uncollectible": ("Uncollectible", "badge-danger"),
-    "void": ("Void", ""),
-    "draft": ("Draft", ""),
 }
 LEDGER_KINDS = {
     ("grant", "purchase"): "Purchased",
@@ -333,10 +328,14 @@ class BillingPages:
         invoices = await self.repo.invoices(
             customer.id, offset=(number - 1) * per_page, limit=per_page
         )
-        rows = [
-            InvoiceRow(inv, *INVOICE_STATUS.get(inv.status, (inv.status, ""))) for inv in invoices
-        ]
-        return rows, number, pages, total
+        return [invoice_row(inv) for inv in invoices], number, pages, total
+
+    async def invoice(self, customer: Customer, stripe_invoice_id: str) -> InvoiceDetail:
+        """One of the customer's invoices; NotFound for any other (another customer's too)."""
+        inv = await self.repo.customer_invoice(customer.id, stripe_invoice_id)
+        if inv is None:
+            raise NotFound("No such invoice on your account.", code="invoice_not_found")
+        return invoice_detail(inv)
 
     async def cards(
         self, customer: Customer, account: Account, now: datetime | None = None

@@ -26,6 +26,10 @@ class Customer(Base):
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     usage_emails: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Stripe's `customer.balance` (minor units; negative = credit the customer has, applied to
+    # the next invoices), mirrored on `customer.updated` and by reconcile.
+    stripe_balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stripe_balance_currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,5 +1,5 @@
 """The one Jinja environment of the pages and the emails: the template folder, autoescaping
-of HTML, and the same filters (`money`, `date`, `number`, `path_segment`) for both."""
+of HTML, and the same filters (`money`, `cents`, `date`, `number`, `path_segment`) for both."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def format_amount(amount: int | None, currency: str = "usd") -> str:
     return format_money(int(amount or 0), currency)
 
 
+def format_cents(amount: int | None, currency: str = "usd") -> str:
+    return format_money(int(amount or 0), currency, cents=True)
+
+
 def jinja_environment(templates_dir: Path, **options: Any) -> Environment:
     """The environment over `templates_dir`; `options` are Jinja's own (the emails pass
     `undefined=StrictUndefined` and `keep_trailing_newline=True`)."""
@@ -41,6 +45,7 @@ def jinja_environment(templates_dir: Path, **options: Any) -> Environment:
         **options,
     )
     env.filters["money"] = format_amount
+    env.filters["cents"] = format_cents
     env.filters["date"] = format_date
     env.filters["number"] = format_number
     env.filters["path_segment"] = path_segment

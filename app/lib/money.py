@@ -33,7 +33,9 @@ def per_month(yearly_minor: int) -> int:
     return (yearly_minor + 6) // 12
 
 
-def format_money(amount_minor: int, currency: str) -> str:
+def format_money(amount_minor: int, currency: str, *, cents: bool = False) -> str:
+    """ "$29", "$24.17", "¥500", "12 CHF"; with `cents` always the minor digits ("$29.00"),
+    as invoices show amounts (a zero-decimal currency has none)."""
     currency = currency.lower()
     sign = "-" if amount_minor < 0 else ""
     amount_minor = abs(amount_minor)
@@ -42,7 +44,7 @@ def format_money(amount_minor: int, currency: str) -> str:
         number = f"{amount_minor:,}"
     else:
         major, minor = divmod(amount_minor, 100)
-        number = f"{major:,}" if minor == 0 else f"{major:,}.{minor:02d}"
+        number = f"{major:,}" if minor == 0 and not cents else f"{major:,}.{minor:02d}"
     if symbol:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {currency.upper()}"

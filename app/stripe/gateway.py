@@ -28,13 +28,20 @@ import stripe
 
 from app.config import Settings
 from app.lib.errors import DomainError
-from app.stripe.objects import CheckoutSession
+from app.stripe.objects import (
+    Charge,
+    CheckoutSession,
+    InvoiceLineItem,
+    PaymentIntent,
+    Price,
+)
 
 if TYPE_CHECKING:
     from stripe._base_address import BaseAddresses
     from stripe.params import (
         CustomerCreateParams,
         CustomerUpdateParams,
+        InvoiceLineItemListParams,
         InvoiceListParams,
         PaymentMethodListParams,
         PriceCreateParams,
@@ -507,11 +514,41 @@ class StripeGateway:
     # Invoices ---------------------------------------------------------------------------
 
     async def retrieve_invoice(self, invoice_id: str) -> Json:
-        return await _request(self.client.v1.invoices.retrieve_async(invoice_id))
+        """The invoice with its `payments` (Stripe includes them only when asked)."""
+        return await _request(
+            self.client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]})
+        )
 
     async def list_invoices(self, customer_id: str) -> list[Json]:
-        params: InvoiceListParams = {"customer": customer_id, "limit": 100}
+        params: InvoiceListParams = {
+            "customer": customer_id,
+            "limit": 100,
+            "expand": ["data.payments"],
+        }
         return await _list(self.client.v1.invoices.list_async(params))
+
+    async def invoice_lines(self, invoice_id: str) -> list[InvoiceLineItem]:
+        """Every line of an invoice (the invoice itself carries the first ten)."""
+        params: InvoiceLineItemListParams = {"limit": 100}
+        found = await _list(self.client.v1.invoices.line_items.list_async(invoice_id, params))
+        return cast(list[InvoiceLineItem], found)
+
+    async def retrieve_price(self, price_id: str) -> Price:
+        return cast(Price, await _request(self.client.v1.prices.retrieve_async(price_id)))
+
+    # Payments ---------------------------------------------------------------------------
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        """A PaymentIntent with its latest charge expanded (the card it was paid with)."""
+        found = await _request(
+            self.client.v1.payment_intents.retrieve_async(
+                payment_intent_id, {"expand": ["latest_charge"]}
+            )
+        )
+        return cast(PaymentIntent, found)
+
+    async def retrieve_charge(self, charge_id: str) -> Charge:
+        return cast(Charge, await _request(self.client.v1.charges.retrieve_async(charge_id)))
 
     # Payment methods --------------------------------------------------------------------
 

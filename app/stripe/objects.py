@@ -24,3 +24,56 @@ class CheckoutSession(TypedDict, total=False):
     invoice: Expandable
     metadata: dict[str, str] | None
     created: int
+
+
+class Price(TypedDict, total=False):
+    id: Required[str]
+    lookup_key: str | None
+    metadata: dict[str, str]
+    product: Expandable
+    currency: str
+    unit_amount: int | None
+    recurring: dict[str, Any] | None
+
+
+class InvoiceLineItem(TypedDict, total=False):
+    id: Required[str]
+    amount: int
+    currency: str
+    description: str | None
+    quantity: int | None
+    period: dict[str, int]
+    parent: dict[str, Any] | None
+    pricing: dict[str, Any] | None
+
+
+class CardDetails(TypedDict, total=False):
+    brand: str | None
+    last4: str | None
+
+
+class PaymentMethodDetails(TypedDict, total=False):
+    type: str
+    card: CardDetails | None
+
+
+class Charge(TypedDict, total=False):
+    id: Required[str]
+    amount: int
+    amount_refunded: int
+    refunded: bool
+    currency: str
+    customer: Expandable
+    payment_intent: Expandable
+    payment_method_details: PaymentMethodDetails | None
+    status: Literal["succeeded", "pending", "failed"]
+
+
+class PaymentIntent(TypedDict, total=False):
+    id: Required[str]
+    amount: int
+    currency: str
+    status: str
+    customer: Expandable
+    payment_method: Expandable
+    latest_charge: str | Charge | None

@@ -115,6 +115,12 @@ async def on_invoice_payment_failed(ctx: EventContext) -> str:
     return f"{outcome}; {await notify.payment_failed(ctx.event['id'], ctx.object['id'])}"
 
 
+async def on_invoice_updated(ctx: EventContext) -> str:
+    # Also `invoice.voided` and `invoice.marked_uncollectible`: the status, amounts and credit
+    # notes as Stripe has them now.
+    return await _invoice(ctx)
+
+
 async def _cards_of(ctx: EventContext, stripe_customer_id: str | None) -> str:
     customer = await ctx.mirror.customers.by_stripe_id(stripe_customer_id)
     if customer is None:
@@ -136,8 +142,28 @@ async def on_payment_method_detached(ctx: EventContext) -> str:
 
 
 async def on_customer_updated(ctx: EventContext) -> str:
-    # The default card lives on the customer (invoice_settings.default_payment_method).
-    return await _cards_of(ctx, ctx.object.get("id"))
+    # The default card (invoice_settings.default_payment_method) and the credit balance
+    # (`balance`) live on the customer.
+    customer = await ctx.mirror.customers.by_stripe_id(ctx.object.get("id"))
+    if customer is None:
+        return "ignored: unknown customer"
+    return await ctx.mirror.sync_customer(customer)
+
+
+async def on_charge_refunded(ctx: EventContext) -> str:
+    # A refund of an invoice's payment shows on that invoice.
+    current = await ctx.gateway.retrieve_charge(ctx.object["id"])
+    return await ctx.mirror.apply_charge_refunds(current)
+
+
+async def on_credit_note_created(ctx: EventContext) -> str:
+    # A credit note changes its invoice's credited amounts (and maybe the customer's balance,
+    # which `customer.updated` brings): mirror the invoice as Stripe has it now.
+    invoice_id = ref_id(ctx.object.get("invoice"))
+    if invoice_id is None:
+        return "ignored: credit note without an invoice"
+    current = await ctx.gateway.retrieve_invoice(invoice_id)
+    return await ctx.mirror.apply_invoice(current, seen_at=ctx.created)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -151,7 +177,14 @@ HANDLERS: dict[str, Handler] = {
     "invoice.finalized": on_invoice_finalized,
     "invoice.paid": on_invoice_paid,
     "invoice.payment_failed": on_invoice_payment_failed,
+    "invoice.updated": on_invoice_updated,
+    "invoice.voided": on_invoice_updated,
+    "invoice.marked_uncollectible": on_invoice_updated,
     "payment_method.attached": on_payment_method_attached,
     "payment_method.detached": on_payment_method_detached,
     "customer.updated": on_customer_updated,
+    "charge.refunded": on_charge_refunded,
+    "credit_note.created": on_credit_note_created,
+    "credit_note.updated": on_credit_note_created,
+    "credit_note.voided": on_credit_note_created,
 }

@@ -101,14 +101,17 @@ def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_
     page.goto("/billing/invoices")
     row = page.get_by_test_id("invoice-table").locator("tbody tr").first
     expect(row).to_be_visible()
-    links = row.get_by_role("link")
-    expect(links).to_have_count(2)
-    for link in links.all():
+    # The trial's $0 invoice: what it is for, and not "Paid".
+    expect(row.get_by_test_id("invoice-description")).to_have_text("Pro · monthly (trial)")
+    expect(row.get_by_test_id("invoice-status")).to_have_text("Trial — $0.00")
+    row.get_by_test_id("invoice-description").click()
+    links = [page.get_by_test_id("invoice-hosted"), page.get_by_test_id("invoice-pdf")]
+    for link in links:
         href = link.get_attribute("href")
         assert href and href.startswith(EMULATOR), href
         response = page.request.get(href)
         assert response.ok, (href, response.status)
-    pdf = page.request.get(links.nth(1).get_attribute("href") or "")
+    pdf = page.request.get(links[1].get_attribute("href") or "")
     assert pdf.headers["content-type"].startswith("application/pdf")
 
 

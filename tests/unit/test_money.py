@@ -62,3 +62,11 @@ def test_a_zero_decimal_amount_is_whole_units(currency: str) -> None:
 def test_a_two_decimal_amount_is_hundredths() -> None:
     assert format_money(150050, "chf") == "1,500.50 CHF"
     assert format_money(-1500, "usd") == "-$15"
+
+
+def test_invoice_amounts_keep_their_cents() -> None:
+    assert format_money(2900, "usd", cents=True) == "$29.00"
+    assert format_money(-12000, "usd", cents=True) == "-$120.00"
+    assert format_money(2417, "eur", cents=True) == "€24.17"
+    assert format_money(500, "jpy", cents=True) == "500 JPY"  # zero-decimal: no cents
+    assert format_money(2900, "usd") == "$29"  # prices elsewhere stay short

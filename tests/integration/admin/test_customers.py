@@ -8,12 +8,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.repository import AdminRepository, CustomerQuery
+from app.catalog.models import Catalog
 from app.customers.models import Customer, Subscription
 from app.lib.clock import utcnow
-from tests.integration.admin.conftest import Admin
+from tests.integration.admin.conftest import Admin, make_customer
 
 
 async def seed(session: AsyncSession, n: int = 30) -> None:
@@ -144,3 +146,20 @@ async def test_searches_use_the_indexes(session: AsyncSession) -> None:
     assert "SCAN customers" not in plan, plan
     plan = await explain(listing)
     assert "ix_customers_created_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_customer_page_shows_the_stripe_balance(
+    admin: Admin, session: AsyncSession, catalog: Catalog
+) -> None:
+    ref = await make_customer(session, catalog, "balance@example.com")
+    url = f"/admin/billing/customers/{ref.external_id}"
+    html = (await admin.client.get(url)).text
+    assert re.search(r'data-testid="customer-stripe-balance">None<', html)
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == ref.id)
+        .values(stripe_balance=-12000, stripe_balance_currency="usd")
+    )
+    await session.commit()
+    html = (await admin.client.get(url)).text
+    assert 'data-testid="customer-stripe-balance">$120.00 credit<' in html

@@ -137,6 +137,7 @@ async def add_invoice(session: AsyncSession, customer_id: int, n: int, **values:
         "status": "paid",
         "currency": "usd",
         "total": 2900,
+        "subtotal": 2900,
         "amount_due": 2900,
         "amount_paid": 2900,
         "period_start": created,

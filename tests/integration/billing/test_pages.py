@@ -228,7 +228,7 @@ async def test_dashboard_lists_recent_invoices_and_default_card(
         await add_invoice(session, member.customer_id, n)
     await add_card(session, member.customer_id, "4242", default=True)
     html = await dashboard(member)
-    assert html.count("$29</span>") == 3
+    assert html.count("$29.00</span>") == 3
     assert "All invoices (5)" in html
     assert "ending in 4242" in html
     assert 'data-testid="invoices-empty"' not in html and 'data-testid="cards-empty"' not in html
@@ -400,7 +400,9 @@ async def test_invoices_are_paginated_with_links(member: Member, session: AsyncS
     newest = f"INV-{member.customer_id}-0024"
     assert newest in first and f"INV-{member.customer_id}-0004" not in first
     assert "DRAFT-1" not in first
-    assert f'href="https://invoice.example/{member.customer_id}/24"' in first
+    # Each row links to its own page (which links to Stripe's hosted invoice) and its PDF.
+    newest_id = re.search(r'data-testid="invoice-(in_[^"]+)"', first).group(1)
+    assert f'href="/billing/invoices/{newest_id}"' in first
     assert f'href="https://invoice.example/{member.customer_id}/24.pdf"' in first
     assert "$10.24" in first and "Paid" in first and "Page 1 of 2" in first
     second = await member.client.get("/billing/invoices?page=2", headers=HX)
