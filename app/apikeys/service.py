@@ -54,6 +54,7 @@ class ApiKeyService:
         return list(await self.session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())))
 
     async def revoke(self, key_id: int) -> ApiKey:
+        await write_from_here(self.session)
         key = await self.session.get(ApiKey, key_id)
         if key is None:
             raise NotFound("No such API key.")
