@@ -28,6 +28,7 @@ from app.apikeys.service import ApiKeyService
 from app.billing import deps as billing
 from app.billing.controllers import portal_store
 from app.billing.mirror import StripeMirror
+from app.billing.plan_change import PlanChangeService
 from app.billing.service import BillingService
 from app.billing.views import BillingPages
 from app.catalog.loader import load_catalog
@@ -175,6 +176,10 @@ class Services:
         )
 
     @cached_property
+    def plan_changes(self) -> PlanChangeService:
+        return billing.provide_plan_changes(self.billing, self.parts.settings)
+
+    @cached_property
     def notifications(self) -> NotificationService:
         return notifications.provide_notification_service(
             self.session, self.parts.settings, self.parts.catalog
@@ -237,6 +242,7 @@ def web_dependencies(parts: Parts) -> dict[str, Provide]:
         "metering_service": service(lambda s: s.metering),
         "billing_pages": service(lambda s: s.pages),
         "billing_service": service(lambda s: s.billing),
+        "plan_changes": service(lambda s: s.plan_changes),
         "stripe_event_service": service(lambda s: s.stripe_events),
         "notification_service": service(lambda s: s.notifications),
         "admin_service": service(lambda s: s.admin),

@@ -25,8 +25,9 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import requires_user
+from app.billing.plan_change import PlanChangeService, ReviewedFigures
 from app.billing.rules import KEEP_LAST_CARD, NOTHING_TO_CANCEL
-from app.billing.service import ActionResult, BillingService
+from app.billing.service import ActionResult, BillingService, review_path
 from app.billing.views import STATUS_LABELS, BillingPages
 from app.customers.models import Customer
 from app.lib.errors import DomainError, NotFound
@@ -44,6 +45,16 @@ STATUS_FRAGMENT = "billing/checkout_status.html"
 class PlanForm(Struct):
     plan: str = ""
     interval: str = "month"
+
+
+class ConfirmForm(Struct):
+    plan: str = ""
+    interval: str = "month"
+    proration_date: str = ""
+    amount: str = ""
+    reviewed_at: str = ""
+    review_id: str = ""
+    signature: str = ""
 
 
 class PackForm(Struct):
@@ -259,18 +270,63 @@ class BillingActionsController(Controller):
     ) -> Redirect | ClientRedirect:
         return await _run_action(request, billing_service.resume(current_customer), DASHBOARD)
 
+    @get("/subscription/review")
+    async def review_change(
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        plan_changes: NamedDependency[PlanChangeService],
+        billing_pages: NamedDependency[BillingPages],
+        plan: FromQuery[str] = "",
+        interval: FromQuery[str] = "month",
+    ) -> Template | Redirect | ClientRedirect:
+        """What changing to `plan` does, from Stripe's preview; only its confirm (the POST
+        below) changes anything."""
+        try:
+            review = await plan_changes.review(current_customer, plan, interval)
+        except StripeGatewayError as exc:
+            flash(request, exc.message, category="error")
+            return _redirect(request, PLANS_PAGE)
+        if isinstance(review, ActionResult):
+            if review.message:
+                flash(request, review.message, category=review.category)
+            return _redirect(request, review.redirect_url or DASHBOARD)
+        context = {
+            "review": review,
+            "quotas": billing_pages.quota_changes(review.current_plan, review.plan),
+        }
+        return page(request, "billing/review_change.html", context)
+
     @post("/subscription/change")
     async def change(
         self,
         request: Request[Any, Any, Any],
         current_customer: NamedDependency[Customer],
-        billing_service: NamedDependency[BillingService],
-        data: Annotated[PlanForm, Form],
+        plan_changes: NamedDependency[PlanChangeService],
+        data: Annotated[ConfirmForm, Form],
     ) -> Redirect | ClientRedirect:
+        """The review's confirm: refused (back to the review) when Stripe's preview changed."""
+        if not data.proration_date or not data.signature:  # not from a review page
+            return _redirect(request, review_path(data.plan, data.interval))
+        figures = ReviewedFigures(
+            data.proration_date, data.amount, data.reviewed_at, data.review_id, data.signature
+        )
         return await _run_action(
             request,
-            billing_service.change_plan(current_customer, data.plan, data.interval),
-            DASHBOARD,
+            plan_changes.confirm(current_customer, data.plan, data.interval, figures),
+            review_path(data.plan, data.interval),
+        )
+
+    @post("/subscription/keep")
+    async def keep_plan(
+        self,
+        request: Request[Any, Any, Any],
+        current_customer: NamedDependency[Customer],
+        plan_changes: NamedDependency[PlanChangeService],
+    ) -> Redirect | ClientRedirect:
+        """Call off a scheduled plan change (a downgrade at the period end)."""
+        return await _run_action(
+            request, plan_changes.keep_current_plan(current_customer), DASHBOARD
         )
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.checkout_status import CheckoutLedger
 from app.billing.mirror import StripeMirror
+from app.billing.plan_change import PlanChangeService
 from app.billing.portal_links import PortalLinkService
 from app.billing.service import BillingService
 from app.billing.views import BillingPages
@@ -56,6 +57,10 @@ def provide_billing_service(
         checkout_ledger=checkout_ledger,
         mirror=stripe_mirror,
     )
+
+
+def provide_plan_changes(billing_service: BillingService, settings: Settings) -> PlanChangeService:
+    return PlanChangeService(billing_service, settings.secret_key)
 
 
 def provide_portal_links(

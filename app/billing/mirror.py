@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.invoice_lines import describe, line_price_id, mirror_lines, price_lookup_key
 from app.billing.invoice_views import is_trial
 from app.billing.models import Invoice, PaymentMethod
+from app.billing.plan_items import scheduled_change
 from app.billing.repository import BillingRepository
 from app.billing.stripe_objects import (
     Json,
@@ -38,7 +39,7 @@ from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
-from app.stripe.objects import Charge, CheckoutSession
+from app.stripe.objects import Charge, CheckoutSession, SubscriptionSchedule
 
 # Price id → its lookup key (fixed in the price's metadata by the catalog sync).
 _PRICE_KEYS: dict[str, str | None] = {}
@@ -150,6 +151,7 @@ class StripeMirror:
         row.trial_end = ts(sub.get("trial_end")) if status == "trialing" else None
         row.cancel_at_period_end = bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
         row.canceled_at = ts(sub.get("canceled_at"))
+        await self._apply_schedule(row, ref_id(sub.get("schedule")))
         row.metadata_ = {
             **(row.metadata_ or {}),
             "stripe_customer_id": ref_id(sub.get("customer")) or "",
@@ -173,6 +175,37 @@ class StripeMirror:
         row.trial_end = None
         row.cancel_at_period_end = False
         row.canceled_at = ts(sub.get("ended_at") or sub.get("canceled_at")) or utcnow()
+        self.forget_schedule(row)
+
+    async def _apply_schedule(self, row: Subscription, schedule_id: str | None) -> None:
+        """The change the subscription's schedule makes next (a downgrade at the period end);
+        asks Stripe only when the schedule is not the one we know."""
+        if schedule_id is None:
+            self.forget_schedule(row)
+            return
+        if (
+            schedule_id == row.stripe_schedule_id
+            and row.scheduled_change_at is not None
+            and row.current_period_start is not None
+            and row.current_period_start < row.scheduled_change_at
+        ):
+            return  # known, and still to come
+        schedule = await self.gateway.retrieve_subscription_schedule(schedule_id)
+        self.apply_schedule(row, schedule)
+
+    @staticmethod
+    def apply_schedule(row: Subscription, schedule: SubscriptionSchedule) -> None:
+        change = scheduled_change(schedule)
+        live = schedule.get("status") in ("not_started", "active")
+        row.stripe_schedule_id = schedule["id"] if live else None
+        row.scheduled_plan_slug = change.plan_slug if change else None
+        row.scheduled_interval = change.interval if change else None
+        row.scheduled_change_at = change.at if change else None
+
+    @staticmethod
+    def forget_schedule(row: Subscription) -> None:
+        row.stripe_schedule_id = row.scheduled_plan_slug = row.scheduled_interval = None
+        row.scheduled_change_at = None
 
     @staticmethod
     def _stamp(row: Subscription, seen_at: int | None) -> None:

@@ -63,3 +63,21 @@ def change_ends_trial(status: str, same_plan: bool, target_trial_days: int | Non
     offers none (Pro's trial to Business) ends the trial and starts paying now. Another
     interval of the same plan, or a plan with its own trial, keeps it."""
     return status == "trialing" and not same_plan and not target_trial_days
+
+
+def waits_for_period_end(
+    status: str,
+    same_plan: bool,  # the same plan on another interval
+    current_monthly: int,
+    target_monthly: int,
+    current_interval: str,
+    target_interval: str,
+) -> bool:
+    """A downgrade takes effect at the end of the paid period (as Stripe's customer portal
+    does): a plan that costs less a month, or the same plan on a shorter interval (yearly to
+    monthly). Upgrades, and any change during a trial (nothing was paid), happen now."""
+    if status == "trialing":
+        return False
+    if same_plan:
+        return current_interval == "year" and target_interval == "month"
+    return target_monthly < current_monthly

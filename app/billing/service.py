@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlencode
 from weakref import WeakValueDictionary
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from app.billing.catalog_sync import CatalogSync
 from app.billing.checkout_status import CheckoutLedger, CheckoutStatus
 from app.billing.mirror import StripeMirror
 from app.billing.models import PaymentMethod
+from app.billing.plan_items import PlannedChange, items_change, overage_lookup_keys
 from app.billing.repository import BillingRepository
 from app.billing.rules import (
     KEEP_LAST_CARD,
@@ -31,14 +33,7 @@ from app.billing.rules import (
     change_ends_trial,
     plan_is_paid,
 )
-from app.billing.stripe_objects import (
-    Json,
-    created_order,
-    is_metered,
-    lookup_key,
-    new_attempt,
-    plan_item,
-)
+from app.billing.stripe_objects import Json, created_order, new_attempt, ref_id
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
@@ -47,7 +42,6 @@ from app.db.transactions import rolls_back_on_error
 from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.metering.service import MeteringService
 from app.stripe.gateway import (
-    ItemChange,
     LineItem,
     StripeGateway,
     StripeGatewayError,
@@ -66,6 +60,11 @@ def _card_lock(customer_id: int) -> asyncio.Lock:
 
 
 INTERVALS: tuple[Interval, ...] = ("month", "year")
+
+
+def review_path(plan_slug: str, interval: str) -> str:
+    """The page reviewing a change of the paying customer's plan (app.billing.plan_change)."""
+    return "/billing/subscription/review?" + urlencode({"plan": plan_slug, "interval": interval})
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class BillingService:
             and plan_is_paid(plan.is_free, subscription.status)
         )
 
-    def _plan_and_interval(self, plan_slug: str, interval: str) -> tuple[Plan, Interval]:
+    def plan_and_interval(self, plan_slug: str, interval: str) -> tuple[Plan, Interval]:
         plan = self.catalog.plan(plan_slug or "")
         if plan is None or not plan.public:
             raise ValidationFailed(
@@ -172,11 +171,6 @@ class BillingService:
                 raise StripeGatewayError(f"Stripe has no price {key!r}; run sync-catalog.")
         return {key: str(found[key]["id"]) for key in lookup_keys}
 
-    @staticmethod
-    def overage_lookup_keys(plan: Plan, interval: Interval) -> list[str]:
-        """The metered prices a subscription to `plan` carries besides the plan's price."""
-        return [plan.overage_lookup_key(q.meter_code, interval) for q in plan.overage_quotas()]
-
     # Checkout ---------------------------------------------------------------------------
 
     def _success_url(self) -> str:
@@ -189,13 +183,14 @@ class BillingService:
     async def start_plan_checkout(
         self, customer: Customer, plan_slug: str, interval: str
     ) -> ActionResult:
-        """Checkout in subscription mode; a customer already paying gets a plan change instead."""
-        plan, interval_ = self._plan_and_interval(plan_slug, interval)
+        """Checkout in subscription mode; a customer already paying is sent to the review of
+        a plan change instead (nothing changes before its confirm)."""
+        plan, interval_ = self.plan_and_interval(plan_slug, interval)
         if plan.is_free:
             return await self.change_plan(customer, plan_slug, interval)
         subscription = await self.customers.subscription(customer)
         if subscription.stripe_subscription_id and subscription.status in SubscriptionStatus.live():
-            return await self.change_plan(customer, plan_slug, interval)
+            return ActionResult("", redirect_url=review_path(plan.slug, interval_))
         if customer.stripe_customer_id:
             # Our row may lag behind Stripe (a late or failing webhook, a second tab): a live
             # subscription there means the customer already pays, so never open a second one.
@@ -208,7 +203,7 @@ class BillingService:
                     subscription.stripe_subscription_id
                     and subscription.status in SubscriptionStatus.live()
                 ):
-                    return await self.change_plan(customer, plan_slug, interval)
+                    return ActionResult("", redirect_url=review_path(plan.slug, interval_))
         price = plan.price(interval_)
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
@@ -217,7 +212,7 @@ class BillingService:
             # that subscription at Stripe (above) and changes its plan.
             return await self.start_plan_checkout(customer, plan_slug, interval)
         plan_key = price.lookup_key(plan.slug)
-        overage_keys = self.overage_lookup_keys(plan, interval_)
+        overage_keys = overage_lookup_keys(plan, interval_)
         price_ids = await self.price_ids([plan_key, *overage_keys])
         # Metered prices (the plan's overage) take no quantity: Stripe bills reported usage.
         line_items = [LineItem(price_ids[plan_key])]
@@ -381,7 +376,7 @@ class BillingService:
         live = [s for s in remote if s.get("status") in SubscriptionStatus.live()]
         return max(live, key=created_order, default=None)
 
-    async def _live_stripe_subscription(self, subscription: Subscription) -> Json | None:
+    async def live_stripe_subscription(self, subscription: Subscription) -> Json | None:
         if not subscription.stripe_subscription_id:
             return None
         remote = await self.gateway.retrieve_subscription(subscription.stripe_subscription_id)
@@ -389,64 +384,67 @@ class BillingService:
 
     @rolls_back_on_error
     async def change_plan(self, customer: Customer, plan_slug: str, interval: str) -> ActionResult:
-        """Paid → paid now, with proration; paid → free at the end of the period."""
-        plan, interval_ = self._plan_and_interval(plan_slug, interval)
+        """Paid → paid now, with proration; paid → free at the end of the period. (The
+        customer's pages go through the review first: app.billing.plan_change.)"""
+        plan, interval_ = self.plan_and_interval(plan_slug, interval)
         subscription = await self.customers.subscription(customer)
-        remote = await self._live_stripe_subscription(subscription)
+        remote = await self.live_stripe_subscription(subscription)
         if plan.is_free:
             if remote is None:
                 return ActionResult(f"You are on the {plan.name} plan.", category="info")
             return await self.cancel(customer)
         if remote is None:
             return await self.start_plan_checkout(customer, plan_slug, interval)
-        item = plan_item(self.catalog, remote)
-        if item is None:
-            raise StripeGatewayError("The Stripe subscription has no items.")
-        price = plan.price(interval_)
-        assert price is not None
-        plan_key = price.lookup_key(plan.slug)
-        # The target plan's metered overage prices: keep those already there, add the
-        # missing ones, remove the others (a metered item is not prorated; Stripe bills
-        # the usage reported to its meter).
-        wanted = self.overage_lookup_keys(plan, interval_)
-        metered = [
-            other
-            for other in (remote.get("items") or {}).get("data") or []
-            if other["id"] != item["id"] and is_metered(other)
-        ]
-        have = {lookup_key(other) for other in metered}
-        removed = [
-            ItemChange(id=other["id"], deleted=True)
-            for other in metered
-            if lookup_key(other) not in wanted
-        ]
-        missing = [key for key in wanted if key not in have]
-        same_plan = lookup_key(item) == plan_key
-        if same_plan and not removed and not missing:
+        change = await self.planned_change(remote, plan, interval_)
+        if change is None:
             if remote.get("cancel_at_period_end"):
                 return await self.resume(customer)
             return ActionResult(f"You are already on {plan.name}.", category="info")
-        end_trial = change_ends_trial(str(remote.get("status")), same_plan, plan.trial_days)
-        price_ids = await self.price_ids([plan_key, *missing])
-        changes = [ItemChange(id=item["id"], price=price_ids[plan_key]), *removed]
-        changes += [ItemChange(price=price_ids[key]) for key in missing]
+        key = idempotency_key(
+            "change-plan", subscription.external_id, change.items[0].price, new_attempt()
+        )
+        return await self.apply_change(change, key=key)
+
+    async def planned_change(
+        self, remote: Json, plan: Plan, interval: Interval
+    ) -> PlannedChange | None:
+        """The update moving the live subscription `remote` to `plan`; None when it has
+        nothing to change."""
+        items = items_change(self.catalog, remote, plan, interval)
+        if items.nothing:
+            return None
+        price_ids = await self.price_ids([items.plan_key, *items.add])
+        return PlannedChange(
+            remote=remote,
+            plan=plan,
+            interval=interval,
+            items=items.item_changes(price_ids),
+            same_plan=items.same_plan,
+            end_trial=change_ends_trial(
+                str(remote.get("status")), items.same_plan, plan.trial_days
+            ),
+        )
+
+    async def apply_change(
+        self, change: PlannedChange, *, key: str, proration_date: int | None = None
+    ) -> ActionResult:
+        """Send the update to Stripe, mirror what it answers and commit."""
+        plan = change.plan
         updated = await self.gateway.update_subscription_items(
-            remote["id"],
-            items=changes,
-            # Only the licensed item is prorated; the same plan only gains its metered items.
-            proration_behavior="none" if same_plan else "always_invoice",
-            # A new plan takes effect only if its proration is paid: a declined card makes
-            # Stripe refuse the update (StripeCardError) and the subscription stays as it was.
-            payment_behavior=None if same_plan else "error_if_incomplete",
-            metadata={"plan": plan.slug, "interval": interval_},
-            key=idempotency_key("change-plan", subscription.external_id, plan_key, new_attempt()),
-            end_trial=end_trial,
+            change.subscription_id,
+            items=change.items,
+            proration_behavior=change.proration_behavior,
+            payment_behavior=change.payment_behavior,
+            metadata={"plan": plan.slug, "interval": change.interval},
+            key=key,
+            end_trial=change.end_trial,
+            proration_date=proration_date,
         )
         await self.mirror.apply_subscription(updated)
         await self.session.commit()
-        if same_plan:
+        if change.same_plan:
             return ActionResult(f"Your {plan.name} plan now bills usage beyond its quota.")
-        if end_trial:
+        if change.end_trial:
             return ActionResult(
                 f"You are now on {plan.name}. It has no trial, so your trial ended and its "
                 "first period was charged."
@@ -475,10 +473,15 @@ class BillingService:
         """Cancel at period end (or undo it) at Stripe and mirror it; None without a live
         Stripe subscription."""
         subscription = await self.customers.subscription(customer)
-        remote = await self._live_stripe_subscription(subscription)
+        remote = await self.live_stripe_subscription(subscription)
         if remote is None:
             return None
         action = "cancel" if cancel else "resume"
+        schedule_id = ref_id(remote.get("schedule"))
+        if cancel and schedule_id:  # the plan's end replaces a scheduled plan change
+            await self.gateway.release_subscription_schedule(
+                schedule_id, key=idempotency_key("release-schedule", schedule_id)
+            )
         updated = await self.gateway.set_cancel_at_period_end(
             remote["id"], cancel, key=idempotency_key(action, remote["id"], new_attempt())
         )

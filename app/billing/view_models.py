@@ -233,6 +233,15 @@ class CardRow:
     can_remove: bool
 
 
+@dataclass(frozen=True)
+class ScheduledView:
+    """A plan change Stripe makes later (a downgrade at the period end); `plan` is None for
+    a schedule made outside the portal."""
+
+    plan: Plan | None
+    at: datetime
+
+
 @dataclass
 class Account:
     customer: Customer
@@ -241,6 +250,7 @@ class Account:
     status: StatusView
     renews_on: datetime | None
     paid: bool
+    scheduled: ScheduledView | None = None
 
     @property
     def credit_balance(self) -> CreditBalance | None:

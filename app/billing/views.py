@@ -43,6 +43,7 @@ from app.billing.view_models import (
     MetersView,
     MeterView,
     PlanCard,
+    ScheduledView,
     StatusView,
 )
 from app.catalog.models import Catalog, CreditPack, Interval, Plan
@@ -114,12 +115,20 @@ class BillingPages:
             customer=customer,
             subscription=subscription,
             plan=plan,
+            scheduled=self._scheduled_change(subscription),
             status=_status(subscription, now),
             renews_on=None
             if subscription.cancel_at_period_end
             else subscription.current_period_end,
             paid=plan_is_paid(plan.is_free, subscription.status),
         )
+
+    def _scheduled_change(self, subscription: Subscription) -> ScheduledView | None:
+        """The plan change Stripe makes at the period end (a downgrade), if one is scheduled."""
+        if subscription.stripe_schedule_id is None or subscription.scheduled_change_at is None:
+            return None
+        plan = self.catalog.plan(subscription.scheduled_plan_slug or "")
+        return ScheduledView(plan=plan, at=subscription.scheduled_change_at)
 
     # Meters, chart, Try it -------------------------------------------------------------
 
@@ -288,6 +297,15 @@ class BillingPages:
                 text += f", then {each} per {meter.unit}"
             lines.append((meter.name, text))
         return lines
+
+    def quota_changes(self, current: Plan, target: Plan) -> list[tuple[str, str, str]]:
+        """What a plan change does to each quota: (meter, now, after)."""
+        before = dict(self._quota_lines(current, "month"))
+        after = dict(self._quota_lines(target, "month"))
+        return [
+            (name, before.get(name, "None"), after.get(name, "None"))
+            for name in dict.fromkeys([*before, *after])
+        ]
 
     def max_savings_percent(self) -> int:
         best = 0

@@ -53,6 +53,12 @@ class Subscription(Base):
     trial_end: Mapped[datetime | None] = mapped_column()
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column()
+    # A change Stripe makes later (a downgrade at the period end), from the subscription's
+    # schedule; cancellable until then by releasing the schedule (app.billing.plan_change).
+    stripe_schedule_id: Mapped[str | None] = mapped_column(String(255))
+    scheduled_plan_slug: Mapped[str | None] = mapped_column(String(64))
+    scheduled_interval: Mapped[str | None] = mapped_column(String(8))
+    scheduled_change_at: Mapped[datetime | None] = mapped_column()
     # Stripe's `created` of the last event applied, so an older event never overwrites a newer one.
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)

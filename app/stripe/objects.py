@@ -77,3 +77,49 @@ class PaymentIntent(TypedDict, total=False):
     customer: Expandable
     payment_method: Expandable
     latest_charge: str | Charge | None
+
+
+class InvoiceLines(TypedDict, total=False):
+    data: list[InvoiceLineItem]
+    has_more: bool
+
+
+class InvoicePreview(TypedDict, total=False):
+    """An invoice Stripe computed without making it (`invoices.create_preview`): `id` is
+    `upcoming_in_...`, nothing was charged or saved."""
+
+    id: Required[str]
+    currency: str
+    total: int
+    subtotal: int
+    amount_due: int
+    starting_balance: int
+    ending_balance: int | None
+    billing_reason: str | None
+    next_payment_attempt: int | None
+    period_end: int
+    lines: InvoiceLines
+    parent: dict[str, Any] | None
+
+
+class SchedulePhaseItem(TypedDict, total=False):
+    price: Expandable
+    quantity: int | None
+
+
+class SchedulePhase(TypedDict, total=False):
+    start_date: int
+    end_date: int
+    items: list[SchedulePhaseItem]
+    proration_behavior: str
+
+
+class SubscriptionSchedule(TypedDict, total=False):
+    id: Required[str]
+    status: Literal["not_started", "active", "completed", "released", "canceled"]
+    subscription: Expandable
+    customer: Expandable
+    current_phase: dict[str, int] | None
+    phases: list[SchedulePhase]
+    end_behavior: Literal["release", "cancel", "none", "renew"]
+    metadata: dict[str, str]

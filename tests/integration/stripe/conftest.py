@@ -8,7 +8,7 @@ under the test's control. The app's Stripe gateway talks to the emulator through
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.customers.models import Customer, Subscription
+from app.db.engine import write_from_here
 from app.stripe.gateway import StripeGateway
 from tests.conftest import csrf_token
 from tests.factories import log_in_new_user
@@ -160,6 +161,67 @@ async def post_form(
         headers=headers or {},
         follow_redirects=False,
     )
+
+
+async def subscribe(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    email: str,
+    plan: str = "pro",
+    *,
+    trial: bool,
+    events: frozenset[str] = frozenset({"checkout.session.completed"}),
+    deliver: Callable[[AsyncTestClient[Litestar], list[tuple[bytes, str]]], Awaitable[Any]] = (
+        forward
+    ),
+) -> str:
+    """A new user subscribed to `plan` through Checkout (on its trial, or paying at once as a
+    returning customer), its webhooks (`events`, once all came) delivered; returns the Stripe
+    customer id."""
+    await login_new_user(client, email)
+    if not trial:
+        _, row = await customer_of(session, email)
+        await write_from_here(session)
+        row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # no trial: paid now
+        await session.commit()
+    mark = emulator.mark()
+    response = await post_form(client, "/billing/checkout", {"plan": plan, "interval": "month"})
+    assert emulator.pay(response.headers["location"]).status_code == 303
+    customer, _ = await customer_of(session, email)
+    cus = customer.stripe_customer_id
+    assert cus
+    await deliver(client, await wait_for_events(emulator, cus, set(events), after=mark))
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status) == (plan, "trialing" if trial else "active")
+    return cus
+
+
+_CONFIRM_FORM = re.compile(
+    r'<form method="post" action="/billing/subscription/change".*?</form>', re.DOTALL
+)
+_HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+
+async def review_plan_change(
+    client: AsyncTestClient[Litestar], plan: str, interval: str = "month"
+) -> tuple[httpx.Response, dict[str, str]]:
+    """The review page of a plan change and its confirm form's fields."""
+    page = await client.get(
+        "/billing/subscription/review", params={"plan": plan, "interval": interval}
+    )
+    assert page.status_code == 200, page.text
+    form = _CONFIRM_FORM.search(page.text)
+    assert form, page.text
+    return page, dict(_HIDDEN.findall(form.group(0)))
+
+
+async def change_plan(
+    client: AsyncTestClient[Litestar], plan: str, interval: str = "month"
+) -> httpx.Response:
+    """Change the plan as a customer does: the review page, then its confirm button."""
+    _, fields = await review_plan_change(client, plan, interval)
+    return await post_form(client, "/billing/subscription/change", fields)
 
 
 async def customer_of(session: AsyncSession, email: str) -> tuple[Customer, Subscription]:

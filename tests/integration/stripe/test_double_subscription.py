@@ -12,6 +12,7 @@ from app.stripe.gateway import LineItem, StripeGateway
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,
+    change_plan,
     customer_of,
     login_new_user,
     post_form,
@@ -39,10 +40,11 @@ async def test_checkout_again_before_the_webhook_changes_the_plan_instead(
     _, sub = await customer_of(session, email)
     assert (sub.plan_slug, sub.status) == ("pro", "trialing")
 
-    # Another plan: a change of the existing subscription, not a new one.
+    # Another plan: a change of the existing subscription (reviewed first), not a new one.
     other = await post_form(client, "/billing/checkout", {"plan": "business", "interval": "month"})
     assert other.status_code == 303
-    assert not other.headers["location"].startswith(emulator.url), other.headers["location"]
+    assert other.headers["location"] == "/billing/subscription/review?plan=business&interval=month"
+    assert (await change_plan(client, "business")).status_code == 303
     remote = await gateway.list_subscriptions(customer.stripe_customer_id)
     live = [s for s in remote if s["status"] in SubscriptionStatus.live()]
     assert len(live) == 1

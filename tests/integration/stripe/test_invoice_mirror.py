@@ -22,6 +22,7 @@ from tests.integration.stripe.conftest import (
     forward,
     login_new_user,
     post_form,
+    subscribe,
     wait_for_events,
 )
 
@@ -36,26 +37,18 @@ async def _subscribe(
     trial: bool,
 ) -> str:
     """A new user on `plan` through Checkout (Pro's trial, or paying at once), its webhooks
-    delivered; the Stripe customer id."""
-    await login_new_user(client, email)
-    if not trial:
-        _, row = await customer_of(session, email)
-        await write_from_here(session)
-        row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # a returning customer
-        await session.commit()
-    mark = emulator.mark()
-    response = await post_form(client, "/billing/checkout", {"plan": plan, "interval": "month"})
-    assert emulator.pay(response.headers["location"]).status_code == 303
-    customer, _ = await customer_of(session, email)
-    cus = customer.stripe_customer_id
-    assert cus
-    await _deliver_twice_reversed(
+    delivered twice in reverse order; the Stripe customer id."""
+    paid = frozenset({"checkout.session.completed", "invoice.paid"})
+    return await subscribe(
         client,
-        await wait_for_events(
-            emulator, cus, {"checkout.session.completed", "invoice.paid"}, after=mark
-        ),
+        session,
+        emulator,
+        email,
+        plan,
+        trial=trial,
+        events=paid,
+        deliver=_deliver_twice_reversed,
     )
-    return cus
 
 
 async def _deliver_twice_reversed(

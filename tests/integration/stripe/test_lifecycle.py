@@ -16,6 +16,7 @@ from app.stripe_sync.models import StripeEvent
 from tests.integration.stripe.conftest import (
     FAILS_LATER,
     Emulator,
+    change_plan,
     customer_of,
     forward,
     login_new_user,
@@ -84,9 +85,7 @@ async def test_lifecycle_in_any_order_converges(
 
     # Upgrade to Business with proration, then cancel, resume and cancel again.
     mark = emulator.mark()
-    changed = await post_form(
-        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
-    )
+    changed = await change_plan(client, "business")
     assert changed.status_code == 303
     await step(client, emulator, cus, mark, {"invoice.paid", "customer.subscription.updated"})
     for action in ("cancel", "resume", "cancel"):

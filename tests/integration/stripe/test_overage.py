@@ -315,10 +315,10 @@ async def test_plan_changes_add_and_remove_the_metered_item(
     stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
 
     async def change(plan: str, interval: str) -> list[str]:
-        response = await post_form(
-            client, "/billing/subscription/change", {"plan": plan, "interval": interval}
-        )
-        assert response.status_code == 303, response.text
+        # At once, as an admin changes a plan (a customer's downgrade waits for the period
+        # end: test_plan_change_review.py).
+        customer, _ = await customer_of(session, email)
+        await services.billing.change_plan(customer, plan, interval)
         _, subscription = await customer_of(session, email)
         assert (subscription.plan_slug, subscription.interval) == (plan, interval)
         remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
@@ -357,9 +357,11 @@ async def test_leaving_a_plan_with_overage_mid_cycle_bills_the_overage_so_far(
     session: AsyncSession,
     emulator: Emulator,
     gateway: StripeGateway,
+    services: Services,
 ) -> None:
-    """Business → Pro removes the metered item; the usage reported to its meter this cycle is
-    billed on the plan change's invoice (flexible billing mode), not given away."""
+    """Business → Pro at once (an admin's change) removes the metered item; the usage reported
+    to its meter this cycle is billed on the plan change's invoice (flexible billing mode),
+    not given away."""
     email = "overage-leave@example.com"
     stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
     _, subscription = await customer_of(session, email)
@@ -375,10 +377,8 @@ async def test_leaving_a_plan_with_overage_mid_cycle_bills_the_overage_so_far(
     )
     emulator.advance(days=1)
 
-    response = await post_form(
-        client, "/billing/subscription/change", {"plan": "pro", "interval": "month"}
-    )
-    assert response.status_code == 303, response.text
+    customer, _ = await customer_of(session, email)
+    await services.billing.change_plan(customer, "pro", "month")
     remote = await gateway.retrieve_subscription(str(subscription.stripe_subscription_id))
     assert [i["price"]["lookup_key"] for i in remote["items"]["data"]] == ["plan_pro_monthly"]
     invoice = next(

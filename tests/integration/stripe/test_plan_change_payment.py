@@ -12,12 +12,11 @@ from app.stripe.gateway import StripeGateway
 from tests.integration.stripe.conftest import (
     FAILS_LATER,
     Emulator,
+    change_plan,
     customer_of,
     flashes,
-    forward,
-    login_new_user,
     post_form,
-    wait_for_events,
+    subscribe,
 )
 
 
@@ -29,12 +28,10 @@ async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
     catalog: Catalog,
 ) -> None:
     email = "upgrade-fails@example.com"
-    cus = await _on_pro(client, session, emulator, email, trial=False)
+    cus = await subscribe(client, session, emulator, email, trial=False)
     await _make_charges_fail(client, emulator, gateway, cus)
 
-    changed = await post_form(
-        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
-    )
+    changed = await change_plan(client, "business")
     assert changed.status_code == 303
     page = await client.get(changed.headers["location"])
     assert any("declined" in text.lower() for text in flashes(page.text)), flashes(page.text)
@@ -46,35 +43,6 @@ async def test_upgrade_with_a_failing_card_is_refused_and_changes_nothing(
     item = plan_item(catalog, remote)
     assert item is not None and item["price"]["lookup_key"] == "plan_pro_monthly"
     assert remote["status"] == "active"
-
-
-async def _on_pro(
-    client: AsyncTestClient[Litestar],
-    session: AsyncSession,
-    emulator: Emulator,
-    email: str,
-    *,
-    trial: bool,
-) -> str:
-    """A new user subscribed to Pro through Checkout (on its trial, or paying at once as a
-    returning customer); returns the Stripe customer id."""
-    await login_new_user(client, email)
-    if not trial:
-        _, row = await customer_of(session, email)
-        row.metadata_ = {"last_stripe_subscription_id": "sub_old"}  # no trial: Pro is paid now
-        await session.commit()
-    mark = emulator.mark()
-    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
-    assert emulator.pay(response.headers["location"]).status_code == 303
-    customer, _ = await customer_of(session, email)
-    cus = customer.stripe_customer_id
-    assert cus
-    await forward(
-        client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
-    )
-    _, row = await customer_of(session, email)
-    assert (row.plan_slug, row.status) == ("pro", "trialing" if trial else "active")
-    return cus
 
 
 async def _make_charges_fail(
@@ -96,10 +64,8 @@ async def test_leaving_a_trial_for_a_plan_without_one_pays_now(
 ) -> None:
     """Pro's 14-day trial does not carry over to Business, which offers none."""
     email = "trial-to-business@example.com"
-    cus = await _on_pro(client, session, emulator, email, trial=True)
-    changed = await post_form(
-        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
-    )
+    cus = await subscribe(client, session, emulator, email, trial=True)
+    changed = await change_plan(client, "business")
     page = await client.get(changed.headers["location"])
     assert any("trial ended" in text for text in flashes(page.text)), flashes(page.text)
     _, row = await customer_of(session, email)
@@ -115,12 +81,10 @@ async def test_leaving_a_trial_with_a_failing_card_keeps_the_trial(
     gateway: StripeGateway,
 ) -> None:
     email = "trial-to-business-fails@example.com"
-    cus = await _on_pro(client, session, emulator, email, trial=True)
+    cus = await subscribe(client, session, emulator, email, trial=True)
     await _make_charges_fail(client, emulator, gateway, cus)
 
-    changed = await post_form(
-        client, "/billing/subscription/change", {"plan": "business", "interval": "month"}
-    )
+    changed = await change_plan(client, "business")
     page = await client.get(changed.headers["location"])
     assert any("declined" in text.lower() for text in flashes(page.text)), flashes(page.text)
     _, row = await customer_of(session, email)
