@@ -99,8 +99,11 @@ class StripeMirror:
                 customer.stripe_customer_id = stripe_customer_id
         return customer
 
-    async def apply_subscription(self, sub: Json, *, seen_at: int | None = None) -> str:
-        """Make our subscription row match Stripe's subscription `sub` (its current state)."""
+    async def apply_subscription(
+        self, sub: Json, *, seen_at: int | None = None, read_schedule: bool = False
+    ) -> str:
+        """Make our subscription row match Stripe's subscription `sub` (its current state);
+        `read_schedule` reads its schedule again even when we know it (its phases changed)."""
         customer = await self.customer_of(sub)
         if customer is None:
             return "ignored: unknown customer"
@@ -151,7 +154,7 @@ class StripeMirror:
         row.trial_end = ts(sub.get("trial_end")) if status == "trialing" else None
         row.cancel_at_period_end = bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
         row.canceled_at = ts(sub.get("canceled_at"))
-        await self._apply_schedule(row, ref_id(sub.get("schedule")))
+        await self._apply_schedule(row, ref_id(sub.get("schedule")), read_schedule)
         row.metadata_ = {
             **(row.metadata_ or {}),
             "stripe_customer_id": ref_id(sub.get("customer")) or "",
@@ -177,14 +180,17 @@ class StripeMirror:
         row.canceled_at = ts(sub.get("ended_at") or sub.get("canceled_at")) or utcnow()
         self.forget_schedule(row)
 
-    async def _apply_schedule(self, row: Subscription, schedule_id: str | None) -> None:
+    async def _apply_schedule(
+        self, row: Subscription, schedule_id: str | None, read: bool = False
+    ) -> None:
         """The change the subscription's schedule makes next (a downgrade at the period end);
         asks Stripe only when the schedule is not the one we know."""
         if schedule_id is None:
             self.forget_schedule(row)
             return
         if (
-            schedule_id == row.stripe_schedule_id
+            not read
+            and schedule_id == row.stripe_schedule_id
             and row.scheduled_change_at is not None
             and row.current_period_start is not None
             and row.current_period_start < row.scheduled_change_at

@@ -64,6 +64,20 @@ async def on_customer_subscription_deleted(ctx: EventContext) -> str:
     return await _subscription(ctx)
 
 
+async def on_subscription_schedule(ctx: EventContext) -> str:
+    # A schedule's phases changed, or it ended (released, canceled, completed): the plan
+    # change it makes next, read again with the subscription it manages (or managed).
+    obj = ctx.object
+    sub_id = ref_id(obj.get("subscription")) or ref_id(obj.get("released_subscription"))
+    if sub_id is None:
+        return "ignored: a schedule without a subscription"
+    try:
+        current = await ctx.gateway.retrieve_subscription(sub_id)
+    except StripeNotFound:
+        return f"ignored: {sub_id} is gone"
+    return await ctx.mirror.apply_subscription(current, seen_at=ctx.created, read_schedule=True)
+
+
 async def on_customer_subscription_trial_will_end(ctx: EventContext) -> str:
     # Nothing to decide: the trial's end is already mirrored; refresh it anyway.
     outcome = await _subscription(ctx)
@@ -173,6 +187,11 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.updated": on_customer_subscription_updated,
     "customer.subscription.deleted": on_customer_subscription_deleted,
     "customer.subscription.trial_will_end": on_customer_subscription_trial_will_end,
+    "subscription_schedule.created": on_subscription_schedule,
+    "subscription_schedule.updated": on_subscription_schedule,
+    "subscription_schedule.released": on_subscription_schedule,
+    "subscription_schedule.canceled": on_subscription_schedule,
+    "subscription_schedule.completed": on_subscription_schedule,
     "invoice.created": on_invoice_created,
     "invoice.finalized": on_invoice_finalized,
     "invoice.paid": on_invoice_paid,

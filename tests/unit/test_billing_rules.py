@@ -15,6 +15,7 @@ from app.billing.rules import (
     page_count,
     plan_is_paid,
     trial_days_left,
+    waits_for_period_end,
 )
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -89,3 +90,28 @@ def test_a_trial_ends_only_when_moving_to_a_plan_without_one(
     status: str, same_plan: bool, trial_days: int | None, ends: bool
 ) -> None:
     assert change_ends_trial(status, same_plan, trial_days) is ends
+
+
+@pytest.mark.parametrize(
+    ("status", "same_plan", "now", "then", "now_interval", "then_interval", "waits"),
+    [
+        ("active", False, 14_900, 2_900, "month", "month", True),  # Business → Pro
+        ("active", False, 2_900, 14_900, "month", "month", False),  # Pro → Business
+        ("active", True, 2_417, 2_900, "year", "month", True),  # Pro yearly → monthly
+        ("active", True, 2_900, 2_417, "month", "year", False),  # Pro monthly → yearly
+        ("active", False, 12_417, 2_900, "year", "month", True),  # Business yearly → Pro
+        ("active", False, 2_417, 14_900, "year", "month", False),  # Pro yearly → Business
+        ("trialing", False, 14_900, 2_900, "month", "month", False),  # nothing paid yet
+        ("past_due", False, 14_900, 2_900, "month", "month", True),
+    ],
+)
+def test_waits_for_period_end(
+    status: str,
+    same_plan: bool,
+    now: int,
+    then: int,
+    now_interval: str,
+    then_interval: str,
+    waits: bool,
+) -> None:
+    assert waits_for_period_end(status, same_plan, now, then, now_interval, then_interval) is waits
