@@ -26,6 +26,7 @@ from tests.e2e.test_checkout import (  # noqa: F401
     pay_and_wait,
     sign_up,
 )
+from tests.support import wait_until
 
 AUTH = {"Authorization": "Bearer sk_test_emulator"}
 
@@ -75,10 +76,15 @@ def test_invoice_list_detail_and_credit_after_a_downgrade(page: Page, live_serve
     assert credit < 0
     credit_text = f"${-credit / 100:,.2f}"
 
-    page.goto("/billing/invoices")
-    balance = page.get_by_test_id("credit-balance")
-    expect(balance).to_contain_text(
-        f"{credit_text} credit, applied to your next invoices", timeout=WEBHOOK_TIMEOUT
+    def credit_shown() -> bool:
+        # The balance arrives by webhook after the downgrade: each look is a fresh page.
+        page.goto("/billing/invoices")
+        balance = page.get_by_test_id("credit-balance")
+        return balance.count() > 0 and f"{credit_text} credit" in balance.inner_text()
+
+    wait_until(credit_shown, timeout=WEBHOOK_TIMEOUT / 1000, what="the credit balance")
+    expect(page.get_by_test_id("credit-balance")).to_contain_text(
+        f"{credit_text} credit, applied to your next invoices"
     )
     page.reload()
     rows = page.get_by_test_id("invoice-table").locator("tbody tr")
