@@ -73,7 +73,8 @@ class PlanReview:
     scheduled: bool
     takes_effect: datetime | None
     currency: str
-    # The preview's amount due (the confirm checks it): today's charge, or the renewal's.
+    # The preview's amount due: today's charge (the confirm checks it), or (scheduled) the
+    # renewal's at the period end.
     amount_due: int
     total: int
     credit_applied: int  # from the customer's Stripe credit balance
@@ -166,8 +167,13 @@ class PlanChangeService:
         if not fresh or not hmac.compare_digest(signature, figures.signature):
             return ActionResult(REVIEW_EXPIRED, redirect_url=back, category="error")
         scheduled = self._scheduled(subscription, change)
-        preview = await self._preview(change, scheduled, as_of)
-        if int(preview.get("amount_due") or 0) != shown:
+        # What is charged now: nothing for a change at the period end (its renewal may still
+        # change, as any renewal can), else Stripe's preview as of the same date again.
+        today = 0
+        if not scheduled:
+            preview = await self._preview(change, scheduled, as_of)
+            today = int(preview.get("amount_due") or 0)
+        if today != shown:
             return ActionResult(PREVIEW_CHANGED, redirect_url=back, category="error")
         inputs = (subscription.external_id, change.plan.slug, change.interval, figures.review_id)
         if scheduled:
@@ -228,7 +234,7 @@ class PlanChangeService:
             customer,
             change,
             review.proration_date,
-            review.amount_due,
+            review.charged_today,
             review.reviewed_at,
             review.review_id,
         )
