@@ -10,6 +10,7 @@ from app.stripe_emulator import (
     invoices,
     pausing,
     payment_actions,
+    payment_method_types,
     payments,
     previews,
     subscriptions,
@@ -194,7 +195,7 @@ def pay_invoice(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 def create_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     p = req.params
     if require(p, "type") != "card":
-        raise StripeError(400, "The emulator only supports card payment methods.", param="type")
+        return emu.save(payment_method_types.from_params(p, emu.now()))
     card = require(p, "card")
     if not isinstance(card, dict):
         raise StripeError(400, "Invalid hash", param="card")
@@ -205,7 +206,10 @@ def create_payment_method(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     month = int_param(card, "exp_month") or 12
     year = int_param(card, "exp_year") or 2034
     cards.parse_expiry(f"{month}/{year}", now)
-    return payments.create_card(emu, number, month, year, str(card.get("cvc") or ""), now)
+    pm = payments.create_card(emu, number, month, year, str(card.get("cvc") or ""), now)
+    if p.get("billing_details"):
+        pm["billing_details"] = payment_method_types.billing_details(p["billing_details"])
+    return emu.save(pm)
 
 
 @route("GET", "/v1/payment_methods/{id}")

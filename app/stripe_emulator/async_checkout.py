@@ -1,29 +1,30 @@
-"""Delayed-notification payments at Checkout: SEPA Direct Debit in `payment` mode.
+"""Delayed-notification payments at Checkout: SEPA Direct Debit and US bank accounts in
+`payment` mode.
 
-A session created with `allowed_payment_method_types[]=sepa_debit` (currency `eur`) shows an IBAN form
-on the hosted page. Paying with an IBAN completes the session at once with
-`payment_status: unpaid` (`checkout.session.completed`); the payment intent is `processing`
-(`payment_intent.processing`, the charge `pending`). The emulator helper
-`POST /_emulator/checkout/sessions/{id}/settle` (`outcome=succeeded|failed`; by default
-Stripe's test IBAN decides: `DE62 3704 0044 0532 0130 01` fails, others succeed) ends it:
+A session created with `allowed_payment_method_types[]=sepa_debit` (currency `eur`) or
+`us_bank_account` (`usd`) shows an IBAN or a bank account form on the hosted page. Paying
+with it completes the session at once with `payment_status: unpaid`
+(`checkout.session.completed`); the payment intent is `processing` (`payment_intent.processing`,
+the charge `pending`). The emulator helper `POST /_emulator/checkout/sessions/{id}/settle`
+(`outcome=succeeded|failed`; by default Stripe's test accounts decide: the IBAN
+`DE62 3704 0044 0532 0130 01` and the US account `000222222227` fail, others succeed) ends it:
 `checkout.session.async_payment_succeeded` (`payment_status: paid`, the invoice when
 `invoice_creation[enabled]`) or `checkout.session.async_payment_failed`, each after the
-charge's and payment intent's own events."""
+charge's and payment intent's own events. In `setup` and `subscription` mode these methods
+are saved (and charged) at once, as a card is; the payment methods are built in
+`payment_method_types.py`."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from app.stripe_emulator import objects, payments
+from app.stripe_emulator import objects, payment_method_types, payments
 from app.stripe_emulator.charges import build as build_charge
 from app.stripe_emulator.core import Emulator, metadata_update
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.routing import ApiRequest, helper
 from app.stripe_emulator.store import new_id
 
-FAILING_IBANS = {"DE62370400440532013001"}
-SUPPORTED_TYPES = ("card", "sepa_debit")
 INSUFFICIENT_FUNDS = (
     "insufficient_funds",
     "The customer's account has insufficient funds to cover this payment.",
@@ -36,86 +37,44 @@ def check_payment_method_types(p: dict[str, Any], mode: str, currency: str | Non
     raw = p.get("allowed_payment_method_types") or ["card"]
     types = [str(t) for t in (raw if isinstance(raw, list) else [raw])]
     for index, kind in enumerate(types):
-        if kind not in SUPPORTED_TYPES:
+        if kind not in payment_method_types.SUPPORTED_TYPES:
             raise StripeError(
                 400,
-                f"The emulator's Checkout takes card and sepa_debit payments, not {kind}.",
+                "The emulator's Checkout takes "
+                f"{', '.join(payment_method_types.SUPPORTED_TYPES)} payments, not {kind}.",
                 param=f"allowed_payment_method_types[{index}]",
             )
-    if "sepa_debit" in types and mode != "payment":
-        raise StripeError(
-            400,
-            "The emulator takes sepa_debit at Checkout in payment mode only.",
-            param="allowed_payment_method_types",
-        )
-    if "sepa_debit" in types and (currency or "").lower() != "eur":
-        raise StripeError(
-            400,
-            "The payment method `sepa_debit` cannot be used with currency "
-            f"`{currency}`; it supports `eur`.",
-            param="allowed_payment_method_types",
-        )
+        needed = payment_method_types.CURRENCY.get(kind)
+        if needed and mode != "setup" and (currency or "").lower() != needed:
+            raise StripeError(
+                400,
+                f"The payment method `{kind}` cannot be used with currency "
+                f"`{currency}`; it supports `{needed}`.",
+                param="allowed_payment_method_types",
+            )
     return types
 
 
-def normalize_iban(text: str) -> str:
-    iban = "".join(text.split()).upper()
-    digits = "".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4]) if iban.isalnum() else ""
-    if len(iban) < 15 or not iban[:2].isalpha() or not digits or int(digits) % 97 != 1:
-        raise StripeError(
-            400,
-            "The IBAN you entered is invalid.",
-            code="invalid_bank_account_iban",
-            param="iban",
-        )
-    return iban
-
-
-def sepa_payment_method(now: int, iban: str, name: str, email: str | None) -> dict[str, Any]:
-    return {
-        "id": new_id("pm"),
-        "object": "payment_method",
-        "allow_redisplay": "unspecified",
-        "billing_details": {
-            "address": dict(objects._ADDRESS),
-            "email": email,
-            "name": name,
-            "phone": None,
-            "tax_id": None,
-        },
-        "created": now,
-        "customer": None,
-        "livemode": False,
-        "metadata": {},
-        "sepa_debit": {
-            "bank_code": iban[4:12],
-            "branch_code": "",
-            "country": iban[:2],
-            "fingerprint": hashlib.sha256(iban.encode()).hexdigest()[:16],
-            "generated_from": {"charge": None, "setup_attempt": None},
-            "last4": iban[-4:],
-        },
-        "type": "sepa_debit",
-        "_iban": iban,
-        "_number": "",  # no card number: no test-card behaviour when attached or charged
-    }
-
-
-def complete_sepa(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
-    """Pay the hosted page with an IBAN: complete, unpaid, processing."""
-    if "sepa_debit" not in session["payment_method_types"]:
-        raise StripeError(400, "This Checkout Session does not take SEPA Direct Debit.")
-    iban = normalize_iban(form.get("iban", ""))
-    name = (form.get("name") or "").strip()
-    if not name:
-        raise StripeError(400, "Enter the account holder's name.", param="name")
-    customer = emu.load(session["customer"], "customer") if session["customer"] else None
-    now = emu.now_for(customer) if customer else emu.now()
-    email = form.get("email") or session.get("customer_email") or (customer or {}).get("email")
-    pm = emu.save(sepa_payment_method(now, iban, name, email))
-    data = session.get("_payment_intent_data") or {}
+def payment_intent_data(
+    emu: Emulator, session: dict[str, Any], customer: dict[str, Any] | None, pm: dict[str, Any]
+) -> dict[str, Any]:
+    """The session's `payment_intent_data`; the payment method is saved to the customer first
+    when it asks for `setup_future_usage`."""
+    data: dict[str, Any] = session.get("_payment_intent_data") or {}
     if customer and data.get("setup_future_usage"):
         payments.attach(emu, pm, customer["id"])
+    return data
+
+
+def complete_delayed(
+    emu: Emulator,
+    session: dict[str, Any],
+    customer: dict[str, Any] | None,
+    pm: dict[str, Any],
+    now: int,
+) -> dict[str, Any]:
+    """A payment-mode session paid by bank debit: complete, unpaid, processing."""
+    data = payment_intent_data(emu, session, customer, pm)
     pi = objects.payment_intent(
         now,
         session["amount_total"],
@@ -124,7 +83,7 @@ def complete_sepa(emu: Emulator, session: dict[str, Any], form: dict[str, str]) 
         description=data.get("description"),
         metadata=metadata_update({}, data),
         payment_method=pm["id"],
-        payment_method_types=["sepa_debit"],
+        payment_method_types=[pm["type"]],
         status="processing",
     )
     charge = build_charge(pi, pm, now)
@@ -136,22 +95,7 @@ def complete_sepa(emu: Emulator, session: dict[str, Any], form: dict[str, str]) 
     pi["latest_charge"] = charge["id"]
     emu.save(pi)
     emu.emit("payment_intent.processing", pi)
-    session.update(
-        status="complete",
-        payment_status="unpaid",
-        payment_intent=pi["id"],
-        customer_details={
-            "address": None,
-            "email": email,
-            "name": name,
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        },
-    )
-    emu.save(session)
-    emu.emit("checkout.session.completed", session)
-    return session
+    return {"payment_intent": pi["id"], "payment_status": "unpaid"}
 
 
 @helper("POST", "/_emulator/checkout/sessions/{id}/settle")
@@ -163,7 +107,7 @@ def settle(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
         raise StripeError(400, f"The Checkout Session {session['id']} has no processing payment.")
     pm = emu.load(pi["payment_method"], "payment_method")
     outcome = req.params.get("outcome") or (
-        "failed" if pm.get("_iban") in FAILING_IBANS else "succeeded"
+        "failed" if payment_method_types.fails_later(pm) else "succeeded"
     )
     if outcome not in ("succeeded", "failed"):
         raise StripeError(

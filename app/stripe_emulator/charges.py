@@ -33,7 +33,27 @@ def payment_method_details(pm: dict[str, Any] | None) -> dict[str, Any] | None:
             "three_d_secure": None,
             "wallet": None,
         }
+    elif kind in _BANK_DETAILS:
+        details = {key: details.get(key) for key in _BANK_DETAILS[kind]}
+        details.update(expected_debit_date=None, mandate=None)
+    elif kind == "link":
+        details = {"country": "US", "funding_source_group": None}
     return {"type": kind, kind: details}
+
+
+# What a bank debit's charge repeats of its payment method (Stripe's `payment_method_details`).
+_BANK_DETAILS = {
+    "sepa_debit": ("bank_code", "branch_code", "country", "fingerprint", "last4"),
+    "us_bank_account": (
+        "account_holder_type",
+        "account_type",
+        "bank_name",
+        "fingerprint",
+        "last4",
+        "payment_reference",
+        "routing_number",
+    ),
+}
 
 
 def build(

@@ -10,6 +10,7 @@ from app.stripe_emulator import (
     cards,
     invoices,
     objects,
+    payment_method_types,
     payments,
     subscriptions,
 )
@@ -157,13 +158,70 @@ def _line_items(emu: Emulator, p: dict[str, Any], mode: str) -> list[dict[str, A
 
 
 def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
-    """Pay the hosted Checkout page; raises a card StripeError and changes nothing on decline."""
+    """Pay the hosted Checkout page with one of its forms (`payment_method_type`: card, or
+    one of `payment_method_types.py`'s); raises a StripeError and changes nothing on a
+    decline or a wrong field."""
     if session["status"] != "open":
         raise StripeError(400, "This Checkout Session is no longer active.")
-    if form.get("iban"):
-        return async_checkout.complete_sepa(emu, session, form)
+    kind = form.get("payment_method_type") or ("sepa_debit" if form.get("iban") else "card")
+    if kind not in session["payment_method_types"]:
+        raise StripeError(400, f"This Checkout Session does not take {kind} payments.")
     customer = emu.load(session["customer"], "customer") if session["customer"] else None
     now = emu.now_for(customer) if customer else emu.now()
+    email = form.get("email") or session.get("customer_email")
+    other: dict[str, Any] | None = None
+    if kind == "card":
+        card = _checked_card(session, form, now)
+    else:
+        other = payment_method_types.from_form(
+            kind, form, email or (customer or {}).get("email"), now
+        )
+        email = email or other["billing_details"]["email"]
+    if customer is None and (
+        session["mode"] == "subscription" or session.get("customer_creation") == "always"
+    ):
+        from app.stripe_emulator.api_catalog import create_customer
+        from app.stripe_emulator.routing import ApiRequest
+
+        customer = create_customer(emu, ApiRequest("POST", "/v1/customers", {"email": email or ""}))
+    if other is None:
+        pm = payments.create_card(emu, *card, now)
+        pm["billing_details"]["email"] = email
+    else:
+        pm = other
+    emu.save(pm)
+    updates: dict[str, Any] = {"status": "complete"}
+    if customer:
+        updates["customer"] = customer["id"]
+    updates["customer_details"] = {
+        "address": None,
+        "email": email or (customer or {}).get("email"),
+        "name": form.get("name") or (customer or {}).get("name"),
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+    mode = session["mode"]
+    if mode == "payment" and kind in payment_method_types.DELAYED:
+        updates.update(async_checkout.complete_delayed(emu, session, customer, pm, now))
+    elif mode == "subscription":
+        assert customer is not None  # created above for a subscription
+        updates.update(_complete_subscription(emu, session, customer, pm, now))
+    elif mode == "payment":
+        updates.update(_complete_payment(emu, session, customer, pm, now))
+    else:
+        updates.update(_complete_setup(emu, session, customer, pm, now))
+    session.update(updates)
+    emu.save(session)
+    emu.emit("checkout.session.completed", session)
+    return session
+
+
+def _checked_card(
+    session: dict[str, Any], form: dict[str, str], now: int
+) -> tuple[str, int, int, str]:
+    """The card form's number, expiry and CVC, checked as Stripe's page checks them, and
+    the test card's decline raised before anything is saved."""
     number = cards.normalize(form.get("card_number", ""))
     if not number:
         raise StripeError(
@@ -192,41 +250,7 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
         decline = cards.charge_decline(number)
     if decline:
         raise decline.error()
-
-    email = form.get("email") or session.get("customer_email")
-    if customer is None and (
-        session["mode"] == "subscription" or session.get("customer_creation") == "always"
-    ):
-        from app.stripe_emulator.api_catalog import create_customer
-        from app.stripe_emulator.routing import ApiRequest
-
-        customer = create_customer(emu, ApiRequest("POST", "/v1/customers", {"email": email or ""}))
-    pm = payments.create_card(emu, number, exp_month, exp_year, cvc, now)
-    pm["billing_details"]["email"] = email
-    emu.save(pm)
-    updates: dict[str, Any] = {"status": "complete"}
-    if customer:
-        updates["customer"] = customer["id"]
-    updates["customer_details"] = {
-        "address": None,
-        "email": email or (customer or {}).get("email"),
-        "name": form.get("name") or (customer or {}).get("name"),
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-    }
-    mode = session["mode"]
-    if mode == "subscription":
-        assert customer is not None  # created above for a subscription
-        updates.update(_complete_subscription(emu, session, customer, pm, now))
-    elif mode == "payment":
-        updates.update(_complete_payment(emu, session, customer, pm, now))
-    else:
-        updates.update(_complete_setup(emu, session, customer, pm, now))
-    session.update(updates)
-    emu.save(session)
-    emu.emit("checkout.session.completed", session)
-    return session
+    return number, exp_month, exp_year, cvc
 
 
 def _complete_subscription(
@@ -267,9 +291,7 @@ def _complete_payment(
     pm: dict[str, Any],
     now: int,
 ) -> dict[str, Any]:
-    data = session.get("_payment_intent_data") or {}
-    if customer and data.get("setup_future_usage"):
-        payments.attach(emu, pm, customer["id"])
+    data = async_checkout.payment_intent_data(emu, session, customer, pm)
     pi, decline = payments.charge(
         emu,
         customer_id=customer["id"] if customer else None,

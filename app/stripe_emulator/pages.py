@@ -10,6 +10,7 @@ from app.stripe_emulator import (
     checkout,
     invoices,
     payment_actions,
+    payment_method_types,
     payments,
     subscriptions,
 )
@@ -168,12 +169,7 @@ def _portal_subscription(emu: Emulator, sub: dict[str, Any]) -> dict[str, Any]:
 
 
 def _portal_card(pm: dict[str, Any], is_default: bool) -> dict[str, Any]:
-    card = pm["card"]
-    label = (
-        f"{card['brand'].title()} •••• {card['last4']} (exp {card['exp_month']:02d}/"
-        f"{card['exp_year']})"
-    )
-    return {"id": pm["id"], "label": label, "is_default": is_default}
+    return {"id": pm["id"], "label": payment_method_types.label(pm), "is_default": is_default}
 
 
 def portal_action(

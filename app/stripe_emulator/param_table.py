@@ -248,7 +248,16 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("POST", "/v1/invoices/{id}/pay"): fields("payment_method"),
     # Payment methods and intents
     ("POST", "/v1/payment_methods"): fields(
-        "type", card=fields("number", "exp_month", "exp_year", "cvc", "token")
+        "type",
+        billing_details=fields("email", "name", "phone", address=ADDRESS),
+        card=fields("number", "exp_month", "exp_year", "cvc", "token"),
+        sepa_debit=fields("iban"),
+        us_bank_account=fields(
+            "account_number",
+            "routing_number",
+            account_holder_type=Enum("company", "individual"),
+            account_type=Enum("checking", "savings"),
+        ),
     ),
     ("GET", "/v1/payment_methods/{id}"): NONE,
     ("POST", "/v1/payment_methods/{id}"): fields(

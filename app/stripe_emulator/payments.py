@@ -34,7 +34,7 @@ def attach(emu: Emulator, pm: dict[str, Any], customer_id: str) -> dict[str, Any
             "The payment method you provided has already been attached to a customer.",
             code="payment_method_unexpected_state",
         )
-    decline = cards.attach_decline(pm["_number"])
+    decline = cards.attach_decline(pm.get("_number", ""))  # a card's test number
     if decline:
         raise decline.error()
     pm["customer"] = customer_id
@@ -98,6 +98,7 @@ def charge(
     metadata: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], Decline | None]:
     """Create a confirmed PaymentIntent; it either succeeds or records the card's decline."""
+    pm = emu.store.get(pm_id) if pm_id else None
     pi = objects.payment_intent(
         now,
         amount,
@@ -106,9 +107,10 @@ def charge(
         description=description,
         metadata=metadata or {},
         payment_method=pm_id,
+        payment_method_types=[pm["type"] if pm else "card"],
     )
-    pm = emu.store.get(pm_id) if pm_id else None
-    decline = cards.charge_decline(pm["_number"]) if pm else _NO_PAYMENT_METHOD
+    # A bank debit or Link is charged at once and succeeds (no test-card behaviour).
+    decline = cards.charge_decline(pm.get("_number", "")) if pm else _NO_PAYMENT_METHOD
     if decline is None and pm is not None and authentication.required(emu, pm):
         authentication.wait_for_action(emu, pi)
         return pi, authentication.ACTION_REQUIRED
