@@ -10,6 +10,7 @@ from app.stripe_emulator import (
     meter_stream,
     objects,
     payments,
+    portal_configurations,
     subscription_lines,
     subscriptions,
 )
@@ -66,7 +67,7 @@ def create_portal_session(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     session = {
         "id": session_id,
         "object": "billing_portal.session",
-        "configuration": "bpc_emulator",
+        "configuration": portal_configurations.session_configuration_id(emu),
         "created": emu.now_for(customer),
         "customer": customer["id"],
         "flow": None,

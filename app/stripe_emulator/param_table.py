@@ -11,6 +11,7 @@ handler's change. A route without an entry is not checked (the test lists such r
 
 from __future__ import annotations
 
+from app.stripe_emulator.event_types import API_VERSIONS, EVENT_TYPES
 from app.stripe_emulator.strict_params import ANY, LIST, MAP, Enum, Range, Spec, fields
 
 INTERVAL = Enum("day", "month", "week", "year")
@@ -146,6 +147,56 @@ METER_CREATE = fields(
     default_aggregation=fields(formula=Enum("count", "last", "sum")),
     value_settings=fields("event_payload_key"),
 )
+
+PORTAL_FEATURES = fields(
+    customer_update=fields(
+        "enabled",
+        allowed_updates=[Enum("address", "email", "name", "phone", "shipping", "tax_id")],
+    ),
+    invoice_history=fields("enabled"),
+    payment_method_update=fields("enabled", "payment_method_configuration"),
+    subscription_cancel=fields(
+        "enabled",
+        cancellation_reason=fields(
+            "enabled",
+            options=[
+                Enum(
+                    "customer_service",
+                    "low_quality",
+                    "missing_features",
+                    "other",
+                    "switched_service",
+                    "too_complex",
+                    "too_expensive",
+                    "unused",
+                )
+            ],
+        ),
+        mode=Enum("at_period_end", "immediately"),
+        proration_behavior=PRORATION_BEHAVIOR,
+    ),
+    subscription_pause=fields("enabled"),
+    subscription_update=fields(
+        "enabled",
+        billing_cycle_anchor=Enum("now", "unchanged"),
+        default_allowed_updates=[Enum("price", "promotion_code", "quantity")],
+        products=[fields("product", prices=[ANY])],
+        proration_behavior=PRORATION_BEHAVIOR,
+        schedule_at_period_end=fields(
+            conditions=[fields(type=Enum("decreasing_item_amount", "shortening_interval"))]
+        ),
+        trial_update_behavior=Enum("continue_trial", "end_trial"),
+    ),
+)
+PORTAL_CONFIGURATION = fields(
+    "default_return_url",
+    "name",
+    business_profile=fields("headline", "privacy_policy_url", "terms_of_service_url"),
+    features=PORTAL_FEATURES,
+    login_page=fields("enabled"),
+    metadata=MAP,
+)
+WEBHOOK_EVENTS = [Enum(*EVENT_TYPES)]
 
 V2_METER_EVENT = fields("event_name", "identifier", "timestamp", payload=MAP)
 
@@ -324,6 +375,27 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
         **LIST,
     ),
     ("POST", "/v1/billing_portal/sessions"): fields("customer", "return_url"),
+    ("POST", "/v1/billing_portal/configurations"): PORTAL_CONFIGURATION,
+    ("GET", "/v1/billing_portal/configurations"): fields("active", "is_default", **LIST),
+    ("GET", "/v1/billing_portal/configurations/{id}"): NONE,
+    ("POST", "/v1/billing_portal/configurations/{id}"): fields("active", **PORTAL_CONFIGURATION),
+    # The account and its settings
+    ("GET", "/v1/account"): NONE,
+    ("GET", "/v1/payment_method_configurations"): fields("active", **LIST),
+    ("GET", "/v1/payment_method_configurations/{id}"): NONE,
+    ("POST", "/v1/webhook_endpoints"): fields(
+        "description",
+        "url",
+        api_version=Enum(*API_VERSIONS),
+        enabled_events=WEBHOOK_EVENTS,
+        metadata=MAP,
+    ),
+    ("GET", "/v1/webhook_endpoints"): LIST,
+    ("GET", "/v1/webhook_endpoints/{id}"): NONE,
+    ("POST", "/v1/webhook_endpoints/{id}"): fields(
+        "description", "disabled", "url", enabled_events=WEBHOOK_EVENTS, metadata=MAP
+    ),
+    ("DELETE", "/v1/webhook_endpoints/{id}"): NONE,
     # Events
     ("GET", "/v1/events"): fields(
         "type", types=[ANY], created=Range("gt", "gte", "lt", "lte"), **LIST

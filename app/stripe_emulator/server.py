@@ -19,6 +19,7 @@ from app.config import Settings
 
 # Importing the api modules registers their routes.
 from app.stripe_emulator import (  # noqa: F401
+    api_account,
     api_balances,
     api_billing,
     api_catalog,
@@ -32,10 +33,12 @@ from app.stripe_emulator import (  # noqa: F401
     meter_stream,
     pages,
     pausing,
+    portal_configurations,
     refunds,
     scheduler,
     strict_params,
     thin_events,
+    webhook_endpoints,
     webhooks,
 )
 from app.stripe_emulator.core import Emulator, current_request, render
