@@ -221,6 +221,34 @@ def sync_catalog() -> None:
     click.echo("Catalog synced." if report.changed else "Stripe already matches the catalog.")
 
 
+@main.command("stripe-check")
+def stripe_check() -> None:
+    """Check what Stripe's API shows of the go-live settings (portal, webhooks, payment
+    methods, catalog); exits 1 when something required is missing."""
+    from app.catalog.loader import load_catalog
+    from app.stripe.gateway import API_VERSION, StripeGateway
+    from app.stripe_sync import stripe_check as check
+
+    settings = Settings.from_env()
+    catalog = load_catalog(settings.catalog_path)
+    expected = check.Expected(
+        webhook_url=f"{settings.public_url}/webhooks/stripe",
+        events=check.required_events(),
+        api_version=API_VERSION,
+        live_key=check.is_live_key(settings.effective_stripe_secret_key),
+        emulator=settings.uses_stripe_emulator,
+        webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip() or None,
+        catalog=catalog,
+    )
+    facts = asyncio.run(check.fetch(StripeGateway.from_settings(settings), catalog))
+    lines = check.report(facts, expected)
+    for line in lines:
+        click.echo(str(line))
+    click.echo(check.summary(lines))
+    if check.failed(lines):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Report drift without repairing it.")
 def reconcile(dry_run: bool) -> None:

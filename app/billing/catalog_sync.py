@@ -141,7 +141,7 @@ def desired_products(
     return products
 
 
-def _price_matches(remote: dict[str, Any], want: DesiredPrice) -> bool:
+def price_matches(remote: dict[str, Any], want: DesiredPrice) -> bool:
     recurring = remote.get("recurring") or {}
     usage_type = (recurring.get("usage_type") or "licensed") if recurring else None
     want_usage_type = None if want.interval is None else "metered" if want.meter_id else "licensed"
@@ -239,7 +239,7 @@ class CatalogSync:
         self, want: DesiredPrice, remote: dict[str, Any] | None, report: SyncReport
     ) -> None:
         label = f"price {want.lookup_key}"
-        if remote is not None and _price_matches(remote, want):
+        if remote is not None and price_matches(remote, want):
             report.unchanged.append(label)
             return
         await self.gateway.create_price(

@@ -29,13 +29,17 @@ import stripe
 from app.config import Settings
 from app.lib.errors import DomainError
 from app.stripe.objects import (
+    Account,
     Charge,
     CheckoutSession,
     InvoiceLineItem,
     InvoicePreview,
     PaymentIntent,
+    PaymentMethodConfiguration,
+    PortalConfiguration,
     Price,
     SubscriptionSchedule,
+    WebhookEndpoint,
 )
 
 if TYPE_CHECKING:
@@ -455,6 +459,24 @@ class StripeGateway:
         return await _request(
             self.client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key})
         )
+
+    # The account's settings (read only: `billing-portal stripe-check`) ----------------------
+
+    async def retrieve_account(self) -> Account:
+        """The account the key belongs to (`GET /v1/account`)."""
+        return cast(Account, await _request(self.client.v1.accounts.retrieve_current_async()))
+
+    async def list_portal_configurations(self) -> list[PortalConfiguration]:
+        found = await _list(self.client.v1.billing_portal.configurations.list_async({"limit": 100}))
+        return cast(list[PortalConfiguration], found)
+
+    async def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        found = await _list(self.client.v1.webhook_endpoints.list_async({"limit": 100}))
+        return cast(list[WebhookEndpoint], found)
+
+    async def list_payment_method_configurations(self) -> list[PaymentMethodConfiguration]:
+        found = await _list(self.client.v1.payment_method_configurations.list_async({"limit": 100}))
+        return cast(list[PaymentMethodConfiguration], found)
 
     # Subscriptions ----------------------------------------------------------------------
 

@@ -123,3 +123,77 @@ class SubscriptionSchedule(TypedDict, total=False):
     phases: list[SchedulePhase]
     end_behavior: Literal["release", "cancel", "none", "renew"]
     metadata: dict[str, str]
+
+
+# The account's settings, as `billing-portal stripe-check` reads them.
+
+
+class BusinessProfile(TypedDict, total=False):
+    name: str | None
+    support_email: str | None
+    support_url: str | None
+    url: str | None
+
+
+class Account(TypedDict, total=False):
+    """`GET /v1/account`: the account the key belongs to (it carries no `livemode`)."""
+
+    id: Required[str]
+    business_profile: BusinessProfile | None
+    charges_enabled: bool | None
+    details_submitted: bool | None
+    payouts_enabled: bool | None
+    country: str | None
+    default_currency: str | None
+    settings: dict[str, Any] | None
+
+
+class PortalFeature(TypedDict, total=False):
+    enabled: bool
+    mode: Literal["at_period_end", "immediately"]  # subscription_cancel
+    proration_behavior: str  # subscription_cancel, subscription_update
+    allowed_updates: list[str]  # customer_update
+    default_allowed_updates: list[str]  # subscription_update
+
+
+class PortalFeatures(TypedDict, total=False):
+    customer_update: PortalFeature
+    invoice_history: PortalFeature
+    payment_method_update: PortalFeature
+    subscription_cancel: PortalFeature
+    subscription_pause: PortalFeature
+    subscription_update: PortalFeature
+
+
+class PortalConfiguration(TypedDict, total=False):
+    """A customer portal configuration; the default one is what the Dashboard's portal
+    settings saved, and what a portal session created without `configuration` uses."""
+
+    id: Required[str]
+    active: bool
+    is_default: bool
+    livemode: bool
+    features: PortalFeatures
+    business_profile: dict[str, str | None]
+
+
+class WebhookEndpoint(TypedDict, total=False):
+    id: Required[str]
+    url: str
+    status: str  # enabled | disabled
+    enabled_events: list[str]
+    api_version: str | None  # None: the account's default version
+    livemode: bool
+
+
+class PaymentMethodConfiguration(TypedDict, total=False):
+    """Which payment methods Checkout may offer. Besides these fields it has one per payment
+    method type (`card`, `link`, `sepa_debit`, ...), each `{"available", "display_preference":
+    {"preference", "value"}}` or null."""
+
+    id: Required[str]
+    name: str
+    active: bool
+    is_default: bool
+    livemode: bool
+    parent: str | None
