@@ -23,6 +23,8 @@ class CompletedCheckout:
     mode: str | None  # the session's, as the event carried it
     pack_slug: str | None  # metadata.pack: a credit pack bought
     last_error: str | None
+    # `checkout.session.async_payment_failed` arrived: a delayed payment (SEPA) failed.
+    payment_failed: bool = False
 
 
 class CheckoutLedger(Protocol):
@@ -33,7 +35,7 @@ class CheckoutLedger(Protocol):
 class CheckoutStatus:
     session_id: str
     mode: str
-    state: Literal["processing", "done", "failed", "open", "expired"]
+    state: Literal["processing", "done", "failed", "payment_failed", "open", "expired"]
     plan: Plan | None = None
     subscription: Subscription | None = None
     pack_name: str | None = None

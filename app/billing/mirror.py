@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.credit_reversals import CreditReversals
 from app.billing.invoice_lines import describe, line_price_id, mirror_lines, price_lookup_key
 from app.billing.invoice_views import is_trial
 from app.billing.models import Invoice, PaymentMethod
@@ -41,6 +42,11 @@ from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
 from app.stripe.objects import Charge, CheckoutSession, SubscriptionSchedule
 
+# Statuses whose subscription we follow: the live ones, and paused (the plan is kept for its
+# resumption, its quotas are not: app.metering.rules.quota_plan).
+_KEPT = SubscriptionStatus.live() | {SubscriptionStatus.PAUSED}
+# The subscription row's metadata key listing the customer's Stripe ids deleted at Stripe.
+_DELETED_CUSTOMERS = "deleted_stripe_customers"
 # Price id → its lookup key (fixed in the price's metadata by the catalog sync).
 _PRICE_KEYS: dict[str, str | None] = {}
 _PRICE_KEYS_MAX = 1000
@@ -95,9 +101,38 @@ class StripeMirror:
                 metadata.get("customer_public_id") or obj.get("client_reference_id")
             )
             stripe_customer_id = ref_id(obj.get("customer"))
-            if customer is not None and stripe_customer_id and not customer.stripe_customer_id:
-                customer.stripe_customer_id = stripe_customer_id
+            if stripe_customer_id and customer is not None:
+                if stripe_customer_id in await self.deleted_stripe_customers(customer):
+                    return None  # a late event of a Stripe customer deleted since
+                if not customer.stripe_customer_id:
+                    customer.stripe_customer_id = stripe_customer_id
         return customer
+
+    async def deleted_stripe_customers(self, customer: Customer) -> set[str]:
+        """The customer's Stripe ids deleted at Stripe (`customer.deleted`)."""
+        row = await self.customers.subscription(customer)
+        return set((row.metadata_ or {}).get(_DELETED_CUSTOMERS, "").split())
+
+    async def forget_stripe_customer(self, stripe_customer_id: str | None) -> str:
+        """The customer was deleted at Stripe (`customer.deleted`): forget its id, so the next
+        Checkout creates a new one, its cards, and its subscription (Stripe cancels a deleted
+        customer's subscriptions: back to the free plan). Invoices stay, as history; a late
+        event of the deleted customer is not ours any more (`customer_of`)."""
+        await write_from_here(self.session)
+        customer = await self.customers.by_stripe_id(stripe_customer_id)
+        if customer is None or stripe_customer_id is None:
+            return "ignored: unknown customer"
+        row = await self.customers.locked_subscription(customer)
+        if row.stripe_subscription_id:
+            self._to_free(row, {"id": row.stripe_subscription_id, "status": "canceled"})
+        deleted = await self.deleted_stripe_customers(customer) | {stripe_customer_id}
+        row.metadata_ = {**(row.metadata_ or {}), _DELETED_CUSTOMERS: " ".join(sorted(deleted))}
+        for card in await self.repo.payment_methods(customer.id):
+            await self.session.delete(card)
+        customer.stripe_customer_id = None
+        self._apply_balance(customer, {"deleted": True})
+        await self.session.flush()
+        return f"forgotten: {stripe_customer_id} (deleted at Stripe); now on {row.plan_slug}"
 
     async def apply_subscription(
         self, sub: Json, *, seen_at: int | None = None, read_schedule: bool = False
@@ -110,11 +145,11 @@ class StripeMirror:
         row = await self.customers.locked_subscription(customer)
         status = str(sub.get("status"))
         sub_id = str(sub["id"])
-        if status not in SubscriptionStatus.live() and row.stripe_subscription_id != sub_id:
+        if status not in _KEPT and row.stripe_subscription_id != sub_id:
             # Not the customer's current subscription (another one, or none: a plan set
             # directly, e.g. by an admin): its end changes nothing.
             return f"ignored: {sub_id} is {status}, not the customer's subscription"
-        if row.stripe_subscription_id not in (None, sub_id) and status in SubscriptionStatus.live():
+        if row.stripe_subscription_id not in (None, sub_id) and status in _KEPT:
             # Two live subscriptions (e.g. two Checkouts): keep the newer one, whatever order
             # their events arrive in; the older one wins only once the newer one has ended.
             try:
@@ -125,7 +160,7 @@ class StripeMirror:
                 current = None
             if (
                 current is not None
-                and current.get("status") in SubscriptionStatus.live()
+                and current.get("status") in _KEPT
                 and created_order(current) > created_order(sub)
             ):
                 return f"ignored: {sub_id} is older than the live {row.stripe_subscription_id}"
@@ -134,8 +169,8 @@ class StripeMirror:
             self._stamp(row, seen_at)
             await self.session.flush()
             return f"ended: {sub_id} is {status}; now on {row.plan_slug}"
-        # incomplete: wait until the first payment settles
-        if status not in SubscriptionStatus.live():
+        # incomplete: wait until the first payment settles.
+        if status not in _KEPT:
             return f"ignored: {sub_id} is {status}"
         item = plan_item(self.catalog, sub)
         if item is None:
@@ -309,6 +344,29 @@ class StripeMirror:
             row.payment_last4 = (card.get("last4") or None) and str(card["last4"])[:4]
             row.amount_refunded = int(charge.get("amount_refunded") or 0)
 
+    async def apply_charge(self, charge: Charge) -> str:
+        """A charge's refunds and disputes as Stripe has them now: the refunded amount on the
+        invoice it paid, and a credit pack's unused credits revoked or given back
+        (app.billing.credit_reversals)."""
+        reversals = CreditReversals(self.catalog, self.gateway, self.metering)
+        cs = await reversals.pack_session(charge)
+        disputes = await reversals.disputes(charge) if cs is not None else []
+        outcome = await self.apply_charge_refunds(charge)  # after the Stripe calls
+        if cs is None:
+            return outcome
+        return f"{outcome}; {await self._reverse_pack(reversals, cs, charge, disputes)}"
+
+    async def _reverse_pack(
+        self, reversals: CreditReversals, cs: CheckoutSession, charge: Charge, disputes: list[Json]
+    ) -> str:
+        await write_from_here(self.session)
+        customer = await self.customer_of(cs)
+        if customer is None:
+            return "ignored: unknown customer"
+        # The metering writer commits on its own: end ours first (as `_grant_pack`).
+        await self.session.commit()
+        return await reversals.apply(customer, cs, charge, disputes)
+
     async def apply_charge_refunds(self, charge: Charge) -> str:
         """A refund of an invoice's payment shows on that invoice (Stripe's current charge)."""
         intent_id = ref_id(charge.get("payment_intent"))
@@ -395,6 +453,13 @@ class StripeMirror:
             outcomes.append(await self.apply_subscription(remote, seen_at=seen_at))
         elif mode == "payment":
             outcomes.append(await self._grant_pack(customer, cs))
+            if outcomes[-1].startswith("credits:"):
+                # A refund or dispute that came before the grant: apply it now.
+                reversals = CreditReversals(self.catalog, self.gateway, self.metering)
+                charge = await reversals.charge_of(cs)
+                if charge is not None and (charge.get("amount_refunded") or charge.get("disputed")):
+                    disputes = await reversals.disputes(charge)
+                    outcomes.append(await self._reverse_pack(reversals, cs, charge, disputes))
             if ref_id(cs.get("invoice")):
                 remote = await self.gateway.retrieve_invoice(str(ref_id(cs["invoice"])))
                 outcomes.append(await self.apply_invoice(remote, seen_at=seen_at))

@@ -38,6 +38,7 @@ from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
 from app.customers.statuses import SubscriptionStatus
+from app.db.engine import write_from_here
 from app.db.transactions import rolls_back_on_error
 from app.lib.errors import NotFound, ValidationFailed, quoted
 from app.metering.service import MeteringService
@@ -150,8 +151,14 @@ class BillingService:
                 "customer_public_id": customer.public_id,
                 "external_id": customer.external_id,
             },
-            key=idempotency_key("customer", customer.public_id),
+            # After a deletion at Stripe a new key: the old one would replay the deleted customer.
+            key=idempotency_key(
+                "customer",
+                customer.public_id,
+                *sorted(await self.mirror.deleted_stripe_customers(customer)),
+            ),
         )
+        await write_from_here(self.session)  # after the Stripe call
         customer.stripe_customer_id = created["id"]
         await self.session.commit()
         return customer.stripe_customer_id
@@ -345,6 +352,14 @@ class BillingService:
         mode = str(event.mode or mode)
         if event.status == "failed":
             return CheckoutStatus(session_id, mode, "failed", detail=event.last_error)
+        if event.payment_failed:
+            return CheckoutStatus(
+                session_id,
+                mode,
+                "payment_failed",
+                detail="Your bank declined the payment: nothing was charged and no credits "
+                "were added. You can try again with another payment method.",
+            )
         subscription = await self.customers.subscription(customer)
         plan = self.catalog.plan(subscription.plan_slug)
         pack = self.catalog.credit_packs.get(event.pack_slug or "")

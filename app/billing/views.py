@@ -55,6 +55,7 @@ from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
 from app.metering.models import CreditGrant, CreditLedgerEntry
+from app.metering.ops import REVOCATION_KINDS
 from app.metering.service import Balance, EventInput, MeteringService
 
 TRY_METER = "ai_requests"
@@ -78,7 +79,12 @@ LEDGER_KINDS = {
     ("grant", "api"): "Granted",
     ("consume", None): "Used",
     ("expire", None): "Expired",
+    ("refund", None): "Revoked: payment refunded",
+    ("dispute", None): "Revoked: payment disputed",
+    ("restore", None): "Restored: dispute won",
 }
+# Ledger kinds that add credits (the others take them).
+_ADDING_KINDS = ("grant", "restore")
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -325,7 +331,7 @@ class BillingPages:
     def _ledger_row(self, entry: CreditLedgerEntry, grant: CreditGrant) -> LedgerRow:
         source = grant.source if entry.kind == "grant" else None
         meter = self.catalog.meter(entry.meter_code)
-        sign = 1 if entry.kind == "grant" else -1
+        sign = 1 if entry.kind in _ADDING_KINDS else -1
         return LedgerRow(
             at=entry.created_at,
             meter=meter.name if meter else entry.meter_code,
@@ -333,7 +339,7 @@ class BillingPages:
             label=LEDGER_KINDS.get((entry.kind, source), entry.kind.capitalize()),
             amount=sign * abs(entry.amount),
             expires_at=grant.expires_at if entry.kind == "grant" else None,
-            reason=grant.reason if entry.kind == "grant" else "",
+            reason=grant.reason if entry.kind in (*_ADDING_KINDS, *REVOCATION_KINDS) else "",
         )
 
     async def invoices(

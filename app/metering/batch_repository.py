@@ -26,6 +26,7 @@ from app.metering.models import (
     UsageEvent,
     UsageTotal,
 )
+from app.metering.ops import REVOCATION_KINDS
 from app.metering.outbox import StripeOutboxMessage
 from app.metering.state import BatchState, EventRow
 
@@ -103,6 +104,18 @@ def existing_grants(
         grants_t.c.transaction_id.in_({k[1] for k in keys}),
     )
     return {(row.customer_id, row.transaction_id): row for row in (conn.execute(query)).all()}
+
+
+def revoked_amounts(conn: Connection, grant_ids: list[int]) -> dict[int | str, int]:
+    """Per grant, the credits revoked of it so far (refunds and disputes less restorations)."""
+    if not grant_ids:
+        return {}
+    query = (
+        select(ledger_t.c.grant_id, func.coalesce(func.sum(ledger_t.c.amount), 0))
+        .where(ledger_t.c.grant_id.in_(grant_ids), ledger_t.c.kind.in_(REVOCATION_KINDS))
+        .group_by(ledger_t.c.grant_id)
+    )
+    return {grant_id: -int(total) for grant_id, total in conn.execute(query).all()}
 
 
 _TOTAL_KEY = (

@@ -75,12 +75,25 @@ class GrantCredits(Struct, frozen=True, gc=False):
     fingerprint: str
 
 
-Op = RecordUsage | Reserve | CommitReservation | ReleaseReservation | GrantCredits
+class RevokeCredits(Struct, frozen=True, gc=False):
+    """Bring what is revoked of one grant (a refunded or disputed credit pack) to `revoked`.
+    Only credits still unused (and not held) are taken, never below zero; a lower `revoked`
+    than before gives back what was taken (a dispute won). A target, not a delta, so a
+    replay or an out-of-order delivery converges on the same remainder."""
+
+    customer: CustomerRef
+    meter_code: str
+    grant_transaction_id: str
+    revoked: int
+    kind: str  # the ledger entry's kind when credits are taken: refund | dispute
+
+
+Op = RecordUsage | Reserve | CommitReservation | ReleaseReservation | GrantCredits | RevokeCredits
 
 # The operations that name their customer, and those that name a reservation. Tuples, built
 # once: `A | B` in an isinstance call builds a union on every evaluation, and these checks
 # run for every operation of a batch.
-BY_CUSTOMER = (RecordUsage, Reserve, GrantCredits)
+BY_CUSTOMER = (RecordUsage, Reserve, GrantCredits, RevokeCredits)
 BY_RESERVATION = (CommitReservation, ReleaseReservation)
 
 
@@ -126,4 +139,18 @@ class GrantResult(Struct, frozen=True, gc=False):
     replayed: bool = False
 
 
-Result = EventResult | ReservationResult | GrantResult
+# Ledger kinds that take credits back from a grant (or give them back): their sum per grant,
+# negated, is what is revoked of it now.
+REVOCATION_KINDS = ("refund", "dispute", "restore")
+
+
+class RevokeResult(Struct, frozen=True, gc=False):
+    customer_external_id: str
+    meter_code: str
+    grant_transaction_id: str
+    changed: int  # credits taken by this operation (negative: given back)
+    revoked: int  # revoked of the grant now
+    remaining: int  # left of the grant now
+
+
+Result = EventResult | ReservationResult | GrantResult | RevokeResult

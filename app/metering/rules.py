@@ -15,7 +15,8 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.catalog.models import Catalog, Quota
+from app.catalog.models import Catalog, Plan, Quota
+from app.customers.statuses import SubscriptionStatus
 from app.lib.clock import as_utc
 from app.lib.errors import Conflict, InsufficientBalance, NotFound, ValidationFailed
 from app.metering.balance import CreditLot, MeterState, Period, current_period
@@ -31,6 +32,8 @@ from app.metering.ops import (
     ReservationResult,
     Reserve,
     Result,
+    RevokeCredits,
+    RevokeResult,
     fingerprint,
 )
 from app.metering.outbox import meter_event_message
@@ -43,9 +46,16 @@ def slot_period(
     catalog: Catalog, plan: CustomerPlan, meter_code: str, now: datetime
 ) -> tuple[Quota, Period]:
     """The customer's quota of a meter and its current period."""
-    catalog_plan = catalog.plan(plan.plan_slug) or catalog.default_plan
-    quota = catalog_plan.quotas[meter_code]
+    quota = quota_plan(catalog, plan.plan_slug, plan.status).quotas[meter_code]
     return quota, current_period(quota, now, plan.cycle)
+
+
+def quota_plan(catalog: Catalog, plan_slug: str, status: str) -> Plan:
+    """The plan whose quotas are in force: the subscription's, except while it is paused
+    (Stripe bills nothing then), when the free plan's limits apply until it resumes."""
+    if status == SubscriptionStatus.PAUSED:
+        return catalog.default_plan
+    return catalog.plan(plan_slug) or catalog.default_plan
 
 
 def open_slot(
@@ -99,6 +109,8 @@ def apply(state: BatchState, op: Op) -> Result:
         return commit(state, op)
     if isinstance(op, ReleaseReservation):
         return release(state, op)
+    if isinstance(op, RevokeCredits):
+        return revoke(state, op)
     return grant(state, op)
 
 
@@ -390,6 +402,52 @@ def grant(state: BatchState, op: GrantCredits) -> GrantResult:
         _ledger(state, plan.id, row["public_id"], op.meter_code, "grant", op.amount)
     )
     return grant_result(Row(row), plan)
+
+
+def revoke(state: BatchState, op: RevokeCredits) -> RevokeResult:
+    plan = _customer(state, op.customer)
+    grant_row = state.grants.get((plan.id, op.grant_transaction_id))
+    if grant_row is None:
+        raise NotFound(
+            f"No credits were granted under {op.grant_transaction_id!r}.", code="grant_not_found"
+        )
+    # A grant made in this batch has no database id yet: its lot is keyed by its public id.
+    grant_id: Any = getattr(grant_row, "id", None) or grant_row.public_id
+    slot = _slot(state, plan.id, grant_row.meter_code)
+    meter = slot.state
+    before = state.revoked.get(grant_id, 0)
+    target = max(0, min(op.revoked, grant_row.amount))
+    lot = next((lot for lot in meter.lots if lot.grant_id == grant_id), None)
+    remaining = lot.remaining if lot is not None else 0
+    change = 0
+    kind = op.kind
+    if target > before:
+        # Unused credits only: what is left of the grant, and never what holds count on.
+        free = meter.available()
+        change = min(target - before, remaining, remaining if free is None else free)
+    elif target < before:
+        expires_at = as_utc(grant_row.expires_at) if grant_row.expires_at else None
+        if expires_at is None or expires_at > state.now:
+            change, kind = target - before, "restore"
+    if change:
+        left = remaining - change
+        others = [lot for lot in meter.lots if lot.grant_id != grant_id]
+        expires = as_utc(grant_row.expires_at) if grant_row.expires_at else None
+        meter.lots = [*others, CreditLot(grant_id, left, expires)] if left else others
+        slot.grant_remaining[grant_id] = left
+        state.revoked[grant_id] = before + change
+        state.rows.ledger.append(
+            _ledger(state, plan.id, grant_id, grant_row.meter_code, kind, -change)
+        )
+        remaining = left
+    return RevokeResult(
+        customer_external_id=plan.external_id,
+        meter_code=grant_row.meter_code,
+        grant_transaction_id=op.grant_transaction_id,
+        changed=change,
+        revoked=state.revoked.get(grant_id, before),
+        remaining=remaining,
+    )
 
 
 def _ledger(

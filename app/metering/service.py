@@ -32,8 +32,11 @@ from app.metering.ops import (
     ReleaseReservation,
     ReservationResult,
     Reserve,
+    RevokeCredits,
+    RevokeResult,
     fingerprint,
 )
+from app.metering.rules import quota_plan
 from app.metering.writer import UsageWriter
 
 # Column lengths (app/metering/models.py, app/customers/models.py).
@@ -335,6 +338,31 @@ class UsageApi:
         assert isinstance(result, GrantResult)
         return result
 
+    async def revoke_credits(
+        self,
+        external_customer_id: str,
+        code: str,
+        *,
+        grant_transaction_id: str,
+        revoked: int,
+        kind: str,
+    ) -> RevokeResult:
+        """Bring what is revoked of the grant made under `grant_transaction_id` to `revoked`
+        (its unused credits only; a lower target gives back what was taken): a refunded or
+        disputed credit pack. A target rather than a delta, so replays converge."""
+        if kind not in ("refund", "dispute"):
+            raise ValidationFailed("kind must be refund or dispute.", field="kind")
+        op = RevokeCredits(
+            customer=CustomerRef(external_customer_id=external_customer_id),
+            meter_code=self.meter(code).code,
+            grant_transaction_id=_transaction_id(grant_transaction_id),
+            revoked=max(0, int(revoked)),
+            kind=kind,
+        )
+        result = await self.writer.submit(op)
+        assert isinstance(result, RevokeResult)
+        return result
+
     # Reads ----------------------------------------------------------------------
 
     async def balances_for(self, customer: Customer, now: datetime | None = None) -> list[Balance]:
@@ -403,7 +431,7 @@ def read_balances(
     plan_info = repo.customer_plan(conn, external_id=external_id, customer_id=customer_id)
     if plan_info is None:
         return None
-    plan = catalog.plan(plan_info.plan_slug) or catalog.default_plan
+    plan = quota_plan(catalog, plan_info.plan_slug, plan_info.status)
     periods = {
         code: current_period(quota, now, plan_info.cycle) for code, quota in plan.quotas.items()
     }

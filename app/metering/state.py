@@ -121,6 +121,8 @@ class BatchState:
         self.reservations_by_tx: dict[tuple[int, str], Any] = {}
         self.reservations: dict[str, Any] = {}
         self.grants: dict[tuple[int, str], Any] = {}
+        # Grant id -> credits revoked of it so far (refunds and disputes less what was restored).
+        self.revoked: dict[int | str, int] = {}
         self.rows = PendingRows()
 
     def add_plans(self, plans: list[CustomerPlan]) -> None:

@@ -40,6 +40,8 @@ from app.metering.ops import (
     RecordUsage,
     Reserve,
     Result,
+    RevokeCredits,
+    RevokeResult,
 )
 from app.metering.state import BatchState
 
@@ -91,6 +93,9 @@ def load(
         elif isinstance(op, GrantCredits):
             grant_keys.append((plan.id, op.transaction_id))
             slot_keys.add((plan.id, op.meter_code))
+        elif isinstance(op, RevokeCredits):
+            grant_keys.append((plan.id, op.grant_transaction_id))
+            slot_keys.add((plan.id, op.meter_code))
         else:
             row = state.reservations.get(op.reservation_id)
             if row is not None:
@@ -99,6 +104,8 @@ def load(
     state.events = batch_repo.existing_events(conn, event_keys)
     state.reservations_by_tx = batch_repo.existing_reservations_by_tx(conn, reserve_keys)
     state.grants = batch_repo.existing_grants(conn, grant_keys)
+    if any(isinstance(op, RevokeCredits) for op in ops):
+        state.revoked = batch_repo.revoked_amounts(conn, [g.id for g in state.grants.values()])
     # A fixed lock order across processes, so two batches never wait on each other in a cycle.
     for customer_id, meter_code in sorted(slot_keys):
         if catalog.meter(meter_code) is None:
@@ -278,7 +285,9 @@ class UsageWriter:
         )
         # Other processes learn of credit grants at once; of usage, by their cache's expiry.
         grants: set[tuple[str, str | None]] = {
-            (BALANCES, o.customer_external_id) for o in outcomes if type(o) is GrantResult
+            (BALANCES, o.customer_external_id)
+            for o in outcomes
+            if type(o) is GrantResult or type(o) is RevokeResult
         }
         if grants:
             await announce(self.engine, grants)

@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import stripe
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from stripe.params import (
         CustomerCreateParams,
         CustomerUpdateParams,
+        DisputeListParams,
         InvoiceCreatePreviewParams,
         InvoiceCreatePreviewParamsSubscriptionDetails,
         InvoiceCreatePreviewParamsSubscriptionDetailsItem,
@@ -698,6 +700,17 @@ class StripeGateway:
     async def retrieve_charge(self, charge_id: str) -> Charge:
         return cast(Charge, await _request(self.client.v1.charges.retrieve_async(charge_id)))
 
+    async def charge_disputes(self, charge_id: str) -> list[Json]:
+        """The disputes opened on a charge (their `status`, `amount`)."""
+        params: DisputeListParams = {"charge": charge_id, "limit": 100}
+        return await _list(self.client.v1.disputes.list_async(params))
+
+    async def checkout_sessions_of_payment(self, payment_intent_id: str) -> list[CheckoutSession]:
+        """The Checkout Session(s) whose payment is this PaymentIntent."""
+        params: SessionListParams = {"payment_intent": payment_intent_id, "limit": 10}
+        found = await _list(self.client.v1.checkout.sessions.list_async(params))
+        return cast(list[CheckoutSession], found)
+
     # Payment methods --------------------------------------------------------------------
 
     async def list_cards(self, customer_id: str) -> list[Json]:
@@ -760,6 +773,54 @@ class StripeGateway:
             )
         )
 
+    # Thin (v2) events -------------------------------------------------------------------
+
+    async def parse_thin_event(self, payload: bytes, signature: str | None) -> ThinEvent:
+        """Verify a thin event notification (the webhook's secret and tolerance) and fetch the
+        event's data from Stripe; InvalidSignature if the signature does not hold."""
+        if not signature:
+            raise InvalidSignature("missing Stripe-Signature header")
+        try:
+            notification = self.client.parse_event_notification(
+                payload, signature, self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(str(exc)) from None
+        except (ValueError, IndexError, KeyError, TypeError) as exc:  # malformed header or body
+            raise InvalidSignature(f"malformed event notification: {exc}") from None
+        related = getattr(notification, "related_object", None)
+        try:
+            event = await notification.fetch_event_async()
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        data = getattr(event, "data", None)
+        return ThinEvent(
+            id=str(notification.id),
+            type=str(notification.type),
+            created=_unix_time(notification.created),
+            related_object_id=str(related.id) if related is not None else None,
+            data=_plain(data) if data is not None else {},
+        )
+
+
+def _unix_time(iso: object) -> int:
+    """A v2 timestamp (ISO 8601) as unix time; 0 when it is not one."""
+    try:
+        return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class ThinEvent:
+    """A thin (v2) event as the notification names it, with the data fetched from Stripe."""
+
+    id: str
+    type: str
+    created: int  # unix time
+    related_object_id: str | None
+    data: Json
+
 
 __all__ = [
     "API_VERSION",
@@ -771,6 +832,7 @@ __all__ = [
     "StripeGateway",
     "StripeGatewayError",
     "StripeNotFound",
+    "ThinEvent",
     "content_hash",
     "idempotency_key",
 ]

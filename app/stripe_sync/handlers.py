@@ -17,8 +17,10 @@ from typing import Any
 
 from app.billing.mirror import StripeMirror
 from app.billing.stripe_objects import ref_id
+from app.db.engine import write_from_here
 from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway, StripeNotFound
+from app.stripe_sync.repository import OutboxRepository
 
 Json = dict[str, Any]
 
@@ -165,9 +167,36 @@ async def on_customer_updated(ctx: EventContext) -> str:
 
 
 async def on_charge_refunded(ctx: EventContext) -> str:
-    # A refund of an invoice's payment shows on that invoice.
+    # A refund of an invoice's payment shows on that invoice; a refunded credit pack's unused
+    # credits are revoked.
     current = await ctx.gateway.retrieve_charge(ctx.object["id"])
-    return await ctx.mirror.apply_charge_refunds(current)
+    return await ctx.mirror.apply_charge(current)
+
+
+async def on_charge_dispute(ctx: EventContext) -> str:
+    # `created` and `closed`: a disputed credit pack's unused credits are revoked, and given
+    # back when the dispute is won; decided from the charge's disputes as Stripe has them now.
+    charge_id = ref_id(ctx.object.get("charge"))
+    if charge_id is None:
+        return "ignored: a dispute without a charge"
+    return await ctx.mirror.apply_charge(await ctx.gateway.retrieve_charge(charge_id))
+
+
+async def on_customer_deleted(ctx: EventContext) -> str:
+    # Forget the deleted customer's id, so the next Checkout creates a new customer.
+    return await ctx.mirror.forget_stripe_customer(ref_id(ctx.object.get("id")))
+
+
+async def on_payment_method_updated(ctx: EventContext) -> str:
+    # Also `automatically_updated` (the card updater): the card's expiry and last four.
+    return await _cards_of(ctx, ref_id(ctx.object.get("customer")))
+
+
+async def on_checkout_session_async_payment_failed(ctx: EventContext) -> str:
+    # A delayed payment (SEPA) failed: nothing is granted; the success page shows the failure
+    # from this ledger row (app.stripe_sync.repository.completed_checkout).
+    current = await ctx.gateway.retrieve_checkout_session(ctx.object["id"])
+    return f"payment failed: {current['id']} is {current.get('payment_status')}; nothing granted"
 
 
 async def on_credit_note_created(ctx: EventContext) -> str:
@@ -178,6 +207,26 @@ async def on_credit_note_created(ctx: EventContext) -> str:
         return "ignored: credit note without an invoice"
     current = await ctx.gateway.retrieve_invoice(invoice_id)
     return await ctx.mirror.apply_invoice(current, seen_at=ctx.created)
+
+
+async def on_meter_error_report(ctx: EventContext) -> str:
+    # A thin event (`POST /webhooks/stripe/thin`): meter events Stripe accepted, then
+    # rejected. Its data (fetched from Stripe) names samples of them: their outbox rows are
+    # flagged for an admin, and the whole report stays on this ledger row (the admin's event
+    # page shows its payload).
+    reason = ctx.object.get("reason") or {}
+    rejected: dict[str, str] = {}
+    for kind in reason.get("error_types") or []:
+        for sample in kind.get("sample_errors") or []:
+            identifier = (sample.get("request") or {}).get("identifier")
+            if identifier:
+                rejected[str(identifier)] = f"{kind.get('code')}: {sample.get('error_message')}"
+    await write_from_here(ctx.mirror.session)
+    flagged = await OutboxRepository(ctx.mirror.session).flag_rejected(rejected)
+    return (
+        f"meter {ctx.object.get('id')}: {reason.get('error_count', len(rejected))} rejected; "
+        f"flagged {len(flagged)} outbox row(s)"
+    )
 
 
 HANDLERS: dict[str, Handler] = {
@@ -203,6 +252,15 @@ HANDLERS: dict[str, Handler] = {
     "payment_method.detached": on_payment_method_detached,
     "customer.updated": on_customer_updated,
     "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_charge_dispute,
+    "charge.dispute.closed": on_charge_dispute,
+    "customer.deleted": on_customer_deleted,
+    "payment_method.updated": on_payment_method_updated,
+    "payment_method.automatically_updated": on_payment_method_updated,
+    "checkout.session.async_payment_failed": on_checkout_session_async_payment_failed,
+    "customer.subscription.paused": on_customer_subscription_updated,
+    "customer.subscription.resumed": on_customer_subscription_updated,
+    "v1.billing.meter.error_report_triggered": on_meter_error_report,
     "credit_note.created": on_credit_note_created,
     "credit_note.updated": on_credit_note_created,
     "credit_note.voided": on_credit_note_created,

@@ -60,12 +60,22 @@ class StripeEventRepository:
             return None
         obj = (event.payload.get("data") or {}).get("object") or {}
         metadata = obj.get("metadata") or {}
+        failed = await self.session.scalar(
+            select(StripeEvent.id)
+            .where(
+                StripeEvent.type == "checkout.session.async_payment_failed",
+                StripeEvent.object_id == session_id,
+                StripeEvent.status == "processed",
+            )
+            .limit(1)
+        )
         return CompletedCheckout(
             status=event.status,
             stripe_customer_id=event.stripe_customer_id,
             mode=str(obj["mode"]) if obj.get("mode") else None,
             pack_slug=str(metadata["pack"]) if metadata.get("pack") else None,
             last_error=event.last_error,
+            payment_failed=failed is not None,
         )
 
 
@@ -84,6 +94,22 @@ class OutboxRepository:
             .limit(limit)
         )
         return list(await self.session.scalars(query))
+
+    async def flag_rejected(self, rejected: dict[str, str]) -> list[str]:
+        """Mark the meter events Stripe rejected after accepting them (identifier → error)
+        `rejected`, for an admin: resending an identifier Stripe already took changes
+        nothing. Returns the identifiers found in the outbox."""
+        rows = await self.session.scalars(
+            select(StripeOutboxMessage).where(
+                StripeOutboxMessage.idempotency_key.in_(list(rejected))
+            )
+        )
+        found = []
+        for row in rows:
+            row.status, row.last_error = "rejected", rejected[row.idempotency_key][:4000]
+            found.append(row.idempotency_key)
+        await self.session.flush()
+        return sorted(found)
 
     async def requeue_dead(self, now: datetime) -> int:
         result = await self.session.execute(

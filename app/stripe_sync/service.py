@@ -21,6 +21,7 @@ must be durable before, and independent of, the handler's work.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -83,7 +84,27 @@ class StripeEventService:
         """Verify, store and process one delivery. Raises InvalidSignature (a bad signature)
         or MalformedEvent (signed, but not an event the ledger can store)."""
         self.gateway.verify_signature(payload, signature)
-        event = parse_event(payload)
+        return await self._receive(parse_event(payload))
+
+    async def receive_thin(self, payload: bytes, signature: str | None) -> Receipt:
+        """A thin (v2) event notification (`POST /webhooks/stripe/thin`): verified like a
+        webhook, its data fetched from Stripe, then stored and processed as any event, under
+        the v2 event's id and type, with the related object's id and the fetched data as its
+        object (what the handler and the admin's event page read). Raises InvalidSignature,
+        MalformedEvent, or StripeGatewayError when Stripe cannot give the data (nothing is
+        stored, so Stripe sends it again)."""
+        thin = await self.gateway.parse_thin_event(payload, signature)
+        event = {
+            "id": thin.id,
+            "object": "event",
+            "type": thin.type,
+            "created": thin.created,
+            "livemode": False,
+            "data": {"object": {**thin.data, "id": thin.related_object_id}},
+        }
+        return await self._receive(parse_event(json.dumps(event).encode()))
+
+    async def _receive(self, event: dict[str, Any]) -> Receipt:
         row = await self._store(event)
         if row is None:
             existing = await self._get(event["id"])

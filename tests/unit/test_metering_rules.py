@@ -23,6 +23,8 @@ from app.metering.ops import (
     ReleaseReservation,
     ReservationResult,
     Reserve,
+    RevokeCredits,
+    RevokeResult,
 )
 from app.metering.state import BatchState, CustomerPlan, MeterSlot, Row
 
@@ -393,3 +395,97 @@ def test_a_subscription_of_another_customer_is_refused() -> None:
         rules.apply(state, RecordUsage(ref, "calls", "t", 1, None, {}, "fp"))
     assert refused.value.extra == {"field": "external_customer_id"}
     assert _nothing_written(state)
+
+
+# Revoking a refunded or disputed grant's credits -------------------------------------------
+
+
+def _grant_row(grant_id: int = 7, amount: int = 10, expires_at: datetime | None = None) -> Row:
+    return Row(
+        {
+            "id": grant_id,
+            "public_id": f"g{grant_id}",
+            "meter_code": "calls",
+            "amount": amount,
+            "remaining": amount,
+            "expires_at": expires_at,
+        }
+    )
+
+
+def _revoke(target: int, kind: str = "refund") -> RevokeCredits:
+    return RevokeCredits(REF, "calls", "cs_pack", target, kind)
+
+
+def _revocation_state(remaining: int, *, revoked: int = 0, held: int = 0) -> BatchState:
+    state = _state(used=10, lots=[CreditLot(7, remaining, None)] if remaining else [], held=held)
+    state.grants[(1, "cs_pack")] = _grant_row()
+    state.revoked = {7: revoked} if revoked else {}
+    return state
+
+
+def test_a_revocation_takes_only_unused_credits_and_never_below_zero() -> None:
+    state = _revocation_state(remaining=6)  # 4 of the 10 were used
+
+    result = rules.apply(state, _revoke(10))
+
+    assert isinstance(result, RevokeResult)
+    assert (result.changed, result.revoked, result.remaining) == (6, 6, 0)
+    assert _slot(state).state.credits == 0
+    assert _slot(state).grant_remaining == {7: 0}
+    assert [(e["grant_id"], e["kind"], e["amount"]) for e in state.rows.ledger] == [
+        (7, "refund", -6)
+    ]
+    again = rules.apply(state, _revoke(10))  # a replay takes nothing more
+    assert isinstance(again, RevokeResult) and again.changed == 0
+    assert len(state.rows.ledger) == 1
+
+
+def test_a_partial_revocation_and_a_won_dispute_give_back_what_was_taken() -> None:
+    state = _revocation_state(remaining=10)
+    rules.apply(state, _revoke(5, "dispute"))
+    assert _slot(state).state.credits == 5
+
+    result = rules.apply(state, _revoke(0, "dispute"))
+
+    assert isinstance(result, RevokeResult)
+    assert (result.changed, result.revoked, result.remaining) == (-5, 0, 10)
+    assert [(e["kind"], e["amount"]) for e in state.rows.ledger] == [
+        ("dispute", -5),
+        ("restore", 5),
+    ]
+
+
+def test_a_revocation_leaves_what_holds_count_on() -> None:
+    state = _revocation_state(remaining=10, held=4)  # the quota is used up: the hold is credits
+
+    result = rules.apply(state, _revoke(10))
+
+    assert isinstance(result, RevokeResult)
+    assert (result.changed, result.remaining) == (6, 4)
+
+
+def test_credits_taken_before_are_known_from_the_ledger() -> None:
+    state = _revocation_state(remaining=2, revoked=8)  # revoked 8 earlier; 2 left, unused
+
+    result = rules.apply(state, _revoke(8))
+
+    assert isinstance(result, RevokeResult) and result.changed == 0
+    assert state.rows.ledger == []
+
+
+def test_no_grant_under_the_transaction_id_is_not_found() -> None:
+    state = _state(used=10)
+
+    with pytest.raises(NotFound) as raised:
+        rules.apply(state, _revoke(10))
+
+    assert raised.value.code == "grant_not_found"
+
+
+def test_a_paused_subscription_gets_the_free_plans_quotas() -> None:
+    paused = CustomerPlan(1, "ada", "sub_ada", "scale", "paused", None)
+    quota, _ = rules.slot_period(CATALOG, paused, "calls", NOW)
+    assert quota == CATALOG.default_plan.quotas["calls"]
+    assert rules.quota_plan(CATALOG, "scale", "active").slug == "scale"
+    assert rules.quota_plan(CATALOG, "scale", "paused").slug == "free"
