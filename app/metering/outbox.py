@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
@@ -28,14 +28,14 @@ class StripeOutboxMessage(Base):
     """
 
     __tablename__ = "stripe_outbox"
+    # The sender claims due pending rows oldest first (app.stripe_sync.repository.claim).
+    __table_args__ = (Index("ix_stripe_outbox_status_created_at", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))  # meter_event
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(
-        String(16), default="pending", index=True
-    )  # pending|sent|dead
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|dead|rejected
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)

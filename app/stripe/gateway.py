@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import stripe
@@ -75,6 +75,10 @@ if TYPE_CHECKING:
         SessionCreateParamsLineItem,
         SessionListParams,
     )
+    from stripe.params.v2.billing import (
+        MeterEventStreamCreateParams,
+        MeterEventStreamCreateParamsEvent,
+    )
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_NETWORK_RETRIES = 2
@@ -114,6 +118,15 @@ class StripeCardError(StripeGatewayError):
 class StripeNotFound(StripeGatewayError):
     status_code = 404
     code = "stripe_resource_missing"
+
+
+class MeterStreamUnavailable(StripeGatewayError):
+    """The v2 meter event stream is not there for this account (Stripe answered 404 or 403):
+    report usage through v1 meter events instead."""
+
+
+class MeterSessionExpired(StripeGatewayError):
+    """The meter event session's token expired or is not known: create a new session."""
 
 
 class InvalidSignature(Exception):
@@ -212,6 +225,48 @@ class Phase:
     items: list[LineItem]
     start_date: int | None = None
     end_date: int | None = None
+
+
+@dataclass(frozen=True)
+class MeterEvent:
+    """Usage for a Billing Meter: `value` for a customer at `timestamp` (unix time). Stripe
+    counts an `identifier` once (for at least 24 h), whether it came through v1 or v2."""
+
+    event_name: str
+    stripe_customer_id: str
+    value: int
+    identifier: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class MeterEventSession:
+    """A v2 meter event session: `token` authenticates stream calls until `expires_at`, on
+    Stripe's clock (as is `created`: the difference is its life on any clock)."""
+
+    token: str
+    created: datetime
+    expires_at: datetime
+
+
+METER_STREAM_MAX_EVENTS = 100  # per meter_event_stream call
+
+
+async def _meter_stream_call(call: Awaitable[Any], *, with_token: bool) -> Any:
+    """Await a v2 meter stream call: an expired (or, `with_token`, refused) session token is
+    `MeterSessionExpired`; an endpoint the account lacks (404, 403) `MeterStreamUnavailable`."""
+    try:
+        return await call
+    except stripe.StripeError as exc:
+        expired = isinstance(exc, stripe.TemporarySessionExpiredError) or (
+            with_token and isinstance(exc, stripe.AuthenticationError)
+        )
+        message = exc.user_message or str(exc)
+        if expired:
+            raise MeterSessionExpired(message, http_status=exc.http_status) from exc
+        if exc.http_status in (403, 404):
+            raise MeterStreamUnavailable(message, http_status=exc.http_status) from exc
+        raise _translate(exc) from exc
 
 
 class StripeGateway:
@@ -773,6 +828,44 @@ class StripeGateway:
             )
         )
 
+    async def create_meter_event_session(self) -> MeterEventSession:
+        """A token for the v2 meter event stream (15 minutes at Stripe). No idempotency key of
+        ours: a replayed answer would be an old token (the SDK sends one per call, kept across
+        its own retries)."""
+        session = await _meter_stream_call(
+            self.client.v2.billing.meter_event_session.create_async(), with_token=False
+        )
+        return MeterEventSession(
+            token=str(session.authentication_token),
+            created=datetime.fromisoformat(str(session.created)),
+            expires_at=datetime.fromisoformat(str(session.expires_at)),
+        )
+
+    async def send_meter_events(self, token: str, events: Sequence[MeterEvent]) -> None:
+        """Up to `METER_STREAM_MAX_EVENTS` events in one v2 stream call, on the `meter_events`
+        address with a session's token. Stripe takes the call whole or refuses it (and checks
+        the events later: `v1.billing.meter.error_report_triggered`); a resend is counted once
+        (identifiers), so the SDK's own idempotency key is enough."""
+        if not 0 < len(events) <= METER_STREAM_MAX_EVENTS:
+            raise ValueError(f"1 to {METER_STREAM_MAX_EVENTS} events per call, not {len(events)}")
+        batch: list[MeterEventStreamCreateParamsEvent] = [
+            {
+                "event_name": event.event_name,
+                "identifier": event.identifier,
+                "payload": {
+                    "stripe_customer_id": event.stripe_customer_id,
+                    "value": str(event.value),
+                },
+                "timestamp": datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
+            }
+            for event in events
+        ]
+        params: MeterEventStreamCreateParams = {"events": batch}
+        await _meter_stream_call(
+            self.client.v2.billing.meter_event_stream.create_async(params, {"api_key": token}),
+            with_token=True,
+        )
+
     # Thin (v2) events -------------------------------------------------------------------
 
     async def parse_thin_event(self, payload: bytes, signature: str | None) -> ThinEvent:
@@ -828,6 +921,10 @@ __all__ = [
     "InvalidSignature",
     "ItemChange",
     "LineItem",
+    "MeterEvent",
+    "MeterEventSession",
+    "MeterSessionExpired",
+    "MeterStreamUnavailable",
     "StripeCardError",
     "StripeGateway",
     "StripeGatewayError",

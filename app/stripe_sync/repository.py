@@ -83,17 +83,25 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def due(self, now: datetime, limit: int) -> list[StripeOutboxMessage]:
+    async def claim(self, now: datetime, limit: int, lease: timedelta) -> list[StripeOutboxMessage]:
+        """Up to `limit` due pending messages, oldest usage first, leased until `now + lease`
+        (due again then, for any worker, unless sent or failed before). Call in a write
+        transaction (`write_from_here`): on SQLite its lock, on PostgreSQL `FOR UPDATE SKIP
+        LOCKED` keep two workers from claiming the same rows."""
         query = (
             select(StripeOutboxMessage)
             .where(
                 StripeOutboxMessage.status == "pending",
                 StripeOutboxMessage.next_attempt_at <= now,
             )
-            .order_by(StripeOutboxMessage.id)
+            .order_by(StripeOutboxMessage.created_at, StripeOutboxMessage.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return list(await self.session.scalars(query))
+        claimed = list(await self.session.scalars(query))
+        for message in claimed:
+            message.next_attempt_at = now + lease
+        return claimed
 
     async def flag_rejected(self, rejected: dict[str, str]) -> list[str]:
         """Mark the meter events Stripe rejected after accepting them (identifier → error)

@@ -1,8 +1,9 @@
 """The background worker: drains the Stripe outbox and retries failed webhook events.
 
 Runs in-process under `billing-portal serve` (unless `RUN_WORKER=0`) or alone as
-`billing-portal worker`. Several workers may run: a meter event sent twice is counted once
-by Stripe (its `identifier`), and webhook handlers are idempotent.
+`billing-portal worker`. Several workers may run: each claims the outbox rows it sends (and a
+meter event sent twice is counted once by Stripe, by its `identifier`), and webhook handlers
+are idempotent. While the outbox has a backlog, rounds follow each other without a pause.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.engine import create_session_factory
 from app.stripe.gateway import StripeGateway
-from app.stripe_sync.outbox import drain
+from app.stripe_sync.outbox import MeterEventSender, drain
 from app.stripe_sync.service import StripeEventService
 
 log = structlog.get_logger()
@@ -33,24 +34,31 @@ class StripeWorker:
         """`events` builds the event service on a session (app.composition)."""
         self.sessions = create_session_factory(engine)
         self.gateway = gateway
+        self.sender = MeterEventSender(gateway)  # keeps its stream session between rounds
         self.events = events
         self.interval = interval
+        self.backlog = False
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
+        """One round: the outbox drained while rows are due (up to its round's time), then
+        the failed events retried; returns how many of both went through."""
         async with self.sessions() as session:
-            sent = await drain(session, self.gateway)
+            sent = await drain(session, self.sender)
+        self.backlog = sent > 0  # more may be due: no pause before the next round
         async with self.sessions() as session:
             retried = await self.events(session).retry_failed()
         return sent + retried
 
     async def run_forever(self) -> None:
         while True:
+            self.backlog = False
             try:
                 await self.run_once()
             except Exception:  # keep the loop alive; the next round tries again
                 log.exception("stripe worker round failed")
-            await asyncio.sleep(self.interval)
+            if not self.backlog:  # else straight on: the period's usage must reach Stripe
+                await asyncio.sleep(self.interval)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run_forever())

@@ -7,6 +7,7 @@ under the test's control. The app's Stripe gateway talks to the emulator through
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -72,16 +73,24 @@ class Emulator:
             return len(self.receiver.deliveries)
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+@contextlib.contextmanager
+def running_emulator(tmp: Path) -> Iterator[Emulator]:
+    """An emulator process and its webhook receiver, stopped on exit (a module that moves the
+    emulator's clock runs one of its own)."""
     receiver, server = _start_receiver()
-    process = make_emulator(tmp_path_factory.mktemp("stripe-portal-emulator"), receiver.url)
+    process = make_emulator(tmp, receiver.url)
     process.start()
     try:
         yield Emulator(process.url, receiver)
     finally:
         process.stop()
         server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with running_emulator(tmp_path_factory.mktemp("stripe-portal-emulator")) as emulator:
+        yield emulator
 
 
 @pytest.fixture

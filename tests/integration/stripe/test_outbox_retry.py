@@ -20,10 +20,14 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 class DownGateway:
-    """Stripe unreachable: every meter event fails."""
+    """Stripe unreachable: every call fails (the meter event session first)."""
 
     def __init__(self) -> None:
         self.calls = 0
+
+    async def create_meter_event_session(self) -> Any:
+        self.calls += 1
+        raise StripeGatewayError("Stripe could not be reached.")
 
     async def create_meter_event(self, **_: Any) -> dict[str, Any]:
         self.calls += 1

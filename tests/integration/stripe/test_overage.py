@@ -10,9 +10,11 @@ included quota is never sent there.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -33,14 +35,17 @@ from app.composition import Parts
 from app.config import PROJECT_ROOT, Settings
 from app.customers.models import Subscription
 from app.db.engine import create_session_factory
-from app.lib.clock import utcnow
+from app.lib.clock import as_utc, utcnow
 from app.metering.deps import provide_usage_api
 from app.metering.outbox import StripeOutboxMessage
 from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway
+from app.stripe_sync import outbox
+from app.stripe_sync.outbox import GRACE
 from app.stripe_sync.worker import StripeWorker
 from tests.conftest import sibling_client
 from tests.integration.admin.conftest import ADMIN_PASSWORD, Admin, login
+from tests.integration.notifications.conftest import eventually
 from tests.integration.stripe.conftest import (
     Emulator,
     Services,
@@ -48,9 +53,9 @@ from tests.integration.stripe.conftest import (
     forward,
     login_new_user,
     post_form,
+    running_emulator,
     wait_for_events,
 )
-from tests.integration.stripe_emulator.conftest import _start_receiver, make_emulator
 
 INCLUDED = 3
 PAID = {"checkout.session.completed", "customer.subscription.created", "invoice.paid"}
@@ -58,14 +63,8 @@ PAID = {"checkout.session.completed", "customer.subscription.created", "invoice.
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    receiver, server = _start_receiver()
-    process = make_emulator(tmp_path_factory.mktemp("stripe-overage-emulator"), receiver.url)
-    process.start()
-    try:
-        yield Emulator(process.url, receiver)
-    finally:
-        process.stop()
-        server.shutdown()
+    with running_emulator(tmp_path_factory.mktemp("stripe-overage-emulator")) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +159,15 @@ async def _outbox(session: AsyncSession) -> list[StripeOutboxMessage]:
     await session.rollback()
     session.expire_all()
     return list(await session.scalars(select(StripeOutboxMessage).order_by(StripeOutboxMessage.id)))
+
+
+async def _renewal(gateway: StripeGateway, stripe_customer_id: str) -> dict[str, Any]:
+    """The customer's first renewal invoice."""
+    return next(
+        inv
+        for inv in await gateway.list_invoices(stripe_customer_id)
+        if inv["billing_reason"] == "subscription_cycle"
+    )
 
 
 async def _subscribe_to_business(
@@ -284,11 +292,7 @@ async def test_overage_is_reported_once_and_billed_at_renewal(
             after=mark,
         ),
     )
-    renewal = next(
-        inv
-        for inv in await gateway.list_invoices(stripe_customer_id)
-        if inv["billing_reason"] == "subscription_cycle"
-    )
+    renewal = await _renewal(gateway, stripe_customer_id)
     lines = renewal["lines"]["data"]
     overage = [line for line in lines if line["amount"] == 1]
     assert [line["description"] for line in overage] == ["1 × API calls"]
@@ -447,3 +451,97 @@ async def test_an_admin_plan_change_goes_through_stripe_and_is_audited(
     assert entry.details["through_stripe"] is True
     assert entry.details["from_plan"] == "business" and entry.details["to_plan"] == "pro"
     assert entry.reason == "Downgrade asked by phone"
+
+
+class StepClock:
+    """Our clock in this test: it moves a second per batch of usage the API answers."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_periods_usage_all_reaches_its_invoice_when_it_ends_during_heavy_ingest(
+    client: AsyncTestClient[Litestar],
+    api: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    worker: StripeWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Usage batches arrive from three clients at once while our clock passes the period's
+    end and the worker drains the outbox alongside. Stripe closes the period `GRACE` after
+    its end: by then every event from before the end is on the renewal invoice, and the
+    ones after it count in the next period."""
+    email = "overage-period-end@example.com"
+    stripe_customer_id = await _subscribe_to_business(client, session, emulator, email)
+    customer, subscription = await customer_of(session, email)
+    assert subscription.current_period_end is not None
+    end = as_utc(subscription.current_period_end)
+    # Stripe's clock a few minutes before the end (it accepts usage up to 5 minutes ahead).
+    httpx.post(f"{emulator.url}/_emulator/advance", data={"to": int(end.timestamp()) - 240})
+    clock = StepClock(end - timedelta(seconds=15))
+    monkeypatch.setattr(client.app.state.usage_writer, "clock", clock)
+    monkeypatch.setattr(outbox, "utcnow", clock)
+
+    accepted: list[datetime] = []
+
+    async def ingest(client_no: int) -> None:
+        for batch in range(10):
+            events = [
+                {
+                    "transaction_id": f"heavy-{client_no}-{batch}-{n}",
+                    "external_customer_id": customer.external_id,
+                    "code": "api_calls",
+                }
+                for n in range(20)
+            ]
+            response = await api.post("/api/v1/events/batch", json={"events": events})
+            assert response.status_code == 200, response.text
+            for outcome in response.json()["events"]:
+                assert outcome["status"] == "accepted", outcome
+                accepted.append(datetime.fromisoformat(outcome["event"]["created_at"]))
+            clock.now += timedelta(seconds=1)
+
+    worker.start()
+    try:
+        await asyncio.gather(*(ingest(n) for n in range(3)))
+
+        async def sent_before_the_end() -> bool:
+            rows = await _outbox(session)
+            return not [m for m in rows if m.status != "sent" and as_utc(m.created_at) < end]
+
+        await eventually(sent_before_the_end, timeout=60, what="the period's usage at Stripe")
+    finally:
+        await worker.stop()
+    before = sum(1 for at in accepted if at < end)
+    after = len(accepted) - before
+    assert before > 100 and after > 100  # the period ended in the middle of it
+
+    # Stripe closes the period an hour after its end (the emulator had not reached it yet).
+    clock_now = httpx.get(f"{emulator.url}/_emulator/clock").json()["now"]
+    assert clock_now < end.timestamp(), "the test ran past Stripe's period end"
+    httpx.post(f"{emulator.url}/_emulator/advance", data={"to": int((end + GRACE).timestamp())})
+    renewal = await _renewal(gateway, stripe_customer_id)
+    [line] = [line for line in renewal["lines"]["data"] if "API calls" in line["description"]]
+    assert line["quantity"] == before - INCLUDED  # every billed call before the end
+    assert renewal["total"] == 14900 + before - INCLUDED
+
+    # The rest counts in the next period (the new period's included calls first).
+    async def all_sent() -> bool:
+        return all(m.status == "sent" for m in await _outbox(session))
+
+    await worker.run_once()
+    assert await all_sent()
+    [meter] = _meters(emulator, "bp_api_calls")
+    next_period = _stripe_get(
+        emulator,
+        f"billing/meters/{meter['id']}/event_summaries",
+        customer=stripe_customer_id,
+        start_time=int(end.timestamp()),
+        end_time=int(end.timestamp()) + 86400,
+    )
+    assert float(next_period["data"][0]["aggregated_value"]) == after - INCLUDED
