@@ -71,6 +71,8 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     # Failed API key lookups per client address in a minute (app/apikeys/throttle.py).
     api_key_failure_limit: int = 30
+    # The signing secret of the thin (v2) events' destination; the webhook's when unset.
+    stripe_thin_webhook_secret: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -133,4 +135,5 @@ class Settings:
             trusted_proxies=parse_networks(_env("TRUSTED_PROXIES")),
             login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10") or 10),
             api_key_failure_limit=int(_env("API_KEY_FAILURE_LIMIT", "30") or 30),
+            stripe_thin_webhook_secret=_env("STRIPE_THIN_WEBHOOK_SECRET"),
         )

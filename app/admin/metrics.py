@@ -19,7 +19,7 @@ Definitions (shown on the overview page too, and pinned by tests/integration/adm
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.admin.repository import AdminRepository, PaymentProblem, SubscriptionCount
@@ -28,6 +28,7 @@ from app.customers.statuses import SubscriptionStatus
 from app.lib.charts import BarChart, bar_chart, day_label, last_days, month_label
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.lib.money import format_money, per_month
+from app.metering.outbox import StripeOutboxMessage
 
 USAGE_DAYS = 30
 REVENUE_MONTHS = 12
@@ -79,6 +80,8 @@ class Overview:
     revenue_rows: list[tuple[str, dict[str, int]]]
     usage: list[BarChart]
     problems: list[PaymentProblem]
+    # Meter events Stripe rejected after accepting them (stripe_outbox rows flagged `rejected`).
+    rejected_meter_events: list[StripeOutboxMessage] = field(default_factory=list)
 
     @property
     def mrr_text(self) -> str:
@@ -135,6 +138,7 @@ class AdminMetrics:
             problems=await self.repo.payment_problems(
                 _values(SubscriptionStatus.payment_problem())
             ),
+            rejected_meter_events=await self.repo.rejected_meter_events(),
         )
 
     def _mrr(self, counts: list[SubscriptionCount]) -> tuple[dict[str, int], int]:

@@ -34,6 +34,7 @@ from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.db.engine import UNICODE_LOWER
 from app.metering.models import UsageDay
+from app.metering.outbox import StripeOutboxMessage
 from app.stripe_sync.models import StripeEvent
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
@@ -236,6 +237,17 @@ class AdminRepository:
             .limit(limit)
         )
         return [(c, s, i) for c, s, i in (await self.session.execute(query)).all()]
+
+    async def rejected_meter_events(self, limit: int = 20) -> list[StripeOutboxMessage]:
+        """Meter events Stripe accepted, then rejected (a `v1.billing.meter.error_report_triggered`
+        thin event flagged them): newest first."""
+        query = (
+            select(StripeOutboxMessage)
+            .where(StripeOutboxMessage.status == "rejected")
+            .order_by(StripeOutboxMessage.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
 
     # Customers -----------------------------------------------------------------------------
 

@@ -277,6 +277,7 @@ class StripeGateway:
         *,
         api_base: str | None = None,
         max_network_retries: int = MAX_NETWORK_RETRIES,
+        thin_webhook_secret: str | None = None,
     ) -> None:
         base_addresses: BaseAddresses = {}
         if api_base:
@@ -288,6 +289,8 @@ class StripeGateway:
             }
         self.api_base = api_base or stripe.DEFAULT_API_BASE
         self.webhook_secret = webhook_secret
+        # Thin events come through an event destination of their own, with its own secret.
+        self.thin_webhook_secret = thin_webhook_secret or webhook_secret
         self.client = stripe.StripeClient(
             api_key,
             base_addresses=base_addresses,
@@ -300,6 +303,7 @@ class StripeGateway:
             settings.effective_stripe_secret_key,
             settings.stripe_webhook_secret,
             api_base=settings.effective_stripe_api_base,
+            thin_webhook_secret=settings.stripe_thin_webhook_secret,
         )
 
     # Webhooks ---------------------------------------------------------------------------
@@ -869,13 +873,14 @@ class StripeGateway:
     # Thin (v2) events -------------------------------------------------------------------
 
     async def parse_thin_event(self, payload: bytes, signature: str | None) -> ThinEvent:
-        """Verify a thin event notification (the webhook's secret and tolerance) and fetch the
-        event's data from Stripe; InvalidSignature if the signature does not hold."""
+        """Verify a thin event notification (its event destination's secret, the webhook's
+        tolerance) and fetch the event's data from Stripe; InvalidSignature if the signature
+        does not hold."""
         if not signature:
             raise InvalidSignature("missing Stripe-Signature header")
         try:
             notification = self.client.parse_event_notification(
-                payload, signature, self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+                payload, signature, self.thin_webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc)) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from app.lib.clock import utcnow
 from app.metering.models import CreditLedgerEntry
 from app.metering.outbox import StripeOutboxMessage
 from app.metering.service import EventInput
-from app.stripe.gateway import StripeGateway
+from app.stripe.gateway import InvalidSignature, StripeGateway
 from app.stripe_sync.models import StripeEvent
 from app.stripe_sync.repository import OutboxRepository
 from tests.factories import log_in_new_admin
@@ -327,6 +328,18 @@ async def test_meter_events_stripe_rejected_are_flagged_and_shown_to_admins(
     page = await client.get(f"/admin/billing/events/{event.stripe_event_id}")
     assert page.status_code == 200
     assert identifier in page.text and "meter_event_customer_not_found" in page.text
+    overview = await client.get("/admin/billing")
+    assert 'data-testid="rejected-meter-events"' in overview.text
+    assert identifier in overview.text and "No customer cus_gone" in overview.text
+
+    # With a destination secret of its own, only that secret's signature holds.
+    own = StripeGateway(
+        "sk_test_thin", "whsec_webhook", api_base=emulator.url, thin_webhook_secret="whsec_thin"
+    )
+    with pytest.raises(InvalidSignature):
+        await own.parse_thin_event(body, _sign(body, "whsec_webhook"))
+    thin = await own.parse_thin_event(body, _sign(body, "whsec_thin"))
+    assert (thin.id, thin.related_object_id) == (event.stripe_event_id, meter["id"])
 
 
 async def test_event_types_the_portal_does_not_act_on_are_ignored_once(
