@@ -45,6 +45,9 @@ def meter_for(emu: Emulator, event_name: str) -> dict[str, Any] | None:
     return None
 
 
+_IDENTIFIER_KEY = "meter_event_identifier:"
+
+
 def record(
     emu: Emulator,
     event_name: str,
@@ -54,9 +57,11 @@ def record(
 ) -> dict[str, Any]:
     """Store a meter event (or return the one already stored under `identifier`)."""
     if identifier:
-        for existing in emu.store.all("billing.meter_event"):
-            if existing["identifier"] == identifier:
-                return existing
+        # One lookup by identifier (a scan of every stored event grew with each one).
+        existing_id = emu.store.meta(_IDENTIFIER_KEY + identifier)
+        existing = emu.store.get(existing_id) if existing_id else None
+        if existing is not None:
+            return existing
     meter = meter_for(emu, event_name)
     customer_key = meter["customer_mapping"]["event_payload_key"] if meter else "stripe_customer_id"
     customer_id = payload.get(customer_key)
@@ -75,6 +80,7 @@ def record(
         "_customer": customer_id if known else None,
     }
     emu.save(event)
+    emu.store.set_meta(_IDENTIFIER_KEY + event["identifier"], event["id"])
     if meter is not None and not known:
         thin_events.note_error(
             emu,
