@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.billing.models import Invoice
+from app.billing.models import Invoice, payment_method_name
 from app.billing.view_models import InvoiceDetail, InvoiceLineView, InvoiceRow
 from app.lib.money import format_money
 
@@ -86,8 +86,7 @@ def invoice_detail(inv: Invoice) -> InvoiceDetail:
         settlement.append(("Credited by credit notes", money(-inv.amount_credited)))
     payment = None
     if inv.payment_last4:
-        brand = (inv.payment_brand or "card").replace("_", " ").title()
-        payment = f"{brand} ending in {inv.payment_last4}"
+        payment = f"{payment_method_name(inv.payment_brand)} ending in {inv.payment_last4}"
     return InvoiceDetail(
         row=invoice_row(inv),
         lines=lines,

@@ -339,8 +339,11 @@ class StripeMirror:
         intent = await self.gateway.retrieve_payment_intent(intent_id)
         charge = intent.get("latest_charge")
         if isinstance(charge, dict):
-            card = (charge.get("payment_method_details") or {}).get("card") or {}
-            row.payment_brand = (card.get("brand") or None) and str(card["brand"])[:32]
+            details: Json = dict(charge.get("payment_method_details") or {})
+            paid_with = str(details.get("type") or "card")
+            card = details.get(paid_with) or {}  # or a SEPA debit's, a bank account's...
+            brand = card.get("brand") if paid_with == "card" else paid_with
+            row.payment_brand = str(brand)[:32] if brand else None
             row.payment_last4 = (card.get("last4") or None) and str(card["last4"])[:4]
             row.amount_refunded = int(charge.get("amount_refunded") or 0)
 
@@ -387,7 +390,7 @@ class StripeMirror:
         remote = await self.gateway.retrieve_customer(customer.stripe_customer_id)
         cards: list[Json] = []
         if not remote.get("deleted"):
-            cards = await self.gateway.list_cards(customer.stripe_customer_id)
+            cards = await self.gateway.list_payment_methods(customer.stripe_customer_id)
         await write_from_here(self.session)  # after the Stripe calls
         self._apply_balance(customer, remote)
         return await self._sync_cards(customer, remote, cards)
@@ -417,7 +420,8 @@ class StripeMirror:
         }
         seen: set[str] = set()
         for pm in remote_cards:
-            card = pm.get("card") or {}
+            kind = str(pm.get("type") or "card")
+            card = pm.get(kind) or {}  # the type's own block: card, sepa_debit, link...
             row = existing.get(pm["id"])
             if row is None:
                 # A card can move between customers only by detaching; take it over.
@@ -425,17 +429,20 @@ class StripeMirror:
                 row = PaymentMethod(customer_id=customer.id, stripe_payment_method_id=pm["id"])
                 row.created_at = ts(pm.get("created")) or utcnow()
                 self.session.add(row)
-            row.brand = str(card.get("brand") or "card")[:32]
+            row.type = kind[:32]
+            row.brand = str(card.get("brand") or kind)[:32]
             row.last4 = str(card.get("last4") or "")[:4]
             row.exp_month = card.get("exp_month")
             row.exp_year = card.get("exp_year")
+            row.bank_name = str(card["bank_name"])[:255] if card.get("bank_name") else None
+            row.email = str(card["email"])[:320] if card.get("email") else None
             row.is_default = pm["id"] == default_id
             seen.add(pm["id"])
         for pm_id, row in existing.items():
             if pm_id not in seen:
                 await self.session.delete(row)
         await self.session.flush()
-        return f"synced: {len(seen)} card(s), default {default_id}"
+        return f"synced: {len(seen)} payment method(s), default {default_id}"
 
     async def apply_checkout_session(
         self, cs: CheckoutSession, *, seen_at: int | None = None

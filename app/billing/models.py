@@ -63,9 +63,54 @@ class PaymentMethod(Base):
         ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
     stripe_payment_method_id: Mapped[str] = mapped_column(String(255), unique=True)
-    brand: Mapped[str] = mapped_column(String(32), default="card")
-    last4: Mapped[str] = mapped_column(String(4), default="")
+    # Stripe's `type`: card, sepa_debit, us_bank_account, link, or any other it saves.
+    type: Mapped[str] = mapped_column(String(32), default="card", server_default="card")
+    brand: Mapped[str] = mapped_column(String(32), default="card")  # a card's brand
+    last4: Mapped[str] = mapped_column(String(4), default="")  # card or account number
     exp_month: Mapped[int | None] = mapped_column()
     exp_year: Mapped[int | None] = mapped_column()
+    bank_name: Mapped[str | None] = mapped_column(String(255))  # a US bank account's bank
+    email: Mapped[str | None] = mapped_column(String(320))  # a Link account's email
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def kind(self) -> str:
+        """What it is, for people: "Visa", "SEPA Direct Debit", "US bank account", "Link"."""
+        return payment_method_name(self.type, self.brand)
+
+    @property
+    def label(self) -> str:
+        """How the pages show it: "Visa •••• 4242", "SEPA Direct Debit •••• 3000", "US bank
+        account •••• 6789 (STRIPE TEST BANK)", "Link (jenny@example.com)"."""
+        if self.type == "link":
+            return f"Link ({self.email})" if self.email else "Link"
+        text = f"{self.kind} •••• {self.last4}" if self.last4 else self.kind
+        return f"{text} ({self.bank_name})" if self.bank_name else text
+
+    @property
+    def spoken(self) -> str:
+        """The label without the dots, for accessible names: "card ending 4242", "SEPA
+        Direct Debit ending 3000", "Link jenny@example.com"."""
+        if self.type == "link":
+            return f"Link {self.email or ''}".strip()
+        kind = "card" if self.type == "card" else self.kind
+        return f"{kind} ending {self.last4}" if self.last4 else kind
+
+
+_TYPE_NAMES = {
+    "sepa_debit": "SEPA Direct Debit",
+    "us_bank_account": "US bank account",
+    "link": "Link",
+    "bacs_debit": "Bacs Direct Debit",
+    "acss_debit": "Canadian pre-authorized debit",
+    "au_becs_debit": "BECS Direct Debit",
+}
+
+
+def payment_method_name(type_: str | None, brand: str | None = None) -> str:
+    """A payment method type (a card by its brand; a card brand alone too) as people call
+    it: "Visa", "SEPA Direct Debit", "US bank account"."""
+    if not type_ or type_ == "card":
+        return (brand or "card").replace("_", " ").title()
+    return _TYPE_NAMES.get(type_, type_.replace("_", " ").title())

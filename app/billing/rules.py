@@ -9,16 +9,17 @@ from app.customers.statuses import SubscriptionStatus
 
 # What an action answers when its rule refuses it; its confirm page says the same.
 NOTHING_TO_CANCEL = "You have no paid subscription to cancel."
-KEEP_LAST_CARD = "Add another card before removing the only card of a paid plan."
+KEEP_LAST_CARD = "Add another payment method before removing the only one of a paid plan."
 
 
 def can_remove_card(cards_count: int, plan_is_paid: bool) -> bool:
-    """A card can go unless it is the last one while a paid plan is active."""
+    """A payment method (a card, SEPA Direct Debit, US bank account, Link...) can go unless
+    it is the last one, of any type, while a paid plan is active."""
     return cards_count > 1 or not plan_is_paid
 
 
 def plan_is_paid(plan_is_free: bool, status: str) -> bool:
-    """Whether a paid plan is in force (so the customer must keep a card on file)."""
+    """Whether a paid plan is in force (so the customer must keep a payment method)."""
     return not plan_is_free and status in SubscriptionStatus.live()
 
 

@@ -521,7 +521,7 @@ class BillingService:
                 card = await self.repo.card(customer.id, payment_method_id)
                 if card is not None:
                     return card
-        raise NotFound("No such card on your account.")
+        raise NotFound("No such payment method on your account.")
 
     @rolls_back_on_error
     async def set_default_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
@@ -530,7 +530,7 @@ class BillingService:
         await self.mirror.make_default_card(customer, card.stripe_payment_method_id)
         await self.mirror.sync_cards(customer)
         await self.session.commit()
-        return ActionResult(f"{card.brand.title()} •••• {card.last4} is now your default card.")
+        return ActionResult(f"{card.label} is now your default payment method.")
 
     @rolls_back_on_error
     async def remove_card(self, customer: Customer, payment_method_id: str) -> ActionResult:
@@ -556,4 +556,4 @@ class BillingService:
                 await self.mirror.make_default_card(customer, others[0].stripe_payment_method_id)
             await self.mirror.sync_cards(customer)
             await self.session.commit()
-        return ActionResult(f"{card.brand.title()} •••• {card.last4} was removed.")
+        return ActionResult(f"{card.label} was removed.")

@@ -377,7 +377,7 @@ class BillingPages:
         for row in rows:
             if row.card.stripe_payment_method_id == payment_method_id:
                 return CardRemoval(row=row, others=len(rows) - 1)
-        raise NotFound("No such card on your account.")
+        raise NotFound("No such payment method on your account.")
 
     def cancellation(self, account: Account) -> Cancellation | None:
         """What "Cancel plan" would do; None when there is nothing to cancel."""

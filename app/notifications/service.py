@@ -208,7 +208,7 @@ class NotificationService:
             dedupe_key=f"payment_failed:{stripe_invoice_id}:{stripe_event_id}",
             kind=PAYMENT_FAILED,
             customer=customer,
-            subject=f"Your payment of {amount} failed: please update your card",
+            subject=f"Your payment of {amount} failed: please update your payment method",
             context={"invoice": invoice, "amount": amount},
         )
         return queued.note

@@ -772,8 +772,10 @@ class StripeGateway:
 
     # Payment methods --------------------------------------------------------------------
 
-    async def list_cards(self, customer_id: str) -> list[Json]:
-        params: PaymentMethodListParams = {"customer": customer_id, "type": "card", "limit": 100}
+    async def list_payment_methods(self, customer_id: str) -> list[Json]:
+        """The customer's saved payment methods of every type (cards, SEPA Direct Debit, US
+        bank accounts, Link...): without `type`, Stripe lists them all."""
+        params: PaymentMethodListParams = {"customer": customer_id, "limit": 100}
         return await _list(self.client.v1.payment_methods.list_async(params))
 
     async def retrieve_payment_method(self, payment_method_id: str) -> Json:

@@ -1,23 +1,28 @@
 """Stripe Checkout in real Chromium: `billing-portal serve` starts the emulator, whose webhooks
 reach the portal at PUBLIC_URL/webhooks/stripe, as Stripe's would. Also what follows a
-Checkout: canceling the plan and removing a card, each after a confirm page."""
+Checkout: canceling the plan and removing a card, each after a confirm page; a SEPA Direct
+Debit saved at Stripe on the payment methods page."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import pytest
+import stripe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
 from tests.e2e.emulator import emulator_env, wait_for_emulator
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 EMULATOR_PORT = free_port()
 EMULATOR = f"http://127.0.0.1:{EMULATOR_PORT}"
 PASSWORD = "correct horse battery"
 # The webhook has to land before the page flips; the emulator retries fast in tests.
 WEBHOOK_TIMEOUT = 15_000
+SHOTS = Path("/tmp/shots")
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +199,7 @@ def test_removing_a_card_asks_first_without_javascript(browser: Browser, live_se
         pay(page, "4242 4242 4242 4242")
         # No script polls: the success page refreshes itself (every 5 s) until the webhook landed.
         expect(page.get_by_test_id("checkout-result")).to_have_text(
-            "Card added", timeout=WEBHOOK_TIMEOUT + 5_000
+            "Payment method added", timeout=WEBHOOK_TIMEOUT + 5_000
         )
         page.goto("/billing/payment-methods")
         card = page.locator(".pm").filter(has_text="4242")
@@ -207,7 +212,7 @@ def test_removing_a_card_asks_first_without_javascript(browser: Browser, live_se
         expect(page.get_by_test_id("confirm-card")).to_contain_text("expires 12/2034")
         expect(page.get_by_test_id("confirm-summary")).to_contain_text("detached")
         assert_fits_a_phone(page)
-        page.get_by_role("link", name="Keep this card").click()
+        page.get_by_role("link", name="Keep it").click()
         expect(page).to_have_url(f"{live_server.url}/billing/payment-methods")
         expect(card).to_have_count(1)
 
@@ -218,3 +223,78 @@ def test_removing_a_card_asks_first_without_javascript(browser: Browser, live_se
         expect(page.get_by_test_id("cards-empty")).to_be_visible()
     finally:
         context.close()
+
+
+def _attach_sepa_at_stripe(email: str) -> str:
+    """A SEPA Direct Debit saved to the customer at Stripe (as Checkout would save it), and its
+    `payment_method.attached` webhook delivered to the portal; the payment method's id."""
+    client = stripe.StripeClient("sk_test_e2e", base_addresses={"api": EMULATOR})
+    customer = client.v1.customers.list({"email": email}).data[0]
+    pm = client.v1.payment_methods.create(
+        params={
+            "type": "sepa_debit",
+            "sepa_debit": {"iban": "DE89 3704 0044 0532 0130 00"},
+            "billing_details": {"name": "Jenny Rosen", "email": email},
+        }
+    )
+    client.v1.payment_methods.attach(pm.id, params={"customer": customer.id})
+    event = next(
+        e
+        for e in client.v1.events.list({"type": "payment_method.attached"}).data
+        if e.data.object["id"] == pm.id
+    )
+
+    def delivered() -> bool:
+        rows = httpx.get(f"{EMULATOR}/_emulator/webhook_deliveries").json()["data"]
+        return any(r["event_id"] == event.id and r["delivered_at"] for r in rows)
+
+    wait_until(delivered, WEBHOOK_TIMEOUT / 1000, "payment_method.attached at the portal")
+    return pm.id
+
+
+def test_a_sepa_debit_is_listed_made_default_and_kept_last(page: Page, live_server: LiveServer):
+    """The payment methods page with a SEPA Direct Debit saved at Stripe beside the card of
+    a paid plan: listed with its label, made the default (the dashboard shows it), the card
+    removed, and the SEPA debit kept as the plan's only payment method. Screenshots at 1280
+    and 375 px go to /tmp/shots/."""
+    email = sign_up(page)
+    page.goto("/billing/upgrade")
+    page.get_by_test_id("checkout-pro-monthly").click()
+    pay_and_wait(page)
+    sepa_id = _attach_sepa_at_stripe(email)
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/billing/payment-methods")
+    expect(page.get_by_role("heading", name="Your payment methods")).to_be_visible()
+    sepa = page.get_by_test_id(f"card-{sepa_id}")
+    expect(sepa.get_by_test_id("pm-label")).to_have_text("SEPA Direct Debit •••• 3000")
+    card = page.locator(".pm[data-type=card]")
+    expect(card.get_by_test_id("pm-label")).to_have_text("Visa •••• 4242")
+    expect(card.get_by_test_id("card-default")).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "payment-methods-sepa-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 375, "height": 780})
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 375px"
+    page.screenshot(path=str(SHOTS / "payment-methods-sepa-375.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    sepa.get_by_role("button", name="Make default (SEPA Direct Debit ending 3000)").click()
+    expect(page.locator(".flash")).to_have_text(
+        "SEPA Direct Debit •••• 3000 is now your default payment method."
+    )
+    expect(page.get_by_test_id(f"card-{sepa_id}").get_by_test_id("card-default")).to_be_visible()
+    page.goto("/billing")
+    expect(page.get_by_test_id("default-payment-method")).to_have_text(
+        "SEPA Direct Debit •••• 3000"
+    )
+
+    page.goto("/billing/payment-methods")
+    page.locator(".pm[data-type=card]").get_by_role("link", name="Remove card ending 4242").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Remove this card?")
+    page.get_by_role("button", name="Remove card ending 4242").click()
+    expect(page.locator(".flash")).to_have_text("Visa •••• 4242 was removed.")
+    # The SEPA debit is the paid plan's only payment method now: it cannot be removed.
+    expect(page.locator(".pm")).to_have_count(1)
+    expect(page.get_by_test_id("cannot-remove")).to_contain_text("only payment method")
+    page.screenshot(path=str(SHOTS / "payment-methods-sepa-only-1280.png"), full_page=True)

@@ -134,6 +134,16 @@ def test_a_negative_invoice_is_a_credit() -> None:
     assert "-$" not in row.amount_text and row.status_label != "Paid"
 
 
+def test_the_payment_names_the_payment_method() -> None:
+    def paid_with(brand: str | None) -> str | None:
+        return invoice_detail(invoice(payment_brand=brand, payment_last4="3000")).payment
+
+    assert paid_with("visa") == "Visa ending in 3000"
+    assert paid_with("sepa_debit") == "SEPA Direct Debit ending in 3000"
+    assert paid_with("us_bank_account") == "US bank account ending in 3000"
+    assert paid_with(None) == "Card ending in 3000"
+
+
 def test_refunds_show_on_the_invoice() -> None:
     assert invoice_row(invoice(amount_refunded=2900)).status_label == "Refunded"
     assert invoice_row(invoice(amount_refunded=900)).status_label == "Partially refunded"

@@ -140,7 +140,7 @@ async def test_remove_confirm_page_shows_the_card(member: Member, session: Async
     assert "<strong>Visa</strong> •••• 4242" in card and f"expires 12/{default.exp_year}" in card
     assert "•••• 0005" not in html  # the other card (a bare "0005" may be in a CSRF token)
     assert "detached from your account at Stripe" in html
-    assert "another card on file becomes the default" in html
+    assert "another one on file becomes the default" in html
     form = confirm_form(html, remove_path(default.stripe_payment_method_id))
     assert 'name="_csrf_token"' in form and "button-danger" in form
     assert 'href="/billing/payment-methods" data-testid="confirm-back"' in form
@@ -154,7 +154,7 @@ async def test_the_last_card_on_the_free_plan_can_be_confirmed(
     )
     html = (await member.client.get(remove_path(card.stripe_payment_method_id))).text
     assert "<strong>Amex</strong> •••• 1881" in html and "expires 01/2020" in html
-    assert "Expired" in html and "It is your only card" in html
+    assert "Expired" in html and "It is your only payment method" in html
     confirm_form(html, remove_path(card.stripe_payment_method_id))
 
 

@@ -230,7 +230,7 @@ async def test_dashboard_lists_recent_invoices_and_default_card(
     html = await dashboard(member)
     assert html.count("$29.00</span>") == 3
     assert "All invoices (5)" in html
-    assert "ending in 4242" in html
+    assert "<strong>Visa</strong> •••• 4242" in html
     assert 'data-testid="invoices-empty"' not in html and 'data-testid="cards-empty"' not in html
 
 

@@ -104,7 +104,7 @@ async def test_payment_failed_then_paid(
     assert await make_worker().drain() == 2
     failed_mail, paid_mail = smtp.messages()
     assert failed_mail.rcpt_tos == paid_mail.rcpt_tos == ["payer@example.com"]
-    assert failed_mail.subject == "Your payment of $29 failed: please update your card"
+    assert failed_mail.subject == "Your payment of $29 failed: please update your payment method"
     assert f'href="{PUBLIC_URL}/billing/payment-methods"' in failed_mail.part("html")
     assert f"{PUBLIC_URL}/billing/payment-methods" in failed_mail.part("plain")
     assert paid_mail.subject == "Payment received: $29 for invoice INV-0042"

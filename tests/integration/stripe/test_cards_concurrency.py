@@ -49,7 +49,7 @@ async def test_concurrent_removals_leave_a_paid_plan_one_card(
     await forward(
         client, await wait_for_events(emulator, cus, {"checkout.session.completed"}, after=mark)
     )
-    cards = await gateway.list_cards(cus)
+    cards = await gateway.list_payment_methods(cus)
     assert len(cards) == 2
 
     sessions = create_session_factory(engine)
@@ -63,4 +63,4 @@ async def test_concurrent_removals_leave_a_paid_plan_one_card(
 
     results = await asyncio.gather(*(remove(card["id"]) for card in cards))
     assert sorted(r.category for r in results) == ["error", "success"], results
-    assert len(await gateway.list_cards(cus)) == 1
+    assert len(await gateway.list_payment_methods(cus)) == 1

@@ -91,7 +91,7 @@ async def test_checkout_sessions_portal_subscriptions_cards_and_invoices(
     setup = await gateway.create_checkout_session(mode="setup", key="t-setup-1", **common)
     assert setup["mode"] == "setup"
     assert emulator.pay(setup["url"]).status_code == 303
-    cards = await gateway.list_cards(customer["id"])
+    cards = await gateway.list_payment_methods(customer["id"])
     assert [c["card"]["last4"] for c in cards] == ["4242"]
     await gateway.set_default_payment_method(customer["id"], cards[0]["id"], key="t-default-1")
     assert (await gateway.retrieve_payment_method(cards[0]["id"]))["customer"] == customer["id"]
@@ -220,7 +220,7 @@ async def test_cards_default_remove_and_ownership(
     made = await post_form(client, f"/billing/payment-methods/{mastercard['id']}/default")
     assert made.status_code == 303
     page = await client.get("/billing/payment-methods")
-    assert any("4444 is now your default card" in f for f in flashes(page.text))
+    assert any("4444 is now your default payment method" in f for f in flashes(page.text))
 
     # Someone else's card, or no card at all: 404.
     assert (
@@ -239,7 +239,7 @@ async def test_cards_default_remove_and_ownership(
 
 async def emulator_cards(stripe_customer_id: str, emulator: Emulator) -> list[dict]:
     gateway = StripeGateway("sk_test_x", "whsec_x", api_base=emulator.url)
-    return await gateway.list_cards(stripe_customer_id)
+    return await gateway.list_payment_methods(stripe_customer_id)
 
 
 async def test_htmx_gets_hx_redirect_and_portal(

@@ -51,7 +51,9 @@ async def _make_charges_fail(
     """The default card becomes one that attaches but whose charges fail."""
     added = await post_form(client, "/billing/payment-methods/add")
     assert emulator.pay(added.headers["location"], FAILS_LATER).status_code == 303
-    failing = next(c for c in await gateway.list_cards(cus) if c["card"]["last4"] == "0341")
+    failing = next(
+        c for c in await gateway.list_payment_methods(cus) if c["card"]["last4"] == "0341"
+    )
     made = await post_form(client, f"/billing/payment-methods/{failing['id']}/default")
     assert made.status_code == 303
 
