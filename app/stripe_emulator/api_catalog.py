@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import objects, payments
+from app.stripe_emulator import objects, payments, subscriptions
 from app.stripe_emulator.core import (
     Emulator,
     bool_param,
@@ -95,6 +95,9 @@ def update_customer(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
 @route("DELETE", "/v1/customers/{id}")
 def delete_customer(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     customer = emu.load(req["id"], "customer")
+    # As Stripe: deleting a customer cancels its subscriptions at once.
+    for sub in emu.store.all("subscription", customer["id"]):
+        subscriptions.cancel(emu, sub, emu.now_for(sub))
     emu.emit("customer.deleted", customer)  # the customer as it was
     customer["deleted"] = True
     emu.save(customer)

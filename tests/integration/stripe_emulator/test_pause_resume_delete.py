@@ -102,6 +102,15 @@ def test_customer_deleted(client: stripe.StripeClient, receiver: Receiver) -> No
     assert client.v1.customers.retrieve(customer.id).deleted is True
 
 
+def test_deleting_a_customer_cancels_its_subscriptions(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    _, customer, sub = _trial_without_card(client, "pause")
+    client.v1.customers.delete(customer.id)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    signed_event(receiver, "customer.subscription.deleted", lambda o: o["id"] == sub.id)
+
+
 def test_resume_on_payment_success_stays_paused_when_unpaid(client: stripe.StripeClient) -> None:
     clock, customer, sub = _trial_without_card(client, "pause")
     _end_trial(client, clock.id, sub)
