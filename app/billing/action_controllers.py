@@ -45,6 +45,7 @@ STATUS_FRAGMENT = "billing/checkout_status.html"
 class PlanForm(Struct):
     plan: str = ""
     interval: str = "month"
+    attempt: str = ""  # the form's own id (app.web.templating.form_attempt)
 
 
 class ConfirmForm(Struct):
@@ -59,6 +60,7 @@ class ConfirmForm(Struct):
 
 class PackForm(Struct):
     pack: str = ""
+    attempt: str = ""
 
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -108,7 +110,9 @@ class BillingActionsController(Controller):
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service.start_plan_checkout(current_customer, data.plan, data.interval),
+            billing_service.start_plan_checkout(
+                current_customer, data.plan, data.interval, attempt=data.attempt
+            ),
             PLANS_PAGE,
         )
 
@@ -122,7 +126,9 @@ class BillingActionsController(Controller):
     ) -> Redirect | ClientRedirect:
         return await _run_action(
             request,
-            billing_service.start_credits_checkout(current_customer, data.pack),
+            billing_service.start_credits_checkout(
+                current_customer, data.pack, attempt=data.attempt
+            ),
             CREDITS_PAGE,
         )
 
@@ -217,7 +223,7 @@ class BillingActionsController(Controller):
         if not removal.row.can_remove:
             flash(request, KEEP_LAST_CARD, category="error")
             return redirect(request, CARDS_PAGE)
-        context = {"removal": removal, "pm": removal.row.card}
+        context = {"removal": removal, "pm": removal.row.card, "account": account}
         return page(request, "billing/confirm_remove_card.html", context)
 
     @post("/payment-methods/{payment_method_id:str}/remove")
@@ -250,7 +256,8 @@ class BillingActionsController(Controller):
             else:
                 flash(request, NOTHING_TO_CANCEL, category="info")
             return redirect(request, DASHBOARD)
-        return page(request, "billing/confirm_cancel.html", {"cancellation": cancellation})
+        context = {"cancellation": cancellation, "account": account}
+        return page(request, "billing/confirm_cancel.html", context)
 
     @post("/subscription/cancel")
     async def cancel(
@@ -294,6 +301,7 @@ class BillingActionsController(Controller):
         context = {
             "review": review,
             "quotas": billing_pages.quota_changes(review.current_plan, review.plan),
+            "account": await billing_pages.account(current_customer),
         }
         return page(request, "billing/review_change.html", context)
 

@@ -190,6 +190,7 @@ class StripeMirror:
         row.cancel_at_period_end = bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
         row.canceled_at = ts(sub.get("canceled_at"))
         await self._apply_schedule(row, ref_id(sub.get("schedule")), read_schedule)
+        self._apply_pending_update(row, sub)
         row.metadata_ = {
             **(row.metadata_ or {}),
             "stripe_customer_id": ref_id(sub.get("customer")) or "",
@@ -214,6 +215,7 @@ class StripeMirror:
         row.cancel_at_period_end = False
         row.canceled_at = ts(sub.get("ended_at") or sub.get("canceled_at")) or utcnow()
         self.forget_schedule(row)
+        self._apply_pending_update(row, {})
 
     async def _apply_schedule(
         self, row: Subscription, schedule_id: str | None, read: bool = False
@@ -243,6 +245,19 @@ class StripeMirror:
         row.scheduled_interval = change.interval if change else None
         row.scheduled_change_at = change.at if change else None
 
+    def _apply_pending_update(self, row: Subscription, sub: Json) -> None:
+        """A plan change waiting for its invoice to be paid (Stripe's `pending_update`): our
+        plan stays the subscription's items' (so do the quotas) until Stripe applies it."""
+        pending = sub.get("pending_update") or {}
+        items = {"items": {"data": pending.get("subscription_items") or []}}
+        item = plan_item(self.catalog, items) if pending else None
+        key = lookup_key(item) if item else None
+        found = self.catalog.plan_for_lookup_key(key) if key else None
+        row.pending_plan_slug = found[0].slug if found else None
+        row.pending_interval = found[1].interval if found else None
+        row.pending_invoice_id = ref_id(sub.get("latest_invoice")) if pending else None
+        row.pending_expires_at = ts(pending.get("expires_at"))
+
     @staticmethod
     def forget_schedule(row: Subscription) -> None:
         row.stripe_schedule_id = row.scheduled_plan_slug = row.scheduled_interval = None
@@ -253,7 +268,9 @@ class StripeMirror:
         if seen_at is not None:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
 
-    async def apply_invoice(self, inv: Json, *, seen_at: int | None = None) -> str:
+    async def apply_invoice(
+        self, inv: Json, *, seen_at: int | None = None, action_required: bool = False
+    ) -> str:
         customer = await self.customer_of(inv)
         if customer is None:
             return "ignored: unknown customer"
@@ -299,6 +316,7 @@ class StripeMirror:
             :500
         ]
         await self._apply_payment(row, inv)
+        await self._note_action_required(row, inv, action_required)
         row.created_at = ts(inv.get("created")) or utcnow()
         if seen_at is not None:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
@@ -327,12 +345,7 @@ class StripeMirror:
 
     async def _apply_payment(self, row: Invoice, inv: Json) -> None:
         """The payment that paid the invoice: its card and what of it was refunded."""
-        payments = [
-            p for p in (inv.get("payments") or {}).get("data") or [] if p.get("status") == "paid"
-        ]
-        intent_id = ref_id(
-            ((payments[-1] if payments else {}).get("payment") or {}).get("payment_intent")
-        )
+        intent_id = _payment_intent_id(inv, "paid")
         if intent_id is None:
             return
         row.stripe_payment_intent_id = intent_id
@@ -346,6 +359,23 @@ class StripeMirror:
             row.payment_brand = str(brand)[:32] if brand else None
             row.payment_last4 = (card.get("last4") or None) and str(card["last4"])[:4]
             row.amount_refunded = int(charge.get("amount_refunded") or 0)
+
+    async def _note_action_required(self, row: Invoice, inv: Json, said: bool) -> None:
+        """Stamp an open invoice whose payment waits for the customer (3-D Secure: the
+        payment intent `requires_action`, or `said` by `invoice.payment_action_required`); the
+        stamp stays while the invoice is open (a failed authentication can be tried again on
+        its hosted page)."""
+        if row.status != "open" or row.action_required_at is not None:
+            return
+        if said:
+            row.action_required_at = utcnow()
+            return
+        intent_id = _payment_intent_id(inv, "open")  # the attempt in progress
+        if intent_id is None:
+            return
+        intent = await self.gateway.retrieve_payment_intent(intent_id)
+        if intent.get("status") == "requires_action":
+            row.action_required_at = utcnow()
 
     async def apply_charge(self, charge: Charge) -> str:
         """A charge's refunds and disputes as Stripe has them now: the refunded amount on the
@@ -602,6 +632,14 @@ class StripeMirror:
         else:
             await nested.rollback()
         return drift
+
+
+def _payment_intent_id(inv: Json, status: str) -> str | None:
+    """The payment intent of the invoice's last payment in `status` (`paid`, `open`)."""
+    payments = [
+        p for p in (inv.get("payments") or {}).get("data") or [] if p.get("status") == status
+    ]
+    return ref_id(((payments[-1] if payments else {}).get("payment") or {}).get("payment_intent"))
 
 
 def _subscription_snapshot(row: Subscription) -> dict[str, Any]:

@@ -49,6 +49,10 @@ class Invoice(Base):
     # Refunds of its payment (charge.refunded) and credit notes issued against it.
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     amount_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # When Stripe first said its payment waits for the customer (3-D Secure: the payment
+    # intent `requires_action`); while the invoice is open the billing pages link to its
+    # hosted page (app.billing.payment_actions).
+    action_required_at: Mapped[datetime | None] = mapped_column()
     # Stripe's `created` (the invoice date); `stripe_state_at` orders updates from events.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -35,9 +35,9 @@ from app.db.engine import write_from_here
 from app.db.transactions import rolls_back_on_error
 from app.lib.clock import utcnow
 from app.lib.errors import ValidationFailed
-from app.lib.jinja import format_date
+from app.lib.jinja import format_cents, format_date
 from app.lib.money import per_month
-from app.stripe.gateway import Phase, idempotency_key
+from app.stripe.gateway import Phase, StripeCardError, idempotency_key
 from app.stripe.objects import InvoiceLineItem, InvoicePreview
 
 # How long a review's figures may be confirmed: its proration date must be this recent.
@@ -46,6 +46,8 @@ PREVIEW_CHANGED = (
     "What this change costs has changed since the review was shown. Please check the new "
     "figures and confirm again."
 )
+# Stripe's refusal (`error_if_incomplete`) of a change whose payment needs 3-D Secure.
+NEEDS_AUTHENTICATION = "subscription_payment_intent_requires_action"
 REVIEW_EXPIRED = "That review is out of date. Please check the figures again and confirm."
 DASHBOARD = "/billing"
 PLANS_PAGE = "/billing/upgrade"
@@ -184,8 +186,55 @@ class PlanChangeService:
                 schedule_id, key=idempotency_key("release-schedule", schedule_id)
             )
         key = idempotency_key("change-plan", *inputs)
-        done = await self.billing.apply_change(change, key=key, proration_date=as_of)
+        try:
+            done = await self.billing.apply_change(change, key=key, proration_date=as_of)
+        except StripeCardError as exc:
+            # Refused whole (`error_if_incomplete`): nothing changed. A card asking for 3-D
+            # Secure gets the change made pending its payment instead; a decline is the
+            # customer's to fix (another card).
+            if exc.stripe_code != NEEDS_AUTHENTICATION:
+                raise
+            return await self._change_once_paid(change, inputs, as_of)
         return replace(done, redirect_url=DASHBOARD)
+
+    async def _change_once_paid(
+        self, change: PlannedChange, inputs: tuple[object, ...], as_of: int
+    ) -> ActionResult:
+        """The change as Stripe's pending update (`payment_behavior=pending_if_incomplete`):
+        the subscription keeps its plan (and we its quotas) until the invoice is paid, which
+        the customer confirms with their bank on Stripe's hosted invoice page; Stripe then
+        applies it (`customer.subscription.updated`), or discards it when it expires."""
+        if change.remote.get("cancel_at_period_end"):
+            # A pending update takes only the change's own parameters: keep the plan first.
+            await self.gateway.set_cancel_at_period_end(
+                change.subscription_id, False, key=idempotency_key("keep-for-change", *inputs)
+            )
+        updated = await self.gateway.update_subscription_items(
+            change.subscription_id,
+            items=change.items,
+            proration_behavior=change.proration_behavior,
+            payment_behavior="pending_if_incomplete",
+            metadata={"plan": change.plan.slug, "interval": change.interval},
+            key=idempotency_key("change-plan-once-paid", *inputs),
+            end_trial=change.end_trial,
+            proration_date=as_of,
+        )
+        invoice_id = ref_id(updated.get("latest_invoice"))
+        invoice = None
+        if updated.get("pending_update") and invoice_id:
+            invoice = await self.gateway.retrieve_invoice(invoice_id)
+            await self.mirror.apply_invoice(invoice)  # its Stripe reads, then the write lock
+        await self.mirror.apply_subscription(updated)
+        await self.session.commit()
+        if invoice is None:  # paid after all: the change is made
+            return ActionResult(f"You are now on {change.plan.name}.", redirect_url=DASHBOARD)
+        amount = format_cents(int(invoice.get("amount_due") or 0), str(invoice.get("currency")))
+        return ActionResult(
+            f"Your bank needs you to confirm the payment of {amount} for {change.plan.name}. "
+            f"You keep {_plan_name(self.catalog, change.remote)} until it is confirmed.",
+            redirect_url=invoice.get("hosted_invoice_url") or DASHBOARD,
+            category="info",
+        )
 
     @rolls_back_on_error
     async def keep_current_plan(self, customer: Customer) -> ActionResult:
@@ -355,6 +404,12 @@ class PlanChangeService:
             "until then.",
             redirect_url=DASHBOARD,
         )
+
+
+def _plan_name(catalog: Catalog, remote: Json) -> str:
+    item = plan_item(catalog, remote) or {}
+    found = catalog.plan_for_lookup_key(str((item.get("price") or {}).get("lookup_key") or ""))
+    return found[0].name if found else "your plan"
 
 
 def _monthly(price: Price) -> int:

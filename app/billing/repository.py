@@ -39,6 +39,19 @@ class BillingRepository:
         )
         return int(await self.session.scalar(query) or 0)
 
+    async def awaiting_action(self, customer_id: int) -> list[Invoice]:
+        """Open invoices whose payment waits for the customer's bank (3-D Secure)."""
+        query = (
+            select(Invoice)
+            .where(
+                Invoice.customer_id == customer_id,
+                Invoice.status == "open",
+                Invoice.action_required_at.is_not(None),
+            )
+            .order_by(Invoice.created_at, Invoice.id)
+        )
+        return list(await self.session.scalars(query))
+
     async def payment_methods(self, customer_id: int) -> list[PaymentMethod]:
         query = (
             select(PaymentMethod)

@@ -7,13 +7,17 @@ stored before the user leaves for Stripe. What Stripe answers is mirrored into o
 
 Idempotency keys: calls that happen once per object of ours use a key made only of our ids
 (`customer:<public_id>`, `detach:<pm>`); user actions that may legitimately repeat (buying a
-second credit pack, cancel → resume → cancel) add a fresh attempt id, which the SDK's own
-retries of that call reuse.
+second credit pack, cancel → resume → cancel) add an attempt id, which the SDK's own retries
+of that call reuse: the form's own id when the page sent one (`attempt`, one per rendered
+form: a double submit is one Checkout Session), else a fresh one. The plan change's confirm
+uses its review's id (app.billing.plan_change). Cancel, resume and a default card set twice
+end in the same state and charge nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 from weakref import WeakValueDictionary
@@ -49,6 +53,7 @@ from app.stripe.gateway import (
     StripeNotFound,
     idempotency_key,
 )
+from app.stripe.objects import CheckoutSession
 
 _CARD_LOCKS: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
@@ -61,6 +66,12 @@ def _card_lock(customer_id: int) -> asyncio.Lock:
 
 
 INTERVALS: tuple[Interval, ...] = ("month", "year")
+_ATTEMPT = re.compile(r"[0-9a-f]{8,32}")
+
+
+def _form_attempt(attempt: str) -> str:
+    """The form's own id when it sent a well-formed one, else a fresh one."""
+    return attempt if _ATTEMPT.fullmatch(attempt or "") else new_attempt()
 
 
 def review_path(plan_slug: str, interval: str) -> str:
@@ -188,7 +199,7 @@ class BillingService:
 
     @rolls_back_on_error
     async def start_plan_checkout(
-        self, customer: Customer, plan_slug: str, interval: str
+        self, customer: Customer, plan_slug: str, interval: str, *, attempt: str = ""
     ) -> ActionResult:
         """Checkout in subscription mode; a customer already paying is sent to the review of
         a plan change instead (nothing changes before its confirm)."""
@@ -214,10 +225,11 @@ class BillingService:
         price = plan.price(interval_)
         assert price is not None
         stripe_customer_id = await self.ensure_stripe_customer(customer)
-        if await self._close_open_plan_checkouts(stripe_customer_id):
+        attempt = _form_attempt(attempt)
+        if await self._close_open_plan_checkouts(stripe_customer_id, attempt):
             # One completed while we looked: the customer pays now; starting over finds
             # that subscription at Stripe (above) and changes its plan.
-            return await self.start_plan_checkout(customer, plan_slug, interval)
+            return await self.start_plan_checkout(customer, plan_slug, interval, attempt=attempt)
         plan_key = price.lookup_key(plan.slug)
         overage_keys = overage_lookup_keys(plan, interval_)
         price_ids = await self.price_ids([plan_key, *overage_keys])
@@ -228,32 +240,43 @@ class BillingService:
             subscription.stripe_subscription_id
             or (subscription.metadata_ or {}).get("last_stripe_subscription_id")
         )
-        session = await self.gateway.create_checkout_session(
-            mode="subscription",
-            customer_id=stripe_customer_id,
-            client_reference_id=customer.public_id,
-            success_url=self._success_url(),
-            cancel_url=self._cancel_url(),
-            metadata={
-                "kind": "plan",
-                "customer_public_id": customer.public_id,
-                "plan": plan.slug,
-                "interval": interval_,
-            },
-            line_items=line_items,
-            trial_period_days=None if had_subscription else (plan.trial_days or None),
-            key=idempotency_key(
-                "checkout", "subscription", customer.public_id, plan.slug, interval_, new_attempt()
-            ),
-        )
+
+        async def create(attempt: str) -> CheckoutSession:
+            return await self.gateway.create_checkout_session(
+                mode="subscription",
+                customer_id=stripe_customer_id,
+                client_reference_id=customer.public_id,
+                success_url=self._success_url(),
+                cancel_url=self._cancel_url(),
+                metadata={
+                    "kind": "plan",
+                    "customer_public_id": customer.public_id,
+                    "plan": plan.slug,
+                    "interval": interval_,
+                    "attempt": attempt,
+                },
+                line_items=line_items,
+                trial_period_days=None if had_subscription else (plan.trial_days or None),
+                key=idempotency_key(
+                    "checkout", "subscription", customer.public_id, plan.slug, interval_, attempt
+                ),
+            )
+
+        session = await create(attempt)
+        current = await self.gateway.retrieve_checkout_session(session["id"])
+        if current.get("status") != "open":  # a replay of this form's session, expired since
+            session = await create(new_attempt())
         return ActionResult("", redirect_url=session["url"])
 
-    async def _close_open_plan_checkouts(self, stripe_customer_id: str) -> bool:
+    async def _close_open_plan_checkouts(self, stripe_customer_id: str, attempt: str) -> bool:
         """Expire the customer's unpaid plan Checkouts before opening a new one, so at most
         one can be paid: two paid Checkouts (two tabs) would make two subscriptions that
-        both bill. True when one of them completed meanwhile (the caller starts over)."""
+        both bill. The one this form opened (`attempt`: a double submit) stays, to be
+        replayed. True when one of them completed meanwhile (the caller starts over)."""
         for open_session in await self.gateway.open_checkout_sessions(stripe_customer_id):
             if open_session.get("mode") != "subscription":
+                continue
+            if (open_session.get("metadata") or {}).get("attempt") == attempt:
                 continue
             try:
                 await self.gateway.expire_checkout_session(str(open_session["id"]))
@@ -266,12 +289,16 @@ class BillingService:
         return False
 
     @rolls_back_on_error
-    async def start_credits_checkout(self, customer: Customer, pack_slug: str) -> ActionResult:
+    async def start_credits_checkout(
+        self, customer: Customer, pack_slug: str, *, attempt: str = ""
+    ) -> ActionResult:
         pack = self.catalog.credit_packs.get(pack_slug or "")
         if pack is None:
             raise ValidationFailed(f"Unknown credit pack {quoted(pack_slug)}.", field="pack")
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         price_id = await self.price_id(pack.lookup_key)
+        # The same form again gets the same session, whatever became of it: it never buys twice.
+        attempt = _form_attempt(attempt)
         session = await self.gateway.create_checkout_session(
             mode="payment",
             customer_id=stripe_customer_id,
@@ -284,9 +311,7 @@ class BillingService:
                 "pack": pack.slug,
             },
             line_items=[LineItem(price_id)],
-            key=idempotency_key(
-                "checkout", "payment", customer.public_id, pack.slug, new_attempt()
-            ),
+            key=idempotency_key("checkout", "payment", customer.public_id, pack.slug, attempt),
         )
         return ActionResult("", redirect_url=session["url"])
 

@@ -3,7 +3,7 @@ usage chart, plan cards, ledger, invoices, cards), built by `BillingPages` in vi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from app.billing.models import Invoice, PaymentMethod
@@ -242,6 +242,26 @@ class ScheduledView:
     at: datetime
 
 
+@dataclass(frozen=True)
+class PaymentActionView:
+    """An open invoice whose payment waits for the customer's bank (3-D Secure): the
+    banner on every billing page links to Stripe's page where they confirm it."""
+
+    amount: int
+    currency: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PendingChangeView:
+    """A plan change Stripe holds until its invoice is paid (`pending_update`); `plan` is
+    None for one made outside the portal, `url` the invoice's hosted page."""
+
+    plan: Plan | None
+    expires_at: datetime | None
+    url: str | None
+
+
 @dataclass
 class Account:
     customer: Customer
@@ -251,6 +271,8 @@ class Account:
     renews_on: datetime | None
     paid: bool
     scheduled: ScheduledView | None = None
+    payment_actions: list[PaymentActionView] = field(default_factory=list)
+    pending: PendingChangeView | None = None
 
     @property
     def credit_balance(self) -> CreditBalance | None:

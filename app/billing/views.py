@@ -42,6 +42,8 @@ from app.billing.view_models import (
     LedgerRow,
     MetersView,
     MeterView,
+    PaymentActionView,
+    PendingChangeView,
     PlanCard,
     ScheduledView,
     StatusView,
@@ -117,6 +119,7 @@ class BillingPages:
         now = now or utcnow()
         subscription = await self.customers.subscription(customer)
         plan = self.catalog.plan(subscription.plan_slug) or self.catalog.default_plan
+        actions, pending = await self._payment_actions(customer, subscription)
         return Account(
             customer=customer,
             subscription=subscription,
@@ -127,7 +130,36 @@ class BillingPages:
             if subscription.cancel_at_period_end
             else subscription.current_period_end,
             paid=plan_is_paid(plan.is_free, subscription.status),
+            payment_actions=actions,
+            pending=pending,
         )
+
+    async def _payment_actions(
+        self, customer: Customer, subscription: Subscription
+    ) -> tuple[list[PaymentActionView], PendingChangeView | None]:
+        """Payments waiting for the customer's bank, and a plan change waiting for one."""
+        invoices = await self.repo.awaiting_action(customer.id)
+        actions = [
+            PaymentActionView(i.amount_due, i.currency, i.hosted_invoice_url)
+            for i in invoices
+            if i.hosted_invoice_url
+        ]
+        pending = None
+        if subscription.pending_invoice_id is not None:
+            url = next(
+                (
+                    i.hosted_invoice_url
+                    for i in invoices
+                    if i.stripe_invoice_id == subscription.pending_invoice_id
+                ),
+                None,
+            )
+            pending = PendingChangeView(
+                plan=self.catalog.plan(subscription.pending_plan_slug or ""),
+                expires_at=subscription.pending_expires_at,
+                url=url,
+            )
+        return actions, pending
 
     def _scheduled_change(self, subscription: Subscription) -> ScheduledView | None:
         """The plan change Stripe makes at the period end (a downgrade), if one is scheduled."""

@@ -59,6 +59,13 @@ class Subscription(Base):
     scheduled_plan_slug: Mapped[str | None] = mapped_column(String(64))
     scheduled_interval: Mapped[str | None] = mapped_column(String(8))
     scheduled_change_at: Mapped[datetime | None] = mapped_column()
+    # A plan change waiting for its invoice to be paid (Stripe's `pending_update`, made by
+    # `payment_behavior=pending_if_incomplete` when the card asks for 3-D Secure): the plan
+    # above stays until Stripe applies it; discarded by Stripe at `pending_expires_at`.
+    pending_plan_slug: Mapped[str | None] = mapped_column(String(64))
+    pending_interval: Mapped[str | None] = mapped_column(String(8))
+    pending_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    pending_expires_at: Mapped[datetime | None] = mapped_column()
     # Stripe's `created` of the last event applied, so an older event never overwrites a newer one.
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)

@@ -10,6 +10,7 @@ sent) and written to `email_outbox` **in the caller's transaction**, keyed by a 
 | `trial_will_end` | `trial_will_end:<stripe event id>` | `customer.subscription.trial_will_end` |
 | `payment_failed` | `payment_failed:<invoice id>:<stripe event id>` | `invoice.payment_failed` (each failed attempt) |
 | `payment_succeeded` | `payment_succeeded:<invoice id>` | `invoice.paid` |
+| `payment_action_required` | `payment_action_required:<invoice id>` | `invoice.payment_action_required` (3-D Secure; once per invoice, and instead of `payment_failed`) |
 
 Enqueueing is an insert-or-ignore on that key, so a duplicate or replayed Stripe event, or a
 second scan (by this or another worker), never makes a second email. Usage and credit emails
@@ -49,6 +50,7 @@ CREDITS_EXPIRING = "credits_expiring"
 TRIAL_WILL_END = "trial_will_end"
 PAYMENT_FAILED = "payment_failed"
 PAYMENT_SUCCEEDED = "payment_succeeded"
+PAYMENT_ACTION_REQUIRED = "payment_action_required"
 KINDS = (
     USAGE_WARNING,
     USAGE_EXHAUSTED,
@@ -56,6 +58,7 @@ KINDS = (
     TRIAL_WILL_END,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
+    PAYMENT_ACTION_REQUIRED,
 )
 # The ones a customer can turn off on /billing/settings; payment emails always go.
 USAGE_KINDS = frozenset({USAGE_WARNING, USAGE_EXHAUSTED, CREDITS_EXPIRING})
@@ -203,12 +206,33 @@ class NotificationService:
         # (late or replayed event) must not alarm anyone.
         if invoice.status in ("paid", "void") or invoice.amount_due <= 0:
             return f"no email (payment_failed): invoice is {invoice.status}"
+        if invoice.action_required_at is not None:  # the bank asks the customer: not a decline
+            return "no email (payment_failed): it waits for the customer (payment_action_required)"
         amount = format_money(invoice.amount_due, invoice.currency)
         queued = await self.enqueue(
             dedupe_key=f"payment_failed:{stripe_invoice_id}:{stripe_event_id}",
             kind=PAYMENT_FAILED,
             customer=customer,
             subject=f"Your payment of {amount} failed: please update your payment method",
+            context={"invoice": invoice, "amount": amount},
+        )
+        return queued.note
+
+    async def payment_action_required(self, stripe_invoice_id: str) -> str:
+        """The customer's bank asks them to confirm the payment (3-D Secure): one email per
+        invoice, with the link to Stripe's page where they do it."""
+        found = await self.repo.invoice(stripe_invoice_id)
+        if found is None:
+            return "no email (payment_action_required): unknown invoice"
+        invoice, customer = found
+        if invoice.status != "open" or not invoice.hosted_invoice_url:
+            return f"no email (payment_action_required): invoice is {invoice.status}"
+        amount = format_money(invoice.amount_due, invoice.currency, cents=True)
+        queued = await self.enqueue(
+            dedupe_key=f"payment_action_required:{stripe_invoice_id}",
+            kind=PAYMENT_ACTION_REQUIRED,
+            customer=customer,
+            subject=f"Your bank needs you to confirm a payment of {amount}",
             context={"invoice": invoice, "amount": amount},
         )
         return queued.note

@@ -581,16 +581,20 @@ class StripeGateway:
         """Change, add and remove items in one update (a plan change with its metered items).
 
         `payment_behavior="error_if_incomplete"` makes Stripe refuse the whole update (a card
-        error) when the invoice it creates cannot be paid right away. `end_trial` ends a
-        trial now, so the first paid period starts (and is invoiced) with the change.
+        error) when the invoice it creates cannot be paid right away; `pending_if_incomplete`
+        makes it the subscription's `pending_update` until that invoice is paid (Stripe then
+        takes only the update's own parameters: a plan set to end is not resumed by it).
+        `end_trial` ends a trial now, so the first paid period starts (and is invoiced) with
+        the change.
         `proration_date` prorates as of that time: the one of a preview makes the update
         charge exactly what the preview showed."""
         params: SubscriptionUpdateParams = {
             "items": [_update_item(change) for change in items],
             "proration_behavior": proration_behavior,
-            "cancel_at_period_end": False,
             "metadata": metadata,
         }
+        if payment_behavior != "pending_if_incomplete":  # a pending update takes no more
+            params["cancel_at_period_end"] = False
         if payment_behavior is not None:
             params["payment_behavior"] = payment_behavior
         if end_trial:

@@ -73,6 +73,9 @@ def invoice_paid(emu: Emulator, invoice: dict[str, Any]) -> None:
         sub["items"]["data"] = draft["items"]
         sub["billing_cycle_anchor"] = draft["billing_cycle_anchor"]
         sub["pending_update"] = None
+        if draft.get("trial_end") is not None and sub["status"] == "trialing":
+            sub["trial_end"] = draft["trial_end"]  # the trial ended with the update
+            sub["status"] = "active"
     if sub["status"] in {"past_due", "incomplete", "unpaid"}:
         sub["status"] = "active"
     emu.save(sub)
@@ -84,10 +87,17 @@ def invoice_paid(emu: Emulator, invoice: dict[str, Any]) -> None:
 
 
 def hold(
-    emu: Emulator, before: dict[str, Any], draft: dict[str, Any], invoice: dict[str, Any], now: int
+    emu: Emulator,
+    before: dict[str, Any],
+    draft: dict[str, Any],
+    invoice: dict[str, Any],
+    now: int,
+    *,
+    trial_end: int | None = None,
 ) -> dict[str, Any]:
     """The update's invoice is not paid: the subscription stays as it was, with the update
-    pending (Stripe's `pending_update`) and the invoice as its latest."""
+    pending (Stripe's `pending_update`) and the invoice as its latest; `trial_end` is the
+    trial's end the update makes (`trial_end=now`)."""
     sub = copy.deepcopy(before)
     sub["pending_update"] = {
         "billing_cycle_anchor": (
@@ -98,12 +108,13 @@ def hold(
         "discounts": None,
         "expires_at": now + PENDING_UPDATE_EXPIRES_AFTER,
         "subscription_items": render(draft["items"]["data"]),
-        "trial_end": None,
+        "trial_end": trial_end,
         "trial_from_plan": None,
     }
     sub["_pending_draft"] = {
         "items": draft["items"]["data"],
         "billing_cycle_anchor": draft["billing_cycle_anchor"],
+        "trial_end": trial_end,
     }
     sub["latest_invoice"] = invoice["id"]
     emu.save(sub)

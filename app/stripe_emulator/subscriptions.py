@@ -171,6 +171,23 @@ PAYMENT_BEHAVIORS = frozenset(
 )
 
 
+# What a pending update takes (Stripe's "Pending updates reference"; `metadata` since
+# 2026-05-27.dahlia); anything else with `pending_if_incomplete` is refused.
+PENDING_UPDATE_PARAMS = frozenset(
+    {
+        "expand",
+        "payment_behavior",
+        "proration_behavior",
+        "proration_date",
+        "billing_cycle_anchor",
+        "items",
+        "trial_end",
+        "trial_from_plan",
+        "add_invoice_items",
+        "metadata",
+    }
+)
+
 BILLING_MODES = ("classic", "flexible")
 
 
@@ -197,7 +214,19 @@ def update(emu: Emulator, sub: dict[str, Any], params: dict[str, Any], now: int)
         raise StripeError(
             400, f"Invalid payment_behavior: {payment_behavior}", param="payment_behavior"
         )
+    if payment_behavior == "pending_if_incomplete":
+        unsupported = sorted(set(params) - PENDING_UPDATE_PARAMS)
+        if unsupported:
+            raise StripeError(
+                400,
+                "When payment_behavior is pending_if_incomplete, only the parameters supported "
+                f"by pending updates can be passed; received: {', '.join(unsupported)}.",
+                param=unsupported[0],
+            )
     pending_invoice = apply_changes(emu, sub, params, now)
+    ends_trial = params.get("trial_end") == "now" and before["status"] == "trialing"
+    if ends_trial and payment_behavior == "pending_if_incomplete":
+        return _end_trial_once_paid(emu, before, sub, now)
     if pending_invoice is not None and payment_behavior == "pending_if_incomplete":
         return _update_once_paid(emu, before, sub, pending_invoice, now)
     emu.save(sub)
@@ -385,18 +414,7 @@ def _update_once_paid(
     """`payment_behavior=pending_if_incomplete`: the update applies if its invoice is paid now;
     otherwise it waits as the subscription's `pending_update` (payment_actions.py)."""
     lines, reason = pending
-    customer = emu.load(sub["customer"], "customer")
-    invoice, paid = invoices.issue(
-        emu,
-        customer,
-        lines,
-        currency=sub["currency"],
-        billing_reason=reason,
-        now=now,
-        pm_id=payments.default_payment_method(emu, customer, sub),
-        subscription=sub,
-        period=(now, now),
-    )
+    invoice, paid = _charge_now(emu, sub, lines, reason, now, (now, now))
     if not paid:
         return payment_actions.hold(emu, before, sub, invoice, now)
     sub["latest_invoice"] = invoice["id"]
@@ -405,23 +423,53 @@ def _update_once_paid(
     return emu.load(sub["id"], "subscription")
 
 
-def _collect(
-    emu: Emulator, sub: dict[str, Any], pending: tuple[list[dict[str, Any]], str], now: int
+def _end_trial_once_paid(
+    emu: Emulator, before: dict[str, Any], sub: dict[str, Any], now: int
+) -> dict[str, Any]:
+    """`trial_end=now` with `pending_if_incomplete`: the first paid period starts now and is
+    invoiced at once; unpaid, the subscription stays in its trial with the update pending."""
+    new_end = add_interval(now, *_interval(sub["items"]["data"][0]["price"]))
+    for item in sub["items"]["data"]:
+        item["current_period_start"], item["current_period_end"] = now, new_end
+    sub["billing_cycle_anchor"] = now
+    lines = licensed_lines(emu, sub, (now, new_end))
+    invoice, paid = _charge_now(emu, sub, lines, "subscription_update", now, (now, new_end))
+    if not paid:
+        return payment_actions.hold(emu, before, sub, invoice, now, trial_end=now)
+    sub.update(status="active", trial_end=now, latest_invoice=invoice["id"])
+    emu.save(sub)
+    emu.emit("customer.subscription.updated", sub, _previous(before, sub))
+    return emu.load(sub["id"], "subscription")
+
+
+def _charge_now(
+    emu: Emulator,
+    sub: dict[str, Any],
+    lines: list[dict[str, Any]],
+    reason: str,
+    now: int,
+    period: tuple[int, int],
 ) -> tuple[dict[str, Any], bool]:
-    lines, reason = pending
+    """An update's invoice, charged at once to the subscription's default payment method."""
     customer = emu.load(sub["customer"], "customer")
-    pm_id = payments.default_payment_method(emu, customer, sub)
-    invoice, paid = invoices.issue(
+    return invoices.issue(
         emu,
         customer,
         lines,
         currency=sub["currency"],
         billing_reason=reason,
         now=now,
-        pm_id=pm_id,
+        pm_id=payments.default_payment_method(emu, customer, sub),
         subscription=sub,
-        period=(now, now),
+        period=period,
     )
+
+
+def _collect(
+    emu: Emulator, sub: dict[str, Any], pending: tuple[list[dict[str, Any]], str], now: int
+) -> tuple[dict[str, Any], bool]:
+    lines, reason = pending
+    invoice, paid = _charge_now(emu, sub, lines, reason, now, (now, now))
     status = "active" if paid else "past_due"
     emu.update(
         sub,

@@ -99,9 +99,11 @@ async def on_checkout_session_async_payment_succeeded(ctx: EventContext) -> str:
     return await on_checkout_session_completed(ctx)
 
 
-async def _invoice(ctx: EventContext) -> str:
+async def _invoice(ctx: EventContext, *, action_required: bool = False) -> str:
     current = await ctx.gateway.retrieve_invoice(ctx.object["id"])
-    outcome = await ctx.mirror.apply_invoice(current, seen_at=ctx.created)
+    outcome = await ctx.mirror.apply_invoice(
+        current, seen_at=ctx.created, action_required=action_required
+    )
     parent = current.get("parent") or {}
     sub_id = ref_id((parent.get("subscription_details") or {}).get("subscription"))
     if sub_id:
@@ -129,6 +131,15 @@ async def on_invoice_payment_failed(ctx: EventContext) -> str:
     outcome = await _invoice(ctx)
     notify = ctx.notifications
     return f"{outcome}; {await notify.payment_failed(ctx.event['id'], ctx.object['id'])}"
+
+
+async def on_invoice_payment_action_required(ctx: EventContext) -> str:
+    # The payment waits for the customer (3-D Secure: a renewal on an off-session card, or a
+    # plan change pending its payment): the billing pages link to the hosted invoice page
+    # while the invoice is open, and one email per invoice says so.
+    outcome = await _invoice(ctx, action_required=True)
+    notify = ctx.notifications
+    return f"{outcome}; {await notify.payment_action_required(ctx.object['id'])}"
 
 
 async def on_invoice_updated(ctx: EventContext) -> str:
@@ -245,6 +256,7 @@ HANDLERS: dict[str, Handler] = {
     "invoice.finalized": on_invoice_finalized,
     "invoice.paid": on_invoice_paid,
     "invoice.payment_failed": on_invoice_payment_failed,
+    "invoice.payment_action_required": on_invoice_payment_action_required,
     "invoice.updated": on_invoice_updated,
     "invoice.voided": on_invoice_updated,
     "invoice.marked_uncollectible": on_invoice_updated,

@@ -3,6 +3,7 @@ settings as globals, and the template folders."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from jinja2 import Environment
@@ -20,7 +21,15 @@ def build_environment(settings: Settings) -> Environment:
     env = jinja_environment(TEMPLATES_DIR)
     env.globals["settings"] = settings
     env.globals["demo_mode"] = settings.demo_mode
+    env.globals["form_attempt"] = form_attempt
     return env
+
+
+def form_attempt() -> str:
+    """A fresh id per rendered form (its hidden `attempt` field): the action's Stripe
+    idempotency key includes it, so a double submit of that form is one action at Stripe,
+    while the next page's form is a new one."""
+    return secrets.token_hex(8)
 
 
 def template_config(settings: Settings) -> TemplateConfig[Any]:

@@ -1,11 +1,15 @@
 """A paying customer's plan change in real Chromium: the review page shows Stripe's preview
 (today's charge, its lines, the card, the renewal, the quotas) and nothing changes until its
-confirm; a downgrade is scheduled for the period end and "Keep" calls it off."""
+confirm; a downgrade is scheduled for the period end and "Keep" calls it off; a card that asks
+for 3-D Secure changes the plan only once the bank confirms on Stripe's invoice page; a
+double-clicked (or twice-sent) confirm charges once."""
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -34,20 +38,28 @@ def emulator_ready(live_server: LiveServer) -> None:
     wait_for_emulator(EMULATOR)
 
 
-def subscribe(page: Page, plan: str) -> None:
-    sign_up(page)
+VISA = "4242 4242 4242 4242"
+THREE_D_SECURE = "4000 0027 6000 3184"  # the bank asks on every payment
+
+
+def subscribe(page: Page, plan: str, card: str = VISA) -> str:
+    """A new user on `plan` (its trial, if it has one) through Checkout; returns the email."""
+    email = sign_up(page)
     page.goto("/billing/upgrade")
     page.get_by_test_id(f"checkout-{plan}-monthly").click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(EMULATOR)}/checkout/cs_"))
-    page.locator("input[name=card_number]").fill("4242 4242 4242 4242")
+    page.locator("input[name=card_number]").fill(card)
     page.locator("input[name=exp_date]").fill("12 / 34")
     page.locator("input[name=cvc]").fill("123")
     page.get_by_test_id("checkout-pay").click()
+    if card == THREE_D_SECURE:  # Checkout's own authentication step
+        page.get_by_test_id("authentication-complete").click()
     expect(page.get_by_test_id("checkout-status")).to_have_attribute(
         "data-state", "done", timeout=WEBHOOK_TIMEOUT
     )
     page.goto("/billing/payment-methods")  # the card's webhook has arrived
-    expect(page.locator(".pm").filter(has_text="4242")).to_be_visible(timeout=WEBHOOK_TIMEOUT)
+    expect(page.locator(".pm").filter(has_text=card[-4:])).to_be_visible(timeout=WEBHOOK_TIMEOUT)
+    return email
 
 
 def test_the_review_page_before_an_upgrade_and_nothing_charged_without_confirm(
@@ -118,3 +130,104 @@ def test_a_downgrade_is_scheduled_for_the_period_end_and_can_be_kept(
     expect(page.locator(".flash")).to_contain_text("You keep Business; it renews as usual.")
     expect(page.get_by_test_id("scheduled-change")).to_have_count(0)
     expect(page.get_by_test_id("current-plan")).to_contain_text("Business")
+
+
+def _confirm_upgrade_needing_authentication(page: Page, live_server: LiveServer) -> None:
+    """Pro's trial with the 3-D Secure card → Business: the confirm leads to Stripe's invoice
+    page, and until the bank confirms, the portal says the change waits for it."""
+    subscribe(page, "pro", THREE_D_SECURE)
+    page.goto("/billing/subscription/review?plan=business&interval=month")
+    expect(page.get_by_test_id("review-card")).to_contain_text("ending in 3184")
+    page.get_by_test_id("confirm-change").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(EMULATOR)}/invoice/in_"))
+    expect(page.get_by_test_id("authentication")).to_be_visible()
+    hosted = page.url
+
+    page.goto("/billing")
+    expect(page.get_by_test_id("pending-change")).to_contain_text(
+        "Your change to Business is waiting for your bank's confirmation."
+    )
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Pro")
+    banner = page.get_by_test_id("payment-action-banner")
+    expect(banner).to_contain_text("Your bank needs you to confirm a payment of $149.00")
+    page.goto("/billing/upgrade")  # every billing page shows it
+    expect(page.get_by_test_id("payment-action-banner")).to_be_visible()
+    page.get_by_test_id("confirm-payment").click()
+    expect(page).to_have_url(hosted)
+
+
+def test_a_3d_secure_card_upgrades_only_after_authentication(page: Page, live_server: LiveServer):
+    _confirm_upgrade_needing_authentication(page, live_server)
+    page.get_by_test_id("authentication-complete").click()
+    expect(page.get_by_test_id("invoice-status")).to_have_text("paid")
+
+    page.goto("/billing")
+
+    def upgraded() -> bool:  # Stripe's webhooks apply the change
+        page.reload()
+        return "Business" in page.get_by_test_id("current-plan").inner_text()
+
+    wait_until(upgraded, WEBHOOK_TIMEOUT / 1000, "Business after the authentication")
+    expect(page.get_by_test_id("pending-change")).to_have_count(0)
+    expect(page.get_by_test_id("payment-action-banner")).to_have_count(0)
+    expect(page.get_by_test_id("plan-status")).to_have_text("Active")
+
+
+def test_a_3d_secure_card_stays_unchanged_when_authentication_fails(
+    page: Page, live_server: LiveServer
+):
+    _confirm_upgrade_needing_authentication(page, live_server)
+    page.get_by_test_id("authentication-fail").click()
+    expect(page.get_by_test_id("invoice-error")).to_contain_text("unable to authenticate")
+    expect(page.get_by_test_id("invoice-status")).to_have_text("open")
+
+    page.goto("/billing")
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Pro")
+    expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
+    expect(page.get_by_test_id("pending-change")).to_contain_text("Business")
+
+
+def _paid_invoices(email: str) -> list[dict[str, object]]:
+    key = {"Authorization": "Bearer sk_test_e2e"}
+    found = httpx.get(f"{EMULATOR}/v1/customers", params={"email": email}, headers=key).json()
+    (customer,) = found["data"]
+    invoices = httpx.get(
+        f"{EMULATOR}/v1/invoices", params={"customer": customer["id"]}, headers=key
+    ).json()["data"]
+    return [i for i in invoices if i["amount_paid"] > 0]
+
+
+def test_a_double_clicked_confirm_charges_once(page: Page, live_server: LiveServer):
+    email = subscribe(page, "pro")  # Pro's trial: nothing paid yet
+    page.goto("/billing/subscription/review?plan=business&interval=month")
+    page.get_by_test_id("confirm-change").dblclick(no_wait_after=True)
+    expect(page).to_have_url(f"{live_server.url}/billing")
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Business")
+    wait_until(lambda: _paid_invoices(email), WEBHOOK_TIMEOUT / 1000, "the $149 charge")
+    assert [i["amount_paid"] for i in _paid_invoices(email)] == [14_900]
+
+
+def test_a_confirm_sent_twice_at_once_charges_once(page: Page, live_server: LiveServer):
+    """Without the page's script (any client may send the form twice): the same review's
+    confirm, posted twice at the same moment, is one change and one charge at Stripe."""
+    email = subscribe(page, "pro")
+    page.goto("/billing/subscription/review?plan=business&interval=month")
+    form = page.locator('form[action="/billing/subscription/change"]')
+    names = ("_csrf_token", "plan", "interval", "proration_date", "amount", "reviewed_at")
+    fields = {
+        name: form.locator(f'input[name="{name}"]').input_value()
+        for name in (*names, "review_id", "signature")
+    }
+    cookies = {c["name"]: c["value"] for c in page.context.cookies(live_server.url)}
+
+    def post() -> int:
+        with httpx.Client(base_url=live_server.url, cookies=cookies) as client:
+            return client.post("/billing/subscription/change", data=fields).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda _: post(), range(2)))
+    assert statuses == [303, 303]
+    page.goto("/billing")
+    expect(page.get_by_test_id("current-plan")).to_contain_text("Business")
+    wait_until(lambda: _paid_invoices(email), WEBHOOK_TIMEOUT / 1000, "the $149 charge")
+    assert [i["amount_paid"] for i in _paid_invoices(email)] == [14_900]

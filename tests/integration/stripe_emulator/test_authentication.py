@@ -123,6 +123,70 @@ def test_pending_update_expires_after_23_hours(client: stripe.StripeClient) -> N
     assert client.v1.invoices.retrieve(updated.latest_invoice).status == "void"
 
 
+def test_a_pending_update_takes_only_the_parameters_stripe_allows(
+    client: stripe.StripeClient,
+) -> None:
+    _clock, customer, sub = _on_card(client, "pm_card_authenticationRequired")
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.subscriptions.update(
+            sub.id,
+            params=_upgrade(
+                client, sub, payment_behavior="pending_if_incomplete", cancel_at_period_end=False
+            ),
+        )
+    assert raised.value.http_status == 400
+    assert raised.value.param == "cancel_at_period_end"
+    assert len(client.v1.invoices.list(params={"customer": customer.id}).data) == 1
+    # `metadata` is one of them (since 2026-05-27.dahlia).
+    updated = client.v1.subscriptions.update(
+        sub.id,
+        params=_upgrade(
+            client, sub, payment_behavior="pending_if_incomplete", metadata={"plan": "big"}
+        ),
+    )
+    assert updated.pending_update is not None
+
+
+def test_a_trial_ended_by_a_pending_update_goes_on_until_paid(
+    client: stripe.StripeClient,
+) -> None:
+    customer, _ = customer_with_card(client)
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": monthly_price(client, 3000).id}],
+            "trial_period_days": 14,
+        }
+    )
+    pm = client.v1.payment_methods.attach(
+        "pm_card_authenticationRequired", params={"customer": customer.id}
+    )
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    price = monthly_price(client, 9000).id
+    updated = client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": sub["items"].data[0].id, "price": price}],
+            "trial_end": "now",
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+    assert updated.status == "trialing"
+    assert updated["items"].data[0].price.id == sub["items"].data[0].price.id
+    assert updated.pending_update is not None and updated.pending_update.trial_end
+    invoice = client.v1.invoices.retrieve(updated.latest_invoice)
+    assert (invoice.status, invoice.amount_due) == ("open", 9000)
+
+    client.v1.invoices.pay(invoice.id, params={"payment_method": "pm_card_visa"})
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert (after.status, after.pending_update) == ("active", None)
+    assert after["items"].data[0].price.id == price
+    assert after.trial_end == updated.pending_update.trial_end
+
+
 def test_renewals_on_a_card_needing_authentication(
     client: stripe.StripeClient, receiver: Receiver
 ) -> None:
