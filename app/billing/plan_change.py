@@ -48,6 +48,10 @@ PREVIEW_CHANGED = (
 )
 # Stripe's refusal (`error_if_incomplete`) of a change whose payment needs 3-D Secure.
 NEEDS_AUTHENTICATION = "subscription_payment_intent_requires_action"
+PENDING_CHANGE = (
+    "Your last plan change is waiting for your bank's confirmation. Confirm that payment "
+    "(or let it lapse) before changing your plan again."
+)
 REVIEW_EXPIRED = "That review is out of date. Please check the figures again and confirm."
 DASHBOARD = "/billing"
 PLANS_PAGE = "/billing/upgrade"
@@ -273,6 +277,8 @@ class PlanChangeService:
                 redirect_url=PLANS_PAGE,
                 category="info",
             )
+        if remote.get("pending_update"):  # one change at a time: Stripe holds the earlier one
+            return ActionResult(PENDING_CHANGE, DASHBOARD, category="info")
         change = await self.billing.planned_change(remote, plan, interval_)
         if change is None:
             return ActionResult(f"You are already on {plan.name}.", DASHBOARD, category="info")

@@ -4,6 +4,7 @@ a renewal that needs it shows a banner on every billing page and sends one email
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice
+from app.billing.plan_change import PENDING_CHANGE
 from app.notifications.models import EmailOutboxMessage
 from app.stripe.gateway import StripeGateway
 from tests.integration.stripe.conftest import (
@@ -130,6 +132,18 @@ async def _pending_upgrade(
         " ".join(banners)
     ), banners
     assert f'href="{hosted_url}"' in page.text
+
+    # One change at a time: another review (or the same one again) leads back to the billing
+    # page, and nothing more is invoiced.
+    invoices = len(await gateway.list_invoices(cus))
+    again = await client.get(
+        "/billing/subscription/review",
+        params={"plan": "business", "interval": "year"},
+        follow_redirects=False,
+    )
+    assert (again.status_code, again.headers["location"]) == (303, "/billing")
+    assert PENDING_CHANGE in map(html.unescape, flashes((await client.get("/billing")).text))
+    assert len(await gateway.list_invoices(cus)) == invoices
     return cus, hosted_url, mark
 
 
