@@ -235,6 +235,15 @@ async def test_a_failed_authentication_leaves_the_plan_unchanged(
     remote = await gateway.retrieve_subscription(sub_id)
     assert [i["price"]["lookup_key"] for i in remote["items"]["data"]] == ["plan_pro_monthly"]
 
+    # Never confirmed: after 23 hours Stripe discards the change and voids its invoice.
+    expiry = emulator.mark()
+    emulator.advance(days=1)
+    lapsed = _about(emulator, cus, {"invoice.voided", "customer.subscription.updated"}, expiry)
+    await twice_out_of_order(client, lapsed)
+    _, row = await customer_of(session, email)
+    assert (row.plan_slug, row.status, row.pending_plan_slug) == ("pro", "active", None)
+    assert _banners((await client.get("/billing")).text) == []
+
 
 async def test_a_renewal_that_needs_authentication_shows_a_banner_and_emails_once(
     client: AsyncTestClient[Litestar],
