@@ -125,7 +125,7 @@ class BillingPages:
             subscription=subscription,
             plan=plan,
             scheduled=self._scheduled_change(subscription),
-            status=_status(subscription, now),
+            status=_status(subscription, now, awaiting_bank=bool(actions)),
             renews_on=None
             if subscription.cancel_at_period_end
             else subscription.current_period_end,
@@ -428,9 +428,11 @@ class BillingPages:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _status(subscription: Subscription, now: datetime) -> StatusView:
+def _status(subscription: Subscription, now: datetime, awaiting_bank: bool = False) -> StatusView:
     status = subscription.status
     label = STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+    if status == "past_due" and awaiting_bank:  # not declined: the bank asks the customer
+        label = "Payment to confirm"
     badge = {"active": "badge-success", "trialing": "badge-success"}.get(status, "badge-warning")
     if status in ("canceled", "incomplete_expired"):
         badge = "badge-danger"

@@ -275,7 +275,9 @@ async def test_a_renewal_that_needs_authentication_shows_a_banner_and_emails_onc
             "Confirm payment"
         ], (path, _banners(page.text))
         assert f'href="{hosted_url}"' in page.text
-    assert 'data-testid="past-due-banner"' not in (await client.get("/billing")).text
+    dashboard = (await client.get("/billing")).text
+    assert 'data-testid="past-due-banner"' not in dashboard  # not declined: the bank asks
+    assert 'data-testid="plan-status">Payment to confirm<' in dashboard
     # Each event came twice: one email, with the link, and no "payment failed" one.
     assert await _emails(session, customer_id) == ["payment_action_required"]
     mail = await session.scalar(
