@@ -25,6 +25,7 @@ from app.billing.plan_items import scheduled_change
 from app.billing.repository import BillingRepository
 from app.billing.stripe_objects import (
     Json,
+    StripeObject,
     created_order,
     lookup_key,
     new_attempt,
@@ -41,6 +42,8 @@ from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
 from app.stripe.objects import Charge, CheckoutSession, SubscriptionSchedule
+from app.stripe.objects import Customer as StripeCustomer
+from app.stripe.objects import PaymentMethod as StripePaymentMethod
 
 # Statuses whose subscription we follow: the live ones, and paused (the plan is kept for its
 # resumption, its quotas are not: app.metering.rules.quota_plan).
@@ -130,12 +133,12 @@ class StripeMirror:
         for card in await self.repo.payment_methods(customer.id):
             await self.session.delete(card)
         customer.stripe_customer_id = None
-        self._apply_balance(customer, {"deleted": True})
+        self._apply_balance(customer, {"id": stripe_customer_id, "deleted": True})
         await self.session.flush()
         return f"forgotten: {stripe_customer_id} (deleted at Stripe); now on {row.plan_slug}"
 
     async def apply_subscription(
-        self, sub: Json, *, seen_at: int | None = None, read_schedule: bool = False
+        self, sub: StripeObject, *, seen_at: int | None = None, read_schedule: bool = False
     ) -> str:
         """Make our subscription row match Stripe's subscription `sub` (its current state);
         `read_schedule` reads its schedule again even when we know it (its phases changed)."""
@@ -153,7 +156,7 @@ class StripeMirror:
             # Two live subscriptions (e.g. two Checkouts): keep the newer one, whatever order
             # their events arrive in; the older one wins only once the newer one has ended.
             try:
-                current: Json | None = await self.gateway.retrieve_subscription(
+                current: StripeObject | None = await self.gateway.retrieve_subscription(
                     str(row.stripe_subscription_id)
                 )
             except StripeNotFound:
@@ -199,7 +202,7 @@ class StripeMirror:
         await self.session.flush()
         return f"applied: {sub_id} {status} on {plan.slug}/{price.interval}"
 
-    def _to_free(self, row: Subscription, sub: Json) -> None:
+    def _to_free(self, row: Subscription, sub: StripeObject) -> None:
         row.metadata_ = {
             **(row.metadata_ or {}),
             "last_stripe_subscription_id": str(sub["id"]),
@@ -245,7 +248,7 @@ class StripeMirror:
         row.scheduled_interval = change.interval if change else None
         row.scheduled_change_at = change.at if change else None
 
-    def _apply_pending_update(self, row: Subscription, sub: Json) -> None:
+    def _apply_pending_update(self, row: Subscription, sub: StripeObject) -> None:
         """A plan change waiting for its invoice to be paid (Stripe's `pending_update`): our
         plan stays the subscription's items' (so do the quotas) until Stripe applies it."""
         pending = sub.get("pending_update") or {}
@@ -269,7 +272,7 @@ class StripeMirror:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
 
     async def apply_invoice(
-        self, inv: Json, *, seen_at: int | None = None, action_required: bool = False
+        self, inv: StripeObject, *, seen_at: int | None = None, action_required: bool = False
     ) -> str:
         customer = await self.customer_of(inv)
         if customer is None:
@@ -343,7 +346,7 @@ class StripeMirror:
             keys[price_id] = _PRICE_KEYS[price_id]
         return keys
 
-    async def _apply_payment(self, row: Invoice, inv: Json) -> None:
+    async def _apply_payment(self, row: Invoice, inv: StripeObject) -> None:
         """The payment that paid the invoice: its card and what of it was refunded."""
         intent_id = _payment_intent_id(inv, "paid")
         if intent_id is None:
@@ -360,7 +363,7 @@ class StripeMirror:
             row.payment_last4 = (card.get("last4") or None) and str(card["last4"])[:4]
             row.amount_refunded = int(charge.get("amount_refunded") or 0)
 
-    async def _note_action_required(self, row: Invoice, inv: Json, said: bool) -> None:
+    async def _note_action_required(self, row: Invoice, inv: StripeObject, said: bool) -> None:
         """Stamp an open invoice whose payment waits for the customer (3-D Secure: the
         payment intent `requires_action`, or `said` by `invoice.payment_action_required`); the
         stamp stays while the invoice is open (a failed authentication can be tried again on
@@ -418,7 +421,7 @@ class StripeMirror:
         if not customer.stripe_customer_id:
             return "ignored: no Stripe customer"
         remote = await self.gateway.retrieve_customer(customer.stripe_customer_id)
-        cards: list[Json] = []
+        cards: list[StripePaymentMethod] = []
         if not remote.get("deleted"):
             cards = await self.gateway.list_payment_methods(customer.stripe_customer_id)
         await write_from_here(self.session)  # after the Stripe calls
@@ -426,7 +429,7 @@ class StripeMirror:
         return await self._sync_cards(customer, remote, cards)
 
     @staticmethod
-    def _apply_balance(customer: Customer, remote: Json) -> None:
+    def _apply_balance(customer: Customer, remote: StripeCustomer) -> None:
         if remote.get("deleted"):
             customer.stripe_balance = 0
             return
@@ -440,7 +443,10 @@ class StripeMirror:
         return await self.sync_customer(customer)
 
     async def _sync_cards(
-        self, customer: Customer, remote_customer: Json, remote_cards: list[Json]
+        self,
+        customer: Customer,
+        remote_customer: StripeCustomer,
+        remote_cards: list[StripePaymentMethod],
     ) -> str:
         settings = remote_customer.get("invoice_settings") or {}
         default_id = ref_id(settings.get("default_payment_method"))
@@ -451,7 +457,8 @@ class StripeMirror:
         seen: set[str] = set()
         for pm in remote_cards:
             kind = str(pm.get("type") or "card")
-            card = pm.get(kind) or {}  # the type's own block: card, sepa_debit, link...
+            blocks: StripeObject = pm
+            card = blocks.get(kind) or {}  # the type's own block: card, sepa_debit, link...
             row = existing.get(pm["id"])
             if row is None:
                 # A card can move between customers only by detaching; take it over.
@@ -498,8 +505,8 @@ class StripeMirror:
                     disputes = await reversals.disputes(charge)
                     outcomes.append(await self._reverse_pack(reversals, cs, charge, disputes))
             if ref_id(cs.get("invoice")):
-                remote = await self.gateway.retrieve_invoice(str(ref_id(cs["invoice"])))
-                outcomes.append(await self.apply_invoice(remote, seen_at=seen_at))
+                invoice = await self.gateway.retrieve_invoice(str(ref_id(cs["invoice"])))
+                outcomes.append(await self.apply_invoice(invoice, seen_at=seen_at))
         elif mode == "setup":
             outcomes.append(await self.sync_cards(customer))
             cards = await self.repo.payment_methods(customer.id)
@@ -634,7 +641,7 @@ class StripeMirror:
         return drift
 
 
-def _payment_intent_id(inv: Json, status: str) -> str | None:
+def _payment_intent_id(inv: StripeObject, status: str) -> str | None:
     """The payment intent of the invoice's last payment in `status` (`paid`, `open`)."""
     payments = [
         p for p in (inv.get("payments") or {}).get("data") or [] if p.get("status") == status

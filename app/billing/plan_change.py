@@ -28,7 +28,7 @@ from app.billing.models import PaymentMethod
 from app.billing.plan_items import PlannedChange, changed_items, current_items
 from app.billing.rules import waits_for_period_end
 from app.billing.service import ActionResult, BillingService, review_path
-from app.billing.stripe_objects import Json, new_attempt, plan_item, ref_id, ts
+from app.billing.stripe_objects import new_attempt, plan_item, ref_id, ts
 from app.catalog.models import Catalog, Interval, Plan, Price
 from app.customers.models import Customer, Subscription
 from app.db.engine import write_from_here
@@ -39,6 +39,7 @@ from app.lib.jinja import format_cents, format_date
 from app.lib.money import per_month
 from app.stripe.gateway import Phase, StripeCardError, idempotency_key
 from app.stripe.objects import InvoiceLineItem, InvoicePreview
+from app.stripe.objects import Subscription as StripeSubscription
 
 # How long a review's figures may be confirmed: its proration date must be this recent.
 REVIEW_MAX_AGE = 3600
@@ -412,7 +413,7 @@ class PlanChangeService:
         )
 
 
-def _plan_name(catalog: Catalog, remote: Json) -> str:
+def _plan_name(catalog: Catalog, remote: StripeSubscription) -> str:
     item = plan_item(catalog, remote) or {}
     found = catalog.plan_for_lookup_key(str((item.get("price") or {}).get("lookup_key") or ""))
     return found[0].name if found else "your plan"
@@ -422,7 +423,7 @@ def _monthly(price: Price) -> int:
     return price.amount if price.interval == "month" else per_month(price.amount)
 
 
-def _period_end(catalog: Catalog, remote: Json) -> datetime | None:
+def _period_end(catalog: Catalog, remote: StripeSubscription) -> datetime | None:
     item = plan_item(catalog, remote) or {}
     return ts(item.get("current_period_end"))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.billing.stripe_objects import Json, is_metered, lookup_key, plan_item
+from app.billing.stripe_objects import is_metered, lookup_key, plan_item
 from app.catalog.models import Catalog, Interval, Plan
 from app.stripe.gateway import (
     ItemChange,
@@ -21,6 +21,7 @@ from app.stripe.gateway import (
     ProrationBehavior,
     StripeGatewayError,
 )
+from app.stripe.objects import Subscription as StripeSubscription
 from app.stripe.objects import SubscriptionSchedule
 
 
@@ -50,7 +51,9 @@ class ItemsChange:
         return changes
 
 
-def items_change(catalog: Catalog, remote: Json, plan: Plan, interval: Interval) -> ItemsChange:
+def items_change(
+    catalog: Catalog, remote: StripeSubscription, plan: Plan, interval: Interval
+) -> ItemsChange:
     item = plan_item(catalog, remote)
     if item is None:
         raise StripeGatewayError("The Stripe subscription has no items.")
@@ -77,7 +80,7 @@ def items_change(catalog: Catalog, remote: Json, plan: Plan, interval: Interval)
 class PlannedChange:
     """A change of a live subscription (`remote`) to `plan` at `interval`, as sent to Stripe."""
 
-    remote: Json
+    remote: StripeSubscription
     plan: Plan
     interval: Interval
     items: list[ItemChange]
@@ -127,7 +130,7 @@ def scheduled_change(schedule: SubscriptionSchedule) -> ScheduledChange | None:
     )
 
 
-def current_items(remote: Json) -> list[LineItem]:
+def current_items(remote: StripeSubscription) -> list[LineItem]:
     """The subscription's prices as a schedule phase lists them (metered: no quantity)."""
     return [
         LineItem(str(item["price"]["id"]), None if is_metered(item) else item.get("quantity") or 1)
@@ -135,7 +138,7 @@ def current_items(remote: Json) -> list[LineItem]:
     ]
 
 
-def changed_items(remote: Json, change: PlannedChange) -> list[LineItem]:
+def changed_items(remote: StripeSubscription, change: PlannedChange) -> list[LineItem]:
     """The subscription's prices once `change` is made (a schedule's next phase)."""
     by_id = {c.id: c for c in change.items if c.id is not None}
     items: list[LineItem] = []

@@ -37,7 +37,7 @@ from app.billing.rules import (
     change_ends_trial,
     plan_is_paid,
 )
-from app.billing.stripe_objects import Json, created_order, new_attempt, ref_id
+from app.billing.stripe_objects import created_order, new_attempt, ref_id
 from app.catalog.models import Catalog, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
@@ -54,6 +54,7 @@ from app.stripe.gateway import (
     idempotency_key,
 )
 from app.stripe.objects import CheckoutSession
+from app.stripe.objects import Subscription as StripeSubscription
 
 _CARD_LOCKS: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
@@ -410,13 +411,15 @@ class BillingService:
 
     # Plan changes -----------------------------------------------------------------------
 
-    async def _newest_live_subscription(self, stripe_customer_id: str) -> Json | None:
+    async def _newest_live_subscription(self, stripe_customer_id: str) -> StripeSubscription | None:
         """The customer's most recently created live subscription at Stripe, if any."""
         remote = await self.gateway.list_subscriptions(stripe_customer_id)
         live = [s for s in remote if s.get("status") in SubscriptionStatus.live()]
         return max(live, key=created_order, default=None)
 
-    async def live_stripe_subscription(self, subscription: Subscription) -> Json | None:
+    async def live_stripe_subscription(
+        self, subscription: Subscription
+    ) -> StripeSubscription | None:
         if not subscription.stripe_subscription_id:
             return None
         remote = await self.gateway.retrieve_subscription(subscription.stripe_subscription_id)
@@ -446,7 +449,7 @@ class BillingService:
         return await self.apply_change(change, key=key)
 
     async def planned_change(
-        self, remote: Json, plan: Plan, interval: Interval
+        self, remote: StripeSubscription, plan: Plan, interval: Interval
     ) -> PlannedChange | None:
         """The update moving the live subscription `remote` to `plan`; None when it has
         nothing to change."""
@@ -538,10 +541,12 @@ class BillingService:
         # Not mirrored yet (the webhook may still be on its way): ask Stripe whose it is.
         if customer.stripe_customer_id and payment_method_id.startswith("pm_"):
             try:
-                remote = await self.gateway.retrieve_payment_method(payment_method_id)
+                owner = ref_id(
+                    (await self.gateway.retrieve_payment_method(payment_method_id)).get("customer")
+                )
             except StripeNotFound:
-                remote = {}
-            if remote.get("customer") == customer.stripe_customer_id:
+                owner = None
+            if owner == customer.stripe_customer_id:
                 await self.mirror.sync_cards(customer)
                 card = await self.repo.card(customer.id, payment_method_id)
                 if card is not None:

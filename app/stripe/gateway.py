@@ -33,12 +33,16 @@ from app.stripe.objects import (
     Account,
     Charge,
     CheckoutSession,
+    Customer,
+    Invoice,
     InvoiceLineItem,
     InvoicePreview,
     PaymentIntent,
+    PaymentMethod,
     PaymentMethodConfiguration,
     PortalConfiguration,
     Price,
+    Subscription,
     SubscriptionSchedule,
     WebhookEndpoint,
 )
@@ -327,27 +331,31 @@ class StripeGateway:
 
     async def create_customer(
         self, *, email: str | None, name: str | None, metadata: dict[str, str], key: str
-    ) -> Json:
+    ) -> Customer:
         params: CustomerCreateParams = {"metadata": metadata}
         if email:
             params["email"] = email
         if name:
             params["name"] = name
-        return await _request(
-            self.client.v1.customers.create_async(params, {"idempotency_key": key})
+        return cast(
+            Customer,
+            await _request(self.client.v1.customers.create_async(params, {"idempotency_key": key})),
         )
 
-    async def retrieve_customer(self, customer_id: str) -> Json:
-        return await _request(self.client.v1.customers.retrieve_async(customer_id))
+    async def retrieve_customer(self, customer_id: str) -> Customer:
+        return cast(Customer, await _request(self.client.v1.customers.retrieve_async(customer_id)))
 
     async def set_default_payment_method(
         self, customer_id: str, payment_method_id: str, *, key: str
-    ) -> Json:
+    ) -> Customer:
         params: CustomerUpdateParams = {
             "invoice_settings": {"default_payment_method": payment_method_id}
         }
-        return await _request(
-            self.client.v1.customers.update_async(customer_id, params, {"idempotency_key": key})
+        return cast(
+            Customer,
+            await _request(
+                self.client.v1.customers.update_async(customer_id, params, {"idempotency_key": key})
+            ),
         )
 
     # Catalog ----------------------------------------------------------------------------
@@ -541,12 +549,17 @@ class StripeGateway:
 
     # Subscriptions ----------------------------------------------------------------------
 
-    async def retrieve_subscription(self, subscription_id: str) -> Json:
-        return await _request(self.client.v1.subscriptions.retrieve_async(subscription_id))
+    async def retrieve_subscription(self, subscription_id: str) -> Subscription:
+        return cast(
+            Subscription,
+            await _request(self.client.v1.subscriptions.retrieve_async(subscription_id)),
+        )
 
-    async def list_subscriptions(self, customer_id: str) -> list[Json]:
+    async def list_subscriptions(self, customer_id: str) -> list[Subscription]:
         params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
-        return await _list(self.client.v1.subscriptions.list_async(params))
+        return cast(
+            list[Subscription], await _list(self.client.v1.subscriptions.list_async(params))
+        )
 
     async def change_subscription_price(
         self,
@@ -557,7 +570,7 @@ class StripeGateway:
         proration_behavior: ProrationBehavior,
         metadata: dict[str, str],
         key: str,
-    ) -> Json:
+    ) -> Subscription:
         params: SubscriptionUpdateParams = {
             "items": [{"id": item_id, "price": price_id}],
             "proration_behavior": proration_behavior,
@@ -577,7 +590,7 @@ class StripeGateway:
         payment_behavior: PaymentBehavior | None = None,
         end_trial: bool = False,
         proration_date: int | None = None,
-    ) -> Json:
+    ) -> Subscription:
         """Change, add and remove items in one update (a plan change with its metered items).
 
         `payment_behavior="error_if_incomplete"` makes Stripe refuse the whole update (a card
@@ -605,23 +618,26 @@ class StripeGateway:
 
     async def set_cancel_at_period_end(
         self, subscription_id: str, cancel: bool, *, key: str
-    ) -> Json:
+    ) -> Subscription:
         params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
         return await self._update_subscription(subscription_id, params, key)
 
     async def set_subscription_payment_method(
         self, subscription_id: str, payment_method_id: str, *, key: str
-    ) -> Json:
+    ) -> Subscription:
         params: SubscriptionUpdateParams = {"default_payment_method": payment_method_id}
         return await self._update_subscription(subscription_id, params, key)
 
     async def _update_subscription(
         self, subscription_id: str, params: SubscriptionUpdateParams, key: str
-    ) -> Json:
-        return await _request(
-            self.client.v1.subscriptions.update_async(
-                subscription_id, params, {"idempotency_key": key}
-            )
+    ) -> Subscription:
+        return cast(
+            Subscription,
+            await _request(
+                self.client.v1.subscriptions.update_async(
+                    subscription_id, params, {"idempotency_key": key}
+                )
+            ),
         )
 
     async def preview_subscription_change(
@@ -726,19 +742,22 @@ class StripeGateway:
 
     # Invoices ---------------------------------------------------------------------------
 
-    async def retrieve_invoice(self, invoice_id: str) -> Json:
+    async def retrieve_invoice(self, invoice_id: str) -> Invoice:
         """The invoice with its `payments` (Stripe includes them only when asked)."""
-        return await _request(
-            self.client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]})
+        return cast(
+            Invoice,
+            await _request(
+                self.client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]})
+            ),
         )
 
-    async def list_invoices(self, customer_id: str) -> list[Json]:
+    async def list_invoices(self, customer_id: str) -> list[Invoice]:
         params: InvoiceListParams = {
             "customer": customer_id,
             "limit": 100,
             "expand": ["data.payments"],
         }
-        return await _list(self.client.v1.invoices.list_async(params))
+        return cast(list[Invoice], await _list(self.client.v1.invoices.list_async(params)))
 
     async def invoice_lines(self, invoice_id: str) -> list[InvoiceLineItem]:
         """Every line of an invoice (the invoice itself carries the first ten)."""
@@ -776,20 +795,28 @@ class StripeGateway:
 
     # Payment methods --------------------------------------------------------------------
 
-    async def list_payment_methods(self, customer_id: str) -> list[Json]:
+    async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         """The customer's saved payment methods of every type (cards, SEPA Direct Debit, US
         bank accounts, Link...): without `type`, Stripe lists them all."""
         params: PaymentMethodListParams = {"customer": customer_id, "limit": 100}
-        return await _list(self.client.v1.payment_methods.list_async(params))
+        return cast(
+            list[PaymentMethod], await _list(self.client.v1.payment_methods.list_async(params))
+        )
 
-    async def retrieve_payment_method(self, payment_method_id: str) -> Json:
-        return await _request(self.client.v1.payment_methods.retrieve_async(payment_method_id))
+    async def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethod:
+        return cast(
+            PaymentMethod,
+            await _request(self.client.v1.payment_methods.retrieve_async(payment_method_id)),
+        )
 
-    async def detach_payment_method(self, payment_method_id: str, *, key: str) -> Json:
-        return await _request(
-            self.client.v1.payment_methods.detach_async(
-                payment_method_id, None, {"idempotency_key": key}
-            )
+    async def detach_payment_method(self, payment_method_id: str, *, key: str) -> PaymentMethod:
+        return cast(
+            PaymentMethod,
+            await _request(
+                self.client.v1.payment_methods.detach_async(
+                    payment_method_id, None, {"idempotency_key": key}
+                )
+            ),
         )
 
     # Billing meters ---------------------------------------------------------------------

@@ -102,6 +102,115 @@ class InvoicePreview(TypedDict, total=False):
     parent: dict[str, Any] | None
 
 
+class InvoiceSettings(TypedDict, total=False):
+    default_payment_method: Expandable
+
+
+class Customer(TypedDict, total=False):
+    """A customer; once deleted, Stripe answers only `id` and `deleted`."""
+
+    id: Required[str]
+    deleted: bool
+    email: str | None
+    name: str | None
+    currency: str | None
+    balance: int
+    invoice_settings: InvoiceSettings | None
+    metadata: dict[str, str]
+    test_clock: Expandable
+
+
+class SubscriptionItem(TypedDict, total=False):
+    id: Required[str]
+    price: Price
+    quantity: int | None
+    current_period_start: int
+    current_period_end: int
+
+
+class SubscriptionItems(TypedDict, total=False):
+    data: list[SubscriptionItem]
+    has_more: bool
+
+
+class Subscription(TypedDict, total=False):
+    id: Required[str]
+    status: Literal[
+        "incomplete",
+        "incomplete_expired",
+        "trialing",
+        "active",
+        "past_due",
+        "canceled",
+        "unpaid",
+        "paused",
+    ]
+    customer: Expandable
+    items: SubscriptionItems
+    created: int
+    trial_end: int | None
+    cancel_at_period_end: bool
+    cancel_at: int | None
+    canceled_at: int | None
+    ended_at: int | None
+    schedule: Expandable
+    pending_update: dict[str, Any] | None
+    latest_invoice: Expandable
+    default_payment_method: Expandable
+    metadata: dict[str, str]
+
+
+class Invoice(TypedDict, total=False):
+    id: Required[str]
+    status: Literal["draft", "open", "paid", "uncollectible", "void"] | None
+    customer: Expandable
+    number: str | None
+    currency: str
+    billing_reason: str | None
+    description: str | None
+    total: int
+    subtotal: int
+    amount_due: int
+    amount_paid: int
+    starting_balance: int
+    ending_balance: int | None
+    total_taxes: list[dict[str, Any]] | None
+    total_discount_amounts: list[dict[str, Any]] | None
+    pre_payment_credit_notes_amount: int
+    post_payment_credit_notes_amount: int
+    period_start: int
+    period_end: int
+    created: int
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    lines: InvoiceLines
+    parent: dict[str, Any] | None
+    payments: dict[str, Any] | None
+    metadata: dict[str, str]
+
+
+class Card(TypedDict, total=False):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class PaymentMethod(TypedDict, total=False):
+    """A saved payment method of any type: its type's own block holds what to show."""
+
+    id: Required[str]
+    type: str
+    created: int
+    customer: Expandable
+    card: Card | None
+    sepa_debit: dict[str, Any] | None
+    us_bank_account: dict[str, Any] | None
+    link: dict[str, Any] | None
+    billing_details: dict[str, Any]
+    metadata: dict[str, str]
+
+
 class SchedulePhaseItem(TypedDict, total=False):
     price: Expandable
     quantity: int | None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.billing.mirror import StripeMirror
-from app.billing.stripe_objects import ref_id
+from app.billing.stripe_objects import StripeObject, ref_id
 from app.db.engine import write_from_here
 from app.notifications.service import NotificationService
 from app.stripe.gateway import StripeGateway, StripeNotFound
@@ -46,6 +46,7 @@ Handler = Callable[[EventContext], Awaitable[str]]
 
 async def _subscription(ctx: EventContext) -> str:
     obj = ctx.object
+    current: StripeObject
     try:
         current = await ctx.gateway.retrieve_subscription(obj["id"])
     except StripeNotFound:
