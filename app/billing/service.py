@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlencode
 from weakref import WeakValueDictionary
 
@@ -56,6 +58,7 @@ from app.stripe.gateway import (
 from app.stripe.objects import CheckoutSession
 from app.stripe.objects import Subscription as StripeSubscription
 
+T = TypeVar("T")
 _CARD_LOCKS: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
 
 
@@ -152,6 +155,28 @@ class BillingService:
 
     # Stripe ids -------------------------------------------------------------------------
 
+    async def _on_live_stripe_customer(
+        self, customer: Customer, action: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run `action` (which uses the customer's Stripe id); when Stripe no longer has that
+        customer (deleted at Stripe, its `customer.deleted` webhook not here yet), forget it
+        as the webhook would and run `action` once more, on a new Stripe customer."""
+        try:
+            return await action()
+        except StripeNotFound:
+            stale = customer.stripe_customer_id
+            if stale is None or not await self._stripe_customer_gone(stale):
+                raise
+        await self.mirror.forget_stripe_customer(stale)
+        await self.session.commit()
+        return await action()
+
+    async def _stripe_customer_gone(self, stripe_customer_id: str) -> bool:
+        try:
+            return bool((await self.gateway.retrieve_customer(stripe_customer_id)).get("deleted"))
+        except StripeNotFound:
+            return True
+
     async def ensure_stripe_customer(self, customer: Customer) -> str:
         """The customer's Stripe id, creating the Stripe customer on first use (and committing)."""
         if customer.stripe_customer_id:
@@ -204,6 +229,13 @@ class BillingService:
     ) -> ActionResult:
         """Checkout in subscription mode; a customer already paying is sent to the review of
         a plan change instead (nothing changes before its confirm)."""
+        return await self._on_live_stripe_customer(
+            customer, lambda: self._plan_checkout(customer, plan_slug, interval, attempt)
+        )
+
+    async def _plan_checkout(
+        self, customer: Customer, plan_slug: str, interval: str, attempt: str
+    ) -> ActionResult:
         plan, interval_ = self.plan_and_interval(plan_slug, interval)
         if plan.is_free:
             return await self.change_plan(customer, plan_slug, interval)
@@ -230,7 +262,7 @@ class BillingService:
         if await self._close_open_plan_checkouts(stripe_customer_id, attempt):
             # One completed while we looked: the customer pays now; starting over finds
             # that subscription at Stripe (above) and changes its plan.
-            return await self.start_plan_checkout(customer, plan_slug, interval, attempt=attempt)
+            return await self._plan_checkout(customer, plan_slug, interval, attempt)
         plan_key = price.lookup_key(plan.slug)
         overage_keys = overage_lookup_keys(plan, interval_)
         price_ids = await self.price_ids([plan_key, *overage_keys])
@@ -293,6 +325,13 @@ class BillingService:
     async def start_credits_checkout(
         self, customer: Customer, pack_slug: str, *, attempt: str = ""
     ) -> ActionResult:
+        return await self._on_live_stripe_customer(
+            customer, lambda: self._credits_checkout(customer, pack_slug, attempt)
+        )
+
+    async def _credits_checkout(
+        self, customer: Customer, pack_slug: str, attempt: str
+    ) -> ActionResult:
         pack = self.catalog.credit_packs.get(pack_slug or "")
         if pack is None:
             raise ValidationFailed(f"Unknown credit pack {quoted(pack_slug)}.", field="pack")
@@ -318,6 +357,9 @@ class BillingService:
 
     @rolls_back_on_error
     async def start_card_setup(self, customer: Customer) -> ActionResult:
+        return await self._on_live_stripe_customer(customer, lambda: self._card_setup(customer))
+
+    async def _card_setup(self, customer: Customer) -> ActionResult:
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         session = await self.gateway.create_checkout_session(
             mode="setup",
@@ -333,6 +375,9 @@ class BillingService:
 
     @rolls_back_on_error
     async def portal_url(self, customer: Customer) -> str:
+        return await self._on_live_stripe_customer(customer, lambda: self._portal_url(customer))
+
+    async def _portal_url(self, customer: Customer) -> str:
         stripe_customer_id = await self.ensure_stripe_customer(customer)
         session = await self.gateway.create_portal_session(
             customer_id=stripe_customer_id,

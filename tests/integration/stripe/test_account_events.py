@@ -92,6 +92,24 @@ async def test_a_customer_deleted_at_stripe_is_forgotten_and_checkout_makes_a_ne
     assert (subscription.plan_slug, subscription.status) == ("pro", "active")  # no second trial
 
 
+async def test_a_checkout_before_the_deletion_webhook_still_gets_a_new_stripe_customer(
+    client: AsyncTestClient[Litestar], session: AsyncSession, emulator: Emulator
+) -> None:
+    """Deleted at Stripe, and the webhook not here yet: the stale id is found out at the
+    first call that uses it, forgotten as the webhook would, and the Checkout goes on."""
+    email = "deleted-before-webhook@example.com"
+    cus = await subscribe(client, session, emulator, email, "pro", trial=True)
+    sdk(emulator).v1.customers.delete(cus)  # its customer.deleted is never forwarded here
+
+    response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
+
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].startswith(emulator.url), response.headers["location"]
+    customer, subscription = await customer_of(session, email)
+    assert customer.stripe_customer_id and customer.stripe_customer_id != cus
+    assert subscription.plan_slug == "free"  # Stripe canceled the deleted customer's plan
+
+
 async def _paused_subscription(
     client: AsyncTestClient[Litestar],
     session: AsyncSession,
