@@ -137,6 +137,7 @@ def create_app(
     changes = ChangeWatch(engine)
     changes.on(API_KEYS, KEY_CACHE.forget)
     changes.on(BALANCES, writer.balances.forget)
+    changes.ignore_from(writer.usage_changes.origin)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

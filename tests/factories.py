@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import login_session
 from app.accounts.service import AccountService, SignupInput
-from app.apikeys.service import ApiKeyService
+from app.apikeys.models import ApiKey
+from app.apikeys.service import ApiKeyService, hash_key
 from app.catalog.models import Catalog
 from app.customers.models import Customer
 from app.customers.service import CustomerInput, CustomerService
@@ -107,6 +108,29 @@ def api_key_in(database_url: str, name: str = "tests") -> str:
     async def make() -> str:
         async with database_session(database_url) as session:
             return await make_api_key(session, name)
+
+    return asyncio.run(make())
+
+
+def revoke_key_in(database_url: str, raw: str) -> None:
+    """Revoke the key `raw` through the service from the test's own process (no server did
+    it), in the database at `database_url`."""
+
+    async def revoke() -> None:
+        async with database_session(database_url) as session:
+            key_id = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(raw)))
+            assert key_id is not None
+            await ApiKeyService(session).revoke(key_id)
+
+    asyncio.run(revoke())
+
+
+def user_in(database_url: str, catalog: Catalog) -> UserRef:
+    """`make_user` from a synchronous test, in the database at `database_url`."""
+
+    async def make() -> UserRef:
+        async with database_session(database_url) as session:
+            return await make_user(session, catalog)
 
     return asyncio.run(make())
 

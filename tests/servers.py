@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,24 @@ class LiveServers:
     def stop_all(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+
+def record_usage(
+    server: LiveServer, key: str, external_id: str, count: int, headers: Mapping[str, str] = {}
+) -> None:
+    """`count` events of `api_calls` for `external_id` in one batch request, all accepted."""
+    tag = uuid.uuid4().hex[:8]
+    events = [
+        {"external_customer_id": external_id, "code": "api_calls", "transaction_id": f"{tag}-{n}"}
+        for n in range(count)
+    ]
+    answer = httpx.post(
+        f"{server.url}/api/v1/events/batch",
+        headers={"Authorization": f"Bearer {key}", **headers},
+        json={"events": events},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == count, answer.text
 
 
 def _healthy(server: LiveServer) -> bool:

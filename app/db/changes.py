@@ -18,7 +18,12 @@ entries it names (`subject` None: all of the topic's):
 
 ORM writes announce themselves: `track(Model, topic, subject_of)` registers flush events, so
 every code path that changes such a row (services, webhooks, admin, the CLI) is covered.
-Writes through Core (the usage writer) call `announce()` after their commit.
+Writes through Core (the usage writer) call `announce()` after their commit. Usage, the hot
+path, goes through `Gathered`: the writer adds the customers a committed batch touched (a set
+update, no I/O) and one task per process announces what gathered, at most every
+`GATHER_SECONDS`, in as few lines as fit (`[topic + MANY, [subjects...], origin]`: one `NOTIFY`
+statement, or one append to the changes file, whatever the batches' number). The process that
+wrote ignores its own lines (`origin`): it dropped those entries at its commit.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,6 +52,12 @@ CHANNEL = "billing_portal_changes"
 KEEPALIVE_SECONDS = 10.0
 LISTEN_START_SECONDS = 5.0
 _PENDING = "billing_portal_pending_changes"
+# A line naming many subjects of one topic: `[topic + MANY, [subject, ...], origin]`. Its own
+# topic name, so a process of an older release (a rolling deploy) has no callback for it.
+MANY = ":many"
+# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; lines are cut below this.
+_LINE_BYTES = 7000
+GATHER_SECONDS = 0.05
 
 Change = tuple[str, str | None]
 Callback = Callable[[str | None], None]
@@ -69,6 +81,86 @@ def _append(path: str, changes: Iterable[Change]) -> None:
 def _notify(connection: Connection, changes: Iterable[Change]) -> None:
     for change in changes:
         connection.execute(select(func.pg_notify(CHANNEL, _line(change))))
+
+
+def _many_lines(topic: str, subjects: Iterable[str], origin: str) -> list[str]:
+    """`subjects` in lines of at most about `_LINE_BYTES` (json escapes non-ASCII: a byte a
+    character)."""
+    lines: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for subject in sorted(subjects):
+        cost = len(json.dumps(subject)) + 2
+        if chunk and size + cost > _LINE_BYTES:
+            lines.append(json.dumps([topic + MANY, chunk, origin]))
+            chunk, size = [], 0
+        chunk.append(subject)
+        size += cost
+    if chunk:
+        lines.append(json.dumps([topic + MANY, chunk, origin]))
+    return lines
+
+
+# One statement in its own implicit transaction: one round trip. A NOTIFY takes a transaction id,
+# so its commit would wait for a WAL flush: not worth one (a lost announcement costs a cache
+# entry's expiry, 1 s), and the flush would queue with the usage writer's.
+_NOTIFY_LINES = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, line)"
+    " FROM unnest($2::text[]) AS line"
+)
+
+
+async def announce_lines(engine: AsyncEngine, lines: list[str]) -> None:
+    """Announce ready-made lines (`_many_lines`) in one statement or one append. Never raises."""
+    try:
+        path = changes_file(engine.url)
+        if path is not None:
+            change_file.append(path, [line.encode() + b"\n" for line in lines])
+        elif engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                await raw.driver_connection.execute(_NOTIFY_LINES, CHANNEL, lines)  # type: ignore[union-attr]
+    except Exception:  # the writes stand; other processes' caches catch up by expiry
+        log.warning("changes not announced", lines=len(lines), exc_info=True)
+
+
+class Gathered:
+    """Announces `(topic, subject)` changes off the hot path: `add()` only remembers them; one
+    task announces what gathered `GATHER_SECONDS` after the first, in as few lines as fit. At
+    most one announcement in flight, so under load their rate stays flat however many commits
+    there are. Each instance has its own `origin`, which its process's `ChangeWatch` ignores."""
+
+    def __init__(self, engine: AsyncEngine, topic: str) -> None:
+        self.engine = engine
+        self.topic = topic
+        self.origin = secrets.token_hex(6)
+        self._pending: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, subjects: Iterable[str]) -> None:
+        self._pending.update(subjects)
+        task = self._task
+        if self._pending and (task is None or task.done() or task.get_loop().is_closed()):
+            self._task = asyncio.get_running_loop().create_task(
+                self._announce_soon(), name="announce-changes"
+            )
+
+    async def _announce_soon(self) -> None:
+        while self._pending:
+            await asyncio.sleep(GATHER_SECONDS)
+            subjects, self._pending = self._pending, set()
+            await announce_lines(self.engine, _many_lines(self.topic, subjects, self.origin))
+
+    async def close(self) -> None:
+        """Announce what is pending now (a process stopping), then stop."""
+        task, self._task = self._task, None
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        subjects, self._pending = self._pending, set()
+        if subjects:
+            await announce_lines(self.engine, _many_lines(self.topic, subjects, self.origin))
 
 
 async def announce(engine: AsyncEngine, changes: set[Change]) -> None:
@@ -134,11 +226,16 @@ class ChangeWatch:
         self._file = change_file.ChangeFile(path) if path is not None else None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._own: set[str] = set()
         if self._file is None:
             self.poll = _nothing  # type: ignore[method-assign]
 
     def on(self, topic: str, callback: Callback) -> None:
         self._callbacks.setdefault(topic, []).append(callback)
+
+    def ignore_from(self, origin: str) -> None:
+        """Lines a `Gathered` of this process wrote: its writer already dropped those entries."""
+        self._own.add(origin)
 
     def _dispatch(self, topic: str, subject: str | None) -> None:
         for callback in self._callbacks.get(topic, ()):
@@ -166,8 +263,14 @@ class ChangeWatch:
 
     def _heard(self, raw: bytes | str) -> None:
         try:
-            topic, subject = json.loads(raw)
-        except (ValueError, TypeError):
+            topic, subject, *origin = json.loads(raw)
+            if topic.endswith(MANY):
+                if origin and origin[0] in self._own:
+                    return
+                for one in subject:
+                    self._dispatch(topic[: -len(MANY)], str(one))
+                return
+        except (ValueError, TypeError, AttributeError):
             self._everything_changed()
             return
         self._dispatch(topic, subject)

@@ -2,8 +2,9 @@
 
 Exact within a process: the writer drops a customer's entry as soon as a batch touching them
 commits. Plan changes and credit grants are announced to every process (app/db/changes.py), so
-they show at once everywhere; other processes' usage shows after at most
-`BALANCE_CACHE_SECONDS`. Enforcement never reads it: the writer decides from the database.
+they show at once everywhere; other processes' usage within milliseconds (`Gathered`: gathered
+for `GATHER_SECONDS`, then one announcement), and after at most `BALANCE_CACHE_SECONDS` when an
+announcement is lost. Enforcement never reads it: the writer decides from the database.
 """
 
 from __future__ import annotations

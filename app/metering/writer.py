@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
-from app.db.changes import BALANCES, announce
+from app.db.changes import BALANCES, Gathered, announce
 from app.db.engine import SyncWork
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError
@@ -185,6 +185,8 @@ class UsageWriter:
         self.engine = engine
         self.work = SyncWork(engine)
         self.balances = BalanceCache()
+        # Other processes' balance caches hear of this process's usage through it.
+        self.usage_changes = Gathered(engine, BALANCES)
         self.catalog = catalog
         self.upgrade_url = upgrade_url
         self.clock = clock
@@ -248,6 +250,7 @@ class UsageWriter:
             elif not runner_loop.is_closed():
                 runner_loop.call_soon_threadsafe(task.cancel)
         self._runners.clear()
+        await self.usage_changes.close()
         self.work.dispose()
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
@@ -280,10 +283,11 @@ class UsageWriter:
 
     async def _process(self, items: list[_Item]) -> None:
         outcomes = await self._outcomes([op for ops, _ in items for op in ops])
-        self.balances.drop(
-            {o.customer_external_id for o in outcomes if not isinstance(o, BaseException)}
-        )
-        # Other processes learn of credit grants at once; of usage, by their cache's expiry.
+        touched = {o.customer_external_id for o in outcomes if not isinstance(o, BaseException)}
+        self.balances.drop(touched)
+        # Other processes hear of usage within milliseconds, off this path (no I/O here); of
+        # credit grants before the request is answered.
+        self.usage_changes.add(touched)
         grants: set[tuple[str, str | None]] = {
             (BALANCES, o.customer_external_id)
             for o in outcomes

@@ -8,20 +8,15 @@ with no wait at all, on PostgreSQL within the notification's latency (waited on,
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from app.apikeys.models import ApiKey
-from app.apikeys.service import ApiKeyService, hash_key
-from app.db.engine import create_engine, create_session_factory
-from tests.factories import api_key_in
-from tests.servers import LiveServer, LiveServers
+from tests.factories import api_key_in, revoke_key_in
+from tests.servers import LiveServer, LiveServers, record_usage
 from tests.support import configured_database_url, wait_until
 
 PG_REASON = "PostgreSQL not configured: set TEST_DATABASE_URL (as .ci/run does) to run this"
@@ -86,18 +81,6 @@ def _meter(response: httpx.Response, code: str) -> dict[str, object]:
     return next(b for b in response.json()["balances"] if b["code"] == code)
 
 
-async def _revoke_elsewhere(database_url: str, raw: str) -> None:
-    """Revoke through the service from this test's process: neither server did it."""
-    engine = create_engine(database_url)
-    try:
-        async with create_session_factory(engine)() as session:
-            key_id = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(raw)))
-            assert key_id is not None
-            await ApiKeyService(session).revoke(key_id)
-    finally:
-        await engine.dispose()
-
-
 def test_a_revoked_key_is_refused_at_once_by_every_process(pair: Pair) -> None:
     key = api_key_in(pair.database_url, "revoked-soon")
     other = api_key_in(pair.database_url, "stays")
@@ -113,7 +96,7 @@ def test_a_revoked_key_is_refused_at_once_by_every_process(pair: Pair) -> None:
         assert _balances(server, key, external_id).status_code == 200
         assert _balances(server, other, external_id).status_code == 200
 
-    asyncio.run(_revoke_elsewhere(pair.database_url, key))
+    revoke_key_in(pair.database_url, key)  # neither server did it
 
     for server in (pair.first, pair.second):
         pair.holds(
@@ -171,4 +154,19 @@ def test_a_credit_grant_shows_at_once_in_the_other_process(pair: Pair) -> None:
     pair.holds(
         lambda: _meter(_balances(pair.second, key, external_id), "api_calls")["credits"] == 70,
         "the credit grant in the other process's balances",
+    )
+
+
+def test_usage_through_one_process_shows_in_the_others_cached_balances(pair: Pair) -> None:
+    key, external_id = _customer_read_by_the_second(pair, "free")
+    assert _meter(_balances(pair.second, key, external_id), "api_calls")["used"] == 0
+
+    record_usage(pair.first, key, external_id, 3)
+
+    # Announced off the writer's path (gathered for a few milliseconds), on both engines; the
+    # cache's expiry alone (1 s) would miss this bound.
+    wait_until(
+        lambda: _meter(_balances(pair.second, key, external_id), "api_calls")["used"] == 3,
+        timeout=NOTIFY_BOUND_SECONDS,
+        what="the first process's usage in the second's cached balances",
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import change_file
-from app.db.changes import API_KEYS, BALANCES, ChangeWatch, announce, changes_file
+from app.db import change_file, changes
+from app.db.changes import API_KEYS, BALANCES, ChangeWatch, Gathered, announce, changes_file
 from app.db.engine import create_engine
 
 Heard = list[tuple[str, str | None]]
@@ -101,3 +101,36 @@ async def test_a_removed_file_means_everything_changed(
     finally:
         await watch.stop()
         await engine.dispose()
+
+
+def _announcements(path: str) -> int:
+    with open(path, "rb") as file:
+        return int(change_file.HEADER.unpack(file.read(change_file.HEADER.size))[0])
+
+
+async def test_gathered_usage_is_one_announcement_heard_by_others_not_by_its_own(
+    watched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, heard, path = watched
+    monkeypatch.setattr(changes, "_LINE_BYTES", 64)  # several lines, as a large batch makes
+    mine, other = Gathered(watch.engine, BALANCES), Gathered(watch.engine, BALANCES)
+    watch.ignore_from(mine.origin)
+    before = _announcements(path)
+    mine.add({"own"})
+    customers = {f"cust-{n:02}" for n in range(12)} | {"cust-\u00e9"}
+    other.add({c for c in customers if c != "cust-\u00e9"})
+    other.add({"cust-00", "cust-\u00e9"})  # the next batch, before the first was announced
+    assert _announcements(path) == before  # add() does no I/O
+    expected = sorted((BALANCES, c) for c in customers)
+    deadline = time.monotonic() + 5
+    while sorted(heard) != expected:
+        assert time.monotonic() < deadline, f"never heard {expected}, only {heard}"
+        await asyncio.sleep(0.005)  # ok: polling interval of a condition wait
+        watch.poll()
+    # Each Gathered announced once (one append, this one's lines cut in several); the watch
+    # ignored its own process's line.
+    assert _announcements(path) - before == 2
+    await mine.close()
+    await other.close()
+    watch.poll()
+    assert sorted(heard) == expected
