@@ -11,6 +11,7 @@ several times.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +27,8 @@ from tests.factories import api_key_in, revoke_key_in, user_in
 from tests.servers import LiveServer, LiveServers, record_usage
 from tests.support import configured_database_url, wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/9"  # this suite's own database index, flushed here
+# This suite's own database index, flushed here (.ci/run exports it).
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/9"
 PG_REASON = "PostgreSQL not configured: set TEST_DATABASE_URL (as .ci/run does) to run this"
 # NOTIFY's latency plus the usage announcement's gathering (20 ms): well below what the caches'
 # expiry alone would give (1 s for balances, 5 s for keys).
@@ -42,7 +44,10 @@ def _redis_or_skip() -> None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).flushdb()
     except redis.RedisError:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: processes sharing Redis are untested")
+        pytest.skip(
+            f"Redis not reachable at {REDIS_URL} (set TEST_REDIS_URL, as .ci/run does): "
+            "processes sharing Redis are untested"
+        )
 
 
 @dataclass
