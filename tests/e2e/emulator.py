@@ -3,7 +3,10 @@ own, so each such module gets its own server): its environment, and waiting unti
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
 
 from tests.support import wait_until
 
@@ -25,3 +28,22 @@ def wait_for_emulator(url: str) -> None:
             return False
 
     wait_until(healthy, timeout=20, what="the Stripe emulator started by serve")
+
+
+def serve_with_emulator(port: int) -> tuple[Any, Any, Any]:
+    """The module fixtures of a browser-test module whose `serve` starts the emulator on
+    `port`: `live_server_env, live_server_args, emulator_ready = serve_with_emulator(PORT)`."""
+
+    @pytest.fixture(scope="module")
+    def live_server_env() -> dict[str, str]:
+        return emulator_env(port)
+
+    @pytest.fixture(scope="module")
+    def live_server_args() -> tuple[str, ...]:
+        return ()  # let `serve` start the emulator
+
+    @pytest.fixture(scope="module", autouse=True)
+    def emulator_ready(live_server: Any) -> None:
+        wait_for_emulator(f"http://127.0.0.1:{port}")
+
+    return live_server_env, live_server_args, emulator_ready

@@ -9,12 +9,11 @@ import re
 from pathlib import Path
 
 import httpx
-import pytest
 import stripe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
-from tests.e2e.emulator import emulator_env, wait_for_emulator
+from tests.e2e.emulator import serve_with_emulator
 from tests.support import free_port, wait_until
 
 EMULATOR_PORT = free_port()
@@ -25,19 +24,7 @@ WEBHOOK_TIMEOUT = 15_000
 SHOTS = Path("/tmp/shots")
 
 
-@pytest.fixture(scope="module")
-def live_server_env() -> dict[str, str]:
-    return emulator_env(EMULATOR_PORT)
-
-
-@pytest.fixture(scope="module")
-def live_server_args() -> tuple[str, ...]:
-    return ()  # let `serve` start the emulator
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulator_ready(live_server: LiveServer) -> None:
-    wait_for_emulator(EMULATOR)
+live_server_env, live_server_args, emulator_ready = serve_with_emulator(EMULATOR_PORT)
 
 
 def sign_up(page: Page) -> str:

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from app.db.engine import create_engine, create_session_factory
 from app.notifications.models import EmailOutboxMessage
 from tests.e2e.conftest import LiveServer, run_async, unique_email
-from tests.e2e.emulator import emulator_env, wait_for_emulator
+from tests.e2e.emulator import serve_with_emulator
 from tests.support import free_port
 
 EMULATOR_PORT = free_port()
@@ -36,19 +36,7 @@ for (const name of ["htmx:evalDisallowedError", "htmx:syntax:error"]) {
 """
 
 
-@pytest.fixture(scope="module")
-def live_server_env() -> dict[str, str]:
-    return emulator_env(EMULATOR_PORT)
-
-
-@pytest.fixture(scope="module")
-def live_server_args() -> tuple[str, ...]:
-    return ()  # let `serve` start the emulator
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulator_ready(live_server: LiveServer) -> None:
-    wait_for_emulator(EMULATOR)
+live_server_env, live_server_args, emulator_ready = serve_with_emulator(EMULATOR_PORT)
 
 
 class Watched:
