@@ -51,7 +51,7 @@ bench: $(STAMP)
 	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "make bench needs wrk: run 'sudo apt-get install wrk'."; exit 1; fi; \
 	fi
-	$(BIN)/python -m tests.perf
+	$(BIN)/python -m tests.perf $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
