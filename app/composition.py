@@ -76,7 +76,9 @@ class Parts:
     def build(cls, settings: Settings, catalog: Catalog | None = None) -> Parts:
         catalog = catalog or load_catalog(settings.catalog_path)
         engine = create_engine(settings.database_url)
-        writer_engine = create_engine(settings.database_url)
+        # No ping on checkout: the writer's batches are few round trips each, and a dropped
+        # connection fails its batch, which is rolled back and run again on a fresh one.
+        writer_engine = create_engine(settings.database_url, pool_pre_ping=False)
         writer = UsageWriter(
             writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"
         )

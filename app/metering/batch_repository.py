@@ -12,12 +12,24 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.lib.clock import as_utc
-from app.metering.balance import CreditLot, usage_day_start
+from app.metering.balance import CreditLot, Period, usage_day_start
 from app.metering.models import (
     CreditGrant,
     CreditLedgerEntry,
@@ -47,11 +59,31 @@ _SQLITE_USED_TX_IDS = (
 )
 
 
+# PostgreSQL: the same, one constant (so prepared once) statement over two arrays, which the
+# planner joins key by key on the unique (customer_id, transaction_id) index. An expanding IN
+# was a new statement for every count of ids, and on fresh statistics PostgreSQL chose the
+# (customer_id, id) index for it and filtered all of a customer's events.
+_PG_EXISTING_EVENTS = select(events_t).where(
+    tuple_(events_t.c.customer_id, events_t.c.transaction_id).in_(
+        select(
+            func.unnest(bindparam("customer_ids", type_=ARRAY(BigInteger))),
+            func.unnest(bindparam("transaction_ids", type_=ARRAY(String))),
+        )
+    )
+)
+
+
 def existing_events(
     conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Any]:
     if not keys:
         return {}
+    if conn.dialect.name == "postgresql":
+        params = {"customer_ids": [k[0] for k in keys], "transaction_ids": [k[1] for k in keys]}
+        return {
+            (row.customer_id, row.transaction_id): row
+            for row in conn.execute(_PG_EXISTING_EVENTS, params)
+        }
     if conn.dialect.name == "sqlite":
         by_customer: dict[int, list[str]] = {}
         for customer_id, transaction_id in keys:
@@ -170,8 +202,13 @@ def lock_credit_lots(
     conn: Connection, customer_id: int, meter_code: str, now: datetime
 ) -> tuple[list[CreditLot], list[Any]]:
     """Unexpired lots with credits left, and the expired ones that still show a remainder."""
+    params = {"customer_id": customer_id, "meter_code": meter_code}
+    return _split_lots(conn.execute(_LOCK_LOTS, params), now)
+
+
+def _split_lots(rows: Iterable[Any], now: datetime) -> tuple[list[CreditLot], list[Any]]:
     lots, expired = [], []
-    for row in conn.execute(_LOCK_LOTS, {"customer_id": customer_id, "meter_code": meter_code}):
+    for row in rows:
         expires_at = as_utc(row.expires_at) if row.expires_at else None
         if expires_at is not None and expires_at <= now:
             expired.append(row)
@@ -183,6 +220,47 @@ def lock_credit_lots(
 def held_amount(conn: Connection, customer_id: int, meter_code: str, now: datetime) -> int:
     params = {"customer_id": customer_id, "meter_code": meter_code, "now": now}
     return int(conn.execute(_HELD, params).scalar_one())
+
+
+# PostgreSQL: a slot's credit lots (locked) and its holds in one round trip, once its running
+# total is locked. Not in the statement that locks the total: a statement reads from the
+# snapshot it started with, and one that waited for the lock would see the lots and holds of
+# before the other transaction's commit (the locked row alone is read again). Every round
+# trip under the lock is a turn of the busy event loop while the other processes wait for
+# the row, so the writer takes as few as it can there.
+_PG_LOTS_AND_HELD = text(
+    f"""
+    SELECT h.held, g.id, g.remaining, g.expires_at
+    FROM (
+        SELECT coalesce(sum(amount), 0) AS held FROM {reservations_t.name}
+        WHERE customer_id = :customer_id AND meter_code = :meter_code
+          AND status = 'held' AND expires_at > :now
+    ) AS h
+    LEFT JOIN LATERAL (
+        SELECT id, remaining, expires_at FROM {grants_t.name}
+        WHERE customer_id = :customer_id AND meter_code = :meter_code AND remaining > 0
+        ORDER BY id
+        FOR UPDATE
+    ) AS g ON true
+    ORDER BY g.id
+    """  # noqa: S608 - our own names
+).bindparams(bindparam("now", type_=reservations_t.c.expires_at.type))
+
+
+def lock_slot(
+    conn: Connection, customer_id: int, meter_code: str, period: Period, now: datetime
+) -> tuple[Any, list[CreditLot], list[Any], int]:
+    """A slot's locked running total for `period` (created when missing), its unexpired credit
+    lots and the expired ones that still show a remainder (locked too), and what its holds
+    hold."""
+    total = lock_total(conn, customer_id, meter_code, period.start, period.end, now)
+    if conn.dialect.name != "postgresql":
+        lots, expired = lock_credit_lots(conn, customer_id, meter_code, now)
+        return total, lots, expired, held_amount(conn, customer_id, meter_code, now)
+    params = {"customer_id": customer_id, "meter_code": meter_code, "now": now}
+    rows = conn.execute(_PG_LOTS_AND_HELD, params).all()
+    lots, expired = _split_lots((row for row in rows if row.id is not None), now)
+    return total, lots, expired, int(rows[0].held)
 
 
 _UPDATE_TOTAL = (
@@ -254,6 +332,40 @@ def _sqlite_rows(rows: list[EventRow]) -> list[tuple[Any, ...]]:
     ]
 
 
+# PostgreSQL: the whole batch in one constant statement, a column of values per array (the
+# driver encodes each array in binary at once); SQLAlchemy's executemany rendered a
+# multi-row VALUES of thirteen parameters a row, anew for each count of rows.
+_PG_EVENT_TYPES = {
+    "customer_id": "bigint",
+    "amount": "bigint",
+    "credits_amount": "bigint",
+    "reservation_id": "bigint",
+    "period_start": "timestamptz",
+    "timestamp": "timestamptz",
+    "created_at": "timestamptz",
+    "properties": "text",
+}
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO {events_t.name} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - our own names
+    "SELECT "
+    + ", ".join(f"{name}::json" if name == "properties" else name for name in _EVENT_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(
+        f"${i}::{_PG_EVENT_TYPES.get(name, 'text')}[]" for i, name in enumerate(_EVENT_COLUMNS, 1)
+    )
+    + f") AS rows({', '.join(_EVENT_COLUMNS)})"
+)
+_PROPERTIES = _EVENT_COLUMNS.index("properties")
+
+
+def _pg_columns(rows: list[EventRow]) -> tuple[list[Any], ...]:
+    columns = tuple(list(column) for column in zip(*rows, strict=True))
+    columns[_PROPERTIES][:] = [
+        _json_text(value) if value else "{}" for value in columns[_PROPERTIES]
+    ]
+    return columns
+
+
 def insert_events(conn: Connection, rows: list[EventRow]) -> None:
     """One executemany without RETURNING (SQLite would fall back to a round trip per row).
     On SQLite the rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
@@ -262,6 +374,8 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> None:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT_EVENTS, _pg_columns(rows))
     else:
         conn.execute(events_t.insert(), [row._asdict() for row in rows])
 
@@ -339,6 +453,57 @@ def update_reservation(conn: Connection, public_id: str, values: dict[str, Any])
     )
 
 
+# PostgreSQL: a batch's events, daily roll-ups and running totals in one statement (one
+# round trip under the lock instead of three); the roll-ups in key order, as add_to_days.
+_PG_WRITE_USAGE = (
+    f"WITH events AS ({_PG_INSERT_EVENTS}), "  # noqa: S608 - our own names
+    f"days AS (INSERT INTO {days_t.name} (customer_id, meter_code, starts_at, amount) "
+    "SELECT * FROM unnest($14::bigint[], $15::text[], $16::timestamptz[], $17::bigint[]) "
+    "ON CONFLICT (customer_id, meter_code, starts_at) "
+    f"DO UPDATE SET amount = {days_t.name}.amount + excluded.amount), "
+    f"totals AS (UPDATE {totals_t.name} AS t "
+    "SET used = v.used, credits_used = v.credits_used, updated_at = $21 "
+    "FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS v(id, used, credits_used) "
+    "WHERE t.id = v.id) "
+    "SELECT 1"
+)
+assert len(_EVENT_COLUMNS) == 13, "renumber _PG_WRITE_USAGE's parameters"
+
+
+def write_usage(
+    conn: Connection,
+    events: list[EventRow],
+    day_amounts: dict[tuple[int, str, datetime], int],
+    totals: list[tuple[int, int, int]],
+    now: datetime,
+) -> None:
+    """Insert the new events, add to the daily roll-ups and set the running totals
+    (`(total_id, used, credits_used)`)."""
+    if conn.dialect.name != "postgresql":
+        insert_events(conn, events)
+        add_to_days(conn, day_amounts)
+        for total_id, used, credits_used in totals:
+            update_total(conn, total_id, used, credits_used, now)
+        return
+    if not (events or day_amounts or totals):
+        return
+    days = sorted(day_amounts)
+    conn.exec_driver_sql(
+        _PG_WRITE_USAGE,
+        (
+            *(_pg_columns(events) if events else ([],) * len(_EVENT_COLUMNS)),
+            [key[0] for key in days],
+            [key[1] for key in days],
+            [key[2] for key in days],
+            [day_amounts[key] for key in days],
+            [total[0] for total in totals],
+            [total[1] for total in totals],
+            [total[2] for total in totals],
+            now,
+        ),
+    )
+
+
 # Persisting a batch ----------------------------------------------------------------
 
 
@@ -354,16 +519,18 @@ def save(conn: Connection, state: BatchState) -> None:
             if isinstance(grant_id, str):  # granted and partly used within this batch
                 fresh[grant_id]["remaining"] = value
     grant_ids = insert_grants(conn, rows.grants)
-    insert_events(conn, rows.events)
-    add_to_days(conn, _day_amounts(state))
+    totals = [
+        (slot.total_id, slot.state.used, slot.state.credits_used)
+        for slot in state.slots.values()
+        if (slot.state.used, slot.state.credits_used)
+        != (slot.used_at_load, slot.credits_used_at_load)
+    ]
+    write_usage(conn, rows.events, _day_amounts(state), totals, now)
     # Database ids are needed only where credits were consumed or a hold was committed.
     wanted = [e["usage_event_id"] for e in rows.ledger if e["usage_event_id"] is not None]
     wanted += [row.public_id for row in rows.events if row.reservation_id is not None]
     ids = event_ids(conn, wanted)
     for slot in state.slots.values():
-        meter = slot.state
-        if (meter.used, meter.credits_used) != (slot.used_at_load, slot.credits_used_at_load):
-            update_total(conn, slot.total_id, meter.used, meter.credits_used, now)
         # Lots granted in this batch were inserted with their final remainder already.
         remaining = {
             grant_id: value

@@ -112,9 +112,9 @@ def load(
             continue
         plan = state.plans_by_id[customer_id]
         quota, period = rules.slot_period(catalog, plan, meter_code, now)
-        total = batch_repo.lock_total(conn, customer_id, meter_code, period.start, period.end, now)
-        lots, expired = batch_repo.lock_credit_lots(conn, customer_id, meter_code, now)
-        held = batch_repo.held_amount(conn, customer_id, meter_code, now)
+        total, lots, expired, held = batch_repo.lock_slot(
+            conn, customer_id, meter_code, period, now
+        )
         rules.open_slot(state, plan, meter_code, quota, period, total, lots, expired, held)
     return state
 

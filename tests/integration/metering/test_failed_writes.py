@@ -67,7 +67,7 @@ async def test_a_batch_item_that_cannot_be_written_is_rejected_the_rest_kept(
     await create_customer(api)
     fail_after(
         monkeypatch,
-        "insert_events",
+        "write_usage",
         lambda args: any(row.transaction_id == "poison" for row in args[0]),
     )
     body = batch("b1", "b2", "poison", "b3")
@@ -84,7 +84,7 @@ async def test_a_batch_item_that_cannot_be_written_is_rejected_the_rest_kept(
     assert (await balance(api, "ai_requests"))["used"] == 3
 
 
-@pytest.mark.parametrize("failing", ["insert_events", "add_to_days", "insert_outbox"])
+@pytest.mark.parametrize("failing", ["write_usage", "insert_outbox"])
 async def test_a_failed_batch_commits_nothing(api, session, monkeypatch, failing):
     await create_customer(api)
     before, used_before = await counts(session), await used(session)
@@ -101,7 +101,7 @@ async def test_a_failed_batch_commits_nothing(api, session, monkeypatch, failing
 async def test_a_failed_event_commits_nothing(api, session, monkeypatch):
     await create_customer(api)
     before = await counts(session)
-    fail_after(monkeypatch, "add_to_days")
+    fail_after(monkeypatch, "write_usage")
     response = await api.post("/api/v1/events", json=event("e1"))
     assert response.status_code == 500, response.text
     assert await counts(session) == before and await used(session) == 0
