@@ -8,6 +8,10 @@ like a user would, then drives it with wrk (64 connections) for each scenario in
 - ingest:   POST /api/v1/events, one event per request, unique transaction ids
 - batch:    POST /api/v1/events/batch, 100 events per request
 - balance:  GET /api/v1/customers/{id}/balances, with 10 stored events, then 1,000,000
+- pages:    a logged-in customer's dashboard, its unchanged live-usage poll (204), invoices
+            and plans (tests/perf/pages.py)
+
+`--only api` or `--only pages` runs the ceiling and that group alone.
 
 Absolute numbers depend on the machine; the ratios to the ceiling are what to compare.
 Not part of `make test`: nothing here asserts a time.
@@ -33,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from tests.perf.pages import page_scenarios
 from tests.servers import LiveServers
 
 CONNECTIONS = 64
@@ -315,6 +320,9 @@ def main() -> int:
         help="sqlite (default), postgresql (a fresh database on TEST_DATABASE_URL's server), "
         "or a postgresql+asyncpg:// URL whose server gets the fresh database",
     )
+    parser.add_argument(
+        "--only", choices=("api", "pages"), help="the ceiling and this group of scenarios alone"
+    )
     options = parser.parse_args()
     database = BenchDatabase(options.database)
     postgres = database.kind == "postgresql"
@@ -368,35 +376,39 @@ def main() -> int:
         single_target: dict[str, float] = (
             {"min_vs_ceiling": 0.25} if postgres else {"min_units_per_s": 5_000}
         )
-        results = [
-            Result("ceiling: GET /health", *measure("/health")),
-            Result(
-                "single-event ingest",
-                *measure("/api/v1/events", _LUA_EVENT, "s"),
-                **single_target,  # type: ignore[arg-type]
-            ),
-            Result(
-                "batch ingest (100/request)",
-                *measure("/api/v1/events/batch", _LUA_BATCH, "b"),
-                units_per_request=100,
-                min_units_per_s=25_000 if postgres else 50_000,
-            ),
-            Result(
-                "balance read, 10 events",
-                *measure(balances),
-                min_units_per_s=5_000,
-                max_p99_ms=25,
-            ),
-        ]
-        database.insert_history(server.database_url, "bench", options.history)
-        results.append(
-            Result(
-                f"balance read, +{options.history:,} events",
-                *measure(balances),
-                min_units_per_s=5_000,
-                max_p99_ms=25,
+        results = [Result("ceiling: GET /health", *measure("/health"))]
+        if options.only != "pages":
+            results += [
+                Result(
+                    "single-event ingest",
+                    *measure("/api/v1/events", _LUA_EVENT, "s"),
+                    **single_target,  # type: ignore[arg-type]
+                ),
+                Result(
+                    "batch ingest (100/request)",
+                    *measure("/api/v1/events/batch", _LUA_BATCH, "b"),
+                    units_per_request=100,
+                    min_units_per_s=25_000 if postgres else 50_000,
+                ),
+                Result(
+                    "balance read, 10 events",
+                    *measure(balances),
+                    min_units_per_s=5_000,
+                    max_p99_ms=25,
+                ),
+            ]
+            database.insert_history(server.database_url, "bench", options.history)
+            results.append(
+                Result(
+                    f"balance read, +{options.history:,} events",
+                    *measure(balances),
+                    min_units_per_s=5_000,
+                    max_p99_ms=25,
+                )
             )
-        )
+        if options.only != "api":
+            for name, figures, targets in page_scenarios(server, measure):
+                results.append(Result(name, *figures, **targets))
     finally:
         servers.stop_all()
         database.drop()
@@ -412,11 +424,12 @@ def main() -> int:
             f"{r.requests_per_s / ceiling:>11.2f}x{r.server_us_per_unit:>16,.1f}{r.cores_used:>13}"
             f"  {r.verdict(ceiling):<32}{r.errors}"
         )
-    flat = results[-1].p50_ms / results[-2].p50_ms
-    print(
-        f"\nBalance read p50 with {options.history:,} more stored events: {flat:.2f}x the p50 "
-        "with 10 (flat means about 1x)."
-    )
+    reads = [r for r in results if r.name.startswith("balance read")]
+    if len(reads) == 2:
+        print(
+            f"\nBalance read p50 with {options.history:,} more stored events: "
+            f"{reads[1].p50_ms / reads[0].p50_ms:.2f}x the p50 with 10 (flat means about 1x)."
+        )
     print(
         f"{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario after "
         f"{options.warmup}s of warm-up, "
