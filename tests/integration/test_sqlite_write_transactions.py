@@ -5,7 +5,10 @@ on PostgreSQL (read committed) sees the latest commits."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -139,3 +142,39 @@ async def test_write_from_here_makes_the_next_read_see_the_latest_commit(db) -> 
     note.body = "theirs, then mine"
     await session.commit()
     assert await session.scalar(select(Note.body).where(Note.id == 1)) == "theirs, then mine"
+
+
+def _thread_id() -> int:
+    return threading.get_ident()
+
+
+async def test_reads_run_on_the_event_loop_and_writes_in_the_drivers_thread(db) -> None:
+    """aiosqlite's thread hop per statement is skipped for reads (WAL: they never wait for a
+    lock), never for what may wait for the write lock."""
+    session, _path = db
+    raw = await (await session.connection()).get_raw_connection()
+    await raw.driver_connection.create_function("thread_id", 0, _thread_id)
+    assert await session.scalar(text("SELECT thread_id()")) == threading.get_ident()
+    await session.rollback()
+    await begin_write(session)
+    session.add(Note(body="written"))
+    await session.flush()
+    written = await session.scalar(text("SELECT thread_id()"))
+    assert written == threading.get_ident()  # reads inside the write transaction hold the lock
+    await session.commit()
+
+
+async def test_a_write_waiting_for_the_lock_leaves_the_loop_running(db) -> None:
+    """BEGIN IMMEDIATE waits for the write lock in the driver's thread: the loop goes on, so the
+    lock's holder (here a callback on the same loop) can finish and let it through."""
+    session, path = db
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, holder.execute, "COMMIT")
+    started = time.monotonic()
+    await asyncio.wait_for(begin_write(session), timeout=10)
+    assert time.monotonic() - started < 5
+    session.add(Note(body="after the wait"))
+    await session.commit()
+    holder.close()
