@@ -43,6 +43,7 @@ from app.billing.controllers import (
     PortalApiController,
     PortalController,
 )
+from app.billing.live_poll import LivePoll
 from app.catalog.models import Catalog
 from app.composition import Parts, web_dependencies
 from app.config import Settings
@@ -56,7 +57,7 @@ from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
 from app.stripe_sync.controllers import StripeWebhookController
 from app.web.errors import exception_handlers
-from app.web.fast_paths import PageRequest, tune_collector
+from app.web.fast_paths import LocalFileStore, PageRequest, tune_collector
 from app.web.security_headers import page_headers
 from app.web.templating import STATIC_DIR, template_config
 
@@ -85,7 +86,7 @@ def _stores(settings: Settings, redis: Any) -> dict[str, Store]:
             "portal_tokens": root.with_namespace("portal"),
         }
     return {
-        "sessions": FileStore(settings.var_dir / "sessions", create_directories=True),
+        "sessions": LocalFileStore(settings.var_dir / "sessions", create_directories=True),
         "rate_limit": MemoryStore(),
         # Used portal links: files, so every process on this host agrees a link was used.
         "portal_tokens": FileStore(settings.var_dir / "portal_tokens", create_directories=True),
@@ -173,7 +174,7 @@ def create_app(
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     security_headers = page_headers(settings.public_url)
 
-    return Litestar(
+    application = Litestar(
         route_handlers=[
             # Browser pages and their redirects carry the security headers (resolved once at
             # start-up; error pages: app.web.errors); the API's answers do not pay for them.
@@ -253,6 +254,19 @@ def create_app(
         ),
         debug=False,
     )
+    # The dashboard's unchanged live-usage poll is answered before routing (app/billing/live_poll.py).
+    LivePoll.install(
+        application,
+        sessions=application.stores.get("sessions"),
+        session_cookie=session_auth.session_backend_config.key,
+        csrf_cookie=application.csrf_config.cookie_name if application.csrf_config else "",
+        session_max_age=settings.session_max_age,
+        usage=parts.usage_api,
+        work=writer.work,
+        catalog=parts.catalog,
+        headers=security_headers,
+    )
+    return application
 
 
 app: Litestar  # declared for type checkers; built by __getattr__ below

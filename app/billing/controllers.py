@@ -43,7 +43,7 @@ async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[st
     return {
         **_base(account),
         "meters": await pages.meters(customer, plan=account.plan),
-        "chart": await pages.chart(customer),
+        "chart": await pages.chart(customer, subscription=account.subscription),
         "invoices": rows,
         "invoice_count": invoice_count,
         "default_card": next((row for row in cards if row.card.is_default), None),

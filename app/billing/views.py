@@ -186,7 +186,7 @@ class BillingPages:
         views = [self._meter_view(balance, plan) for balance in balances]
         return MetersView(
             meters=views,
-            version=_version(plan, balances, now),
+            version=meters_version(plan.slug, balances, now),
             demo=self.demo_mode,
             notice=notice,
             notice_kind=notice_kind,
@@ -237,10 +237,18 @@ class BillingPages:
         candidates = [plan for plan in self.catalog.public_plans() if more(plan)]
         return min(candidates, key=_monthly_amount) if candidates else None
 
-    async def chart(self, customer: Customer, now: datetime | None = None) -> ChartView:
+    async def chart(
+        self,
+        customer: Customer,
+        now: datetime | None = None,
+        *,
+        subscription: Subscription | None = None,
+    ) -> ChartView:
+        """`subscription`: the customer's, when the caller has it already (one query less)."""
         now = now or utcnow()
-        account = await self.account(customer, now)
-        start, end = _billing_period(account.subscription, now)
+        if subscription is None:
+            subscription = await self.customers.subscription(customer)
+        start, end = _billing_period(subscription, now)
         first = max(start.date(), (now - timedelta(days=CHART_MAX_DAYS - 1)).date())
         last_day = (end - timedelta(microseconds=1)).date()
         last = min(last_day, first + timedelta(days=CHART_MAX_DAYS - 1))
@@ -477,8 +485,9 @@ def _monthly_amount(plan: Plan) -> int:
     return price.amount if price.interval == "month" else per_month(price.amount)
 
 
-def _version(plan: Plan, balances: list[Balance], now: datetime) -> str:
-    parts = [plan.slug, now.strftime("%Y-%m-%d")]
+def meters_version(plan_slug: str, balances: list[Balance], now: datetime) -> str:
+    """What the meters partial shows, in 16 hex digits: the live-usage poll's `v`."""
+    parts = [plan_slug, now.strftime("%Y-%m-%d")]
     for b in balances:
         parts.append(f"{b.code}:{b.limit}:{b.used}:{b.credits}:{b.credits_used}:{b.held}")
         parts.append(str(b.period_end))

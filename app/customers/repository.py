@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer, Subscription
@@ -63,3 +63,12 @@ class CustomerRepository:
 
     def add(self, *objects: Customer | Subscription) -> None:
         self.session.add_all(objects)
+
+
+_EXTERNAL_ID_FOR_USER = select(Customer.external_id).where(Customer.user_id == bindparam("user_id"))
+
+
+def external_id_for_user(conn: Connection, user_id: int) -> str | None:
+    """The external id of the user's customer, on a plain connection (the live-usage poll)."""
+    value = conn.execute(_EXTERNAL_ID_FOR_USER, {"user_id": user_id}).scalar()
+    return None if value is None else str(value)

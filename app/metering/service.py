@@ -118,11 +118,12 @@ class BalanceSheet:
     sheet served from the cache is encoded once rather than on every read. A sheet never
     changes: a write makes the cache drop it, and the next read builds a new one."""
 
-    __slots__ = ("balances", "encoded", "external_id")
+    __slots__ = ("balances", "encoded", "external_id", "plan_slug")
 
-    def __init__(self, external_id: str, balances: list[Balance]) -> None:
+    def __init__(self, external_id: str, balances: list[Balance], plan_slug: str = "") -> None:
         self.external_id = external_id
         self.balances = balances
+        self.plan_slug = plan_slug  # the subscription's plan (the live-usage poll's version)
         self.encoded: bytes | None = None
 
 
@@ -426,8 +427,9 @@ def read_balances(
     now: datetime,
     external_id: str | None,
     customer_id: int | None,
-) -> tuple[str, list[Balance]] | None:
-    """Balances of every meter from the running totals (cost independent of event count)."""
+) -> tuple[str, list[Balance], str] | None:
+    """(external id, balances of every meter from the running totals, plan slug); the cost
+    does not depend on the number of stored events."""
     plan_info = repo.customer_plan(conn, external_id=external_id, customer_id=customer_id)
     if plan_info is None:
         return None
@@ -468,4 +470,4 @@ def read_balances(
                 else None,
             )
         )
-    return plan_info.external_id, balances
+    return plan_info.external_id, balances, plan_info.plan_slug
