@@ -374,8 +374,6 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> None:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_SQLITE_INSERT_EVENTS, _sqlite_rows(rows))
-    elif conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_INSERT_EVENTS, _pg_columns(rows))
     else:
         conn.execute(events_t.insert(), [row._asdict() for row in rows])
 
@@ -453,10 +451,17 @@ def update_reservation(conn: Connection, public_id: str, values: dict[str, Any])
     )
 
 
+class TransactionIdsUsed(Exception):
+    """PostgreSQL: an event of the batch was already stored under its transaction id (the
+    batch assumed none were, or another process stored it since): nothing was written."""
+
+
 # PostgreSQL: a batch's events, daily roll-ups and running totals in one statement (one
 # round trip under the lock instead of three); the roll-ups in key order, as add_to_days.
+# An event whose transaction id is taken is not inserted, and the count tells.
 _PG_WRITE_USAGE = (
-    f"WITH events AS ({_PG_INSERT_EVENTS}), "  # noqa: S608 - our own names
+    f"WITH events AS ({_PG_INSERT_EVENTS} "  # noqa: S608 - our own names
+    "ON CONFLICT (customer_id, transaction_id) DO NOTHING RETURNING 1), "
     f"days AS (INSERT INTO {days_t.name} (customer_id, meter_code, starts_at, amount) "
     "SELECT * FROM unnest($14::bigint[], $15::text[], $16::timestamptz[], $17::bigint[]) "
     "ON CONFLICT (customer_id, meter_code, starts_at) "
@@ -465,7 +470,7 @@ _PG_WRITE_USAGE = (
     "SET used = v.used, credits_used = v.credits_used, updated_at = $21 "
     "FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS v(id, used, credits_used) "
     "WHERE t.id = v.id) "
-    "SELECT 1"
+    "SELECT count(*) FROM events"
 )
 assert len(_EVENT_COLUMNS) == 13, "renumber _PG_WRITE_USAGE's parameters"
 
@@ -478,7 +483,8 @@ def write_usage(
     now: datetime,
 ) -> None:
     """Insert the new events, add to the daily roll-ups and set the running totals
-    (`(total_id, used, credits_used)`)."""
+    (`(total_id, used, credits_used)`). PostgreSQL: `TransactionIdsUsed` when an event's
+    transaction id was taken (the transaction must then be rolled back)."""
     if conn.dialect.name != "postgresql":
         insert_events(conn, events)
         add_to_days(conn, day_amounts)
@@ -488,7 +494,7 @@ def write_usage(
     if not (events or day_amounts or totals):
         return
     days = sorted(day_amounts)
-    conn.exec_driver_sql(
+    inserted = conn.exec_driver_sql(
         _PG_WRITE_USAGE,
         (
             *(_pg_columns(events) if events else ([],) * len(_EVENT_COLUMNS)),
@@ -501,7 +507,9 @@ def write_usage(
             [total[2] for total in totals],
             now,
         ),
-    )
+    ).scalar_one()
+    if inserted != len(events):
+        raise TransactionIdsUsed
 
 
 # Persisting a batch ----------------------------------------------------------------

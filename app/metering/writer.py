@@ -53,11 +53,17 @@ _RETRIES = 3
 
 
 def load(
-    conn: Connection, catalog: Catalog, ops: list[Op], now: datetime, upgrade_url: str
+    conn: Connection,
+    catalog: Catalog,
+    ops: list[Op],
+    now: datetime,
+    upgrade_url: str,
+    look_up_events: bool = True,
 ) -> BatchState:
     """The meter state `ops` touch, locked for the transaction: their customers, the
-    events, reservations and grants already stored under their transaction ids, and a slot
-    per (customer, meter) with its running total, credit lots and holds."""
+    events, reservations and grants already stored under their transaction ids (events only
+    when `look_up_events`), and a slot per (customer, meter) with its running total, credit
+    lots and holds."""
     state = BatchState(now, upgrade_url)
     refs = [op.customer for op in ops if isinstance(op, BY_CUSTOMER)]
     state.reservations = batch_repo.reservations_by_public_id(
@@ -101,7 +107,7 @@ def load(
             if row is not None:
                 event_keys.append((plan.id, row.transaction_id))
                 slot_keys.add((plan.id, row.meter_code))
-    state.events = batch_repo.existing_events(conn, event_keys)
+    state.events = batch_repo.existing_events(conn, event_keys) if look_up_events else {}
     state.reservations_by_tx = batch_repo.existing_reservations_by_tx(conn, reserve_keys)
     state.grants = batch_repo.existing_grants(conn, grant_keys)
     if any(isinstance(op, RevokeCredits) for op in ops):
@@ -123,9 +129,14 @@ _Outcome = tuple[Result | None, DomainError | None]
 
 
 def _apply(
-    conn: Connection, catalog: Catalog, ops: list[Op], upgrade_url: str, now: datetime
+    conn: Connection,
+    catalog: Catalog,
+    ops: list[Op],
+    upgrade_url: str,
+    now: datetime,
+    look_up_events: bool = True,
 ) -> list[_Outcome]:
-    state = load(conn, catalog, ops, now, upgrade_url)
+    state = load(conn, catalog, ops, now, upgrade_url, look_up_events)
     apply = rules.apply
     outcomes: list[_Outcome] = []
     for op in ops:
@@ -133,6 +144,18 @@ def _apply(
             outcomes.append((apply(state, op), None))
         except DomainError as exc:
             outcomes.append((None, exc))
+    if not look_up_events:
+        # A stored event is answered as stored, before any check that could refuse it: a
+        # refusal stands only for an event that was not stored.
+        refused = [
+            (plan.id, op.transaction_id)
+            for op, (_, error) in zip(ops, outcomes, strict=True)
+            if error is not None
+            and isinstance(op, RecordUsage)
+            and (plan := state.plan_for(op)) is not None
+        ]
+        if refused and batch_repo.existing_events(conn, refused):
+            raise batch_repo.TransactionIdsUsed
     batch_repo.save(conn, state)
     return outcomes
 
@@ -148,10 +171,23 @@ async def apply_batch(
     if isinstance(work, AsyncEngine):
         work = SyncWork(work)
         try:
-            return await work.write(_apply, catalog, ops, upgrade_url, now or utcnow())
+            return await _write(work, catalog, ops, upgrade_url, now or utcnow())
         finally:
             work.dispose()
-    return await work.write(_apply, catalog, ops, upgrade_url, now or utcnow())
+    return await _write(work, catalog, ops, upgrade_url, now or utcnow())
+
+
+async def _write(
+    work: SyncWork, catalog: Catalog, ops: list[Op], upgrade_url: str, now: datetime
+) -> list[_Outcome]:
+    # PostgreSQL: a batch of events assumes its transaction ids are new (a round trip less);
+    # the insert skips a taken one and says so, and the batch then runs again, looking them up.
+    if work.engine.dialect.name == "postgresql" and all(type(op) is RecordUsage for op in ops):
+        try:
+            return await work.write(_apply, catalog, ops, upgrade_url, now, False)
+        except batch_repo.TransactionIdsUsed:
+            pass
+    return await work.write(_apply, catalog, ops, upgrade_url, now)
 
 
 _Item = tuple[Sequence[Op], "asyncio.Future[list[Result | BaseException]]"]
@@ -309,7 +345,12 @@ class UsageWriter:
                 applied = await apply_batch(
                     self.work, self.catalog, ops, self.upgrade_url, self.clock()
                 )
-            except (IntegrityError, OperationalError, DBAPIError) as exc:
+            except (
+                IntegrityError,
+                OperationalError,
+                DBAPIError,
+                batch_repo.TransactionIdsUsed,
+            ) as exc:
                 # A race with another process (unique key, deadlock, serialization): nothing was
                 # committed, so the whole batch can run again and will see the other's writes.
                 log.warning("metering batch retried", attempt=attempt + 1, error=str(exc)[:200])
