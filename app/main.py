@@ -28,7 +28,6 @@ from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.stores.file import FileStore
-from litestar.stores.memory import MemoryStore
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import build_session_auth
@@ -82,12 +81,10 @@ def _stores(settings: Settings, redis: Any) -> dict[str, Store]:
         root = RedisStore(redis=redis, namespace="billing_portal", handle_client_shutdown=True)
         return {
             "sessions": root.with_namespace("sessions"),
-            "rate_limit": root.with_namespace("rl"),
             "portal_tokens": root.with_namespace("portal"),
         }
     return {
         "sessions": LocalFileStore(settings.var_dir / "sessions", create_directories=True),
-        "rate_limit": MemoryStore(),
         # Used portal links: files, so every process on this host agrees a link was used.
         "portal_tokens": FileStore(settings.var_dir / "portal_tokens", create_directories=True),
     }

@@ -140,7 +140,7 @@ def shared_apps() -> SharedApps:
 
 async def forget_process_state(app: Litestar) -> None:
     """Empty what an app keeps in memory or in VAR_DIR between requests: its stores
-    (sessions, used portal links, rate limits), the login and API-key attempt counters, the
+    (sessions, used portal links), the login and API-key attempt counters, the
     balance and API-key caches."""
     # The registry has no public listing; this also reaches stores made on first use.
     for store in list(app.stores._stores.values()):
