@@ -38,11 +38,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[str, Any]:
     account = await pages.account(customer)
-    rows, _page, _pages, invoice_count = await pages.invoices(customer, 1, per_page=3)
+    rows, invoice_count = await pages.latest_invoices(customer, 3)
     cards = await pages.cards(customer, account)
     return {
         **_base(account),
-        "meters": await pages.meters(customer, plan=account.plan),
+        "meters": await pages.meters(
+            customer, plan=account.plan, subscription=account.subscription
+        ),
         "chart": await pages.chart(customer, subscription=account.subscription),
         "invoices": rows,
         "invoice_count": invoice_count,

@@ -31,6 +31,18 @@ class BillingRepository:
         )
         return list(await self.session.scalars(query))
 
+    async def latest_invoices(self, customer_id: int, limit: int) -> tuple[list[Invoice], int]:
+        """The newest `limit` listed invoices and how many are listed, in one statement (the
+        count rides on each row; no row means none is listed)."""
+        query = (
+            select(Invoice, func.count().over())
+            .where(Invoice.customer_id == customer_id, Invoice.status != "draft")
+            .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [row[0] for row in rows], int(rows[0][1]) if rows else 0
+
     async def count_listed_invoices(self, customer_id: int) -> int:
         query = (
             select(func.count())

@@ -178,11 +178,18 @@ class BillingPages:
         notice: str | None = None,
         notice_kind: str = "success",
         plan: Plan | None = None,
+        subscription: Subscription | None = None,
     ) -> MetersView:
-        now = now or utcnow()
+        """`subscription`: the customer's as read in this request, with `plan` (the balance
+        cache's sheet, when read as of now with the same terms, may then serve)."""
+        asked, now = now, now or utcnow()
         if plan is None:
-            plan = (await self.account(customer, now)).plan
-        balances = await self.metering.balances_for(customer, now)
+            plan, subscription = (await self.account(customer, now)).plan, None
+        balances = None
+        if subscription is not None and asked is None:
+            balances = self.metering.cached_balances_for(customer, subscription)
+        if balances is None:
+            balances = await self.metering.balances_for(customer, asked)
         views = [self._meter_view(balance, plan) for balance in balances]
         return MetersView(
             meters=views,
@@ -393,6 +400,11 @@ class BillingPages:
             customer.id, offset=(number - 1) * per_page, limit=per_page
         )
         return [invoice_row(inv) for inv in invoices], number, pages, total
+
+    async def latest_invoices(self, customer: Customer, count: int) -> tuple[list[InvoiceRow], int]:
+        """The dashboard's newest `count` invoices and how many there are (one statement)."""
+        invoices, total = await self.repo.latest_invoices(customer.id, count)
+        return [invoice_row(inv) for inv in invoices], total
 
     async def invoice(self, customer: Customer, stripe_invoice_id: str) -> InvoiceDetail:
         """One of the customer's invoices; NotFound for any other (another customer's too)."""

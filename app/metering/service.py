@@ -15,12 +15,18 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog, Meter
-from app.customers.models import Customer
-from app.lib.clock import utcnow
+from app.customers.models import Customer, Subscription
+from app.lib.clock import as_utc, utcnow
 from app.lib.errors import DomainError, NotFound, ValidationFailed
 from app.lib.json_limits import MAX_DEPTH, deeper_than
 from app.metering import repository as repo
-from app.metering.balance import allows, available_amount, current_period, percentage
+from app.metering.balance import (
+    BillingCycle,
+    allows,
+    available_amount,
+    current_period,
+    percentage,
+)
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageEvent
 from app.metering.ops import (
     CommitReservation,
@@ -118,12 +124,19 @@ class BalanceSheet:
     sheet served from the cache is encoded once rather than on every read. A sheet never
     changes: a write makes the cache drop it, and the next read builds a new one."""
 
-    __slots__ = ("balances", "encoded", "external_id", "plan_slug")
+    __slots__ = ("balances", "encoded", "external_id", "plan_slug", "terms")
 
-    def __init__(self, external_id: str, balances: list[Balance], plan_slug: str = "") -> None:
+    def __init__(
+        self,
+        external_id: str,
+        balances: list[Balance],
+        plan_slug: str = "",
+        terms: tuple[Any, ...] = (),
+    ) -> None:
         self.external_id = external_id
         self.balances = balances
         self.plan_slug = plan_slug  # the subscription's plan (the live-usage poll's version)
+        self.terms = terms  # what of the subscription the balances were read with (`_terms`)
         self.encoded: bytes | None = None
 
 
@@ -373,7 +386,33 @@ class UsageApi:
         )
         if found is None:
             raise NotFound("This customer has no subscription.", code="subscription_not_found")
+        if now is None:  # read as of now: as `balances` would have read it
+            self.writer.balances.put(found[0], BalanceSheet(*found))
         return found[1]
+
+    def cached_balances_for(
+        self, customer: Customer, subscription: Subscription
+    ) -> list[Balance] | None:
+        """The writer's cached balances of this customer (see `balances`), if fresh and read
+        with the subscription's terms as the caller has just read them (plan, status, period,
+        Stripe ids): a plan change shows at once, as with `balances_for`."""
+        sheet: BalanceSheet | None = self.writer.balances.get(customer.external_id)
+        if sheet is None:
+            return None
+        cycle = None
+        start, end = subscription.current_period_start, subscription.current_period_end
+        if start is not None and end is not None:
+            cycle = BillingCycle(
+                start=as_utc(start), end=as_utc(end), interval=subscription.interval
+            )
+        terms = _terms(
+            subscription.plan_slug,
+            subscription.status,
+            cycle,
+            customer.stripe_customer_id,
+            subscription.stripe_subscription_id,
+        )
+        return sheet.balances if sheet.terms == terms else None
 
     async def balances(self, external_id: str) -> BalanceSheet:
         """The customer's balances for the API (a hot path): one round trip, no ORM, served
@@ -427,9 +466,10 @@ def read_balances(
     now: datetime,
     external_id: str | None,
     customer_id: int | None,
-) -> tuple[str, list[Balance], str] | None:
-    """(external id, balances of every meter from the running totals, plan slug); the cost
-    does not depend on the number of stored events."""
+) -> tuple[str, list[Balance], str, tuple[Any, ...]] | None:
+    """(external id, balances of every meter from the running totals, plan slug, the
+    subscription's terms they were read with); the cost does not depend on the number of
+    stored events."""
     plan_info = repo.customer_plan(conn, external_id=external_id, customer_id=customer_id)
     if plan_info is None:
         return None
@@ -470,4 +510,22 @@ def read_balances(
                 else None,
             )
         )
-    return plan_info.external_id, balances, plan_info.plan_slug
+    terms = _terms(
+        plan_info.plan_slug,
+        plan_info.status,
+        plan_info.cycle,
+        plan_info.stripe_customer_id,
+        plan_info.stripe_subscription_id,
+    )
+    return plan_info.external_id, balances, plan_info.plan_slug, terms
+
+
+def _terms(
+    plan_slug: str,
+    status: str,
+    cycle: BillingCycle | None,
+    stripe_customer_id: str | None,
+    stripe_subscription_id: str | None,
+) -> tuple[Any, ...]:
+    """What of a customer's subscription their balances depend on (`read_balances`)."""
+    return (plan_slug, status, cycle, stripe_customer_id, stripe_subscription_id)
