@@ -32,6 +32,10 @@ PUBLIC_PATHS = [
 SESSIONLESS_PATHS = ["^/api/", "^/webhooks/", "^/static/", "^/health", "^/schema"]
 
 
+# The scope key under which `retrieve_user` leaves the user's customer (None: they have none).
+USER_CUSTOMER = "billing_portal.user_customer"
+
+
 @dataclass(frozen=True)
 class CurrentUser:
     id: int
@@ -63,9 +67,12 @@ def build_session_auth(
         if utcnow().timestamp() - auth_at > settings.session_max_age:
             return None
         db: AsyncSession = db_session(connection)
-        user = await UserRepository(db).by_id(user_id)
-        if user is None:
+        found = await UserRepository(db).with_customer(user_id)
+        if found is None:
             return None
+        user, customer = found
+        # The request's own session loaded it: `provide_current_customer` needs no query.
+        connection.scope[USER_CUSTOMER] = customer  # type: ignore[literal-required]
         return CurrentUser(id=user.id, email=user.email, name=user.name, is_admin=user.is_admin)
 
     return SessionAuth[CurrentUser, ServerSideSessionBackend](

@@ -8,6 +8,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.auth import USER_CUSTOMER
 from app.accounts.guards import current_user
 from app.accounts.service import AccountService
 from app.catalog.models import Catalog
@@ -27,7 +28,11 @@ async def provide_current_customer(
     user = current_user(request)
     if user is None:  # the route forgot `requires_user`: refuse rather than guess
         raise NotFound("No billing account is linked to this login.", code="no_customer")
-    customer = await customer_service.for_user(user.id)
+    customer: Customer | None
+    if USER_CUSTOMER in request.scope:  # read with the user by `retrieve_user`
+        customer = request.scope[USER_CUSTOMER]  # type: ignore[literal-required]
+    else:
+        customer = await customer_service.for_user(user.id)
     if customer is None:
         raise NotFound("No billing account is linked to this login.", code="no_customer")
     return customer

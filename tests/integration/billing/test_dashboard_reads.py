@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.customers.service import CustomerService
 from app.metering.service import UsageApi
 from tests.integration.billing.conftest import (
     Member,
@@ -73,3 +74,20 @@ async def test_recent_invoices_and_their_count_leave_drafts_out(
     html = await dashboard(member)
     assert "All invoices (4)" in html and "DRAFT-1" not in html
     assert html.count("$29.00</span>") == 3
+
+
+async def test_the_customer_is_read_with_the_user(
+    member: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`retrieve_user` reads the user's customer with the user; the pages look it up no more."""
+    lookups = []
+    for_user = CustomerService.for_user
+
+    async def counted(self: CustomerService, user_id: int) -> Any:
+        lookups.append(user_id)
+        return await for_user(self, user_id)
+
+    monkeypatch.setattr(CustomerService, "for_user", counted)
+    html = await dashboard(member)
+    assert "<strong>0</strong> / 20" in ai_requests(html)
+    assert lookups == []
