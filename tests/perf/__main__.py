@@ -10,8 +10,10 @@ like a user would, then drives it with wrk (64 connections) for each scenario in
 - balance:  GET /api/v1/customers/{id}/balances, with 10 stored events, then 1,000,000
 - pages:    a logged-in customer's dashboard, its unchanged live-usage poll (204), invoices
             and plans (tests/perf/pages.py)
+- admin:    the admin overview and customer search with 10 customers, then with 10,000
+            customers and 1,000,000 usage events (tests/perf/admin.py)
 
-`--only api` or `--only pages` runs the ceiling and that group alone.
+`--only api`, `--only pages` or `--only admin` runs the ceiling and that group alone.
 
 Absolute numbers depend on the machine; the ratios to the ceiling are what to compare.
 Not part of `make test`: nothing here asserts a time.
@@ -37,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from tests.perf.admin import admin_scenarios, flatness
 from tests.perf.pages import page_scenarios
 from tests.servers import LiveServers
 
@@ -321,7 +324,9 @@ def main() -> int:
         "or a postgresql+asyncpg:// URL whose server gets the fresh database",
     )
     parser.add_argument(
-        "--only", choices=("api", "pages"), help="the ceiling and this group of scenarios alone"
+        "--only",
+        choices=("api", "pages", "admin"),
+        help="the ceiling and this group of scenarios alone",
     )
     options = parser.parse_args()
     database = BenchDatabase(options.database)
@@ -377,7 +382,7 @@ def main() -> int:
             {"min_vs_ceiling": 0.25} if postgres else {"min_units_per_s": 5_000}
         )
         results = [Result("ceiling: GET /health", *measure("/health"))]
-        if options.only != "pages":
+        if options.only in (None, "api"):
             results += [
                 Result(
                     "single-event ingest",
@@ -406,8 +411,14 @@ def main() -> int:
                     max_p99_ms=25,
                 )
             )
-        if options.only != "api":
+        if options.only in (None, "pages"):
             for name, figures, targets in page_scenarios(server, measure):
+                results.append(Result(name, *figures, **targets))
+        if options.only in (None, "admin"):
+            scenarios = admin_scenarios(
+                server, measure, database.kind, database.url or server.database_url
+            )
+            for name, figures, targets in scenarios:
                 results.append(Result(name, *figures, **targets))
     finally:
         servers.stop_all()
@@ -416,7 +427,7 @@ def main() -> int:
     ceiling = results[0].requests_per_s
     print(
         f"\n{'scenario':<34}{'req/s':>10}{'units/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}"
-        f"{'server us/unit':>16}{'cores':>13}  target{' (issue 18)' if postgres else ' (issue 3)':<26}errors"
+        f"{'server us/unit':>16}{'cores':>13}  {'target':<32}errors"
     )
     for r in results:
         print(
@@ -430,6 +441,12 @@ def main() -> int:
             f"\nBalance read p50 with {options.history:,} more stored events: "
             f"{reads[1].p50_ms / reads[0].p50_ms:.2f}x the p50 with 10 (flat means about 1x)."
         )
+    for line in flatness(results):
+        print(line)
+    print(
+        "Targets: issue 3's for the usage API on SQLite; issue 18's for the usage API on "
+        "PostgreSQL, the customer pages and the admin pages."
+    )
     print(
         f"{CONNECTIONS} connections, wrk -t1, {options.seconds}s per scenario after "
         f"{options.warmup}s of warm-up, "

@@ -1,0 +1,274 @@
+"""`make bench`'s admin scenarios (issue 18, item 2): the overview and customer search at scale.
+
+The demo admin logs in through the login form; wrk sends its cookies to `/admin/billing` (the
+overview) and to the customer search (`/admin/billing/customers?q=cust`, a prefix every seeded
+customer's email starts with: the widest search, whose count is bounded), first with 10 seeded
+customers, then again after the store grows to 10,000 customers and 1,000,000 usage events over
+the last 30 days, with their daily roll-ups (`usage_days`), as the usage writer leaves them.
+The growth is bulk inserts straight into the tables (`executemany` on SQLite, `INSERT ...
+SELECT generate_series` on PostgreSQL), not the API: seconds, not hours.
+
+Target (issue 18): each page >= 0.05x the ceiling at both sizes, and flat (the 10,000-customer
+figure at least 0.8 of the 10-customer one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.servers import LiveServer
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password"  # app/demo.py's admin
+SMALL, LARGE = 10, 10_000
+EVENTS = 1_000_000
+DAYS = 30
+METERS = ("api_calls", "tokens")
+SEARCH = "/admin/billing/customers?q=cust"
+TARGET = {"min_vs_ceiling": 0.05}
+FLAT = 0.8  # the large store's req/s over the small one's, at least
+
+_CSRF_INPUT = re.compile(r'name="_csrf_token" value="([^"]+)"')
+_LUA_HEADERS = """
+local prefix = "%(prefix)s"
+wrk.headers["Cookie"] = "{cookie}"
+"""
+
+Measure = Callable[[str, str | None, str], tuple[Any, ...]]
+
+
+def log_in_admin(server: LiveServer) -> str:
+    """Seed the demo users (idempotent), log the admin in; the Cookie header to send."""
+    server.cli("seed-demo")
+    with httpx.Client(base_url=server.url, follow_redirects=False) as client:
+        form = client.get("/login")
+        token = _CSRF_INPUT.search(form.text)
+        assert token, form.text
+        answer = client.post(
+            "/login",
+            data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "_csrf_token": token.group(1)},
+        )
+        assert answer.status_code == 303, answer.text
+        cookies = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        overview = client.get("/admin/billing")
+        assert overview.status_code == 200, overview.text
+    return cookies
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _customer_rows(first: int, count: int, now: datetime) -> Iterator[tuple[Any, ...]]:
+    for i in range(first, first + count):
+        created = _stamp(now - timedelta(minutes=i))
+        yield (
+            str(uuid.uuid4()),
+            f"cust-{i:05d}",
+            f"cust-{i:05d}@example.com",
+            f"Customer {i:05d}",
+            created,
+        )
+
+
+def _event_rows(
+    customers: list[tuple[int, str]], count: int, now: datetime
+) -> Iterator[tuple[Any, ...]]:
+    """`count` events spread evenly over the customers, the meters and the last DAYS days."""
+    start = now - timedelta(days=DAYS)
+    step = timedelta(days=DAYS) / max(count, 1)
+    period = _stamp(start.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    for i in range(count):
+        customer_id, external_id = customers[i % len(customers)]
+        stamp = _stamp(start + step * i)
+        yield (
+            f"00000000-0000-7000-8000-{i:012x}",  # in order: the unique index grows at its end
+            customer_id,
+            METERS[i % len(METERS)],
+            f"seed-{i}",
+            1,
+            0,
+            period,
+            stamp,
+            "{}",
+            "x",
+            external_id,
+            stamp,
+        )
+
+
+_SQLITE_CUSTOMER = (
+    "INSERT INTO customers (public_id, external_id, email, name, currency, usage_emails,"
+    " stripe_balance, created_at, updated_at) VALUES (?, ?, ?, ?, 'usd', 1, 0, ?, ?)"
+)
+_SQLITE_SUBSCRIPTIONS = """
+INSERT INTO subscriptions (customer_id, external_id, plan_slug, interval, status,
+    cancel_at_period_end, metadata, created_at, updated_at)
+SELECT c.id, 'sub-' || c.external_id,
+    CASE c.id % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'business' END,
+    'month', CASE c.id % 10 WHEN 0 THEN 'trialing' WHEN 1 THEN 'past_due' ELSE 'active' END,
+    0, '{}', c.created_at, c.created_at
+FROM customers c LEFT JOIN subscriptions s ON s.customer_id = c.id
+WHERE s.id IS NULL AND c.external_id LIKE 'cust-%'
+"""
+_SQLITE_EVENT = (
+    "INSERT INTO usage_events (public_id, customer_id, meter_code, transaction_id, amount,"
+    " credits_amount, period_start, timestamp, properties, fingerprint, external_subscription_id,"
+    " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+# The writer's daily roll-ups of the seeded events (one row per customer, meter and UTC day).
+_SQLITE_DAYS = """
+INSERT INTO usage_days (customer_id, meter_code, starts_at, amount)
+SELECT customer_id, meter_code, substr(timestamp, 1, 10) || ' 00:00:00.000000', sum(amount)
+FROM usage_events WHERE transaction_id LIKE 'seed-%'
+GROUP BY customer_id, meter_code, substr(timestamp, 1, 10)
+ON CONFLICT (customer_id, meter_code, starts_at) DO UPDATE SET amount = amount + excluded.amount
+"""
+
+
+def _grow_sqlite(path: Path, customers: int, events: int) -> None:
+    now = datetime.now(UTC)
+    with sqlite3.connect(path, timeout=60) as conn:
+        have = conn.execute("SELECT count(*) FROM customers WHERE external_id LIKE 'cust-%'")
+        first = have.fetchone()[0]
+        conn.executemany(
+            _SQLITE_CUSTOMER,
+            ((*row, row[-1]) for row in _customer_rows(first, customers - first, now)),
+        )
+        conn.execute(_SQLITE_SUBSCRIPTIONS)
+        if events:
+            seeded = conn.execute(
+                "SELECT id, external_id FROM customers WHERE external_id LIKE 'cust-%' ORDER BY id"
+            ).fetchall()
+            conn.executemany(_SQLITE_EVENT, _event_rows(seeded, events, now))
+            conn.execute(_SQLITE_DAYS)
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+
+
+_PG_CUSTOMERS = """
+INSERT INTO customers (public_id, external_id, email, name, currency, usage_emails,
+    stripe_balance, created_at, updated_at)
+SELECT gen_random_uuid()::text, 'cust-' || lpad(i::text, 5, '0'),
+    'cust-' || lpad(i::text, 5, '0') || '@example.com', 'Customer ' || lpad(i::text, 5, '0'),
+    'usd', true, 0, now() - i * interval '1 minute', now() - i * interval '1 minute'
+FROM generate_series($1::int, $2::int - 1) AS i
+"""
+_PG_SUBSCRIPTIONS = """
+INSERT INTO subscriptions (customer_id, external_id, plan_slug, interval, status,
+    cancel_at_period_end, metadata, created_at, updated_at)
+SELECT c.id, 'sub-' || c.external_id,
+    CASE c.id % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'business' END,
+    'month', CASE c.id % 10 WHEN 0 THEN 'trialing' WHEN 1 THEN 'past_due' ELSE 'active' END,
+    false, '{}', c.created_at, c.created_at
+FROM customers c LEFT JOIN subscriptions s ON s.customer_id = c.id
+WHERE s.id IS NULL AND c.external_id LIKE 'cust-%'
+"""
+_PG_EVENTS = """
+WITH seeded AS (
+    SELECT id, external_id, row_number() OVER (ORDER BY id) - 1 AS n, count(*) OVER () AS total
+    FROM customers WHERE external_id LIKE 'cust-%'
+)
+INSERT INTO usage_events (public_id, customer_id, meter_code, transaction_id, amount,
+    credits_amount, period_start, timestamp, properties, fingerprint, external_subscription_id,
+    created_at)
+SELECT gen_random_uuid()::text, s.id, (ARRAY['api_calls', 'tokens'])[i % 2 + 1], 'seed-' || i,
+    1, 0, date_trunc('month', now() - interval '30 days'),
+    now() - interval '30 days' + i * (interval '30 days' / $1::int), '{}', 'x', s.external_id,
+    now() - interval '30 days' + i * (interval '30 days' / $1::int)
+FROM generate_series(0, $1::int - 1) AS i
+JOIN seeded s ON s.n = i % s.total
+"""
+_PG_DAYS = """
+INSERT INTO usage_days (customer_id, meter_code, starts_at, amount)
+SELECT customer_id, meter_code, date_trunc('day', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+    sum(amount)
+FROM usage_events WHERE transaction_id LIKE 'seed-%'
+GROUP BY 1, 2, 3
+ON CONFLICT (customer_id, meter_code, starts_at)
+DO UPDATE SET amount = usage_days.amount + excluded.amount
+"""
+
+
+def _grow_postgresql(url: str, customers: int, events: int) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            first = await conn.fetchval(
+                "SELECT count(*) FROM customers WHERE external_id LIKE 'cust-%'"
+            )
+            async with conn.transaction():
+                await conn.execute(_PG_CUSTOMERS, first, customers)
+                await conn.execute(_PG_SUBSCRIPTIONS)
+                if events:
+                    await conn.execute(_PG_EVENTS, events)
+                    await conn.execute(_PG_DAYS)
+            await conn.execute("VACUUM ANALYZE")
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def grow(kind: str, database_url: str, customers: int, events: int) -> float:
+    """Seed customers `cust-00000...` up to `customers`, then `events` usage events over them
+    with their roll-ups; seconds taken."""
+    started = time.perf_counter()
+    if kind == "postgresql":
+        _grow_postgresql(database_url, customers, events)
+    else:
+        _grow_sqlite(Path(database_url.split("///", 1)[1]), customers, events)
+    return time.perf_counter() - started
+
+
+def _script(cookie: str) -> str:
+    return _LUA_HEADERS.format(cookie=cookie.replace("%", "%%"))
+
+
+def admin_scenarios(
+    server: LiveServer, measure: Measure, kind: str, database_url: str
+) -> list[tuple[str, tuple[Any, ...], dict[str, float]]]:
+    """(name, measure()'s figures, targets) for the admin pages at 10, then 10,000 customers."""
+    cookie = log_in_admin(server)
+    script = _script(cookie)
+    results: list[tuple[str, tuple[Any, ...], dict[str, float]]] = []
+    for customers, events in ((SMALL, 0), (LARGE, EVENTS)):
+        seconds = grow(kind, database_url, customers, events)
+        print(f"seeded {customers:,} customers, {events:,} events in {seconds:.1f} s", flush=True)
+        answer = httpx.get(f"{server.url}{SEARCH}", headers={"Cookie": cookie})
+        assert answer.status_code == 200 and "cust-00000" in answer.text, answer.text[:500]
+        size = f"{customers:,} customers"
+        results += [
+            (f"admin overview, {size}", measure("/admin/billing", script, "ao"), TARGET),
+            (f"admin search, {size}", measure(SEARCH, script, "as"), TARGET),
+        ]
+    return results
+
+
+def flatness(results: list[Any]) -> list[str]:
+    """Lines saying how the large store's figures compare with the small one's."""
+    lines = []
+    for page in ("admin overview", "admin search"):
+        small = next((r for r in results if r.name == f"{page}, {SMALL:,} customers"), None)
+        large = next((r for r in results if r.name == f"{page}, {LARGE:,} customers"), None)
+        if small and large and small.requests_per_s:
+            ratio = large.requests_per_s / small.requests_per_s
+            verdict = "met" if ratio >= FLAT else "MISSED"
+            lines.append(
+                f"{page}: {LARGE:,} customers and {EVENTS:,} events at {ratio:.2f}x the req/s "
+                f"with {SMALL:,} (flat, >= {FLAT}x: {verdict})"
+            )
+    return lines
