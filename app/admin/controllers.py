@@ -109,10 +109,10 @@ class AdminController(Controller):
         plan: FromQuery[str] = "",
         status: FromQuery[str] = "",
         sort: FromQuery[str] = "newest",
-        page_number: PageParam = "1",
+        after: FromQuery[str] = "",
     ) -> Template:
-        params = admin_service.customer_query(q, plan, status, sort)
-        result = await admin_service.search_customers(params, page_number)
+        params = admin_service.customer_query(q, plan, status, sort, after)
+        result = await admin_service.search_customers(params)
         context = {
             "params": params,
             "result": result,

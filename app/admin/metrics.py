@@ -213,7 +213,7 @@ class AdminMetrics:
     async def _usage(self, now: datetime) -> list[BarChart]:
         first = start_of_day(now) - timedelta(days=USAGE_DAYS - 1)
         days = last_days(first, USAGE_DAYS)
-        totals = await self.repo.usage_by_day(first)
+        totals = await self.repo.usage_by_day(first.date())
         charts = []
         for code, meter in self.catalog.meters.items():
             points = [

@@ -13,15 +13,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
     Select,
     String,
     and_,
-    cast,
     exists,
+    false,
     func,
     or_,
     select,
+    true,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -33,7 +34,7 @@ from app.admin.models import AuditLog
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.db.engine import UNICODE_LOWER
-from app.metering.models import UsageDay
+from app.metering.models import UsageMeterDay
 from app.metering.outbox import StripeOutboxMessage
 from app.stripe_sync.models import StripeEvent
 
@@ -59,6 +60,12 @@ class CustomerRow:
     stripe_customer_id: str | None
     created_at: datetime
 
+    def cursor(self, sort: str) -> tuple[str, int]:
+        """This row's sort key, for the next page's `CustomerQuery.after`."""
+        if sort == "email":
+            return ((self.email or "").lower(), self.id)
+        return (self.created_at.isoformat(), self.id)
+
 
 @dataclass(frozen=True)
 class CustomerQuery:
@@ -66,9 +73,13 @@ class CustomerQuery:
     plan: str = ""
     status: str = ""
     sort: str = "newest"  # newest | oldest | email
+    # Keyset paging: the sort key of the last row shown (`CustomerRow.cursor`), rows after it.
+    after: tuple[str, int] | None = None
 
 
 SORTS = ("newest", "oldest", "email")
+# Counts stop here: "1,000+" costs the same at 10,000 or 10 million customers.
+COUNT_CAP = 1_000
 
 
 def _escape_like(value: str) -> str:
@@ -115,12 +126,6 @@ def _lower_prefix(column: Column, term: str) -> ColumnElement[bool]:
     if term.isascii():
         return _prefix(func.lower(column), lowered)
     return _prefix(unicode_lower(column), lowered)
-
-
-def _utc_day(session: AsyncSession, column: Any) -> Any:
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)  # SQLite stores naive UTC
 
 
 def _utc_month(session: AsyncSession, column: Any) -> Any:
@@ -204,14 +209,14 @@ class AdminRepository:
         rows = (await self.session.execute(query)).all()
         return {(str(m), str(c)): int(total or 0) for m, c, total in rows}
 
-    async def usage_by_day(self, since: datetime) -> dict[tuple[str, date], int]:
-        """Usage of every customer per (meter, UTC day) since `since` (by event timestamp),
-        from the daily roll-ups."""
-        day = _utc_day(self.session, UsageDay.starts_at)
+    async def usage_by_day(self, since: date) -> dict[tuple[str, date], int]:
+        """Usage of every customer per (meter, UTC day) since `since` (the day of the daily
+        roll-ups' buckets), from the per-meter roll-ups: a few rows a day whatever the number
+        of customers or events."""
         query = (
-            select(UsageDay.meter_code, day, func.sum(UsageDay.amount))
-            .where(UsageDay.starts_at >= since)
-            .group_by(UsageDay.meter_code, day)
+            select(UsageMeterDay.meter_code, UsageMeterDay.day, func.sum(UsageMeterDay.amount))
+            .where(UsageMeterDay.day >= since)
+            .group_by(UsageMeterDay.meter_code, UsageMeterDay.day)
         )
         rows = (await self.session.execute(query)).all()
         return {(str(code), _as_date(day)): int(total or 0) for code, day, total in rows}
@@ -251,32 +256,45 @@ class AdminRepository:
 
     # Customers -----------------------------------------------------------------------------
 
-    def _customer_filter(self, query: AnySelect, params: CustomerQuery) -> AnySelect:
+    def _dialect(self) -> str:
+        return self.session.bind.dialect.name if self.session.bind is not None else ""
+
+    def _customer_filter(
+        self, query: AnySelect, params: CustomerQuery, *, search_indexes: bool = True
+    ) -> AnySelect:
         term = params.q.strip()
         if term:
-            query = query.where(
-                or_(
-                    _lower_prefix(Customer.email, term),
-                    _lower_prefix(Customer.name, term),
-                    _prefix(Customer.external_id, term),
-                )
+            matches = or_(
+                _lower_prefix(Customer.email, term),
+                _lower_prefix(Customer.name, term),
+                _prefix(Customer.external_id, term),
             )
+            if not search_indexes:
+                # Wrapped, the terms serve no index: SQLite walks the ORDER BY's instead.
+                matches = func.coalesce(matches, false()) == true()
+            query = query.where(matches)
         if params.plan:
             query = query.where(Subscription.plan_slug == params.plan)
         if params.status:
             query = query.where(Subscription.status == params.status)
         return query
 
-    async def count_customers(self, params: CustomerQuery) -> int:
-        query = select(func.count()).select_from(Customer)
+    async def count_customers(self, params: CustomerQuery, cap: int = COUNT_CAP) -> int:
+        """How many customers match, counted up to `cap + 1` at most (read: "more than cap")."""
+        query = select(Customer.id)
         if params.plan or params.status:
             query = query.join(Subscription, Subscription.customer_id == Customer.id)
-        query = self._customer_filter(query, params)
-        return int(await self.session.scalar(query) or 0)
+        matching = self._customer_filter(query, params).limit(cap + 1).subquery()
+        return int(await self.session.scalar(select(func.count()).select_from(matching)) or 0)
 
     async def customers(
-        self, params: CustomerQuery, *, offset: int, limit: int
+        self, params: CustomerQuery, *, limit: int, many: bool = False
     ) -> list[CustomerRow]:
+        """A page of customers in the query's order, after `params.after` (keyset paging: as
+        cheap on the hundredth page as on the first). `many`: the search matches more than
+        `COUNT_CAP` customers, so on SQLite the signup-date index is walked and matches are
+        picked from it (25 are found within the first few dozen rows) rather than every match
+        found through the search indexes and sorted."""
         query = select(
             Customer.id,
             Customer.external_id,
@@ -289,15 +307,25 @@ class AdminRepository:
             Customer.stripe_customer_id,
             Customer.created_at,
         ).join(Subscription, Subscription.customer_id == Customer.id)
-        query = self._customer_filter(query, params)
-        if params.sort == "oldest":
-            query = query.order_by(Customer.created_at.asc(), Customer.id.asc())
-        elif params.sort == "email":
-            query = query.order_by(func.lower(Customer.email).asc(), Customer.id.asc())
+        walk = many and params.sort != "email" and self._dialect() == "sqlite"
+        query = self._customer_filter(query, params, search_indexes=not walk)
+        after = params.after
+        if params.sort == "email":
+            email = func.coalesce(func.lower(Customer.email), "")
+            if after is not None:
+                query = query.where(tuple_(email, Customer.id) > tuple_(*after))
+            query = query.order_by(email.asc(), Customer.id.asc())
         else:
-            query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
-        query = query.offset(offset).limit(limit)
-        rows = (await self.session.execute(query)).all()
+            newest = params.sort != "oldest"
+            if after is not None:
+                moment = datetime.fromisoformat(after[0])
+                key, cursor = tuple_(Customer.created_at, Customer.id), tuple_(moment, after[1])
+                query = query.where(key < cursor if newest else key > cursor)
+            if newest:
+                query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
+            else:
+                query = query.order_by(Customer.created_at.asc(), Customer.id.asc())
+        rows = (await self.session.execute(query.limit(limit))).all()
         return [CustomerRow(**row._mapping) for row in rows]
 
     # Invoices ----------------------------------------------------------------------------

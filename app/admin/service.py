@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.commands import ACTIONS, PORTAL_VIEW_WINDOW, Actor, AdminCommands
 from app.admin.metrics import AdminMetrics
 from app.admin.models import AuditLog
-from app.admin.repository import SORTS, AdminRepository, CustomerQuery, CustomerRow
+from app.admin.repository import (
+    COUNT_CAP,
+    SORTS,
+    AdminRepository,
+    CustomerQuery,
+    CustomerRow,
+)
 from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService
 from app.billing.rules import clamp_page, page_count
@@ -47,6 +53,39 @@ class Page(Generic[T]):
     pages: int
     total: int
     per_page: int = PER_PAGE
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    """A page of the customer search: keyset paging (`next_after` is the next page's cursor,
+    None on the last page) and a count that stops at `COUNT_CAP` (`capped`: more than that)."""
+
+    items: list[CustomerRow]
+    total: int
+    capped: bool
+    next_after: str | None
+    first: bool
+
+    @property
+    def total_text(self) -> str:
+        return f"{COUNT_CAP:,}+" if self.capped else f"{self.total:,}"
+
+
+def _cursor_text(cursor: tuple[str, int]) -> str:
+    return f"{cursor[0]}~{cursor[1]}"
+
+
+def parse_cursor(text: str, sort: str) -> tuple[str, int] | None:
+    """The `after` parameter back into a sort key; None (the first page) when malformed."""
+    value, sep, number = (text or "").rpartition("~")
+    if not sep or not number.isdigit() or len(value) > 300:
+        return None
+    if sort != "email":
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return (value, int(number))
 
 
 @dataclass(frozen=True)
@@ -107,20 +146,33 @@ class AdminService:
 
     # Customers -----------------------------------------------------------------------------
 
-    def customer_query(self, q: str, plan: str, status: str, sort: str) -> CustomerQuery:
+    def customer_query(
+        self, q: str, plan: str, status: str, sort: str, after: str = ""
+    ) -> CustomerQuery:
+        sort = sort if sort in SORTS else "newest"
         return CustomerQuery(
             q=(q or "").strip()[:254],
             plan=plan if plan in self.catalog.plans else "",
             status=status if status in SUBSCRIPTION_STATUSES else "",
-            sort=sort if sort in SORTS else "newest",
+            sort=sort,
+            after=parse_cursor(after, sort),
         )
 
-    async def search_customers(self, params: CustomerQuery, page: Any) -> Page[CustomerRow]:
-        total = await self.repo.count_customers(params)
-        pages = page_count(total, PER_PAGE)
-        number = clamp_page(page, pages)
-        rows = await self.repo.customers(params, offset=(number - 1) * PER_PAGE, limit=PER_PAGE)
-        return Page(rows, number, pages, total)
+    async def search_customers(self, params: CustomerQuery) -> CustomerPage:
+        """The customers after `params.after`: the count (up to `COUNT_CAP`) is of the whole
+        search, not of the rows left after the cursor."""
+        total = await self.repo.count_customers(params, COUNT_CAP)
+        capped = total > COUNT_CAP
+        rows = await self.repo.customers(params, limit=PER_PAGE + 1, many=capped)
+        more = len(rows) > PER_PAGE
+        rows = rows[:PER_PAGE]
+        return CustomerPage(
+            items=rows,
+            total=min(total, COUNT_CAP),
+            capped=capped,
+            next_after=_cursor_text(rows[-1].cursor(params.sort)) if more else None,
+            first=params.after is None,
+        )
 
     async def customer(self, external_id: str) -> Customer:
         return await self.customers.get(external_id)

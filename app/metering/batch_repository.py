@@ -7,8 +7,9 @@ Hot paths use Core statements built once; locks are taken in a fixed order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import msgspec
@@ -36,6 +37,7 @@ from app.metering.models import (
     Reservation,
     UsageDay,
     UsageEvent,
+    UsageMeterDay,
     UsageTotal,
 )
 from app.metering.ops import REVOCATION_KINDS
@@ -45,6 +47,10 @@ from app.metering.state import BatchState, EventRow
 events_t = cast(Table, UsageEvent.__table__)
 totals_t = cast(Table, UsageTotal.__table__)
 days_t = cast(Table, UsageDay.__table__)
+meter_days_t = cast(Table, UsageMeterDay.__table__)
+# Rows per (meter, day) of `usage_meter_days`: each process adds to its own (by process id),
+# so batches of different customers in different processes do not queue on one row.
+METER_DAY_SHARDS = 16
 grants_t = cast(Table, CreditGrant.__table__)
 ledger_t = cast(Table, CreditLedgerEntry.__table__)
 reservations_t = cast(Table, Reservation.__table__)
@@ -402,6 +408,47 @@ def add_to_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int])
         conn.execute(_ADD_TO_DAYS[conn.dialect.name], rows)
 
 
+def meter_day_shard() -> int:
+    return os.getpid() % METER_DAY_SHARDS
+
+
+def meter_day_amounts(
+    amounts: dict[tuple[int, str, datetime], int],
+) -> dict[tuple[str, date], int]:
+    """The daily roll-ups' amounts per (meter, UTC day): what every customer used."""
+    totals: dict[tuple[str, date], int] = {}
+    for (_customer, meter, starts_at), amount in amounts.items():
+        key = (meter, starts_at.astimezone(UTC).date())
+        totals[key] = totals.get(key, 0) + amount
+    return totals
+
+
+def _add_to_meter_day(insert: Any) -> Any:
+    statement = insert(meter_days_t)
+    return statement.on_conflict_do_update(
+        index_elements=[meter_days_t.c.meter_code, meter_days_t.c.day, meter_days_t.c.shard],
+        set_={"amount": meter_days_t.c.amount + statement.excluded.amount},
+    )
+
+
+_ADD_TO_METER_DAYS = {
+    name: _add_to_meter_day(insert)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def add_to_meter_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
+    """Add to every customer's usage per meter and day (this process's shard), in key order."""
+    totals = meter_day_amounts(amounts)
+    if totals:
+        shard = meter_day_shard()
+        rows = [
+            {"meter_code": m, "day": d, "shard": shard, "amount": totals[(m, d)]}
+            for m, d in sorted(totals)
+        ]
+        conn.execute(_ADD_TO_METER_DAYS[conn.dialect.name], rows)
+
+
 def event_ids(conn: Connection, public_ids: Iterable[str]) -> dict[str, int]:
     ids = list(set(public_ids))
     if not ids:
@@ -466,6 +513,10 @@ _PG_WRITE_USAGE = (
     "SELECT * FROM unnest($14::bigint[], $15::text[], $16::timestamptz[], $17::bigint[]) "
     "ON CONFLICT (customer_id, meter_code, starts_at) "
     f"DO UPDATE SET amount = {days_t.name}.amount + excluded.amount), "
+    f"meter_days AS (INSERT INTO {meter_days_t.name} (meter_code, day, shard, amount) "
+    "SELECT * FROM unnest($22::text[], $23::date[], $24::int[], $25::bigint[]) "
+    "ON CONFLICT (meter_code, day, shard) "
+    f"DO UPDATE SET amount = {meter_days_t.name}.amount + excluded.amount), "
     f"totals AS (UPDATE {totals_t.name} AS t "
     "SET used = v.used, credits_used = v.credits_used, updated_at = $21 "
     "FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS v(id, used, credits_used) "
@@ -488,12 +539,15 @@ def write_usage(
     if conn.dialect.name != "postgresql":
         insert_events(conn, events)
         add_to_days(conn, day_amounts)
+        add_to_meter_days(conn, day_amounts)
         for total_id, used, credits_used in totals:
             update_total(conn, total_id, used, credits_used, now)
         return
     if not (events or day_amounts or totals):
         return
     days = sorted(day_amounts)
+    meter_days = meter_day_amounts(day_amounts)
+    meter_keys = sorted(meter_days)
     inserted = conn.exec_driver_sql(
         _PG_WRITE_USAGE,
         (
@@ -506,6 +560,10 @@ def write_usage(
             [total[1] for total in totals],
             [total[2] for total in totals],
             now,
+            [key[0] for key in meter_keys],
+            [key[1] for key in meter_keys],
+            [meter_day_shard()] * len(meter_keys),
+            [meter_days[key] for key in meter_keys],
         ),
     ).scalar_one()
     if inserted != len(events):

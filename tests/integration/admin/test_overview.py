@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
-from app.metering.models import UsageDay
+from app.metering.models import UsageMeterDay
 from app.stripe_sync.models import StripeEvent
 from tests.integration.admin.conftest import Admin
 
@@ -125,12 +125,13 @@ async def seed(session: AsyncSession, now: datetime) -> None:
         ("a", "tokens", 100, now),
         ("a", "ai_requests", 50, now - timedelta(days=40)),
     ]:
-        # The chart reads the writer's daily roll-ups (tests/integration/metering/test_usage_days.py).
+        # The chart reads the writer's per-meter roll-ups, each process adding to a shard of
+        # its own (tests/integration/metering/test_usage_days.py): the shards add up.
         session.add(
-            UsageDay(
-                customer_id=customers[key].id,
+            UsageMeterDay(
                 meter_code=code,
-                starts_at=start_of_day(at),
+                day=start_of_day(at).date(),
+                shard=ord(key),
                 amount=amount,
             )
         )

@@ -10,7 +10,8 @@ from sqlalchemy import func, select, update
 from app.catalog.loader import parse_catalog
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerInput, CustomerService
-from app.metering.models import UsageDay, UsageEvent
+from app.metering import batch_repository
+from app.metering.models import UsageDay, UsageEvent, UsageMeterDay
 from app.metering.ops import CustomerRef, RecordUsage, fingerprint
 from app.metering.writer import apply_batch
 
@@ -125,3 +126,45 @@ async def test_events_dated_outside_their_period_are_charted_inside_it(engine, s
         ("calls", today): 2,
         ("logins", today): 4,
     }
+
+
+async def test_every_customers_usage_per_meter_and_day_adds_up_across_processes(
+    engine, session, monkeypatch
+) -> None:
+    """`usage_meter_days` (the admin overview's chart) holds, per meter and UTC day, the sum of
+    every customer's daily roll-ups; each process adds to its own shard."""
+    customers = CustomerService(session, CATALOG)
+    await customers.upsert(CustomerInput(external_id="days"))
+    await customers.upsert(CustomerInput(external_id="other"))
+    await session.commit()
+    other = CustomerRef(external_customer_id="other")
+    yesterday = NOW - timedelta(days=1)
+    monkeypatch.setattr(batch_repository, "meter_day_shard", lambda: 3)
+    await apply_batch(
+        engine,
+        CATALOG,
+        [_use("a", 3, None), _use("b", 5, yesterday), _use("l", 1, None, "logins")],
+        "u",
+        now=NOW,
+    )
+    monkeypatch.setattr(batch_repository, "meter_day_shard", lambda: 11)  # another process
+    later = [RecordUsage(other, "calls", "o", 7, None, {"n": 7}, fingerprint({"tx": "o"}))]
+    await apply_batch(engine, CATALOG, [*later, _use("a", 3, None)], "u", now=NOW)  # a retried
+    rows = (await session.execute(select(UsageMeterDay))).scalars().all()
+    by_shard = {(r.meter_code, r.day, r.shard): r.amount for r in rows}
+    today = NOW.date()
+    assert by_shard == {
+        ("calls", today, 3): 3,
+        ("calls", today - timedelta(days=1), 3): 5,
+        ("logins", today, 3): 1,
+        ("calls", today, 11): 7,
+    }
+    days = (await session.execute(select(UsageDay))).scalars().all()
+    summed: dict[tuple[str, object], int] = {}
+    for row in days:
+        key = (row.meter_code, row.starts_at.astimezone(UTC).date())
+        summed[key] = summed.get(key, 0) + row.amount
+    totals: dict[tuple[str, object], int] = {}
+    for (meter, day, _shard), amount in by_shard.items():
+        totals[(meter, day)] = totals.get((meter, day), 0) + amount
+    assert totals == summed
