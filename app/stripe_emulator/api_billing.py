@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from app.stripe_emulator import (
+    automatic_tax,
     card_updates,
     cards,
     invoices,
@@ -56,6 +57,7 @@ def create_subscription(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
         description=p.get("description") or None,
         billing_mode=subscriptions.billing_mode_param(p),
         trial_settings=pausing.trial_settings_param(p),
+        automatic_tax=bool(automatic_tax.enabled_param(p)),
     )
 
 

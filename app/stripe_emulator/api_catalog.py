@@ -84,7 +84,10 @@ def update_customer(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
             if name in p:
                 c[name] = _str_or_none(p[name])
         if isinstance(p.get("address"), dict):
-            c["address"] = {**objects._ADDRESS, **(c.get("address") or {}), **p["address"]}
+            given = {k: _str_or_none(v) for k, v in p["address"].items()}
+            c["address"] = {**objects._ADDRESS, **(c.get("address") or {}), **given}
+        elif p.get("address") == "":
+            c["address"] = None
         c["metadata"] = metadata_update(c["metadata"], p)
         if isinstance(settings, dict) and "default_payment_method" in settings:
             c["invoice_settings"]["default_payment_method"] = pm_id

@@ -6,15 +6,25 @@ from typing import Any
 
 from app.stripe_emulator import (
     async_checkout,
+    automatic_tax,
     billing_objects,
     cards,
+    discounts,
     invoices,
     objects,
     payment_method_types,
     payments,
     subscriptions,
+    tax_ids,
 )
-from app.stripe_emulator.core import Emulator, int_param, metadata_update, render, require
+from app.stripe_emulator.core import (
+    Emulator,
+    bool_param,
+    int_param,
+    metadata_update,
+    render,
+    require,
+)
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.store import new_id
 from app.stripe_emulator.subscriptions import ItemSpec
@@ -58,6 +68,7 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
     subtotal = sum(item["amount_subtotal"] for item in line_items)
     currency = line_items[0]["currency"] if line_items else (p.get("currency") or None)
     payment_method_types = async_checkout.check_payment_method_types(p, mode, currency)
+    collection = _collection(p, customer, mode)
     session_id = new_id("cs_test", 58)
     session = billing_objects.checkout_session(
         now,
@@ -89,9 +100,133 @@ def create_session(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
         _billing_mode=billing_mode,
         _subscription_metadata=metadata_update({}, subscription_data),
         _payment_intent_data=p.get("payment_intent_data") or {},
+        **collection,
     )
+    set_amounts(session)
     emu.save(session)
     return session
+
+
+def _collection(p: dict[str, Any], customer: dict[str, Any] | None, mode: str) -> dict[str, Any]:
+    """What the page collects besides the payment (the billing address, a tax ID, a
+    promotion code) and automatic tax, checked as Stripe checks them."""
+    address_collection = p.get("billing_address_collection") or None
+    if address_collection not in (None, "auto", "required"):
+        raise StripeError(
+            400,
+            "Invalid billing_address_collection: must be one of auto or required",
+            param="billing_address_collection",
+        )
+    tax_id_collection = p.get("tax_id_collection") or {}
+    collect_tax_id = bool(bool_param(tax_id_collection, "enabled", False))
+    tax = bool(automatic_tax.enabled_param(p)) and mode != "setup"
+    update = p.get("customer_update") or {}
+    if not isinstance(update, dict):
+        raise StripeError(400, "Invalid hash", param="customer_update")
+    if update and customer is None:
+        raise StripeError(
+            400,
+            "`customer_update` can only be used with `customer`.",
+            param="customer_update",
+        )
+    if collect_tax_id and customer is not None and update.get("name") != "auto":
+        raise StripeError(
+            400,
+            "tax_id_collection requires updating business name on the customer. To enable "
+            "tax ID collection for an existing customer, please set `customer_update[name]` "
+            "to `auto`.",
+            param="customer_update[name]",
+        )
+    if (
+        tax
+        and customer is not None
+        and not (customer.get("address") or {}).get("country")
+        and "auto" not in (update.get("address"), update.get("shipping"))
+    ):
+        raise StripeError(
+            400,
+            "Automatic tax calculation in Checkout requires a valid address on the Customer. "
+            "Add a valid address to the Customer or set either `customer_update[address]` to "
+            "'auto' or `customer_update[shipping]` to 'auto' to save the address entered in "
+            "Checkout to the Customer.",
+            param="customer_update[address]",
+        )
+    return {
+        "allow_promotion_codes": bool_param(p, "allow_promotion_codes"),
+        "billing_address_collection": address_collection,
+        "tax_id_collection": {"enabled": collect_tax_id, "required": "never"},
+        "automatic_tax": {
+            "enabled": tax,
+            "liability": {"type": "self"} if tax else None,
+            "provider": "stripe" if tax else None,
+            "status": "complete" if tax else None,
+        },
+        "discounts": [],
+        "_customer_update": {k: v for k, v in update.items() if v},
+        "_discount": None,
+    }
+
+
+def asks_address(session: dict[str, Any], customer: dict[str, Any] | None) -> bool:
+    """The page asks for the billing address: always with `required`; with `auto` only when
+    automatic tax needs a location the customer lacks (as Stripe's page does)."""
+    if session.get("billing_address_collection") == "required":
+        return True
+    has_address = bool(((customer or {}).get("address") or {}).get("country"))
+    return bool(session["automatic_tax"]["enabled"]) and not has_address
+
+
+def set_amounts(session: dict[str, Any]) -> None:
+    """The line items' and the session's amounts: subtotal, the promotion code's discount,
+    automatic tax on what is left, total (nothing due today in a trial)."""
+    discount = session.get("_discount")
+    tax = session["automatic_tax"]["enabled"]
+    subtotal = discounted = taxed = 0
+    for item in session["_line_items"]["data"]:
+        amount = item["amount_subtotal"]
+        off = discounts.amount_of(discount, amount) if discount else 0
+        item_tax = automatic_tax.tax_on(amount - off) if tax else 0
+        item.update(amount_discount=off, amount_tax=item_tax, amount_total=amount - off + item_tax)
+        subtotal += amount
+        discounted += off
+        taxed += item_tax
+    trial = bool(session.get("_trial_days"))
+    session["amount_subtotal"] = subtotal
+    session["amount_total"] = 0 if trial else subtotal - discounted + taxed
+    session["total_details"] = {
+        "amount_discount": 0 if trial else discounted,
+        "amount_shipping": 0,
+        "amount_tax": 0 if trial else taxed,
+    }
+
+
+def apply_promotion_code(emu: Emulator, session: dict[str, Any], code: str) -> dict[str, Any]:
+    """The hosted page's "Apply" of a promotion code (or its removal, with an empty code)."""
+    if session["status"] != "open":
+        raise StripeError(400, "This Checkout Session is no longer active.")
+    if not session.get("allow_promotion_codes"):
+        raise StripeError(400, "This Checkout Session does not take promotion codes.")
+    if not code.strip():
+        session["discounts"], session["_discount"] = [], None
+    else:
+        promo = discounts.redeemable(emu, code)
+        session["discounts"] = [
+            {"coupon": promo["promotion"]["coupon"], "promotion_code": promo["id"]}
+        ]
+        session["_discount"] = _preview_discount(emu, promo)
+    set_amounts(session)
+    emu.save(session)
+    return session
+
+
+def _preview_discount(emu: Emulator, promo: dict[str, Any]) -> dict[str, Any]:
+    """The discount the code will make, as far as amounts go (made for real on completion)."""
+    coupon = emu.load(promo["promotion"]["coupon"], "coupon")
+    return {
+        "_promotion_code": promo["id"],
+        "_percent_off": coupon.get("percent_off"),
+        "_amount_off": coupon.get("amount_off"),
+    }
 
 
 def _invoice_creation(p: dict[str, Any], mode: str) -> dict[str, Any] | None:
@@ -169,6 +304,8 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     customer = emu.load(session["customer"], "customer") if session["customer"] else None
     now = emu.now_for(customer) if customer else emu.now()
     email = form.get("email") or session.get("customer_email")
+    address = _collected_address(session, customer, form)
+    tax_id = _collected_tax_id(session, form)
     other: dict[str, Any] | None = None
     if kind == "card":
         card = _checked_card(session, form, now)
@@ -193,15 +330,27 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     updates: dict[str, Any] = {"status": "complete"}
     if customer:
         updates["customer"] = customer["id"]
+    business_name = form.get("business_name", "").strip() if tax_id else ""
     updates["customer_details"] = {
-        "address": None,
+        "address": address,
         "email": email or (customer or {}).get("email"),
-        "name": form.get("name") or (customer or {}).get("name"),
+        "name": business_name or form.get("name") or (customer or {}).get("name"),
         "phone": None,
         "tax_exempt": "none",
-        "tax_ids": [],
+        "tax_ids": [{"type": tax_id[0], "value": tax_id[1]}] if tax_id else [],
     }
+    if customer:
+        _update_customer(emu, session, customer, address, tax_id, business_name)
     mode = session["mode"]
+    if session.get("_discount") and mode != "setup":
+        promo = emu.load(session["_discount"]["_promotion_code"], "promotion_code")
+        session["_discount"] = discounts.new_discount(
+            emu,
+            promo,
+            customer=customer["id"] if customer else None,
+            now=now,
+            checkout_session=session["id"] if mode == "payment" else None,
+        )
     if mode == "payment" and kind in payment_method_types.DELAYED:
         updates.update(async_checkout.complete_delayed(emu, session, customer, pm, now))
     elif mode == "subscription":
@@ -215,6 +364,65 @@ def complete(emu: Emulator, session: dict[str, Any], form: dict[str, str]) -> di
     emu.save(session)
     emu.emit("checkout.session.completed", session)
     return session
+
+
+ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state", "country")
+
+
+def _collected_address(
+    session: dict[str, Any], customer: dict[str, Any] | None, form: dict[str, str]
+) -> dict[str, Any] | None:
+    """The billing address the page asked for, checked (line 1 and the country are
+    required; the country as a two-letter ISO code)."""
+    if not asks_address(session, customer):
+        return None
+    address: dict[str, Any] = {
+        name: form.get(f"address_{name}", "").strip() or None for name in ADDRESS_FIELDS
+    }
+    if not address["line1"]:
+        raise StripeError(400, "Your address is incomplete.", param="address_line1")
+    country = (address["country"] or "").upper()
+    if len(country) != 2 or not country.isalpha():
+        raise StripeError(400, "Please select your country.", param="address_country")
+    address["country"] = country
+    return address
+
+
+def _collected_tax_id(session: dict[str, Any], form: dict[str, str]) -> tuple[str, str] | None:
+    """The tax ID typed on the page, if tax ID collection is on and one was given."""
+    if not session["tax_id_collection"]["enabled"]:
+        return None
+    value = form.get("tax_id_value", "").strip()
+    if not value:
+        return None
+    tax_type = form.get("tax_id_type", "")
+    if tax_type not in tax_ids.FORMATS:
+        raise StripeError(400, "Please select the type of your tax ID.", param="tax_id_type")
+    tax_ids.check(tax_type, value, "tax_id_value")
+    return tax_type, value
+
+
+def _update_customer(
+    emu: Emulator,
+    session: dict[str, Any],
+    customer: dict[str, Any],
+    address: dict[str, Any] | None,
+    tax_id: tuple[str, str] | None,
+    business_name: str,
+) -> None:
+    """Save what the page collected on the customer, as `customer_update` allows."""
+    allowed = session.get("_customer_update") or {}
+    changes: dict[str, Any] = {}
+    if address and allowed.get("address") == "auto":
+        changes["address"] = address
+    if business_name and allowed.get("name") == "auto":
+        changes["name"] = business_name
+    if changes:
+        emu.update(
+            emu.load(customer["id"], "customer"), lambda c: c.update(changes), "customer.updated"
+        )
+    if tax_id:
+        tax_ids.create(emu, emu.load(customer["id"], "customer"), *tax_id)
 
 
 def _checked_card(
@@ -276,6 +484,8 @@ def _complete_subscription(
         default_pm=pm["id"],
         metadata=session.get("_subscription_metadata") or {},
         billing_mode=session.get("_billing_mode") or "flexible",
+        discount=session.get("_discount"),
+        automatic_tax=session["automatic_tax"]["enabled"],
     )
     return {
         "subscription": sub["id"],
@@ -321,7 +531,7 @@ def paid_invoice(
     line items paid by `pi`; returns its id."""
     lines = [
         {
-            "amount": item["amount_total"],
+            "amount": item["amount_subtotal"],
             "currency": item["currency"],
             "description": item["description"],
             "period": (now, now),
@@ -331,7 +541,14 @@ def paid_invoice(
         for item in session["_line_items"]["data"]
     ]
     invoice = invoices.create(
-        emu, customer, lines, currency=session["currency"], billing_reason="manual", now=now
+        emu,
+        customer,
+        lines,
+        currency=session["currency"],
+        billing_reason="manual",
+        now=now,
+        discount=session.get("_discount"),
+        tax=session["automatic_tax"]["enabled"],
     )
     invoices.finalize(emu, invoice, now)
     invoices.record_payment(emu, invoice, pi, now)

@@ -41,6 +41,9 @@ KIND_BY_PREFIX = {
     "re": "refund",
     "dp": "dispute",
     "cn": "credit_note",
+    "txi": "tax_id",
+    "promo": "promotion_code",
+    "di": "discount",
 }
 
 

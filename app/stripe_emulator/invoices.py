@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.stripe_emulator import balances, billing_objects, payments
+from app.stripe_emulator import (
+    automatic_tax,
+    balances,
+    billing_objects,
+    discounts,
+    payments,
+    tax_ids,
+)
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.store import new_id
 
@@ -22,6 +29,8 @@ def create(
     subscription: dict[str, Any] | None = None,
     period: tuple[int, int] | None = None,
     description: str | None = None,
+    discount: dict[str, Any] | None = None,
+    tax: bool | None = None,
 ) -> dict[str, Any]:
     """Create a draft invoice from line specs (kwargs of billing_objects.invoice_line minus invoice_id)."""
     invoice = build(
@@ -33,7 +42,10 @@ def create(
         subscription=subscription,
         period=period,
         description=description,
+        discount=discount,
+        tax=tax,
     )
+    invoice["customer_tax_ids"] = tax_ids.invoice_tax_ids(emu, customer["id"])
     emu.save(invoice)
     emu.emit("invoice.created", invoice)
     return invoice
@@ -50,8 +62,11 @@ def build(
     period: tuple[int, int] | None = None,
     description: str | None = None,
     invoice_id: str | None = None,
+    discount: dict[str, Any] | None = None,
+    tax: bool | None = None,
 ) -> dict[str, Any]:
-    """The draft invoice `create` saves (and a preview shows), stored nowhere."""
+    """The draft invoice `create` saves (and a preview shows), stored nowhere. `discount` (a
+    redeemed promotion code) and `tax` (automatic tax) default to the subscription's."""
     invoice_id = invoice_id or new_id("in")
     invoice = billing_objects.invoice(
         now,
@@ -62,16 +77,11 @@ def build(
         description=description,
     )
     invoice["lines"]["data"] = [billing_objects.invoice_line(invoice_id, **line) for line in lines]
-    total = sum(line["amount"] for line in invoice["lines"]["data"])
-    due = max(total, 0)
-    invoice.update(
-        subtotal=total,
-        subtotal_excluding_tax=total,
-        total=total,
-        total_excluding_tax=total,
-        amount_due=due,
-        amount_remaining=due,
-    )
+    if subscription:
+        discount = discount or subscription.get("_discount")
+        if tax is None:
+            tax = bool((subscription.get("automatic_tax") or {}).get("enabled"))
+    _set_amounts(invoice, discount, bool(tax))
     if period:
         invoice["period_start"], invoice["period_end"] = period
     if subscription:
@@ -88,8 +98,52 @@ def build(
     return invoice
 
 
+def _set_amounts(invoice: dict[str, Any], discount: dict[str, Any] | None, tax: bool) -> None:
+    """Subtotal, discounts, taxes and total from the lines, as Stripe computes them: a
+    discount off each line, then automatic tax on what is left of it."""
+    subtotal = discounted = taxed = 0
+    for line in invoice["lines"]["data"]:
+        amount = line["amount"]
+        off = discounts.amount_of(discount, amount) if discount else 0
+        if discount and off:
+            line["discounts"] = [discount["id"]]
+            line["discount_amounts"] = [{"amount": off, "discount": discount["id"]}]
+        if tax:
+            line_tax = automatic_tax.tax_on(amount - off)
+            line["taxes"] = [automatic_tax.tax_entry(line_tax, amount - off)]
+            taxed += line_tax
+        subtotal += amount
+        discounted += off
+    total_excluding_tax = subtotal - discounted
+    total = total_excluding_tax + taxed
+    due = max(total, 0)
+    if discount:
+        invoice["discounts"] = [discount["id"]]
+        invoice["total_discount_amounts"] = [{"amount": discounted, "discount": discount["id"]}]
+    if tax:
+        invoice["automatic_tax"] = automatic_tax.invoice_field(True)
+        invoice["total_taxes"] = [automatic_tax.tax_entry(taxed, total_excluding_tax)]
+    invoice.update(
+        subtotal=subtotal,
+        subtotal_excluding_tax=subtotal,
+        total=total,
+        total_excluding_tax=total_excluding_tax,
+        amount_due=due,
+        amount_remaining=due,
+    )
+
+
 def finalize(emu: Emulator, invoice: dict[str, Any], now: int) -> None:
     customer = emu.load(invoice["customer"], "customer")
+    # As Stripe: the customer's details are copied onto the invoice when it is finalized and
+    # no longer follow the customer afterwards.
+    invoice.update(
+        customer_name=customer.get("name"),
+        customer_email=customer.get("email"),
+        customer_address=customer.get("address"),
+        customer_phone=customer.get("phone"),
+        customer_tax_ids=tax_ids.invoice_tax_ids(emu, customer["id"]),
+    )
     sequence = int(customer.get("next_invoice_sequence") or 1)
     customer["next_invoice_sequence"] = sequence + 1
     emu.save(customer)

@@ -8,11 +8,13 @@ from app.stripe_emulator import (
     authentication,
     cards,
     checkout,
+    discounts,
     invoices,
     payment_actions,
     payment_method_types,
     payments,
     subscriptions,
+    tax_ids,
 )
 from app.stripe_emulator.core import Emulator
 from app.stripe_emulator.errors import StripeError, no_such
@@ -41,8 +43,36 @@ def checkout_page(emu: Emulator, session: dict[str, Any], error: str | None = No
         submit_label=SUBMIT_LABELS[session["mode"]],
         trial_days=session.get("_trial_days"),
         ask_email=not session.get("customer") and not session.get("customer_email"),
+        ask_address=checkout.asks_address(session, _customer_of(emu, session)),
+        ask_tax_id=session["tax_id_collection"]["enabled"],
+        tax_id_types=tax_ids.TYPES,
+        promotion_code=_applied_code(emu, session),
+        test_code=discounts.TEST_CODE,
         error=error,
     )
+
+
+def _customer_of(emu: Emulator, session: dict[str, Any]) -> dict[str, Any] | None:
+    return emu.store.get(session["customer"]) if session.get("customer") else None
+
+
+def _applied_code(emu: Emulator, session: dict[str, Any]) -> str | None:
+    applied = session.get("_discount") or {}
+    promo_id = applied.get("promotion_code") or applied.get("_promotion_code")
+    promo = emu.store.get(promo_id) if promo_id else None
+    return promo["code"] if promo else None
+
+
+def apply_promotion_code(emu: Emulator, session_id: str, code: str) -> tuple[int, str, str | None]:
+    """The promotion code form: applied (or removed), back to the page with the new total."""
+    session = _load(emu, session_id, "checkout.session")
+    try:
+        with emu.store.transaction():
+            checkout.apply_promotion_code(emu, session, code)
+    except StripeError as exc:
+        session = _load(emu, session_id, "checkout.session")
+        return 400, checkout_page(emu, session, exc.message), None
+    return 303, "", f"/checkout/{session_id}"
 
 
 def _checkout_done(session: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from app.stripe_emulator.event_types import API_VERSIONS, EVENT_TYPES
 from app.stripe_emulator.strict_params import ANY, LIST, MAP, Enum, Range, Spec, fields
+from app.stripe_emulator.tax_ids import TYPES as TAX_ID_TYPES
 
 INTERVAL = Enum("day", "month", "week", "year")
 PAYMENT_BEHAVIOR = Enum(
@@ -21,6 +22,8 @@ PAYMENT_BEHAVIOR = Enum(
 TAX_BEHAVIOR = Enum("exclusive", "inclusive", "unspecified")
 BILLING_MODE = fields(type=Enum("classic", "flexible"))
 ADDRESS = fields("city", "country", "line1", "line2", "postal_code", "state")
+# Stripe Tax: `automatic_tax[enabled]` (the emulator charges one fixed test rate).
+AUTOMATIC_TAX = fields("enabled")
 
 PRICE_CREATE = fields(
     "active",
@@ -77,6 +80,13 @@ CHECKOUT_CREATE = fields(
     line_items=[fields("price", "quantity", price_data=PRICE_DATA)],
     metadata=MAP,
     mode=Enum("payment", "setup", "subscription"),
+    allow_promotion_codes=ANY,
+    automatic_tax=AUTOMATIC_TAX,
+    billing_address_collection=Enum("auto", "required"),
+    customer_update=fields(
+        address=Enum("auto", "never"), name=Enum("auto", "never"), shipping=Enum("auto", "never")
+    ),
+    tax_id_collection=fields("enabled", required=Enum("if_supported", "never")),
     allowed_payment_method_types=[ANY],
     payment_intent_data=fields(
         "description", metadata=MAP, setup_future_usage=Enum("off_session", "on_session")
@@ -94,6 +104,7 @@ SUBSCRIPTION_CREATE = fields(
     "description",
     "trial_end",
     "trial_period_days",
+    automatic_tax=AUTOMATIC_TAX,
     billing_mode=BILLING_MODE,
     items=[fields("price", "quantity", metadata=MAP)],
     metadata=MAP,
@@ -109,6 +120,7 @@ SUBSCRIPTION_UPDATE = fields(
     "default_payment_method",
     "description",
     "trial_end",
+    automatic_tax=AUTOMATIC_TAX,
     cancellation_details=fields("comment", "feedback"),
     items=[fields("id", "price", "quantity", "deleted", metadata=MAP)],
     metadata=MAP,
@@ -211,6 +223,10 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/customers"): fields("email", "test_clock", **LIST),
     ("GET", "/v1/customers/{id}/payment_methods"): fields("type", **LIST),
     ("GET", "/v1/customers/{id}/payment_methods/{pm}"): NONE,
+    ("POST", "/v1/customers/{id}/tax_ids"): fields("value", type=Enum(*TAX_ID_TYPES)),
+    ("GET", "/v1/customers/{id}/tax_ids"): LIST,
+    ("GET", "/v1/customers/{id}/tax_ids/{tax}"): NONE,
+    ("DELETE", "/v1/customers/{id}/tax_ids/{tax}"): NONE,
     ("POST", "/v1/customers/{id}/balance_transactions"): fields(
         "amount", "currency", "description", metadata=MAP
     ),
@@ -255,6 +271,23 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
         type=Enum("one_time", "recurring"),
         **LIST,
     ),
+    # Coupons and promotion codes
+    ("POST", "/v1/coupons"): fields(
+        "amount_off",
+        "currency",
+        "id",
+        "name",
+        "percent_off",
+        duration=Enum("forever", "once", "repeating"),
+        metadata=MAP,
+    ),
+    ("GET", "/v1/coupons/{id}"): NONE,
+    ("GET", "/v1/coupons"): LIST,
+    ("POST", "/v1/promotion_codes"): fields(
+        "active", "code", metadata=MAP, promotion=fields("coupon", type=Enum("coupon"))
+    ),
+    ("GET", "/v1/promotion_codes/{id}"): NONE,
+    ("GET", "/v1/promotion_codes"): fields("active", "code", "coupon", **LIST),
     # Subscriptions
     ("POST", "/v1/subscriptions"): SUBSCRIPTION_CREATE,
     ("GET", "/v1/subscriptions/{id}"): NONE,
@@ -271,7 +304,11 @@ ALLOWED: dict[tuple[str, str], dict[str, Spec]] = {
     ("GET", "/v1/subscription_items/{id}"): NONE,
     # Invoices
     ("POST", "/v1/invoices/create_preview"): fields(
-        "customer", "schedule", "subscription", subscription_details=PREVIEW_SUBSCRIPTION
+        "customer",
+        "schedule",
+        "subscription",
+        automatic_tax=AUTOMATIC_TAX,
+        subscription_details=PREVIEW_SUBSCRIPTION,
     ),
     # Subscription schedules
     ("POST", "/v1/subscription_schedules"): fields("from_subscription", metadata=MAP),

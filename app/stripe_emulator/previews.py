@@ -6,7 +6,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from app.stripe_emulator import balances, billing_objects, invoices, schedules, subscriptions
+from app.stripe_emulator import (
+    automatic_tax,
+    balances,
+    billing_objects,
+    invoices,
+    schedules,
+    subscriptions,
+)
 from app.stripe_emulator.core import Emulator, int_param
 from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.store import new_id
@@ -35,6 +42,7 @@ def create_preview(emu: Emulator, params: dict[str, Any]) -> dict[str, Any]:
     customer = emu.load(sub["customer"], "customer")
     now = emu.now_for(sub)
     draft = copy.deepcopy(sub)
+    _apply_tax(draft, params)
     if params.get("schedule"):
         _apply_schedule(emu, draft, params["schedule"])
     changes = {name: details[name] for name in UPDATE_PARAMS if name in details}
@@ -108,12 +116,20 @@ def _new_subscription(
             billing_objects.subscription_item(now, sub["id"], price, quantity, now, now)
         )
     sub["currency"] = sub["items"]["data"][0]["price"]["currency"]
+    _apply_tax(sub, params)
     lines = licensed_lines(emu, sub, (now, subscriptions.next_period_end(sub)))
     invoice = _preview(customer, lines, sub, "subscription_create", now, (now, now))
     invoice["parent"] = None
     for line in invoice["lines"]["data"]:
         line["parent"]["subscription_item_details"]["subscription"] = None
     return invoice
+
+
+def _apply_tax(draft: dict[str, Any], params: dict[str, Any]) -> None:
+    """`automatic_tax[enabled]` of the preview: the invoice with (or without) Stripe Tax."""
+    enabled = automatic_tax.enabled_param(params)
+    if enabled is not None:
+        draft["automatic_tax"] = automatic_tax.subscription_field(enabled)
 
 
 def _apply_schedule(emu: Emulator, draft: dict[str, Any], schedule_id: str) -> None:

@@ -28,6 +28,7 @@ from app.stripe_emulator import (  # noqa: F401
     card_updates,
     charges,
     credit_notes,
+    discounts,
     disputes,
     invoice_actions,
     meter_stream,
@@ -37,6 +38,7 @@ from app.stripe_emulator import (  # noqa: F401
     refunds,
     scheduler,
     strict_params,
+    tax_ids,
     thin_events,
     webhook_endpoints,
     webhooks,
@@ -86,6 +88,7 @@ class Response:
 class EmulatorApp:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
+        discounts.seed(emu)
         self.page_headers = page_headers(emu.options.base_url)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -311,6 +314,11 @@ class EmulatorApp:
             case "POST", ["invoice", invoice_id, "authenticate"]:
                 pages.authenticate_invoice(emu, invoice_id, form.get("action", ""))
                 return Response.redirect(f"/invoice/{invoice_id}")
+            case "POST", ["checkout", session_id, "promotion_code"]:
+                status, html, location = pages.apply_promotion_code(
+                    emu, session_id, form.get("code", "")
+                )
+                return Response.redirect(location) if location else Response.html(status, html)
             case "POST", ["checkout", session_id]:
                 status, html, location = pages.submit_checkout(emu, session_id, form)
                 return Response.redirect(location) if location else Response.html(status, html)

@@ -6,7 +6,15 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.stripe_emulator import billing_objects, invoices, pausing, payment_actions, payments
+from app.stripe_emulator import (
+    billing_objects,
+    invoices,
+    pausing,
+    payment_actions,
+    payments,
+)
+from app.stripe_emulator.automatic_tax import enabled_param as tax_param
+from app.stripe_emulator.automatic_tax import subscription_field as tax_field
 from app.stripe_emulator.clock import DAY, add_interval
 from app.stripe_emulator.core import Emulator, bool_param, int_param, metadata_update, render
 from app.stripe_emulator.errors import StripeError, missing
@@ -79,7 +87,12 @@ def create(
     description: str | None = None,
     billing_mode: str = "flexible",
     trial_settings: dict[str, Any] | None = None,
+    discount: dict[str, Any] | None = None,
+    automatic_tax: bool = False,
 ) -> dict[str, Any]:
+    """A new subscription and its first invoice. `discount`: a promotion code redeemed in
+    Checkout (every invoice of the subscription is discounted); `automatic_tax`: Stripe Tax
+    on its invoices."""
     if not items:
         raise missing("items")
     _check_intervals([spec.price for spec in items])
@@ -106,6 +119,10 @@ def create(
     )
     if trial_settings:
         sub["trial_settings"] = trial_settings
+    if discount:
+        sub["_discount"] = {**discount, "subscription": sub_id}
+        sub["discounts"] = [discount["id"]]
+    sub["automatic_tax"] = tax_field(automatic_tax)
     sub["items"]["data"] = [
         billing_objects.subscription_item(now, sub_id, spec.price, spec.quantity, now, end)
         for spec in items
@@ -263,6 +280,9 @@ def apply_changes(
                 "A canceled subscription can only update its cancellation_details and metadata.",
             )
     sub["metadata"] = metadata_update(sub["metadata"], params)
+    tax = tax_param(params)
+    if tax is not None:
+        sub["automatic_tax"] = tax_field(tax)
     if "description" in params:
         sub["description"] = params["description"] or None
     customer = emu.load(sub["customer"], "customer")
