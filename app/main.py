@@ -43,6 +43,7 @@ from app.billing.controllers import (
     PortalController,
 )
 from app.billing.live_poll import LivePoll
+from app.catalog.controllers import PlansApiController
 from app.catalog.models import Catalog
 from app.composition import Parts, web_dependencies
 from app.config import Settings
@@ -192,6 +193,7 @@ def create_app(
             StripeWebhookController,
             CustomerApiController,
             UsageApiController,
+            PlansApiController,
             health,
             create_static_files_router(
                 path="/static", directories=[STATIC_DIR], opt={"public": True}
@@ -229,7 +231,14 @@ def create_app(
                         type="http",
                         scheme="bearer",
                         description="An API key from `billing-portal create-api-key NAME`.",
-                    )
+                    ),
+                    # The portal's login (`/billing/summary.json`, for the SaaS's frontend).
+                    "session": SecurityScheme(
+                        type="apiKey",
+                        name=session_auth.session_backend_config.key,
+                        security_scheme_in="cookie",
+                        description="The session cookie of a login to the portal.",
+                    ),
                 }
             ),
             # JSON only: the HTML renderers load scripts from a CDN, and this product runs offline.

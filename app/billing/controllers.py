@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
@@ -21,6 +22,7 @@ from app.accounts.auth import start_login
 from app.accounts.guards import requires_user
 from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.portal_links import STORE_NAME, PortalLinkService
+from app.billing.schemas import BillingSummaryOut, summary_out
 from app.billing.view_models import Account
 from app.billing.views import BillingPages
 from app.catalog.models import Interval
@@ -28,9 +30,16 @@ from app.customers.models import Customer
 from app.lib.errors import NotFound
 from app.metering.schemas import ExternalIdPath
 from app.web.api_request import ApiRequest, path_text
-from app.web.errors import api_docs
+from app.web.errors import ApiError, ApiOperation, api_docs
 from app.web.responses import page, redirect, wants_fragment
 
+# The JSON pages' errors (app.web.errors answers paths ending in .json in JSON).
+SESSION_JSON_ERRORS = {
+    401: ResponseSpec(ApiError, description="Not logged in", generate_examples=False),
+    404: ResponseSpec(
+        ApiError, description="No billing account for this login", generate_examples=False
+    ),
+}
 METERS_FRAGMENT = "billing/_meters.html"
 CHART_FRAGMENT = "billing/_usage_chart.html"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -50,6 +59,7 @@ async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[st
         "invoice_count": invoice_count,
         "default_card": next((row for row in cards if row.card.is_default), None),
         "card_count": len(cards),
+        "features": pages.feature_comparison(account.plan),
     }
 
 
@@ -134,6 +144,27 @@ class BillingController(Controller):
         response.headers["HX-Trigger-After-Settle"] = "usage-changed"
         return response
 
+    @get(
+        "/summary.json",
+        include_in_schema=True,
+        tags=["billing"],
+        summary="The signed-in customer's plan, balances, features and next invoice",
+        description="For the SaaS's own frontend, with the portal's session cookie (the "
+        "same login as /billing). Read from the portal's database: no Stripe call.",
+        security=[{"session": []}],
+        media_type=MediaType.JSON,
+        responses=SESSION_JSON_ERRORS,
+        operation_class=ApiOperation,
+    )
+    async def summary(
+        self,
+        billing_pages: NamedDependency[BillingPages],
+        current_customer: NamedDependency[Customer],
+    ) -> Response[BillingSummaryOut]:
+        summary = await billing_pages.summary(current_customer)
+        body = summary_out(summary, billing_pages.metering.upgrade_url)
+        return Response(body, headers={"Vary": "Cookie", **NO_STORE})
+
     @get("/upgrade")
     async def upgrade(
         self,
@@ -151,6 +182,7 @@ class BillingController(Controller):
             "interval": chosen,
             "plans": billing_pages.plan_cards(account, chosen),
             "max_savings": billing_pages.max_savings_percent(),
+            "features": billing_pages.feature_comparison(account.plan),
         }
         return page(request, "billing/upgrade.html", context, fragment="billing/_plans.html")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from app.billing.models import Invoice, PaymentMethod
-from app.catalog.models import CreditPack, Interval, Plan
+from app.catalog.models import CreditPack, Feature, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.lib.charts import day_label
 from app.lib.money import format_money
@@ -150,6 +150,21 @@ class PlanCard:
     checkout: bool
     action: str
     ends_trial: bool = False  # choosing it ends the customer's trial and charges now
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    feature: Feature
+    included: list[bool]  # per plan, in the comparison's order
+
+
+@dataclass(frozen=True)
+class FeatureComparison:
+    """The plans x features table of the dashboard and the plans page."""
+
+    plans: list[Plan]
+    rows: list[FeatureRow]
+    current: str | None  # the customer's plan slug, marked in the table
 
 
 @dataclass(frozen=True)

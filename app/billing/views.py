@@ -26,6 +26,7 @@ from app.billing.rules import (
     plan_is_paid,
     trial_days_left,
 )
+from app.billing.summary import BillingSummary, billing_summary
 from app.billing.view_models import (
     CHART_BAR_WIDTH,
     CHART_HEIGHT,
@@ -37,6 +38,8 @@ from app.billing.view_models import (
     ChartDay,
     ChartSeries,
     ChartView,
+    FeatureComparison,
+    FeatureRow,
     InvoiceDetail,
     InvoiceRow,
     LedgerRow,
@@ -367,6 +370,25 @@ class BillingPages:
             if plan.yearly_savings() and monthly and monthly.amount:
                 best = max(best, round(plan.yearly_savings() * 100 / (monthly.amount * 12)))
         return best
+
+    def feature_comparison(self, current: Plan | None = None) -> FeatureComparison | None:
+        """The public plans' features side by side (None when the catalog declares none)."""
+        if not self.catalog.features:
+            return None
+        plans = self.catalog.public_plans()
+        rows = [
+            FeatureRow(feature, [plan.has_feature(code) for plan in plans])
+            for code, feature in self.catalog.features.items()
+        ]
+        return FeatureComparison(plans, rows, current.slug if current else None)
+
+    async def summary(self, customer: Customer) -> BillingSummary:
+        """`GET /billing/summary.json`: from the database (and the balance cache) only."""
+        subscription = await self.customers.subscription(customer)
+        balances = self.metering.cached_balances_for(customer, subscription)
+        if balances is None:
+            balances = await self.metering.balances_for(customer)
+        return billing_summary(self.catalog, customer, subscription, balances)
 
     def credit_packs(self) -> list[CreditPack]:
         return sorted(self.catalog.credit_packs.values(), key=lambda p: (p.meter_code, p.amount))

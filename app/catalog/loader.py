@@ -7,7 +7,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, cast
 
-from app.catalog.models import Catalog, CreditPack, Interval, Meter, Plan, Price, Quota, Reset
+from app.catalog.models import (
+    Catalog,
+    CreditPack,
+    Feature,
+    Interval,
+    Meter,
+    Plan,
+    Price,
+    Quota,
+    Reset,
+)
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _INTERVALS = {"monthly": "month", "yearly": "year"}
@@ -36,8 +46,13 @@ def parse_catalog(raw: dict[str, Any], source: str = "<catalog>") -> Catalog:
     meters = {code: parser.meter(code, body) for code, body in parser.table(raw, "meters").items()}
     if not meters:
         raise CatalogError(source, "meters", "at least one meter is required")
+    features = {
+        code: parser.feature(code, body)
+        for code, body in parser.table(raw, "features", required=False).items()
+    }
     plans = {
-        slug: parser.plan(slug, body, meters) for slug, body in parser.table(raw, "plans").items()
+        slug: parser.plan(slug, body, meters, features)
+        for slug, body in parser.table(raw, "plans").items()
     }
     defaults = [plan.slug for plan in plans.values() if plan.default]
     if len(defaults) != 1:
@@ -50,10 +65,10 @@ def parse_catalog(raw: dict[str, Any], source: str = "<catalog>") -> Catalog:
         slug: parser.pack(slug, body, meters)
         for slug, body in parser.table(raw, "credit_packs", required=False).items()
     }
-    unknown = set(raw) - {"meters", "plans", "credit_packs"}
+    unknown = set(raw) - {"meters", "features", "plans", "credit_packs"}
     if unknown:
         raise CatalogError(source, sorted(unknown)[0], "unknown top-level key")
-    return Catalog(meters=meters, plans=plans, credit_packs=packs, source=source)
+    return Catalog(meters=meters, plans=plans, credit_packs=packs, source=source, features=features)
 
 
 class _Parser:
@@ -114,7 +129,55 @@ class _Parser:
             field_name=field_name,
         )
 
-    def plan(self, slug: str, body: Any, meters: dict[str, Meter]) -> Plan:
+    def feature(self, code: str, body: Any) -> Feature:
+        path = f"features.{code}"
+        if not isinstance(body, dict):
+            raise self.fail(path, "must be a table with a name")
+        unknown = set(body) - {"name", "description"}
+        if unknown:
+            raise self.fail(f"{path}.{sorted(unknown)[0]}", "unknown key (name, description)")
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail(f"{path}.description", "must be a string")
+        return Feature(code=code, name=self.string(body, "name", path), description=description)
+
+    def plan_features(
+        self, body: dict[str, Any], path: str, features: dict[str, Feature]
+    ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """(display bullets, features turned on). `features` is a table of declared feature
+        codes to true or false (a declared feature left out is false); `highlights` a list
+        of strings. The older `features = [...]` list is read as the bullets."""
+        raw = body.get("features", {})
+        highlights = body.get("highlights")
+        if isinstance(raw, list) and highlights is None:
+            highlights, raw = raw, {}
+        if highlights is None:
+            highlights = []
+        if not isinstance(highlights, list) or not all(isinstance(h, str) for h in highlights):
+            raise self.fail(f"{path}.highlights", "must be a list of strings")
+        if not isinstance(raw, dict):
+            raise self.fail(f"{path}.features", "must be a table of feature = true or false")
+        enabled = set()
+        for code, value in raw.items():
+            if code not in features:
+                declared = ", ".join(sorted(features)) or "none"
+                raise self.fail(
+                    f"{path}.features.{code}",
+                    f"unknown feature; declare it under [features.{code}] (declared: {declared})",
+                )
+            if not isinstance(value, bool):
+                raise self.fail(f"{path}.features.{code}", "must be true or false")
+            if value:
+                enabled.add(code)
+        return tuple(highlights), frozenset(enabled)
+
+    def plan(
+        self,
+        slug: str,
+        body: Any,
+        meters: dict[str, Meter],
+        features: dict[str, Feature] | None = None,
+    ) -> Plan:
         path = f"plans.{slug}"
         if not isinstance(body, dict):
             raise self.fail(path, "must be a table")
@@ -171,9 +234,7 @@ class _Parser:
             # A meter a plan does not mention has no included quota (credits only).
             quotas.setdefault(code, Quota(meter_code=code, included=0, reset="billing_period"))
         trial_days = self.integer(body, "trial_days", path) if "trial_days" in body else 0
-        features = body.get("features", [])
-        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-            raise self.fail(f"{path}.features", "must be a list of strings")
+        highlights, enabled = self.plan_features(body, path, features or {})
         return Plan(
             slug=slug,
             name=self.string(body, "name", path),
@@ -183,7 +244,8 @@ class _Parser:
             trial_days=trial_days,
             default=bool(body.get("default", False)),
             public=bool(body.get("public", True)),
-            features=tuple(features),
+            highlights=highlights,
+            features=enabled,
         )
 
     def pack(self, slug: str, body: Any, meters: dict[str, Meter]) -> CreditPack:

@@ -20,6 +20,15 @@ class Meter:
 
 
 @dataclass(frozen=True)
+class Feature:
+    """Something a plan lets a customer do, yes or no (`[features.<code>]` in the catalog)."""
+
+    code: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Price:
     interval: Interval
     amount: int
@@ -56,11 +65,26 @@ class Plan:
     trial_days: int = 0
     default: bool = False
     public: bool = True
-    features: tuple[str, ...] = ()
+    # The display bullets of the plans page (`highlights`), and the features it turns on.
+    highlights: tuple[str, ...] = ()
+    features: frozenset[str] = frozenset()
 
     @property
     def is_free(self) -> bool:
         return all(price.amount == 0 for price in self.prices.values())
+
+    def has_feature(self, code: str) -> bool:
+        """A feature the plan does not turn on is off (missing = false)."""
+        return code in self.features
+
+    @property
+    def yearly_cost(self) -> int:
+        """What a year of the plan costs at its cheaper interval, in minor units (monthly
+        times 12, or the yearly price): how plans are ranked by price."""
+        return min(
+            price.amount * (12 if price.interval == "month" else 1)
+            for price in self.prices.values()
+        )
 
     def price(self, interval: Interval) -> Price | None:
         return self.prices.get(interval)
@@ -102,6 +126,7 @@ class Catalog:
     plans: dict[str, Plan]
     credit_packs: dict[str, CreditPack]
     source: str = field(default="", compare=False)
+    features: dict[str, Feature] = field(default_factory=dict)
 
     @property
     def default_plan(self) -> Plan:
@@ -115,6 +140,15 @@ class Catalog:
 
     def public_plans(self) -> list[Plan]:
         return [plan for plan in self.plans.values() if plan.public]
+
+    def feature(self, code: str) -> Feature | None:
+        return self.features.get(code)
+
+    def cheapest_plan_with(self, feature: str) -> Plan | None:
+        """The public plan with `feature` that costs least a year (`Plan.yearly_cost`); of
+        plans costing the same, the first in the catalog. None when no public plan has it."""
+        having = [plan for plan in self.public_plans() if plan.has_feature(feature)]
+        return min(having, key=lambda plan: plan.yearly_cost) if having else None
 
     def plan_for_lookup_key(self, lookup_key: str) -> tuple[Plan, Price] | None:
         for plan in self.plans.values():

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.apikeys.guards import ApiKeyAuthentication
 from app.lib.errors import DomainError, ValidationFailed
 from app.metering.arrivals import ARRIVALS
+from app.metering.entitlements import refusal
 from app.metering.schemas import (
     MAX_BATCH_EVENTS,
     BalancesOut,
@@ -23,18 +24,22 @@ from app.metering.schemas import (
     CommitIn,
     CreditGrantResponse,
     CreditsIn,
+    EntitlementsOut,
     EventBatch,
     EventEnvelope,
     EventIn,
     EventResponse,
     ExternalIdPath,
+    FeatureCheckResponse,
     ReservationEnvelope,
     ReservationIdPath,
     ReservationResponse,
     balance_out,
     balances_json,
     encode_json,
+    entitlements_json,
     event_out,
+    feature_check_out,
     grant_out,
     parse_timestamp,
     reservation_out,
@@ -161,21 +166,52 @@ class UsageApiController(Controller):
             balances_json(await usage.balances(path_text(external_id, "external_id")))
         )
 
+    @get(
+        "/customers/{external_id:str}/entitlements",
+        summary="Features of the plan in force and the balances of every meter",
+        **api_docs(404, ok={200: _documented(EntitlementsOut)}),
+    )
+    async def entitlements(
+        self, external_id: ExternalIdPath, usage: NamedDependency[UsageApi]
+    ) -> ASGIResponse:
+        sheet, plan = await usage.entitlements(path_text(external_id, "external_id"))
+        return json_response(entitlements_json(sheet, plan, usage.catalog))
+
     @post(
         "/customers/{external_id:str}/check",
         status_code=200,
-        summary="Would this amount be allowed? (consumes nothing)",
-        **api_docs(404, 422),
+        summary="Would this amount be allowed, or does the plan include this feature? "
+        "(consumes nothing; ?enforce=true answers a refusal as 402 or 403)",
+        **api_docs(402, 403, 404, 422),
     )
     async def check(
         self,
         external_id: ExternalIdPath,
         data: JSONBody[CheckIn],
         usage: NamedDependency[UsageApi],
-    ) -> CheckResponse:
-        allowed, balance = await usage.check(
-            path_text(external_id, "external_id"), data.code, data.amount
-        )
+        enforce: Annotated[
+            bool,
+            QueryParameter(
+                description="Answer a refusal as the error a usage write would get: `402 "
+                "insufficient_balance` for a meter, `403 feature_not_in_plan` for a feature."
+            ),
+        ] = False,
+    ) -> CheckResponse | FeatureCheckResponse:
+        customer = path_text(external_id, "external_id")
+        if (data.code is None) == (data.feature is None):
+            raise ValidationFailed(
+                "Send either code (a meter, with amount) or feature.",
+                field="code" if data.code is None else "feature",
+            )
+        if data.feature is not None:
+            decision = await usage.check_feature(customer, data.feature)
+            if enforce and not decision.allowed:
+                raise refusal(decision, usage.upgrade_url)
+            return feature_check_out(decision, usage.upgrade_url)
+        assert data.code is not None
+        allowed, balance = await usage.check(customer, data.code, data.amount)
+        if enforce and not allowed:
+            raise usage.insufficient(balance, data.amount)
         return CheckResponse(allowed, data.amount, balance_out(balance))
 
     @post(

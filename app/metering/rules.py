@@ -19,7 +19,7 @@ from app.catalog.models import Catalog, Plan, Quota
 from app.customers.statuses import SubscriptionStatus
 from app.lib.clock import as_utc
 from app.lib.errors import Conflict, InsufficientBalance, NotFound, ValidationFailed
-from app.metering.balance import CreditLot, MeterState, Period, current_period
+from app.metering.balance import CreditLot, MeterState, Period, current_period, percentage
 from app.metering.ops import (
     CommitReservation,
     CustomerRef,
@@ -139,12 +139,41 @@ def _slot(state: BatchState, customer_id: int, meter_code: str) -> MeterSlot:
 def _insufficient(
     state: BatchState, meter_code: str, meter: MeterState, amount: int, exclude: int = 0
 ) -> InsufficientBalance:
+    return insufficient_balance(
+        meter_code,
+        meter.available(exclude),
+        amount,
+        state.upgrade_url,
+        used=meter.used,
+        credits_used=meter.credits_used,
+        limit=meter.limit,
+    )
+
+
+def insufficient_balance(
+    meter_code: str,
+    available: int | None,
+    required: int,
+    upgrade_url: str,
+    *,
+    used: int,
+    credits_used: int,
+    limit: int | None,
+) -> InsufficientBalance:
+    """The `402`: the meter, what is available and required, where to upgrade, and the quota
+    as the balances show it (`used` in the period, credits' share included; `limit` the
+    included quota; `percentage` of it used, 0-100, as `GET .../balances` computes it)."""
     return InsufficientBalance(
-        f"Not enough {meter_code} left: {meter.available(exclude)} available, {amount} required.",
+        f"Not enough {meter_code} left: {available} available, {required} required.",
         meter=meter_code,
-        available=meter.available(exclude),
-        required=amount,
-        upgrade_url=state.upgrade_url,
+        available=available,
+        required=required,
+        upgrade_url=upgrade_url,
+        quota={
+            "used": used,
+            "limit": limit,
+            "percentage": percentage(used, credits_used, limit),
+        },
     )
 
 

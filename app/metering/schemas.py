@@ -15,7 +15,9 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import KwargDefinition, PathParameter
 from msgspec import Meta, Struct
 
+from app.catalog.models import Catalog, Plan
 from app.lib.errors import ValidationFailed
+from app.metering.entitlements import FeatureDecision, features_of
 from app.metering.ops import EventResult, GrantResult, ReservationResult
 from app.metering.service import (
     MAX_AMOUNT,
@@ -82,8 +84,11 @@ class EventBatch(Struct):
 
 
 class CheckIn(Struct):
-    code: RequiredMeterCode
+    """A meter check (`code`, `amount`) or a feature check (`feature`): one of the two."""
+
+    code: RequiredMeterCode | None = None
     amount: AmountOrZero = 1
+    feature: RequiredMeterCode | None = None
 
 
 class ReservationIn(Struct):
@@ -286,6 +291,33 @@ class CheckResponse(Struct, gc=False):
     balance: BalanceOut
 
 
+class PlanRef(Struct, gc=False):
+    code: str
+    name: str
+
+
+class FeatureCheckResponse(Struct, gc=False):
+    """A feature check: `allowed`, the feature, the plan in force and, when refused, where
+    to upgrade and the cheapest public plan with the feature (null when none has it)."""
+
+    allowed: bool
+    feature: str
+    plan: str
+    upgrade_url: str | None
+    cheapest_plan: PlanRef | None
+
+
+class EntitlementsOut(Struct, gc=False):
+    """What a customer may do now: every declared feature on or off under the plan in force
+    (`plan`: the subscription's, the free plan while it is paused), and every meter's
+    balance as `GET .../balances` shows it."""
+
+    external_customer_id: str
+    plan: str
+    features: dict[str, bool]
+    balances: list[BalanceOut]
+
+
 def balance_out(balance: Balance) -> BalanceOut:
     return BalanceOut(
         code=balance.code,
@@ -306,6 +338,32 @@ def balance_out(balance: Balance) -> BalanceOut:
 
 
 encode_json = msgspec.json.Encoder().encode
+
+
+def feature_check_out(decision: FeatureDecision, upgrade_url: str) -> FeatureCheckResponse:
+    cheapest = decision.cheapest_plan
+    return FeatureCheckResponse(
+        allowed=decision.allowed,
+        feature=decision.feature.code,
+        plan=decision.plan.slug,
+        upgrade_url=None if decision.allowed else upgrade_url,
+        cheapest_plan=PlanRef(cheapest.slug, cheapest.name) if cheapest else None,
+    )
+
+
+def entitlements_json(sheet: BalanceSheet, plan: Plan, catalog: Catalog) -> bytes:
+    """`GET .../entitlements`, encoded once per sheet like `balances_json` (the plan in force
+    is the sheet's, and the catalog does not change while the process runs)."""
+    if sheet.encoded_entitlements is None:
+        sheet.encoded_entitlements = encode_json(
+            EntitlementsOut(
+                sheet.external_id,
+                plan.slug,
+                features_of(catalog, plan),
+                [balance_out(b) for b in sheet.balances],
+            )
+        )
+    return sheet.encoded_entitlements
 
 
 def balances_json(sheet: BalanceSheet) -> bytes:

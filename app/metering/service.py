@@ -14,11 +14,12 @@ from msgspec import Struct
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Catalog, Meter
+from app.catalog.models import Catalog, Feature, Meter, Plan
 from app.customers.models import Customer, Subscription
 from app.lib.clock import as_utc, utcnow
-from app.lib.errors import DomainError, NotFound, ValidationFailed
+from app.lib.errors import DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.lib.json_limits import MAX_DEPTH, deeper_than
+from app.metering import entitlements
 from app.metering import repository as repo
 from app.metering.balance import (
     BillingCycle,
@@ -42,7 +43,7 @@ from app.metering.ops import (
     RevokeResult,
     fingerprint,
 )
-from app.metering.rules import quota_plan
+from app.metering.rules import insufficient_balance, quota_plan
 from app.metering.writer import UsageWriter
 
 # Column lengths (app/metering/models.py, app/customers/models.py).
@@ -124,7 +125,7 @@ class BalanceSheet:
     sheet served from the cache is encoded once rather than on every read. A sheet never
     changes: a write makes the cache drop it, and the next read builds a new one."""
 
-    __slots__ = ("balances", "encoded", "external_id", "plan_slug", "terms")
+    __slots__ = ("balances", "encoded", "encoded_entitlements", "external_id", "plan_slug", "terms")
 
     def __init__(
         self,
@@ -138,6 +139,12 @@ class BalanceSheet:
         self.plan_slug = plan_slug  # the subscription's plan (the live-usage poll's version)
         self.terms = terms  # what of the subscription the balances were read with (`_terms`)
         self.encoded: bytes | None = None
+        self.encoded_entitlements: bytes | None = None  # `GET .../entitlements`, likewise
+
+    @property
+    def status(self) -> str:
+        """The subscription's status the balances were read with."""
+        return str(self.terms[1]) if self.terms else ""
 
 
 class EventInput(Struct, frozen=True, gc=False):
@@ -439,6 +446,42 @@ class UsageApi:
         balance = next(b for b in sheet.balances if b.code == meter.code)
         # What a write would decide (the writer's rule): overage is billed, not refused.
         return allows(amount, balance.available, overage=balance.bills_overage), balance
+
+    def insufficient(self, balance: Balance, amount: int) -> InsufficientBalance:
+        """The `402` a write of `amount` would get, from a balance read (an enforced check)."""
+        return insufficient_balance(
+            balance.code,
+            balance.available,
+            amount,
+            self.upgrade_url,
+            used=balance.used,
+            credits_used=balance.credits_used,
+            limit=balance.limit,
+        )
+
+    # Features -------------------------------------------------------------------
+
+    def feature(self, code: str) -> Feature:
+        feature = self.catalog.feature(code) if isinstance(code, str) else None
+        if feature is None:
+            raise NotFound(
+                f"No feature with code {code!r}.", code="feature_not_found", field="feature"
+            )
+        return feature
+
+    def plan_in_force(self, sheet: BalanceSheet) -> Plan:
+        return entitlements.plan_in_force(self.catalog, sheet.plan_slug, sheet.status)
+
+    async def entitlements(self, external_id: str) -> tuple[BalanceSheet, Plan]:
+        """The customer's balances (the balance read of `balances`, cache and all) and the
+        plan in force, whose features they have."""
+        sheet = await self.balances(external_id)
+        return sheet, self.plan_in_force(sheet)
+
+    async def check_feature(self, external_id: str, code: str) -> entitlements.FeatureDecision:
+        feature = self.feature(code)
+        sheet = await self.balances(external_id)
+        return entitlements.decide(self.catalog, self.plan_in_force(sheet), feature)
 
 
 class MeteringService(UsageApi):

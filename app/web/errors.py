@@ -54,8 +54,10 @@ _TITLES = {
 
 
 def is_api(request: Request[Any, Any, Any]) -> bool:
+    """JSON errors: the API, webhooks, and JSON pages (`/billing/summary.json`), whose
+    callers are scripts: a 401 there is JSON, not a redirect to the login page."""
     path = request.url.path
-    return path.startswith("/api/") or path.startswith("/webhooks/")
+    return path.startswith(("/api/", "/webhooks/")) or path.endswith(".json")
 
 
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -184,6 +186,16 @@ class ApiError(Struct):
     fields: list[FieldProblem] | UnsetType = UNSET
 
 
+class QuotaOut(Struct):
+    """The meter's quota in a `402`, as its balance shows it: `used` in the current period
+    (what credits paid for included), `limit` the plan's included quota (null: unlimited),
+    `percentage` of the included quota used, 0 to 100 (rounded down to 0.1)."""
+
+    used: int
+    limit: int | None
+    percentage: float | None
+
+
 class InsufficientBalanceError(ApiError, kw_only=True):
     """`402`: the meter's balance does not cover the amount. Nothing was recorded."""
 
@@ -191,11 +203,28 @@ class InsufficientBalanceError(ApiError, kw_only=True):
     available: int
     required: int
     upgrade_url: str
+    quota: QuotaOut
+
+
+class PlanRefOut(Struct):
+    code: str
+    name: str
+
+
+class FeatureNotInPlanError(ApiError, kw_only=True):
+    """`403 feature_not_in_plan`: the customer's plan does not include the feature."""
+
+    feature: str
+    plan: str
+    upgrade_url: str
+    # The cheapest public plan that has the feature; null when none has it.
+    cheapest_plan: PlanRefOut | None
 
 
 _ERROR_DESCRIPTIONS = {
     401: "Missing or unknown API key",
     402: "Insufficient balance (`insufficient_balance`); nothing was recorded",
+    403: "With `enforce=true`: the plan does not include the feature (`feature_not_in_plan`)",
     404: "Unknown customer, subscription, meter or reservation",
     409: "The `transaction_id` was used with another payload, or the reservation is no longer held",
     422: "Invalid input; `field` names it",
@@ -203,28 +232,37 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def _error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI responses for the API errors a handler can answer (401 always: every API call
-    needs a key), in the body `error_response` sends."""
+_ERROR_BODIES: dict[int, type[ApiError]] = {
+    402: InsufficientBalanceError,
+    403: FeatureNotInPlanError,
+}
+
+
+def _error_responses(*statuses: int, public: bool = False) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the API errors a handler can answer (401 always, unless
+    `public`: every other API call needs a key), in the body `error_response` sends."""
     return {
         status: ResponseSpec(
-            InsufficientBalanceError if status == 402 else ApiError,
+            _ERROR_BODIES.get(status, ApiError),
             description=_ERROR_DESCRIPTIONS[status],
             generate_examples=False,
         )
-        for status in sorted({401, *statuses})
+        for status in sorted({401, *statuses} if not public else set(statuses))
     }
 
 
 def api_docs(
-    *errors: int, ok: dict[int, ResponseSpec] | None = None, optional_body: bool = False
+    *errors: int,
+    ok: dict[int, ResponseSpec] | None = None,
+    optional_body: bool = False,
+    public: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI keywords of an API handler: its success bodies (`ok`, when its annotation
     does not say them), the errors it can answer, and no Litestar `400` (`ApiOperation`).
     `optional_body`: the handler takes a request without a body (Litestar marks every
-    body required)."""
+    body required). `public`: no API key needed (no `401`)."""
     return {
-        "responses": {**(ok or {}), **_error_responses(*errors)},
+        "responses": {**(ok or {}), **_error_responses(*errors, public=public)},
         "operation_class": ApiOperationOptionalBody if optional_body else ApiOperation,
     }
 

@@ -14,13 +14,17 @@ OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/events"): {401, 402, 404, 409, 422, 503},
     ("post", "/api/v1/events/batch"): {401, 422, 503},
     ("get", "/api/v1/customers/{external_id}/balances"): {401, 404},
-    ("post", "/api/v1/customers/{external_id}/check"): {401, 404, 422},
+    ("get", "/api/v1/customers/{external_id}/entitlements"): {401, 404},
+    ("post", "/api/v1/customers/{external_id}/check"): {401, 402, 403, 404, 422},
     ("post", "/api/v1/reservations"): {401, 402, 404, 409, 422, 503},
     ("post", "/api/v1/reservations/{reservation_id}/commit"): {401, 402, 404, 409, 422, 503},
     ("post", "/api/v1/reservations/{reservation_id}/release"): {401, 404, 409, 503},
     ("post", "/api/v1/customers/{external_id}/credits"): {401, 404, 409, 422, 503},
     ("get", "/api/v1/customers/{external_id}/portal_url"): {401, 404},
+    ("get", "/api/v1/plans"): {304},  # public: no key, so no 401
 }
+# The error statuses with a body of their own (the others are ApiError).
+ERROR_BODIES = {402: "InsufficientBalanceError", 403: "FeatureNotInPlanError"}
 
 
 @pytest.fixture
@@ -72,17 +76,21 @@ async def test_operation_documents_its_bodies_and_errors(document, method, path)
     assert successes, responses
     for status in successes:
         body = resolve(document, json_schema(responses[status]))
-        assert body.get("properties"), (status, body)
-        for inner in body["properties"].values():
-            if "$ref" in inner:
-                assert resolve(document, inner).get("properties"), (status, inner)
+        # One shape, or one of several (a meter check or a feature check), each described.
+        for shape in [resolve(document, one) for one in body.get("oneOf", [body])]:
+            assert shape.get("properties"), (status, shape)
+            for inner in shape["properties"].values():
+                if "$ref" in inner:
+                    assert resolve(document, inner).get("properties"), (status, inner)
 
     errors = {int(status) for status in responses if not status.startswith("2")}
     assert errors == OPERATIONS[(method, path)]
-    for status in errors:
+    for status in errors - {304}:
         schema = json_schema(responses[str(status)])
-        expected = "InsufficientBalanceError" if status == 402 else "ApiError"
+        expected = ERROR_BODIES.get(status, "ApiError")
         assert schema == {"$ref": f"#/components/schemas/{expected}"}, (status, schema)
+    if 304 in errors:  # not modified: no body
+        assert "content" not in responses["304"]
 
     assert not keys_named(responses, {"example", "examples"})
 
@@ -93,7 +101,11 @@ async def test_the_error_bodies_are_the_service_own(document):
     assert {"error", "message", "field"} <= set(error["properties"])
     assert sorted(error["required"]) == ["error", "message"]
     balance = schemas["InsufficientBalanceError"]
-    assert {"meter", "available", "required", "upgrade_url"} <= set(balance["required"])
+    assert {"meter", "available", "required", "upgrade_url", "quota"} <= set(balance["required"])
+    quota = resolve(document, balance["properties"]["quota"])
+    assert set(quota["required"]) == {"used", "limit", "percentage"}
+    refused = schemas["FeatureNotInPlanError"]
+    assert {"feature", "plan", "upgrade_url", "cheapest_plan"} <= set(refused["required"])
     # Litestar's own error shape, which the API never sends, is described nowhere.
     api = {p: item for p, item in document["paths"].items() if p.startswith("/api/v1/")}
     assert not keys_named(api, {"400", "detail"})

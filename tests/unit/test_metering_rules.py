@@ -177,6 +177,8 @@ def test_an_amount_that_does_not_fit_is_402_with_the_numbers_and_writes_nothing(
         "available": 3,
         "required": 4,
         "upgrade_url": UPGRADE,
+        # As the balances show it: 8 of the 10 included used (the hold is not usage).
+        "quota": {"used": 8, "limit": 10, "percentage": 80.0},
     }
     assert "3 available, 4 required" in refused.value.message
     assert _nothing_written(state)
