@@ -157,6 +157,7 @@ async def forget_process_state(app: Litestar) -> None:
         failures, counter=MemoryAttempts(failures.counter.window), _blocked={}
     )
     app.state["usage_writer"].balances.forget(None)
+    app.state.pop("admin_overview", None)  # the admin overview's figures (app/admin/metrics.py)
     KEY_CACHE.clear()
 
 

@@ -22,16 +22,19 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_admin
 from app.admin.commands import ACTIONS, Actor, Outcome, new_request_id
+from app.admin.metrics import OVERVIEW_SECONDS, OverviewCache
 from app.admin.service import (
     EVENT_STATUSES,
     INVOICE_STATUSES,
     SUBSCRIPTION_STATUSES,
     AdminService,
 )
+from app.composition import Services
 from app.lib.errors import ValidationFailed
 from app.lib.urls import path_segment
 from app.stripe.gateway import StripeGatewayError
@@ -58,6 +61,15 @@ class ActionForm(Struct):
     plan: str = ""
     interval: str = "month"
     name: str = ""
+
+
+def overview_cache(request: Request[Any, Any, Any]) -> OverviewCache:
+    """The app's (so the process's) cache of the overview's figures."""
+    state = request.app.state
+    cache = state.get("admin_overview")
+    if cache is None:
+        cache = state["admin_overview"] = OverviewCache()
+    return cache
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
@@ -92,11 +104,19 @@ class AdminController(Controller):
 
     @get("/")
     async def overview(
-        self, request: Request[Any, Any, Any], admin_service: NamedDependency[AdminService]
+        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> Template:
-        return page(
-            request, "admin/overview.html", {"overview": await admin_service.metrics.overview()}
-        )
+        """The figures and their rendered HTML come from the process's cache (no admin
+        service is built, no query runs) when computed less than OVERVIEW_SECONDS ago."""
+
+        async def compute() -> Markup:
+            overview = await services.admin.metrics.overview()
+            template = request.app.template_engine.get_template("admin/_overview_body.html")
+            html = template.render(overview=overview, refresh_seconds=OVERVIEW_SECONDS)
+            return Markup(html)  # noqa: S704 - the autoescaping environment rendered it
+
+        body = await overview_cache(request).get(compute)
+        return page(request, "admin/overview.html", {"body": body})
 
     # Customers ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ The demo admin logs in through the login form; wrk sends its cookies to `/admin/
 overview) and to the customer search (`/admin/billing/customers?q=cust`, a prefix every seeded
 customer's email starts with: the widest search, whose count is bounded), first with 10 seeded
 customers, then again after the store grows to 10,000 customers and 1,000,000 usage events over
-the last 30 days, with their daily roll-ups (`usage_days`), as the usage writer leaves them.
+the last 30 days, with their roll-ups (`usage_days`, `usage_meter_days`), as the usage writer leaves them.
 The growth is bulk inserts straight into the tables (`executemany` on SQLite, `INSERT ...
 SELECT generate_series` on PostgreSQL), not the API: seconds, not hours.
 
@@ -133,6 +133,14 @@ FROM usage_events WHERE transaction_id LIKE 'seed-%'
 GROUP BY customer_id, meter_code, substr(timestamp, 1, 10)
 ON CONFLICT (customer_id, meter_code, starts_at) DO UPDATE SET amount = amount + excluded.amount
 """
+# ...and every customer's per meter and day (shard 0: one process wrote them).
+_SQLITE_METER_DAYS = """
+INSERT INTO usage_meter_days (meter_code, day, shard, amount)
+SELECT meter_code, substr(timestamp, 1, 10), 0, sum(amount)
+FROM usage_events WHERE transaction_id LIKE 'seed-%'
+GROUP BY meter_code, substr(timestamp, 1, 10)
+ON CONFLICT (meter_code, day, shard) DO UPDATE SET amount = amount + excluded.amount
+"""
 
 
 def _grow_sqlite(path: Path, customers: int, events: int) -> None:
@@ -151,6 +159,7 @@ def _grow_sqlite(path: Path, customers: int, events: int) -> None:
             ).fetchall()
             conn.executemany(_SQLITE_EVENT, _event_rows(seeded, events, now))
             conn.execute(_SQLITE_DAYS)
+            conn.execute(_SQLITE_METER_DAYS)
         conn.commit()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("ANALYZE")
@@ -198,6 +207,14 @@ GROUP BY 1, 2, 3
 ON CONFLICT (customer_id, meter_code, starts_at)
 DO UPDATE SET amount = usage_days.amount + excluded.amount
 """
+_PG_METER_DAYS = """
+INSERT INTO usage_meter_days (meter_code, day, shard, amount)
+SELECT meter_code, (timestamp AT TIME ZONE 'UTC')::date, 0, sum(amount)
+FROM usage_events WHERE transaction_id LIKE 'seed-%'
+GROUP BY 1, 2
+ON CONFLICT (meter_code, day, shard)
+DO UPDATE SET amount = usage_meter_days.amount + excluded.amount
+"""
 
 
 def _grow_postgresql(url: str, customers: int, events: int) -> None:
@@ -215,6 +232,7 @@ def _grow_postgresql(url: str, customers: int, events: int) -> None:
                 if events:
                     await conn.execute(_PG_EVENTS, events)
                     await conn.execute(_PG_DAYS)
+                    await conn.execute(_PG_METER_DAYS)
             await conn.execute("VACUUM ANALYZE")
             await conn.execute("CHECKPOINT")
         finally:

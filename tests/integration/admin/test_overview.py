@@ -24,14 +24,17 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
+from litestar import Litestar
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice
+from app.catalog.models import Catalog
 from app.customers.models import Customer, Subscription
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.metering.models import UsageMeterDay
 from app.stripe_sync.models import StripeEvent
-from tests.integration.admin.conftest import Admin
+from tests.integration.admin.conftest import Admin, make_customer
 
 
 def _customer(session: AsyncSession, key: str, created: datetime) -> Customer:
@@ -189,3 +192,26 @@ async def test_an_empty_overview_renders(admin: Admin) -> None:
     assert value_of(html, "mrr") == "$0"
     assert value_of(html, "churn") == "—"
     assert 'data-testid="no-failed-payments"' in html
+
+
+async def test_the_overview_is_computed_at_most_every_few_seconds(
+    admin: Admin, app: Litestar, session: AsyncSession, catalog: Catalog
+) -> None:
+    """Within OVERVIEW_SECONDS a process shows the figures it computed (and says as of when);
+    after it, the page computes them again."""
+    first = (await admin.client.get("/admin/billing")).text
+    assert value_of(first, "trials") == "0"
+    assert "Figures as of" in value_of(first, "overview-as-of")
+    customer = await make_customer(session, catalog, "trial@example.com")
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.customer_id == customer.id)
+        .values(plan_slug="pro", status="trialing")
+    )
+    await session.commit()
+    again = (await admin.client.get("/admin/billing")).text
+    assert value_of(again, "trials") == "0"
+    assert value_of(again, "overview-as-of") == value_of(first, "overview-as-of")
+    app.state["admin_overview"]._expires = 0.0  # the window has passed
+    fresh = (await admin.client.get("/admin/billing")).text
+    assert value_of(fresh, "trials") == "1"
