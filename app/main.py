@@ -43,6 +43,7 @@ from app.billing.controllers import (
     PortalController,
 )
 from app.billing.live_poll import LivePoll
+from app.billing.page_cache import PageCache
 from app.catalog.controllers import PlansApiController
 from app.catalog.models import Catalog
 from app.composition import Parts, web_dependencies
@@ -260,13 +261,19 @@ def create_app(
         ),
         debug=False,
     )
-    # The dashboard's unchanged live-usage poll is answered before routing (app/billing/live_poll.py).
+    # Both answer before routing, after the same session checks as the app's.
+    sessions: dict[str, Any] = {
+        "sessions": application.stores.get("sessions"),
+        "session_cookie": session_auth.session_backend_config.key,
+        "csrf_cookie": application.csrf_config.cookie_name if application.csrf_config else "",
+        "session_max_age": settings.session_max_age,
+    }
+    # Customer pages loaded again with nothing changed (app/billing/page_cache.py).
+    PageCache.install(application, changes=changes, **sessions)
+    # The dashboard's unchanged live-usage poll (app/billing/live_poll.py).
     LivePoll.install(
         application,
-        sessions=application.stores.get("sessions"),
-        session_cookie=session_auth.session_backend_config.key,
-        csrf_cookie=application.csrf_config.cookie_name if application.csrf_config else "",
-        session_max_age=settings.session_max_age,
+        **sessions,
         usage=parts.usage_api,
         work=writer.work,
         catalog=parts.catalog,

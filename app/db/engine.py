@@ -7,6 +7,7 @@ import re
 import sqlite3
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -27,6 +28,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.pool import NullPool
 
+# Its engine-wide hooks tell every process's page caches of the writes of this one.
+from app.db import page_versions  # noqa: F401
+
 IMMEDIATE = "sqlite_begin_immediate"
 # SQLite's lower() lowers ASCII letters only; this one lowers every letter, as PostgreSQL's
 # does. Registered on every SQLite connection (see `_sqlite_events`).
@@ -36,9 +40,24 @@ log = structlog.get_logger()
 T = TypeVar("T")
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer in transaction mode: consecutive transactions of one client
+    connection may run on different server connections, so no prepared statement may be
+    kept and reused by name. asyncpg's statement cache and SQLAlchemy's off, and each
+    statement prepared under a name of its own (never one another server connection knows)."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+    }
+
+
+def create_engine(database_url: str, *, pgbouncer: bool = False, **kwargs: Any) -> AsyncEngine:
+    """`pgbouncer` (DATABASE_PGBOUNCER, PostgreSQL only): see `pgbouncer_connect_args`."""
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, **kwargs)
+    if pgbouncer:
+        kwargs["connect_args"] = {**pgbouncer_connect_args(), **kwargs.get("connect_args", {})}
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.catalog.models import Catalog
 from app.db.changes import BALANCES, Gathered, announce
 from app.db.engine import SyncWork
+from app.db.page_versions import VERSIONS, announced_per_customer
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError
 from app.metering import batch_repository as batch_repo
@@ -193,6 +194,22 @@ async def _write(
 _Item = tuple[Sequence[Op], "asyncio.Future[list[Result | BaseException]]"]
 
 
+def _pages_changed(
+    ops: list[Op], outcomes: list[Result | BaseException], touched: set[str]
+) -> None:
+    """Committed: the cached pages of every customer a batch named are stale (a failed
+    operation too, to be safe; one named by reservation only and failed: everyone's)."""
+    named = set(touched)
+    for op, outcome in zip(ops, outcomes, strict=True):
+        customer = getattr(op, "customer_external_id", None)
+        if isinstance(customer, str):
+            named.add(customer)
+        elif isinstance(outcome, BaseException):
+            VERSIONS.usage_changed(None)
+    for customer in named:
+        VERSIONS.usage_changed(customer)
+
+
 class WriteFailed(DomainError):
     """An operation of a batch request that could not be written, alone, after retries:
     nothing of it was stored, while other operations of the request were."""
@@ -290,6 +307,8 @@ class UsageWriter:
         self.work.dispose()
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
+        # This task's writes are announced per customer (`_process`), not as any page's data.
+        announced_per_customer()
         while True:
             items = [await queue.get()]
             size = len(items[0][0])
@@ -318,9 +337,11 @@ class UsageWriter:
                 await self._process(live)
 
     async def _process(self, items: list[_Item]) -> None:
-        outcomes = await self._outcomes([op for ops, _ in items for op in ops])
+        ops = [op for ops, _ in items for op in ops]
+        outcomes = await self._outcomes(ops)
         touched = {o.customer_external_id for o in outcomes if not isinstance(o, BaseException)}
         self.balances.drop(touched)
+        _pages_changed(ops, outcomes, touched)
         # Other processes hear of usage within milliseconds, off this path (no I/O here); of
         # credit grants before the request is answered.
         self.usage_changes.add(touched)

@@ -3,7 +3,6 @@ settings as globals, and the template folders."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from jinja2 import Environment
@@ -12,6 +11,7 @@ from litestar.template.config import TemplateConfig
 
 from app.config import PROJECT_ROOT, Settings
 from app.lib.jinja import jinja_environment
+from app.web.page_tokens import fresh_token
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -28,8 +28,9 @@ def build_environment(settings: Settings) -> Environment:
 def form_attempt() -> str:
     """A fresh id per rendered form (its hidden `attempt` field): the action's Stripe
     idempotency key includes it, so a double submit of that form is one action at Stripe,
-    while the next page's form is a new one."""
-    return secrets.token_hex(8)
+    while the next page's form is a new one (a page served from the page cache too:
+    app/web/page_tokens.py)."""
+    return fresh_token()
 
 
 def template_config(settings: Settings) -> TemplateConfig[Any]:
