@@ -232,14 +232,7 @@ def create_app(
                         type="http",
                         scheme="bearer",
                         description="An API key from `billing-portal create-api-key NAME`.",
-                    ),
-                    # The portal's login (`/billing/summary.json`, for the SaaS's frontend).
-                    "session": SecurityScheme(
-                        type="apiKey",
-                        name=session_auth.session_backend_config.key,
-                        security_scheme_in="cookie",
-                        description="The session cookie of a login to the portal.",
-                    ),
+                    )
                 }
             ),
             # JSON only: the HTML renderers load scripts from a CDN, and this product runs offline.

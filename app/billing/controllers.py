@@ -151,7 +151,7 @@ class BillingController(Controller):
         summary="The signed-in customer's plan, balances, features and next invoice",
         description="For the SaaS's own frontend, with the portal's session cookie (the "
         "same login as /billing). Read from the portal's database: no Stripe call.",
-        security=[{"session": []}],
+        security=[{"sessionCookie": []}],  # Litestar's session auth declares the scheme
         media_type=MediaType.JSON,
         responses=SESSION_JSON_ERRORS,
         operation_class=ApiOperation,

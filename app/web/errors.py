@@ -261,9 +261,10 @@ def api_docs(
     does not say them), the errors it can answer, and no Litestar `400` (`ApiOperation`).
     `optional_body`: the handler takes a request without a body (Litestar marks every
     body required). `public`: no API key needed (no `401`)."""
+    operation: type[ApiOperation] = ApiOperationOptionalBody if optional_body else ApiOperation
     return {
         "responses": {**(ok or {}), **_error_responses(*errors, public=public)},
-        "operation_class": ApiOperationOptionalBody if optional_body else ApiOperation,
+        "operation_class": PublicApiOperation if public else operation,
     }
 
 
@@ -275,6 +276,16 @@ class ApiOperation(Operation):
     def __post_init__(self) -> None:
         if self.responses:
             self.responses.pop("400", None)
+
+
+@dataclass
+class PublicApiOperation(ApiOperation):
+    """An operation anyone may call: no security requirement (the document's default is the
+    session cookie, which Litestar's session auth declares for every operation)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.security = []
 
 
 @dataclass

@@ -71,3 +71,13 @@ async def test_the_plans_are_cacheable_with_an_etag_and_304(client):
 async def test_any_or_no_api_key_gets_the_plans(client, key):
     response = await client.get("/api/v1/plans", headers={"Authorization": key})
     assert response.status_code == 200
+
+
+async def test_the_schema_says_no_key_or_login_is_needed(client):
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/api/v1/plans"]["get"]
+    assert operation["security"] == []  # the document's default is the session cookie
+    assert "401" not in operation["responses"]
+    assert "content" not in operation["responses"]["304"]
+    header = next(p for p in operation["parameters"] if p["in"] == "header")
+    assert header["name"] == "If-None-Match"

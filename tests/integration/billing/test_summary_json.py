@@ -119,3 +119,13 @@ async def test_a_trial_next_invoice_is_at_the_trial_end(member: Member, session:
     assert body["status"] == "trialing" and body["trial_end"] == "2031-01-15T12:00:00Z"
     assert body["next_invoice"]["date"] == "2031-01-15T12:00:00Z"
     assert body["next_invoice"]["amount"] == 2900
+
+
+async def test_the_schema_describes_the_summary(client):
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/billing/summary.json"]["get"]
+    assert operation["security"] == [{"sessionCookie": []}]
+    assert "sessionCookie" in document["components"]["securitySchemes"]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/BillingSummaryOut"}
+    assert set(operation["responses"]) == {"200", "401", "404"}
