@@ -12,10 +12,10 @@ What is cached: a `GET` of a customer page (`CACHED_PATHS`, the invoice pages) w
 was a `200` HTML page of a logged-in user that set no cookie (a new session, a CSRF cookie, a
 flash message shown and removed from the session all set one). Its key is everything of the
 request the page may depend on: path, query, the whole `Cookie` header (so the session and
-its CSRF token), `Host`, `Accept-Language` and the `HX-*` headers but `HX-Current-URL`.
-Links are boosted (`hx-boost` on every page), so a click asks `HX-Boosted`: the full page,
-cached as any other; htmx fragments, history restores and `Authorization` headers go to the
-app.
+its CSRF token), `Host`, `Accept-Language`, `Authorization` (no page reads it) and the
+`HX-*` headers but `HX-Current-URL`. Links are boosted (`hx-boost` on every page), so a click
+asks `HX-Boosted`: the full page, cached as any other; htmx fragments and history restores go
+to the app.
 
 When a cached page is served, all of these hold, checked on every request:
 
@@ -79,7 +79,7 @@ _INVOICE_PAGE = re.compile(r"/billing/invoices/[^/]+\Z")
 _MAX_PAGES = 4096
 _MAX_BODY = 1 << 20
 _FLASH = b'"_messages"'
-_KEYED = (b"host", b"accept-language")
+_KEYED = (b"host", b"accept-language", b"authorization")
 _NOT_HERE = (b"hx-history-restore-request",)
 log = structlog.get_logger()
 
@@ -215,8 +215,6 @@ class PageCache:
                     return None
                 if name != b"hx-current-url":  # where the link was: no page shows it
                     keyed += (name, value)
-            elif name == b"authorization":
-                return None
             elif name in _KEYED:
                 keyed += (name, value)
         if cookie is None or (htmx and not boosted):  # a fragment: not cached
