@@ -19,7 +19,7 @@ from app.customers.models import Customer, Subscription
 from app.lib.clock import as_utc, utcnow
 from app.lib.errors import DomainError, InsufficientBalance, NotFound, ValidationFailed
 from app.lib.json_limits import MAX_DEPTH, deeper_than
-from app.metering import entitlements
+from app.metering import entitlements as feature_rules
 from app.metering import repository as repo
 from app.metering.balance import (
     BillingCycle,
@@ -470,7 +470,7 @@ class UsageApi:
         return feature
 
     def plan_in_force(self, sheet: BalanceSheet) -> Plan:
-        return entitlements.plan_in_force(self.catalog, sheet.plan_slug, sheet.status)
+        return feature_rules.plan_in_force(self.catalog, sheet.plan_slug, sheet.status)
 
     async def entitlements(self, external_id: str) -> tuple[BalanceSheet, Plan]:
         """The customer's balances (the balance read of `balances`, cache and all) and the
@@ -478,10 +478,10 @@ class UsageApi:
         sheet = await self.balances(external_id)
         return sheet, self.plan_in_force(sheet)
 
-    async def check_feature(self, external_id: str, code: str) -> entitlements.FeatureDecision:
+    async def check_feature(self, external_id: str, code: str) -> feature_rules.FeatureDecision:
         feature = self.feature(code)
         sheet = await self.balances(external_id)
-        return entitlements.decide(self.catalog, self.plan_in_force(sheet), feature)
+        return feature_rules.decide(self.catalog, self.plan_in_force(sheet), feature)
 
 
 class MeteringService(UsageApi):
