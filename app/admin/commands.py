@@ -47,6 +47,10 @@ ACTIONS = {
     "api_key.create": "Create API key",
     "api_key.revoke": "Revoke API key",
     "stripe_event.replay": "Replay Stripe event",
+    "invoice.refund": "Refund invoice",
+    "payment.refund": "Refund payment",
+    "reconcile.started": "Daily reconcile started",
+    "reconcile.finished": "Daily reconcile finished",
 }
 
 

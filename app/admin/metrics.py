@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.admin.daily_reconcile import LastRun, last_run
 from app.admin.repository import AdminRepository, PaymentProblem, SubscriptionCount
 from app.catalog.models import Catalog, Plan
 from app.customers.statuses import SubscriptionStatus
@@ -88,6 +89,8 @@ class Overview:
     problems: list[PaymentProblem]
     # Meter events Stripe rejected after accepting them (stripe_outbox rows flagged `rejected`).
     rejected_meter_events: list[StripeOutboxMessage] = field(default_factory=list)
+    # The latest daily reconcile with Stripe (app/admin/daily_reconcile.py), None before any.
+    last_reconcile: LastRun | None = None
 
     @property
     def mrr_text(self) -> str:
@@ -178,6 +181,7 @@ class AdminMetrics:
                 _values(SubscriptionStatus.payment_problem())
             ),
             rejected_meter_events=await self.repo.rejected_meter_events(),
+            last_reconcile=await last_run(self.repo.session),
         )
 
     def _mrr(self, counts: list[SubscriptionCount]) -> tuple[dict[str, int], int]:
