@@ -20,13 +20,18 @@ from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.accounts import deps as accounts
+from app.accounts.flows import AccountFlows
 from app.accounts.service import AccountService
+from app.accounts.two_factor import TwoFactorService
+from app.accounts.user_sessions import SessionRegistry
 from app.admin import deps as admin
+from app.admin.daily_reconcile import ReconcileWorker
 from app.admin.service import AdminService
 from app.apikeys import deps as apikeys
 from app.apikeys.service import ApiKeyService
 from app.billing import deps as billing
 from app.billing.controllers import portal_store
+from app.billing.details import BillingDetailsService
 from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.service import BillingService
@@ -44,6 +49,11 @@ from app.notifications import deps as notifications
 from app.notifications.sender import sender_from_settings
 from app.notifications.service import NotificationService
 from app.notifications.worker import NotificationWorker
+from app.organizations import deps as organizations
+from app.organizations.service import OrganizationService
+from app.privacy import deps as privacy
+from app.privacy.deletion import AccountDeletion
+from app.privacy.export import DataExport
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync import deps as stripe_sync
 from app.stripe_sync.repository import StripeEventRepository
@@ -75,10 +85,12 @@ class Parts:
     @classmethod
     def build(cls, settings: Settings, catalog: Catalog | None = None) -> Parts:
         catalog = catalog or load_catalog(settings.catalog_path)
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
         # No ping on checkout: the writer's batches are few round trips each, and a dropped
         # connection fails its batch, which is rolled back and run again on a fresh one.
-        writer_engine = create_engine(settings.database_url, pool_pre_ping=False)
+        writer_engine = create_engine(
+            settings.database_url, pgbouncer=settings.database_pgbouncer, pool_pre_ping=False
+        )
         writer = UsageWriter(
             writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"
         )
@@ -115,8 +127,24 @@ class Parts:
             metering=lambda session: self.services(session).metering,
         )
 
+    def reconcile_worker(self) -> ReconcileWorker | None:
+        """The daily reconcile at RECONCILE_AT (None when it is off)."""
+        at = self.settings.reconcile_at
+        if at is None:
+            return None
+
+        def services(session: AsyncSession) -> tuple[BillingService, StripeMirror]:
+            built = self.services(session)
+            return built.billing, built.mirror
+
+        return ReconcileWorker(self.sessions, services, at)
+
     def background_workers(self) -> list[BackgroundWorker]:
-        return [self.stripe_worker(), self.notification_worker()]
+        workers: list[BackgroundWorker] = [self.stripe_worker(), self.notification_worker()]
+        reconcile = self.reconcile_worker()
+        if reconcile is not None:
+            workers.append(reconcile)
+        return workers
 
     async def close(self) -> None:
         await self.writer.close()
@@ -134,6 +162,35 @@ class Services:
     @cached_property
     def accounts(self) -> AccountService:
         return accounts.provide_account_service(self.session, self.parts.catalog)
+
+    @cached_property
+    def two_factor(self) -> TwoFactorService:
+        return accounts.provide_two_factor(self.session, self.parts.settings)
+
+    @cached_property
+    def account_deletion(self) -> AccountDeletion:
+        return privacy.provide_account_deletion(
+            self.session, self.parts.catalog, self.billing, self.parts.gateway, self.two_factor
+        )
+
+    @cached_property
+    def data_export(self) -> DataExport:
+        return privacy.provide_data_export(self.parts.sessions, self.parts.catalog)
+
+    @cached_property
+    def user_sessions(self) -> SessionRegistry:
+        return accounts.provide_session_registry(self.session, self.parts.settings)
+
+    @cached_property
+    def account_flows(self) -> AccountFlows:
+        return accounts.provide_account_flows(
+            self.session,
+            self.customers,
+            self.notifications,
+            self.user_sessions,
+            # Built on first use: most account actions never call Stripe.
+            lambda customer, change: self.billing.sync_customer_email(customer, change),
+        )
 
     @cached_property
     def customers(self) -> CustomerService:
@@ -182,9 +239,19 @@ class Services:
         return billing.provide_plan_changes(self.billing, self.parts.settings)
 
     @cached_property
+    def billing_details(self) -> BillingDetailsService:
+        return billing.provide_billing_details(self.session, self.parts.gateway, self.billing)
+
+    @cached_property
     def notifications(self) -> NotificationService:
         return notifications.provide_notification_service(
             self.session, self.parts.settings, self.parts.catalog
+        )
+
+    @cached_property
+    def organizations(self) -> OrganizationService:
+        return organizations.provide_organization_service(
+            self.session, self.parts.settings, self.customers, self.notifications
         )
 
     @cached_property
@@ -240,11 +307,18 @@ def web_dependencies(parts: Parts) -> dict[str, Provide]:
         "usage": constant(parts.usage_api),
         "services": Provide(provide_services, sync_to_thread=False),
         "account_service": service(lambda s: s.accounts),
+        "user_sessions": service(lambda s: s.user_sessions),
+        "two_factor": service(lambda s: s.two_factor),
+        "account_deletion": service(lambda s: s.account_deletion),
+        "data_export": service(lambda s: s.data_export),
+        "account_flows": service(lambda s: s.account_flows),
         "customer_service": service(lambda s: s.customers),
+        "organization_service": service(lambda s: s.organizations),
         "metering_service": service(lambda s: s.metering),
         "billing_pages": service(lambda s: s.pages),
         "billing_service": service(lambda s: s.billing),
         "plan_changes": service(lambda s: s.plan_changes),
+        "billing_details_service": service(lambda s: s.billing_details),
         "stripe_event_service": service(lambda s: s.stripe_events),
         "notification_service": service(lambda s: s.notifications),
         "admin_service": service(lambda s: s.admin),

@@ -6,10 +6,12 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, time
 from pathlib import Path
 from urllib.parse import urlparse
 
 from app.lib.clients import Network, parse_networks
+from app.lib.schedule import parse_time_of_day
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,17 @@ def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
+    return value
+
+
+def _address_collection(value: str | None) -> str | None:
+    """CHECKOUT_COLLECT_BILLING_ADDRESS: Stripe's `auto` or `required`; empty, off or false
+    leaves it to Stripe's default (not asked)."""
+    value = (value or "").strip().lower()
+    if value in ("", "off", "false", "0", "no"):
+        return None
+    if value not in ("auto", "required"):
+        raise ValueError("CHECKOUT_COLLECT_BILLING_ADDRESS must be auto, required or off")
     return value
 
 
@@ -73,6 +86,28 @@ class Settings:
     api_key_failure_limit: int = 30
     # The signing secret of the thin (v2) events' destination; the webhook's when unset.
     stripe_thin_webhook_secret: str | None = None
+    # Admins must have two-factor login on before any admin page works (docs/accounts.md).
+    require_admin_2fa: bool = False
+    # Paid Checkouts and plan changes wait until the user confirmed their email (docs/accounts.md).
+    require_email_verification: bool = True
+    # What Checkout collects and applies (docs/billing-details.md): Stripe's
+    # billing_address_collection ("auto" or "required"; None: not asked), tax ID collection,
+    # promotion codes, and Stripe Tax (automatic_tax, also on plan changes and their previews).
+    checkout_collect_billing_address: str | None = None
+    checkout_collect_tax_id: bool = False
+    checkout_allow_promotion_codes: bool = False
+    stripe_automatic_tax: bool = False
+    # PostgreSQL behind PgBouncer in transaction mode: no prepared statements kept on a server
+    # connection (asyncpg's and SQLAlchemy's statement caches off), and LISTEN on
+    # `database_listen_url`, a direct (or session-mode) connection (docs/operations.md).
+    database_pgbouncer: bool = False
+    database_listen_url: str | None = None
+    # Raw usage events older than this many months are archived (0: kept forever), into
+    # `usage_archive_dir` (VAR_DIR/archive when unset): app/metering/archive.py.
+    usage_retention_months: int = 0
+    usage_archive_dir: Path | None = None
+    # The daily reconcile's time of day, UTC (None: off): app/admin/daily_reconcile.py.
+    reconcile_at: time | None = time(2, 0, tzinfo=UTC)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -136,4 +171,17 @@ class Settings:
             login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10") or 10),
             api_key_failure_limit=int(_env("API_KEY_FAILURE_LIMIT", "30") or 30),
             stripe_thin_webhook_secret=_env("STRIPE_THIN_WEBHOOK_SECRET"),
+            database_pgbouncer=_bool("DATABASE_PGBOUNCER", False),
+            database_listen_url=_env("DATABASE_LISTEN_URL"),
+            usage_retention_months=int(_env("USAGE_RETENTION_MONTHS", "0") or 0),
+            usage_archive_dir=Path(_env("USAGE_ARCHIVE_DIR") or var_dir / "archive").resolve(),
+            reconcile_at=parse_time_of_day(_env("RECONCILE_AT"), time(2, 0, tzinfo=UTC)),
+            require_admin_2fa=_bool("REQUIRE_ADMIN_2FA", False),
+            require_email_verification=_bool("REQUIRE_EMAIL_VERIFICATION", True),
+            checkout_collect_billing_address=_address_collection(
+                _env("CHECKOUT_COLLECT_BILLING_ADDRESS")
+            ),
+            checkout_collect_tax_id=_bool("CHECKOUT_COLLECT_TAX_ID", False),
+            checkout_allow_promotion_codes=_bool("CHECKOUT_ALLOW_PROMOTION_CODES", False),
+            stripe_automatic_tax=_bool("STRIPE_AUTOMATIC_TAX", False),
         )

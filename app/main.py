@@ -30,9 +30,16 @@ from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.account_controllers import AccountController, RecoveryController
 from app.accounts.auth import build_session_auth
 from app.accounts.controllers import AuthController
+from app.accounts.guards import TwoFactorRequired
 from app.accounts.throttle import LOGIN_WINDOW, LoginThrottle
+from app.accounts.two_factor_controllers import (
+    SecondStepController,
+    TwoFactorSettingsController,
+    two_factor_required,
+)
 from app.admin.controllers import AdminController
 from app.apikeys.service import KEY_CACHE
 from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
@@ -42,6 +49,7 @@ from app.billing.controllers import (
     PortalApiController,
     PortalController,
 )
+from app.billing.details_controllers import BillingDetailsController
 from app.billing.live_poll import LivePoll
 from app.billing.page_cache import PageCache
 from app.catalog.controllers import PlansApiController
@@ -56,6 +64,13 @@ from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
 from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
+from app.organizations.api_controllers import MembersApiController
+from app.organizations.controllers import (
+    InvitationController,
+    OrganizationSwitchController,
+    TeamController,
+)
+from app.privacy.controllers import AccountDataController
 from app.stripe_sync.controllers import StripeWebhookController
 from app.web.errors import exception_handlers
 from app.web.fast_paths import LocalFileStore, PageRequest, tune_collector
@@ -134,7 +149,7 @@ def create_app(
         _login_attempts(redis), settings.login_rate_limit, settings.trusted_proxies
     )
     # Revocations, plan changes and grants committed by any process empty these caches at once.
-    changes = ChangeWatch(engine)
+    changes = ChangeWatch(engine, listen_url=settings.database_listen_url)
     changes.on(API_KEYS, KEY_CACHE.forget)
     changes.on(BALANCES, writer.balances.forget)
     changes.ignore_from(writer.usage_changes.origin)
@@ -182,17 +197,27 @@ def create_app(
                 response_headers=security_headers,
                 route_handlers=[
                     AuthController,
+                    RecoveryController,
+                    AccountController,
+                    SecondStepController,
+                    TwoFactorSettingsController,
+                    AccountDataController,
                     BillingController,
                     PortalController,
                     BillingActionsController,
+                    BillingDetailsController,
                     AdminController,
                     NotificationSettingsController,
+                    TeamController,
+                    OrganizationSwitchController,
+                    InvitationController,
                     OutboxAdminController,
                 ],
             ),
             PortalApiController,
             StripeWebhookController,
             CustomerApiController,
+            MembersApiController,
             UsageApiController,
             PlansApiController,
             health,
@@ -221,7 +246,10 @@ def create_app(
         ),
         template_config=templates,
         stores=_stores(settings, redis),
-        exception_handlers=exception_handlers(),
+        exception_handlers={
+            **exception_handlers(),
+            TwoFactorRequired: two_factor_required,
+        },
         openapi_config=OpenAPIConfig(
             title="Billing Portal API",
             version="1",

@@ -22,7 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import login_session
+from app.accounts.models import UserSession
 from app.accounts.service import AccountService, SignupInput
+from app.accounts.user_sessions import hash_session_key, new_session_key
 from app.apikeys.models import ApiKey
 from app.apikeys.service import ApiKeyService, hash_key
 from app.catalog.models import Catalog
@@ -148,11 +150,16 @@ async def database_session(database_url: str) -> AsyncIterator[AsyncSession]:
 
 async def log_in(client: AsyncTestClient[Litestar], user_id: int) -> None:
     """Log `user_id` in on `client` as a login leaves it: the session `login_session` makes,
-    in the app's session store under an id the store issued, carried by the session cookie."""
+    in the app's session store under an id the store issued, carried by the session cookie,
+    and its login row (`user_sessions`)."""
+    key = new_session_key()
+    async with database_session(client.app.state["settings"].database_url) as session:
+        session.add(UserSession(user_id=user_id, key_hash=hash_session_key(key), ip="127.0.0.1"))
+        await session.commit()
     config = _session_config(client.app)
     session_id = secrets.token_hex(config.session_id_bytes)
     store = config.get_store_from_app(client.app)
-    await store.set(session_id, encode_json(login_session(user_id)), expires_in=config.max_age)
+    await store.set(session_id, encode_json(login_session(user_id, key)), expires_in=config.max_age)
     client.cookies.set(config.key, session_id)
 
 

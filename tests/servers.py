@@ -149,6 +149,8 @@ class LiveServers:
             STRIPE_EMULATOR_PORT=str(free_port()),
             LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
+            # Browser tests sign up and pay at once; tests/e2e/test_account_recovery.py turns it on.
+            REQUIRE_EMAIL_VERIFICATION="0",
         )
         env.update(extra)
         port = int(env["PORT"])

@@ -41,6 +41,8 @@ def make_settings(var_dir: Path, database_url: str, **overrides: Any) -> Setting
         "smtp_url": None,
         "demo_mode": True,
         "log_level": "WARNING",
+        # The suite's users pay right after signing up; tests/integration/accounts turn it on.
+        "require_email_verification": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.repository import UserRepository
 from app.accounts.sessions import IssuedSessionConfig, renew_session
+from app.accounts.two_factor import has_two_factor
+from app.accounts.user_sessions import SESSION_KEY, SessionRegistry, hash_session_key
 from app.config import Settings
+from app.customers.models import RANK, Customer
 from app.lib.clock import utcnow
 
 # Paths reachable without a login. The API authenticates with its own Bearer keys.
@@ -20,6 +23,9 @@ PUBLIC_PATHS = [
     "^/$",
     "^/login",
     "^/signup",
+    "^/forgot",
+    "^/reset/",
+    "^/verify/",
     "^/static/",
     "^/schema",
     "^/api/",
@@ -34,6 +40,24 @@ SESSIONLESS_PATHS = ["^/api/", "^/webhooks/", "^/static/", "^/health", "^/schema
 
 # The scope key under which `retrieve_user` leaves the user's customer (None: they have none).
 USER_CUSTOMER = "billing_portal.user_customer"
+# The session key of the current organization (a customer id) the user switched to.
+ORG_KEY = "org"
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    """The organization (billing account) the request acts for and the user's role in it."""
+
+    customer_id: int
+    name: str
+    role: str  # owner | billing_admin | member (app/customers/models.py)
+    count: int = 1  # how many organizations the user belongs to (a switcher from 2)
+    # (customer id, name) of each, for the navigation's switcher: read only when count > 1.
+    choices: tuple[tuple[int, str], ...] = ()
+
+    def can(self, minimum: str) -> bool:
+        """True when the role may do what needs at least `minimum` (templates hide the rest)."""
+        return RANK.get(self.role, -1) >= RANK[minimum]
 
 
 @dataclass(frozen=True)
@@ -42,15 +66,50 @@ class CurrentUser:
     email: str
     name: str
     is_admin: bool
+    email_verified: bool = True
+    # The login's `user_sessions` row (app/accounts/user_sessions.py).
+    session_id: int | None = None
+    # REQUIRE_ADMIN_2FA is on and this admin has no two-factor login yet: no admin page.
+    two_factor_missing: bool = False
+    # The current organization and the user's role in it; None: they belong to none.
+    org: OrgAccess | None = None
 
 
-def login_session(user_id: int) -> dict[str, Any]:
-    return {"user_id": user_id, "auth_at": int(utcnow().timestamp())}
+def org_name(customer: Customer) -> str:
+    """How an organization (a `Customer`) is named on pages."""
+    return str(customer.name or customer.email or customer.external_id)
 
 
-def start_login(connection: ASGIConnection[Any, Any, Any, Any], user_id: int) -> None:
-    """Log `user_id` in under a newly issued session id (never the one the request carried)."""
-    renew_session(connection, login_session(user_id))
+def org_access(
+    customer: Customer | None,
+    role: str | None,
+    count: int = 1,
+    choices: tuple[tuple[int, str], ...] = (),
+) -> OrgAccess | None:
+    if customer is None or role is None:
+        return None
+    return OrgAccess(customer.id, org_name(customer), role, count, choices)
+
+
+def login_session(user_id: int, key: str, org_id: int | None = None) -> dict[str, Any]:
+    session = {"user_id": user_id, "auth_at": int(utcnow().timestamp()), SESSION_KEY: key}
+    return session if org_id is None else {**session, ORG_KEY: org_id}
+
+
+async def start_login(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    registry: SessionRegistry,
+    user_id: int,
+    org_id: int | None = None,
+) -> None:
+    """Log `user_id` in: a new login (`user_sessions` row) under a newly issued session id
+    (never the one the request carried); the login the session held before ends. `org_id`:
+    the organization to show first (else their personal one)."""
+    previous = connection.scope.get("session")
+    if isinstance(previous, dict) and isinstance(previous.get(SESSION_KEY), str):
+        await registry.close(previous[SESSION_KEY])
+    key = await registry.open_for(connection.scope, user_id)
+    renew_session(connection, login_session(user_id, key, org_id))
 
 
 def build_session_auth(
@@ -62,18 +121,45 @@ def build_session_auth(
         session: dict[str, Any], connection: ASGIConnection[Any, Any, Any, Any]
     ) -> CurrentUser | None:
         user_id, auth_at = session.get("user_id"), session.get("auth_at")
-        if not isinstance(user_id, int) or not isinstance(auth_at, int):
+        key = session.get(SESSION_KEY)
+        if not isinstance(user_id, int) or not isinstance(auth_at, int) or not isinstance(key, str):
             return None
-        if utcnow().timestamp() - auth_at > settings.session_max_age:
+        now = utcnow()
+        if now.timestamp() - auth_at > settings.session_max_age:
             return None
         db: AsyncSession = db_session(connection)
-        found = await UserRepository(db).with_customer(user_id)
+        org_id = session.get(ORG_KEY)
+        found = await UserRepository(db).signed_in(
+            user_id, hash_session_key(key), org_id if isinstance(org_id, int) else None
+        )
         if found is None:
             return None
-        user, customer = found
+        user, customer, role, organizations, login = found
+        choices: tuple[tuple[int, str], ...] = ()
+        if organizations > 1:  # the switcher's list (a second statement, for them only)
+            choices = tuple(
+                (other.id, org_name(other))
+                for other in await UserRepository(db).organizations(user_id)
+            )
+        if login is None or login.revoked_at is not None:  # logged out from another session
+            return None
+        await SessionRegistry(db, settings.session_max_age).touch(login, now)
         # The request's own session loaded it: `provide_current_customer` needs no query.
         connection.scope[USER_CUSTOMER] = customer  # type: ignore[literal-required]
-        return CurrentUser(id=user.id, email=user.email, name=user.name, is_admin=user.is_admin)
+        return CurrentUser(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            is_admin=user.is_admin,
+            email_verified=user.email_verified_at is not None,
+            session_id=login.id,
+            two_factor_missing=(
+                settings.require_admin_2fa
+                and user.is_admin
+                and not await has_two_factor(db, user.id)
+            ),
+            org=org_access(customer, role, organizations, choices),
+        )
 
     return SessionAuth[CurrentUser, ServerSideSessionBackend](
         retrieve_user_handler=retrieve_user,

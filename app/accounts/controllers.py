@@ -13,10 +13,14 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.auth import start_login
+from app.accounts.flows import AccountFlows
 from app.accounts.guards import current_user
+from app.accounts.second_step import begin_second_step
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import LoginThrottle, Throttled
+from app.accounts.two_factor import TwoFactorService
+from app.accounts.user_sessions import SESSION_KEY, SessionRegistry
 from app.lib.errors import DomainError
 
 
@@ -58,9 +62,10 @@ class AuthController(Controller):
 
     @get("/login")
     async def login_page(
-        self, request: Request[Any, Any, Any], next: FromQuery[str] = ""
+        self, request: Request[Any, Any, Any], next: FromQuery[str] = "", email: FromQuery[str] = ""
     ) -> Template:
-        return Template("accounts/login.html", context={"next": safe_next(next), "form": {}})
+        form = {"email": email[:254]} if email else {}
+        return Template("accounts/login.html", context={"next": safe_next(next), "form": form})
 
     @post("/login")
     async def login(
@@ -69,6 +74,8 @@ class AuthController(Controller):
         data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
         account_service: NamedDependency[AccountService],
         login_throttle: NamedDependency[LoginThrottle],
+        user_sessions: NamedDependency[SessionRegistry],
+        two_factor: NamedDependency[TwoFactorService],
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
         throttled = await login_throttle.check_login(data.email, address)
@@ -87,7 +94,9 @@ class AuthController(Controller):
                 status_code=400,
             )
         await login_throttle.login_succeeded(data.email, address)
-        start_login(request, user.id)
+        if await two_factor.is_on(user.id):  # not logged in until the code (second_step.py)
+            return begin_second_step(request, user.id, safe_next(data.next))
+        await start_login(request, user_sessions, user.id)
         return Redirect(safe_next(data.next), status_code=303)
 
     @get("/signup")
@@ -101,6 +110,8 @@ class AuthController(Controller):
         data: Annotated[SignupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
         account_service: NamedDependency[AccountService],
         login_throttle: NamedDependency[LoginThrottle],
+        user_sessions: NamedDependency[SessionRegistry],
+        account_flows: NamedDependency[AccountFlows],
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
         throttled = await login_throttle.signup_attempt(address)
@@ -122,12 +133,25 @@ class AuthController(Controller):
                 },
                 status_code=exc.status_code,
             )
-        start_login(request, user.id)
-        flash(request, "Welcome! Your account is ready.", category="success")
+        await start_login(request, user_sessions, user.id)
+        if await account_flows.send_verification(user.id):
+            flash(
+                request,
+                f"Welcome! Your account is ready. We sent a link to {user.email} "
+                "to confirm your email.",
+                category="success",
+            )
+        else:
+            flash(request, "Welcome! Your account is ready.", category="success")
         return Redirect(safe_next(data.next), status_code=303)
 
     @post("/logout", opt={"public": True})
-    async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
+    async def logout(
+        self, request: Request[Any, Any, Any], user_sessions: NamedDependency[SessionRegistry]
+    ) -> Redirect:
+        session = request.scope.get("session")
+        if isinstance(session, dict):
+            await user_sessions.close(session.get(SESSION_KEY))
         # A new, empty session (not none), so the goodbye message survives the redirect.
         renew_session(request, {})
         flash(request, "You are logged out.", category="info")

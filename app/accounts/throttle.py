@@ -10,6 +10,11 @@ Three counters, each over `LOGIN_WINDOW` seconds (`limit` is `LOGIN_RATE_LIMIT`)
   proxy, set `TRUSTED_PROXIES` so each person has their own address.
 
 Signups count every attempt per address: `SIGNUPS_PER_ADDRESS` per window.
+
+Emails with a link (a password reset, a verification sent again, an email change) count
+every request, per purpose: `LINKS_PER_ACCOUNT` per account (the address typed, or the
+logged-in user's) and `LINKS_PER_ADDRESS` per client address in a window. A reset request
+for an unknown email counts the same as for a known one, so the answer tells nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ LOGIN_WINDOW = 15 * 60
 ACCOUNT_FACTOR = 5
 ADDRESS_FACTOR = 10
 SIGNUPS_PER_ADDRESS = 20
+LINKS_PER_ACCOUNT = 3
+LINKS_PER_ADDRESS = 20
 
 
 @dataclass(frozen=True)
@@ -89,4 +96,23 @@ class LoginThrottle:
         if count >= SIGNUPS_PER_ADDRESS:
             return Throttled(retry_after)
         await self.counter.add(key)
+        return None
+
+    async def email_link_attempt(self, purpose: str, email: str, address: str) -> Throttled | None:
+        """Count a request for an email with a link (`purpose`: "reset", "verify",
+        "email_change") to the account `email`; `Throttled` when the account or this
+        address asked too often (a refused request is not counted)."""
+        keys = [
+            (f"{purpose}:account:{_account(email)}", LINKS_PER_ACCOUNT),
+            (f"{purpose}:address:{address}", LINKS_PER_ADDRESS),
+        ]
+        waits = []
+        for key, limit in keys:
+            count, retry_after = await self.counter.count(key)
+            if count >= limit:
+                waits.append(retry_after)
+        if waits:
+            return Throttled(max(waits))
+        for key, _limit in keys:
+            await self.counter.add(key)
         return None

@@ -25,13 +25,16 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import requires_user
+from app.accounts.verification import must_verify, verification_refusal
 from app.billing.plan_change import PlanChangeService, ReviewedFigures
 from app.billing.rules import KEEP_LAST_CARD, NOTHING_TO_CANCEL
 from app.billing.service import ActionResult, BillingService, review_path
 from app.billing.views import STATUS_LABELS, BillingPages
-from app.customers.models import Customer
+from app.catalog.models import Catalog
+from app.customers.models import BILLING_ADMIN, Customer
 from app.lib.errors import DomainError, NotFound
 from app.metering.service import MeteringService
+from app.organizations.guards import requires_role
 from app.stripe.gateway import StripeGatewayError
 from app.web.responses import page, redirect
 
@@ -93,9 +96,16 @@ async def _run_action(
     return _redirect(request, result.redirect_url or back)
 
 
+def _paid_plan(catalog: Catalog, plan_slug: str) -> bool:
+    """True unless `plan_slug` is a free plan (an unknown one is refused further on)."""
+    plan = catalog.plan(plan_slug or "")
+    return plan is None or not plan.is_free
+
+
 class BillingActionsController(Controller):
     path = "/billing"
-    guards = [requires_user]
+    # Every action here costs money or changes how it is paid: owners and billing admins.
+    guards = [requires_user, requires_role(BILLING_ADMIN)]
     include_in_schema = False
 
     # Checkout ---------------------------------------------------------------------------
@@ -107,7 +117,9 @@ class BillingActionsController(Controller):
         current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         data: Annotated[PlanForm, Form],
-    ) -> Redirect | ClientRedirect:
+    ) -> Redirect | ClientRedirect | Template:
+        if must_verify(request) and _paid_plan(billing_service.catalog, data.plan):
+            return verification_refusal(request)
         return await _run_action(
             request,
             billing_service.start_plan_checkout(
@@ -123,7 +135,9 @@ class BillingActionsController(Controller):
         current_customer: NamedDependency[Customer],
         billing_service: NamedDependency[BillingService],
         data: Annotated[PackForm, Form],
-    ) -> Redirect | ClientRedirect:
+    ) -> Redirect | ClientRedirect | Template:
+        if must_verify(request):
+            return verification_refusal(request)
         return await _run_action(
             request,
             billing_service.start_credits_checkout(
@@ -289,6 +303,8 @@ class BillingActionsController(Controller):
     ) -> Template | Redirect | ClientRedirect:
         """What changing to `plan` does, from Stripe's preview; only its confirm (the POST
         below) changes anything."""
+        if must_verify(request) and _paid_plan(billing_pages.catalog, plan):
+            return verification_refusal(request)
         try:
             review = await plan_changes.review(current_customer, plan, interval)
         except StripeGatewayError as exc:
@@ -312,8 +328,10 @@ class BillingActionsController(Controller):
         current_customer: NamedDependency[Customer],
         plan_changes: NamedDependency[PlanChangeService],
         data: Annotated[ConfirmForm, Form],
-    ) -> Redirect | ClientRedirect:
+    ) -> Redirect | ClientRedirect | Template:
         """The review's confirm: refused (back to the review) when Stripe's preview changed."""
+        if must_verify(request) and _paid_plan(plan_changes.catalog, data.plan):
+            return verification_refusal(request)
         if not data.proration_date or not data.signature:  # not from a review page
             return _redirect(request, review_path(data.plan, data.interval))
         figures = ReviewedFigures(

@@ -20,15 +20,19 @@ from msgspec import Struct
 
 from app.accounts.auth import start_login
 from app.accounts.guards import requires_user
+from app.accounts.second_step import begin_second_step
+from app.accounts.two_factor import TwoFactorService
+from app.accounts.user_sessions import SessionRegistry
 from app.apikeys.guards import ApiKeyAuthentication
 from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.billing.schemas import BillingSummaryOut, summary_out
 from app.billing.view_models import Account
 from app.billing.views import BillingPages
 from app.catalog.models import Interval
-from app.customers.models import Customer
+from app.customers.models import BILLING_ADMIN, MEMBER, Customer
 from app.lib.errors import NotFound
 from app.metering.schemas import ExternalIdPath
+from app.organizations.guards import current_org, requires_role
 from app.web.api_request import ApiRequest, path_text
 from app.web.errors import ApiError, ApiOperation, api_docs
 from app.web.responses import page, redirect, wants_fragment
@@ -45,10 +49,14 @@ CHART_FRAGMENT = "billing/_usage_chart.html"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def _dashboard_context(pages: BillingPages, customer: Customer) -> dict[str, Any]:
+async def _dashboard_context(
+    pages: BillingPages, customer: Customer, request: Request[Any, Any, Any]
+) -> dict[str, Any]:
     account = await pages.account(customer)
-    rows, invoice_count = await pages.latest_invoices(customer, 3)
-    cards = await pages.cards(customer, account)
+    # A member sees the plan and usage, not invoices or cards: not even read for them.
+    sees_money = current_org(request).can(BILLING_ADMIN)
+    rows, invoice_count = await pages.latest_invoices(customer, 3) if sees_money else ([], 0)
+    cards = await pages.cards(customer, account) if sees_money else []
     return {
         **_base(account),
         "meters": await pages.meters(
@@ -76,7 +84,9 @@ def _base(account: Account) -> dict[str, Any]:
 class BillingController(Controller):
     path = "/billing"
     include_in_schema = False
-    guards = [requires_user]
+    # Plan and usage for every member; what costs money or shows payments needs a billing
+    # admin (or an owner): docs/organizations.md.
+    guards = [requires_user, requires_role(MEMBER)]
 
     @get("/")
     async def dashboard(
@@ -85,7 +95,7 @@ class BillingController(Controller):
         billing_pages: NamedDependency[BillingPages],
         current_customer: NamedDependency[Customer],
     ) -> Template:
-        context = await _dashboard_context(billing_pages, current_customer)
+        context = await _dashboard_context(billing_pages, current_customer, request)
         return page(request, "billing/dashboard.html", context)
 
     @get("/meters")
@@ -101,7 +111,7 @@ class BillingController(Controller):
             return page(
                 request,
                 "billing/dashboard.html",
-                await _dashboard_context(billing_pages, current_customer),
+                await _dashboard_context(billing_pages, current_customer, request),
             )
         meters = await billing_pages.meters(current_customer)
         if v and v == meters.version:
@@ -119,7 +129,7 @@ class BillingController(Controller):
         current_customer: NamedDependency[Customer],
     ) -> Template:
         if not wants_fragment(request):
-            context = await _dashboard_context(billing_pages, current_customer)
+            context = await _dashboard_context(billing_pages, current_customer, request)
         else:
             context = {"chart": await billing_pages.chart(current_customer)}
         return page(request, "billing/dashboard.html", context, fragment=CHART_FRAGMENT)
@@ -165,7 +175,7 @@ class BillingController(Controller):
         body = summary_out(summary, billing_pages.metering.upgrade_url)
         return Response(body, headers={"Vary": "Cookie", **NO_STORE})
 
-    @get("/upgrade")
+    @get("/upgrade", guards=[requires_role(BILLING_ADMIN)])
     async def upgrade(
         self,
         request: Request[Any, Any, Any],
@@ -186,7 +196,7 @@ class BillingController(Controller):
         }
         return page(request, "billing/upgrade.html", context, fragment="billing/_plans.html")
 
-    @get("/credits")
+    @get("/credits", guards=[requires_role(BILLING_ADMIN)])
     async def credits(
         self,
         request: Request[Any, Any, Any],
@@ -203,7 +213,7 @@ class BillingController(Controller):
         }
         return page(request, "billing/credits.html", context)
 
-    @get("/invoices")
+    @get("/invoices", guards=[requires_role(BILLING_ADMIN)])
     async def invoices(
         self,
         request: Request[Any, Any, Any],
@@ -222,7 +232,7 @@ class BillingController(Controller):
         }
         return page(request, "billing/invoices.html", context, fragment="billing/_invoices.html")
 
-    @get("/invoices/{invoice_id:str}")
+    @get("/invoices/{invoice_id:str}", guards=[requires_role(BILLING_ADMIN)])
     async def invoice(
         self,
         request: Request[Any, Any, Any],
@@ -234,7 +244,7 @@ class BillingController(Controller):
         detail = await billing_pages.invoice(current_customer, invoice_id)
         return page(request, "billing/invoice.html", {**_base(account), "detail": detail})
 
-    @get("/payment-methods")
+    @get("/payment-methods", guards=[requires_role(BILLING_ADMIN)])
     async def payment_methods(
         self,
         request: Request[Any, Any, Any],
@@ -278,9 +288,13 @@ class PortalController(Controller):
         request: Request[Any, Any, Any],
         token: FromPath[str],
         portal_links: NamedDependency[PortalLinkService],
+        user_sessions: NamedDependency[SessionRegistry],
+        two_factor: NamedDependency[TwoFactorService],
     ) -> Redirect:
-        user_id = await portal_links.login(token)
-        start_login(request, user_id)
+        user_id, org_id = await portal_links.login(token)
+        if await two_factor.is_on(user_id):  # the link stands for the password, not the code
+            return begin_second_step(request, user_id, "/billing")
+        await start_login(request, user_sessions, user_id, org_id)
         return Redirect(
             "/billing",
             status_code=303,
@@ -302,9 +316,22 @@ class PortalApiController(Controller):
         **api_docs(404),
     )
     async def portal_url(
-        self, external_id: ExternalIdPath, portal_links: NamedDependency[PortalLinkService]
+        self,
+        external_id: ExternalIdPath,
+        portal_links: NamedDependency[PortalLinkService],
+        member: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=254,
+                description="The email of the member to log in (POST .../members attaches "
+                "one); without it, the customer's creator or first owner",
+            ),
+        ] = None,
     ) -> Response[PortalUrlResponse]:
-        url = await portal_links.issue(path_text(external_id, "external_id"))
+        url = await portal_links.issue(
+            path_text(external_id, "external_id"),
+            member=None if member is None else path_text(member, "member"),
+        )
         return Response(PortalUrlResponse(PortalUrlOut(url)), headers=NO_STORE)
 
 

@@ -200,6 +200,18 @@ class BillingService:
         await self.session.commit()
         return customer.stripe_customer_id
 
+    async def sync_customer_email(self, customer: Customer, change: str) -> None:
+        """Give the Stripe customer (when there is one) the customer's email; `change` names
+        this change (a retry of it is one update, a later change back to an earlier address
+        another). Stripe's answer changes nothing of ours, so nothing is committed."""
+        if not customer.stripe_customer_id or not customer.email:
+            return
+        await self.gateway.update_customer_email(
+            customer.stripe_customer_id,
+            customer.email,
+            key=idempotency_key("customer-email", customer.public_id, change),
+        )
+
     async def price_id(self, lookup_key: str) -> str:
         """Stripe's price for a catalog lookup key; syncs the catalog when it is missing."""
         return (await self.price_ids([lookup_key]))[lookup_key]
@@ -554,6 +566,26 @@ class BillingService:
         if await self._set_cancel_at_period_end(customer, False) is None:
             return ActionResult("You have no subscription to resume.", category="info")
         return ActionResult("Your subscription will renew as usual.")
+
+    @rolls_back_on_error
+    async def cancel_now(self, customer: Customer) -> ActionResult:
+        """End the live Stripe subscription at once (an account being deleted): no refund,
+        the customer is on the free plan from now on."""
+        subscription = await self.customers.subscription(customer)
+        remote = await self.live_stripe_subscription(subscription)
+        if remote is None:
+            return ActionResult(NOTHING_TO_CANCEL, category="info")
+        schedule_id = ref_id(remote.get("schedule"))
+        if schedule_id:  # the end replaces a scheduled plan change
+            await self.gateway.release_subscription_schedule(
+                schedule_id, key=idempotency_key("release-schedule", schedule_id)
+            )
+        ended = await self.gateway.cancel_subscription_now(
+            remote["id"], key=idempotency_key("cancel-now", remote["id"])
+        )
+        await self.mirror.apply_subscription(ended)
+        await self.session.commit()
+        return ActionResult("Your subscription has ended.")
 
     async def _set_cancel_at_period_end(
         self, customer: Customer, cancel: bool

@@ -11,6 +11,7 @@ sent) and written to `email_outbox` **in the caller's transaction**, keyed by a 
 | `payment_failed` | `payment_failed:<invoice id>:<stripe event id>` | `invoice.payment_failed` (each failed attempt) |
 | `payment_succeeded` | `payment_succeeded:<invoice id>` | `invoice.paid` |
 | `payment_action_required` | `payment_action_required:<invoice id>` | `invoice.payment_action_required` (3-D Secure; once per invoice, and instead of `payment_failed`) |
+| `password_reset`, `verify_email`, `email_change`, `email_change_notice` | `<kind>:<account token id>` | app/accounts/flows.py (to the address the link is for) |
 
 Enqueueing is an insert-or-ignore on that key, so a duplicate or replayed Stripe event, or a
 second scan (by this or another worker), never makes a second email. Usage and credit emails
@@ -51,6 +52,14 @@ TRIAL_WILL_END = "trial_will_end"
 PAYMENT_FAILED = "payment_failed"
 PAYMENT_SUCCEEDED = "payment_succeeded"
 PAYMENT_ACTION_REQUIRED = "payment_action_required"
+# Account emails (app/accounts/flows.py): links that prove the person reads the address.
+PASSWORD_RESET = "password_reset"  # noqa: S105 (an email kind)
+VERIFY_EMAIL = "verify_email"
+EMAIL_CHANGE = "email_change"  # to the new address: confirm it
+EMAIL_CHANGE_NOTICE = "email_change_notice"  # to the old address: it is being changed
+ACCOUNT_KINDS = frozenset({PASSWORD_RESET, VERIFY_EMAIL, EMAIL_CHANGE, EMAIL_CHANGE_NOTICE})
+# An invitation into an organization (app/organizations/service.py), to the invited address.
+INVITATION = "invitation"
 KINDS = (
     USAGE_WARNING,
     USAGE_EXHAUSTED,
@@ -59,6 +68,8 @@ KINDS = (
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
     PAYMENT_ACTION_REQUIRED,
+    *sorted(ACCOUNT_KINDS),
+    INVITATION,
 )
 # The ones a customer can turn off on /billing/settings; payment emails always go.
 USAGE_KINDS = frozenset({USAGE_WARNING, USAGE_EXHAUSTED, CREDITS_EXPIRING})
@@ -133,8 +144,16 @@ class NotificationService:
             "invoices_url": self.url("/billing/invoices"),
             "cards_url": self.url("/billing/payment-methods"),
             "settings_url": self.url("/billing/settings"),
+            "account_url": self.url("/account"),
         }
-        values = {**links, **context, "subject": subject, "usage_email": kind in USAGE_KINDS}
+        values = {
+            **links,
+            **context,
+            "subject": subject,
+            "usage_email": kind in USAGE_KINDS,
+            "account_email": kind in ACCOUNT_KINDS,
+            "invitation_email": kind == INVITATION,
+        }
         text = env.get_template(f"emails/{kind}.txt").render(values)
         html = env.get_template(f"emails/{kind}.html").render(values)
         return Rendered(subject, text, html)
@@ -147,11 +166,14 @@ class NotificationService:
         customer: Customer,
         subject: str,
         context: dict[str, Any],
+        to_address: str | None = None,
     ) -> Enqueued:
-        """Render and add the email unless its key exists (insert-or-ignore)."""
+        """Render and add the email unless its key exists (insert-or-ignore); to the
+        customer's address unless `to_address` says another (a new address to confirm)."""
         if kind not in KINDS:
             raise ValueError(f"unknown email kind {kind!r}")
-        if not customer.email:
+        to_address = to_address or customer.email
+        if not to_address:
             return Enqueued(False, f"no email ({kind}): customer has no address")
         if kind in USAGE_KINDS and not customer.usage_emails:
             return Enqueued(False, f"no email ({kind}): usage emails are off")
@@ -161,7 +183,7 @@ class NotificationService:
             {
                 "dedupe_key": dedupe_key[:255],
                 "customer_id": customer.id,
-                "to_address": customer.email,
+                "to_address": to_address,
                 "kind": kind,
                 "subject": rendered.subject[:255],
                 "text_body": rendered.text,
@@ -323,6 +345,38 @@ class NotificationService:
             )
             queued += outcome.queued
         return queued
+
+    # Organizations (app/organizations/service.py: in its transaction) ----------------------
+
+    async def invitation(
+        self,
+        *,
+        customer: Customer,
+        to_address: str,
+        organization: str,
+        inviter: str,
+        role: str,
+        accept_url: str,
+        expires_at: datetime,
+        dedupe_key: str,
+    ) -> None:
+        """An invitation into `organization` to `to_address` (greeted by no name: the
+        organization's is not theirs)."""
+        await self.enqueue(
+            dedupe_key=dedupe_key,
+            kind=INVITATION,
+            customer=customer,
+            to_address=to_address,
+            subject=f"{inviter} invited you to {organization}"[:255],
+            context={
+                "customer": {"name": ""},
+                "organization": organization,
+                "inviter": inviter,
+                "role": role,
+                "accept_url": accept_url,
+                "expires_at": expires_at,
+            },
+        )
 
     # The customer's settings (a user action: commits) -------------------------------------
 

@@ -54,6 +54,16 @@ class CustomerCalls(GatewayBase):
             ),
         )
 
+    async def update_customer_email(self, customer_id: str, email: str, *, key: str) -> Customer:
+        """The Stripe customer's email (where Stripe sends receipts and invoices)."""
+        params: CustomerUpdateParams = {"email": email}
+        return cast(
+            Customer,
+            await _request(
+                self.client.v1.customers.update_async(customer_id, params, {"idempotency_key": key})
+            ),
+        )
+
     # Payment methods --------------------------------------------------------------------
 
     async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
