@@ -7,6 +7,7 @@ docs/performance.md, "Shims"); each keeps the framework's behaviour for what the
 from __future__ import annotations
 
 import gc
+import os
 from datetime import timedelta
 
 from litestar import Request
@@ -14,7 +15,7 @@ from litestar.connection.base import empty_receive, empty_send
 from litestar.plugins.htmx import HTMXDetails, HTMXRequest
 from litestar.response.base import ASGIResponse
 from litestar.stores.base import StorageObject
-from litestar.stores.file import FileStore
+from litestar.stores.file import FileStore, _safe_file_name
 from litestar.types import Receive, Scope, Send
 
 # Young-generation threshold and the two older ones (CPython's default: 700, 10, 10).
@@ -84,14 +85,16 @@ class LocalFileStore(FileStore):
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         if renew_for:
             return await super().get(key, renew_for)
-        path = self._path_from_key(key)
+        # The store's own file name, joined as text: its `anyio.Path` took a tenth of a page
+        # served from the page cache.
+        name = os.path.join(os.fspath(self.path), _safe_file_name(key))
         try:
-            with open(path, "rb") as handle:  # noqa: ASYNC230 (see the class docstring)
+            with open(name, "rb") as handle:  # noqa: ASYNC230 (see the class docstring)
                 stored = StorageObject.from_bytes(handle.read())
         except FileNotFoundError:
             return None
         if stored.expired:
-            await path.unlink(missing_ok=True)
+            await self._path_from_key(key).unlink(missing_ok=True)
             return None
         return stored.data
 
