@@ -4,7 +4,8 @@ app/accounts/flows.py (docs/accounts.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
@@ -26,6 +27,7 @@ from app.accounts.verification import verification_page
 from app.lib.errors import DomainError
 from app.web.responses import PAGE_HEADERS
 
+T = TypeVar("T")
 ACCOUNT = "/account"
 # A link's page: its token is in the URL, so no Referer carries it elsewhere; never cached.
 LINK_HEADERS = {**PAGE_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -252,6 +254,44 @@ class AccountController(Controller):
             flash(request, "Your email address is already confirmed.", category="info")
         return Redirect(back, status_code=303)
 
+    async def _with_current_password(
+        self,
+        request: Request[Any, Any, Any],
+        user_sessions: SessionRegistry,
+        login_throttle: LoginThrottle,
+        section: str,
+        action: Callable[[], Awaitable[T]],
+        *,
+        link_purpose: str | None = None,
+        forms: dict[str, Any] | None = None,
+    ) -> T | Template:
+        """Run `action` (which checks the current password) under the login limits: a wrong
+        current password counts as a failed login; `link_purpose` also limits the emails
+        with a link it sends. A refusal re-renders the page with the message in `section`."""
+        user = current_user(request)
+        assert user is not None
+        address = login_throttle.address(request.scope)
+        throttled = await login_throttle.check_login(user.email, address)
+        if throttled is None and link_purpose is not None:
+            throttled = await login_throttle.email_link_attempt(link_purpose, user.email, address)
+        try:
+            if throttled is not None:
+                raise DomainError(throttled.message)
+            return await action()
+        except DomainError as exc:
+            if exc.extra.get("field") == "current_password":
+                await login_throttle.login_failed(user.email, address)
+            page = await self._page(
+                request,
+                user_sessions,
+                status_code=429 if throttled else exc.status_code,
+                forms=forms or {},
+                errors={section: exc.message},
+            )
+            if throttled is not None:
+                page.headers["Retry-After"] = str(throttled.retry_after)
+            return page
+
     @post("/email")
     async def change_email(
         self,
@@ -263,33 +303,17 @@ class AccountController(Controller):
     ) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        address = login_throttle.address(request.scope)
-        form = {"email": {"email": data.email}}
-        throttled = await login_throttle.check_login(
-            user.email, address
-        ) or await login_throttle.email_link_attempt("email_change", user.email, address)
-        if throttled is not None:
-            return await self._page(
-                request,
-                user_sessions,
-                status_code=429,
-                forms=form,
-                errors={"email": throttled.message},
-            )
-        try:
-            new_email = await account_flows.request_email_change(
-                user.id, data.current_password, data.email
-            )
-        except DomainError as exc:
-            if exc.extra.get("field") == "current_password":
-                await login_throttle.login_failed(user.email, address)
-            return await self._page(
-                request,
-                user_sessions,
-                status_code=exc.status_code,
-                forms=form,
-                errors={"email": exc.message},
-            )
+        new_email = await self._with_current_password(
+            request,
+            user_sessions,
+            login_throttle,
+            "email",
+            lambda: account_flows.request_email_change(user.id, data.current_password, data.email),
+            link_purpose="email_change",
+            forms={"email": {"email": data.email}},
+        )
+        if isinstance(new_email, Template):
+            return new_email
         flash(
             request,
             f"We sent a link to {new_email}: your email changes once you open it. "
@@ -309,28 +333,20 @@ class AccountController(Controller):
     ) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        address = login_throttle.address(request.scope)
-        throttled = await login_throttle.check_login(user.email, address)
-        if throttled is not None:
-            return await self._page(
-                request, user_sessions, status_code=429, errors={"password": throttled.message}
-            )
-        try:
-            ended = await account_flows.change_password(
+        ended = await self._with_current_password(
+            request,
+            user_sessions,
+            login_throttle,
+            "password",
+            lambda: account_flows.change_password(
                 user.id,
                 data.current_password,
                 data.new_password,
                 keep_session_key=_session_key(request),
-            )
-        except DomainError as exc:
-            if exc.extra.get("field") == "current_password":
-                await login_throttle.login_failed(user.email, address)
-            return await self._page(
-                request,
-                user_sessions,
-                status_code=exc.status_code,
-                errors={"password": exc.message},
-            )
+            ),
+        )
+        if isinstance(ended, Template):
+            return ended
         # This login stays, under a newly issued session id.
         renew_session(request, dict(request.session))
         others = f" {ended} other session{'s' if ended != 1 else ''} logged out." if ended else ""

@@ -157,6 +157,7 @@ async def test_wrong_current_passwords_are_throttled_like_logins(client, setting
         )
         statuses.append(response.status_code)
     assert statuses[-1] == 429 and set(statuses[:-1]) == {422}
+    assert "Too many attempts" in response.text and response.headers["retry-after"]
 
 
 async def test_last_seen_is_written_at_most_once_a_minute(client, monkeypatch):
