@@ -19,9 +19,15 @@ def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise NotAuthorizedException("Please log in.")
 
 
+class TwoFactorRequired(PermissionDeniedException):
+    """An admin without two-factor login while REQUIRE_ADMIN_2FA is on: sent to turn it on."""
+
+
 def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     user = current_user(connection)
     if user is None:
         raise NotAuthorizedException("Please log in.")
     if not user.is_admin:
         raise PermissionDeniedException("This page is for administrators.")
+    if user.two_factor_missing:
+        raise TwoFactorRequired("Administrators must turn on two-factor login first.")

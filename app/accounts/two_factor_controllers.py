@@ -1,0 +1,284 @@
+"""Two-factor login pages: the login's second step (/login/two-factor) and the settings
+(/account/two-factor: turn on with a QR code, new recovery codes, turn off). HTML forms that
+work without JavaScript; the rules are in app/accounts/two_factor.py and totp.py."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from app.accounts.auth import start_login
+from app.accounts.guards import TwoFactorRequired, current_user, requires_user
+from app.accounts.second_step import SECOND_STEP_PATH, pending_login
+from app.accounts.sessions import renew_session
+from app.accounts.throttle import LoginThrottle, Throttled
+from app.accounts.two_factor import TwoFactorService
+from app.accounts.user_sessions import SessionRegistry
+from app.lib.errors import DomainError
+from app.web.responses import PAGE_HEADERS
+
+SETTINGS_PATH = "/account/two-factor"
+T = TypeVar("T")
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+class CodeForm(Struct):
+    code: str = ""
+
+
+class DisableForm(Struct):
+    password: str = ""
+    code: str = ""
+
+
+class CodeThrottle:
+    """Wrong codes, counted like failed logins (app/accounts/throttle.py): per user from one
+    address (`limit`), per user from anywhere (5 x), per address (10 x), in the login window."""
+
+    def __init__(self, login_throttle: LoginThrottle) -> None:
+        self.counter = login_throttle.counter
+        self.limit = login_throttle.limit
+        self.login_throttle = login_throttle
+
+    def _keys(self, user_id: int, address: str) -> list[tuple[str, int]]:
+        return [
+            (f"2fa:pair:{user_id}:{address}", self.limit),
+            (f"2fa:user:{user_id}", self.limit * 5),
+            (f"2fa:address:{address}", self.limit * 10),
+        ]
+
+    async def check(self, user_id: int, scope: Any) -> Throttled | None:
+        waits = []
+        for key, limit in self._keys(user_id, self.login_throttle.address(scope)):
+            count, retry_after = await self.counter.count(key)
+            if count >= limit:
+                waits.append(retry_after)
+        return Throttled(max(waits)) if waits else None
+
+    async def failed(self, user_id: int, scope: Any) -> None:
+        for key, _limit in self._keys(user_id, self.login_throttle.address(scope)):
+            await self.counter.add(key)
+
+    async def succeeded(self, user_id: int, scope: Any) -> None:
+        await self.counter.clear(self._keys(user_id, self.login_throttle.address(scope))[0][0])
+
+    async def run(self, user_id: int, scope: Any, action: Callable[[], Awaitable[T]]) -> T:
+        """`action()` unless throttled (then `TooManyCodes`); a `DomainError` it raises (a
+        wrong code or password) is counted as a failure."""
+        throttled = await self.check(user_id, scope)
+        if throttled is not None:
+            raise TooManyCodes(throttled.message, retry_after=throttled.retry_after)
+        try:
+            return await action()
+        except DomainError:
+            await self.failed(user_id, scope)
+            raise
+
+
+class TooManyCodes(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+
+def two_factor_required(request: Request[Any, Any, Any], exc: TwoFactorRequired) -> Redirect:
+    """An admin page refused under REQUIRE_ADMIN_2FA: to the two-factor settings."""
+    flash(request, str(exc.detail), category="info")
+    headers = request.app.state.get("page_headers", {})
+    return Redirect(SETTINGS_PATH, status_code=303, headers=headers)
+
+
+def _page(template: str, status_code: int = 200, **context: Any) -> Template:
+    return Template(template, context=context, status_code=status_code, headers=dict(PAGE_HEADERS))
+
+
+class SecondStepController(Controller):
+    """The login's second step: reachable without a login (under /login, a public path)."""
+
+    path = SECOND_STEP_PATH
+    include_in_schema = False
+
+    @get("/")
+    async def code_page(self, request: Request[Any, Any, Any]) -> Template | Redirect:
+        if pending_login(request) is None:
+            return _expired(request)
+        return _page("accounts/two_factor_login.html")
+
+    @post("/")
+    async def submit_code(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[CodeForm, Form],
+        two_factor: NamedDependency[TwoFactorService],
+        login_throttle: NamedDependency[LoginThrottle],
+        user_sessions: NamedDependency[SessionRegistry],
+    ) -> Template | Redirect:
+        pending = pending_login(request)
+        if pending is None:
+            return _expired(request)
+        user_id: int = pending["user_id"]
+        throttle = CodeThrottle(login_throttle)
+        throttled = await throttle.check(user_id, request.scope)
+        if throttled is not None:
+            response = _page(
+                "accounts/two_factor_login.html", status_code=429, error=throttled.message
+            )
+            response.headers["Retry-After"] = str(throttled.retry_after)
+            return response
+        kind = await two_factor.use_code(user_id, data.code)
+        if kind is None:
+            await throttle.failed(user_id, request.scope)
+            return _page(
+                "accounts/two_factor_login.html",
+                status_code=400,
+                error="That code is not right, or was already used.",
+            )
+        await throttle.succeeded(user_id, request.scope)
+        await start_login(request, user_sessions, user_id)
+        if kind == "recovery":
+            left = (await two_factor.status(user_id)).recovery_codes_left
+            flash(
+                request,
+                f"You used a recovery code; {left} left. New ones: Account, Two-factor login.",
+                category="info",
+            )
+        return Redirect(str(pending.get("next") or "/billing"), status_code=303)
+
+
+def _expired(request: Request[Any, Any, Any]) -> Redirect:
+    renew_session(request, {})
+    flash(request, "Your login took too long or has ended. Log in again.", category="info")
+    return Redirect("/login", status_code=303)
+
+
+class TwoFactorSettingsController(Controller):
+    path = SETTINGS_PATH
+    guards = [requires_user]
+    include_in_schema = False
+
+    @get("/")
+    async def settings_page(
+        self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
+    ) -> Template:
+        user = current_user(request)
+        assert user is not None
+        return _page("accounts/two_factor.html", status=await two_factor.status(user.id))
+
+    @get("/summary")
+    async def summary(
+        self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
+    ) -> Template:
+        """The account page's section (loaded by htmx; a link without JavaScript)."""
+        user = current_user(request)
+        assert user is not None
+        status = await two_factor.status(user.id)
+        return _page("accounts/_two_factor_status.html", status=status)
+
+    @post("/setup")
+    async def start_setup(
+        self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
+    ) -> Redirect:
+        user = current_user(request)
+        assert user is not None
+        try:
+            await two_factor.start_enrolment(user.id, user.email)
+        except DomainError as exc:
+            flash(request, exc.message, category="info")
+            return Redirect(SETTINGS_PATH, status_code=303)
+        return Redirect(f"{SETTINGS_PATH}/setup", status_code=303)
+
+    @get("/setup")
+    async def setup_page(
+        self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
+    ) -> Template | Redirect:
+        user = current_user(request)
+        assert user is not None
+        enrolment = await two_factor.pending_enrolment(user.id, user.email)
+        if enrolment is None:
+            return Redirect(SETTINGS_PATH, status_code=303)
+        return _page("accounts/two_factor_setup.html", enrolment=enrolment)
+
+    @post("/confirm")
+    async def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[CodeForm, Form],
+        two_factor: NamedDependency[TwoFactorService],
+        login_throttle: NamedDependency[LoginThrottle],
+    ) -> Template | Redirect:
+        user = current_user(request)
+        assert user is not None
+        enrolment = await two_factor.pending_enrolment(user.id, user.email)
+        if enrolment is None:
+            return Redirect(SETTINGS_PATH, status_code=303)
+        throttle = CodeThrottle(login_throttle)
+        try:
+            codes = await throttle.run(
+                user.id, request.scope, lambda: two_factor.confirm(user.id, data.code)
+            )
+        except DomainError as exc:
+            return _page(
+                "accounts/two_factor_setup.html",
+                status_code=exc.status_code,
+                enrolment=enrolment,
+                error=exc.message,
+            )
+        return _page("accounts/two_factor_codes.html", codes=codes, first=True)
+
+    @post("/recovery-codes")
+    async def new_recovery_codes(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[CodeForm, Form],
+        two_factor: NamedDependency[TwoFactorService],
+        login_throttle: NamedDependency[LoginThrottle],
+    ) -> Template:
+        user = current_user(request)
+        assert user is not None
+        throttle = CodeThrottle(login_throttle)
+        try:
+            codes = await throttle.run(
+                user.id, request.scope, lambda: two_factor.new_recovery_codes(user.id, data.code)
+            )
+        except DomainError as exc:
+            return _page(
+                "accounts/two_factor.html",
+                status_code=exc.status_code,
+                status=await two_factor.status(user.id),
+                errors={"codes": exc.message},
+            )
+        return _page("accounts/two_factor_codes.html", codes=codes, first=False)
+
+    @post("/disable")
+    async def disable(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[DisableForm, Form],
+        two_factor: NamedDependency[TwoFactorService],
+        login_throttle: NamedDependency[LoginThrottle],
+    ) -> Template | Redirect:
+        user = current_user(request)
+        assert user is not None
+        throttle = CodeThrottle(login_throttle)
+        try:
+            await throttle.run(
+                user.id,
+                request.scope,
+                lambda: two_factor.disable(user.id, data.password, data.code),
+            )
+        except DomainError as exc:
+            return _page(
+                "accounts/two_factor.html",
+                status_code=exc.status_code,
+                status=await two_factor.status(user.id),
+                errors={"disable": exc.message},
+            )
+        flash(request, "Two-factor login is off.", category="success")
+        return Redirect(SETTINGS_PATH, status_code=303)
