@@ -6,6 +6,7 @@ from litestar.stores.base import Store
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.checkout_status import CheckoutLedger
+from app.billing.details import BillingDetailsService
 from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.portal_links import PortalLinkService
@@ -57,6 +58,12 @@ def provide_billing_service(
         checkout_ledger=checkout_ledger,
         mirror=stripe_mirror,
     )
+
+
+def provide_billing_details(
+    db_session: AsyncSession, stripe_gateway: StripeGateway, billing_service: BillingService
+) -> BillingDetailsService:
+    return BillingDetailsService(db_session, stripe_gateway, billing_service)
 
 
 def provide_plan_changes(billing_service: BillingService, settings: Settings) -> PlanChangeService:

@@ -315,6 +315,7 @@ class StripeMirror:
         row.hosted_invoice_url = inv.get("hosted_invoice_url")
         row.invoice_pdf = inv.get("invoice_pdf")
         row.lines = mirror_lines(self.catalog, lines, await self._lookup_keys(lines))
+        row.billed_to = billed_to(inv)
         row.description = describe(row.lines, fallback=inv.get("description"), trial=is_trial(row))[
             :500
         ]
@@ -639,6 +640,20 @@ class StripeMirror:
         else:
             await nested.rollback()
         return drift
+
+
+def billed_to(inv: StripeObject) -> Json | None:
+    """Who the invoice is made out to, as Stripe fixed it when finalizing it: the customer's
+    name, address and tax IDs then (None when it carries none of them)."""
+    address = {k: v for k, v in (inv.get("customer_address") or {}).items() if v}
+    tax_ids = [
+        {"type": str(t.get("type") or ""), "value": str(t.get("value") or "")}
+        for t in inv.get("customer_tax_ids") or []
+    ]
+    name = inv.get("customer_name") or None
+    if not (name or address or tax_ids):
+        return None
+    return {"name": name, "address": address or None, "tax_ids": tax_ids}
 
 
 def _payment_intent_id(inv: StripeObject, status: str) -> str | None:

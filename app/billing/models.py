@@ -57,6 +57,49 @@ class Invoice(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Who the invoice was made out to, as Stripe fixed it when finalizing it (its
+    # `customer_name`, `customer_address`, `customer_tax_ids`): {name, address, tax_ids}.
+    billed_to: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class BillingDetails(Base):
+    """The customer's billing details as their Stripe customer has them (name, address,
+    invoice email), mirrored so pages read them without a Stripe call; written after each
+    change made here and by `customer.updated` (app.billing.details)."""
+
+    __tablename__ = "billing_details"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255))
+    line1: Mapped[str | None] = mapped_column(String(255))
+    line2: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(255))
+    postal_code: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(255))
+    country: Mapped[str | None] = mapped_column(String(2))
+    # Where Stripe sends invoices (the Stripe customer's `email`).
+    invoice_email: Mapped[str | None] = mapped_column(String(254))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerTaxId(Base):
+    """A tax ID of the customer's, mirrored from Stripe (`customer.tax_id.*` events)."""
+
+    __tablename__ = "customer_tax_ids"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    stripe_tax_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str | None] = mapped_column(String(2))
+    # Stripe's verification status (pending, verified, unverified, unavailable) or None.
+    verification: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PaymentMethod(Base):

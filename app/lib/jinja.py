@@ -9,7 +9,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from app.lib.countries import address_lines
 from app.lib.money import format_money
+from app.lib.tax_ids import tax_id_label
 from app.lib.urls import path_segment
 
 PRODUCT_NAME = "Billing Portal"
@@ -49,5 +51,7 @@ def jinja_environment(templates_dir: Path, **options: Any) -> Environment:
     env.filters["date"] = format_date
     env.filters["number"] = format_number
     env.filters["path_segment"] = path_segment
+    env.filters["address_lines"] = address_lines
+    env.filters["tax_id_label"] = tax_id_label
     env.globals["product_name"] = PRODUCT_NAME
     return env

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
     from stripe.params.checkout import (
         SessionCreateParams,
+        SessionCreateParamsCustomerUpdate,
         SessionCreateParamsLineItem,
         SessionListParams,
     )
@@ -76,10 +77,33 @@ class CheckoutCalls(GatewayBase):
         else:
             params["setup_intent_data"] = {"metadata": metadata}
             params["currency"] = currency or "usd"
+        if mode != "setup":
+            self._add_checkout_options(params)
         created = await _request(
             self.client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
         )
         return cast(CheckoutSession, created)
+
+    def _add_checkout_options(self, params: SessionCreateParams) -> None:
+        """What the settings turn on (each off by default, so nothing is sent): the billing
+        address and a tax ID collected on the page and saved on the customer
+        (`customer_update`, which Stripe requires for an existing customer), promotion
+        codes, Stripe Tax."""
+        options = self.checkout_options
+        update: SessionCreateParamsCustomerUpdate = {}
+        if options.collect_billing_address:
+            params["billing_address_collection"] = options.collect_billing_address
+            update["address"] = "auto"
+        if options.collect_tax_id:
+            params["tax_id_collection"] = {"enabled": True}
+            update["name"] = "auto"
+        if options.allow_promotion_codes:
+            params["allow_promotion_codes"] = True
+        if options.automatic_tax:
+            params["automatic_tax"] = {"enabled": True}
+            update["address"] = "auto"  # the address Checkout asks for tax, kept
+        if update:
+            params["customer_update"] = update
 
     async def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
         found = await _request(

@@ -41,10 +41,13 @@ class StripeGatewayError(DomainError):
         code: str | None = None,
         stripe_code: str | None = None,
         http_status: int | None = None,
+        stripe_param: str | None = None,
     ) -> None:
         super().__init__(message, code=code)
         self.stripe_code = stripe_code
         self.http_status = http_status
+        # The request parameter Stripe refused (`param`), e.g. a tax ID's `value`.
+        self.stripe_param = stripe_param
 
 
 class StripeCardError(StripeGatewayError):
@@ -85,7 +88,8 @@ def _translate(exc: stripe.StripeError) -> StripeGatewayError:
         message = "The portal's Stripe key was refused. Please tell the administrator."
     else:
         message = exc.user_message or "Stripe could not complete the request. Please try again."
-    return StripeGatewayError(message, stripe_code=code, http_status=status)
+    param = getattr(exc.error, "param", None) if exc.error else None
+    return StripeGatewayError(message, stripe_code=code, http_status=status, stripe_param=param)
 
 
 async def _request(call: Awaitable[Any]) -> Json:
@@ -131,6 +135,28 @@ class LineItem:
     quantity: int | None = 1
 
 
+@dataclass(frozen=True)
+class CheckoutOptions:
+    """What the gateway adds to Checkout Sessions (and, for tax, to plan changes) when the
+    settings turn it on: Stripe's `billing_address_collection`, `tax_id_collection`,
+    `allow_promotion_codes` and `automatic_tax` (docs/billing-details.md)."""
+
+    collect_billing_address: Literal["auto", "required"] | None = None
+    collect_tax_id: bool = False
+    allow_promotion_codes: bool = False
+    automatic_tax: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckoutOptions:
+        address = settings.checkout_collect_billing_address
+        return cls(
+            collect_billing_address=address if address in ("auto", "required") else None,  # type: ignore[arg-type]
+            collect_tax_id=settings.checkout_collect_tax_id,
+            allow_promotion_codes=settings.checkout_allow_promotion_codes,
+            automatic_tax=settings.stripe_automatic_tax,
+        )
+
+
 class GatewayBase:
     """The SDK client the gateway's calls share (`client.v1.*`, async methods)."""
 
@@ -142,6 +168,7 @@ class GatewayBase:
         api_base: str | None = None,
         max_network_retries: int = MAX_NETWORK_RETRIES,
         thin_webhook_secret: str | None = None,
+        checkout_options: CheckoutOptions | None = None,
     ) -> None:
         base_addresses: BaseAddresses = {}
         if api_base:
@@ -153,6 +180,7 @@ class GatewayBase:
             }
         self.api_base = api_base or stripe.DEFAULT_API_BASE
         self.webhook_secret = webhook_secret
+        self.checkout_options = checkout_options or CheckoutOptions()
         # Thin events come through an event destination of their own, with its own secret.
         self.thin_webhook_secret = thin_webhook_secret or webhook_secret
         self.client = stripe.StripeClient(
@@ -168,4 +196,5 @@ class GatewayBase:
             settings.stripe_webhook_secret,
             api_base=settings.effective_stripe_api_base,
             thin_webhook_secret=settings.stripe_thin_webhook_secret,
+            checkout_options=CheckoutOptions.from_settings(settings),
         )

@@ -20,6 +20,8 @@ address; the API version is the one the SDK pins.
 
 from __future__ import annotations
 
+from app.stripe.account_deletion import AccountDeletionCalls
+from app.stripe.billing_details import BillingDetailsCalls
 from app.stripe.catalog import CatalogCalls
 from app.stripe.checkout import CheckoutCalls
 from app.stripe.client import (
@@ -48,9 +50,11 @@ from app.stripe.subscriptions import ItemChange, Phase, SubscriptionCalls
 class StripeGateway(
     EventCalls,
     CustomerCalls,
+    BillingDetailsCalls,
     CatalogCalls,
     CheckoutCalls,
     SubscriptionCalls,
+    AccountDeletionCalls,
     InvoiceCalls,
     MeterCalls,
 ):

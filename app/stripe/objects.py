@@ -106,6 +106,27 @@ class InvoiceSettings(TypedDict, total=False):
     default_payment_method: Expandable
 
 
+class Address(TypedDict, total=False):
+    line1: str | None
+    line2: str | None
+    city: str | None
+    postal_code: str | None
+    state: str | None
+    country: str | None
+
+
+class TaxId(TypedDict, total=False):
+    """A customer's tax ID (`/v1/customers/{id}/tax_ids`)."""
+
+    id: Required[str]
+    deleted: bool
+    customer: Expandable
+    type: str
+    value: str
+    country: str | None
+    verification: dict[str, Any] | None
+
+
 class Customer(TypedDict, total=False):
     """A customer; once deleted, Stripe answers only `id` and `deleted`."""
 
@@ -113,6 +134,7 @@ class Customer(TypedDict, total=False):
     deleted: bool
     email: str | None
     name: str | None
+    address: Address | None
     currency: str | None
     balance: int
     invoice_settings: InvoiceSettings | None
@@ -176,6 +198,11 @@ class Invoice(TypedDict, total=False):
     ending_balance: int | None
     total_taxes: list[dict[str, Any]] | None
     total_discount_amounts: list[dict[str, Any]] | None
+    # The customer's details as the invoice carries them (fixed when it is finalized).
+    customer_name: str | None
+    customer_email: str | None
+    customer_address: Address | None
+    customer_tax_ids: list[dict[str, Any]] | None
     pre_payment_credit_notes_amount: int
     post_payment_credit_notes_amount: int
     period_start: int

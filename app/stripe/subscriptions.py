@@ -98,6 +98,8 @@ class SubscriptionCalls(GatewayBase):
             "cancel_at_period_end": False,
             "metadata": metadata,
         }
+        if self.checkout_options.automatic_tax:
+            params["automatic_tax"] = {"enabled": True}
         return await self._update_subscription(subscription_id, params, key)
 
     async def update_subscription_items(
@@ -129,6 +131,8 @@ class SubscriptionCalls(GatewayBase):
         }
         if payment_behavior != "pending_if_incomplete":  # a pending update takes no more
             params["cancel_at_period_end"] = False
+            if self.checkout_options.automatic_tax:
+                params["automatic_tax"] = {"enabled": True}
         if payment_behavior is not None:
             params["payment_behavior"] = payment_behavior
         if end_trial:
@@ -192,6 +196,8 @@ class SubscriptionCalls(GatewayBase):
             "subscription": subscription_id,
             "subscription_details": details,
         }
+        if self.checkout_options.automatic_tax:
+            params["automatic_tax"] = {"enabled": True}
         found = await _request(self.client.v1.invoices.create_preview_async(params))
         return cast(InvoicePreview, found)
 

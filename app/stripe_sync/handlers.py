@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.billing.details import BillingDetailsMirror
 from app.billing.mirror import StripeMirror
 from app.billing.stripe_objects import StripeObject, ref_id
 from app.db.engine import write_from_here
@@ -170,12 +171,23 @@ async def on_payment_method_detached(ctx: EventContext) -> str:
 
 
 async def on_customer_updated(ctx: EventContext) -> str:
-    # The default card (invoice_settings.default_payment_method) and the credit balance
-    # (`balance`) live on the customer.
+    # The default card (invoice_settings.default_payment_method), the credit balance
+    # (`balance`) and the billing details (name, address, email) live on the customer.
     customer = await ctx.mirror.customers.by_stripe_id(ctx.object.get("id"))
     if customer is None:
         return "ignored: unknown customer"
-    return await ctx.mirror.sync_customer(customer)
+    outcome = await ctx.mirror.sync_customer(customer)
+    details = BillingDetailsMirror(ctx.mirror.session, ctx.gateway)
+    return f"{outcome}; {await details.sync(customer)}"
+
+
+async def on_customer_tax_id(ctx: EventContext) -> str:
+    # `created`, `updated` (its verification), `deleted`: the customer's tax IDs as Stripe
+    # has them now, with the rest of its billing details.
+    customer = await ctx.mirror.customers.by_stripe_id(ref_id(ctx.object.get("customer")))
+    if customer is None:
+        return "ignored: unknown customer"
+    return await BillingDetailsMirror(ctx.mirror.session, ctx.gateway).sync(customer)
 
 
 async def on_charge_refunded(ctx: EventContext) -> str:
@@ -264,6 +276,9 @@ HANDLERS: dict[str, Handler] = {
     "payment_method.attached": on_payment_method_attached,
     "payment_method.detached": on_payment_method_detached,
     "customer.updated": on_customer_updated,
+    "customer.tax_id.created": on_customer_tax_id,
+    "customer.tax_id.updated": on_customer_tax_id,
+    "customer.tax_id.deleted": on_customer_tax_id,
     "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_charge_dispute,
     "charge.dispute.closed": on_charge_dispute,
