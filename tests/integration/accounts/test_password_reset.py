@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
+import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -22,6 +24,7 @@ from tests.integration.accounts.helpers import (
     logged_in,
     post,
 )
+from tests.integration.accounts.test_login_throttle import REDIS_URL, browser, build, opened
 
 _CSRF = re.compile(r'name="_csrf_token" value="[^"]+"')
 
@@ -142,3 +145,21 @@ async def test_using_the_link_logs_out_every_session(client):
         ).status_code == 303
         assert not await logged_in(client)
         assert not await logged_in(laptop)
+
+
+async def test_reset_requests_are_counted_across_processes_through_redis(
+    tmp_path, database_url, catalog, engine
+) -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).flushdb()
+    except redis.RedisError:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: shared reset limits are untested")
+    first = build(tmp_path, database_url, catalog, redis_url=REDIS_URL)
+    second = build(tmp_path, database_url, catalog, redis_url=REDIS_URL)
+    async with opened(first) as one_app, opened(second) as two_app:
+        # Two browsers at different addresses, each on its own process: the email's count.
+        one, two = browser(one_app, "198.51.100.1"), browser(two_app, "198.51.100.2")
+        for n in range(LINKS_PER_ACCOUNT):
+            assert (await forgot(one if n % 2 else two, "ada@example.com")).status_code == 200
+        assert (await forgot(one, "ada@example.com")).status_code == 429
+        assert (await forgot(two, "ada@example.com")).status_code == 429
