@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Engine, event, text, update
+from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import User
+from app.accounts.models import User, UserSession
 from app.billing.page_cache import CACHED_PATHS
 from app.db.page_versions import VERSIONS
+from app.lib.clock import utcnow
 from tests.integration.billing.conftest import (
     Member,
     add_card,
@@ -224,3 +225,18 @@ async def test_boosted_links_are_cached_fragments_are_not(member: Member) -> Non
                 "/billing/upgrade?interval=year", headers={"HX-Request": "true"}
             )
         assert "<html" not in fragment.text and ran
+
+
+async def test_a_login_revoked_elsewhere_gets_no_cached_page(
+    member: Member, session: AsyncSession
+) -> None:
+    """ "Log out other sessions" marks the login's row: a database write, so the next load
+    runs `retrieve_user` again, which refuses it."""
+    await cached(member)
+    user_id = await session.scalar(select(User.id).where(User.email == member.email))
+    await session.execute(
+        update(UserSession).where(UserSession.user_id == user_id).values(revoked_at=utcnow())
+    )
+    await session.commit()
+    again = await member.client.get("/billing")
+    assert member.email not in again.text and 'data-testid="logout"' not in again.text
