@@ -10,8 +10,9 @@ answer is `204`, with what the full route checks, from what is at hand:
 
 - the session: read from the store on every poll (a logout anywhere ends it at once), its
   `user_id` and `auth_at` checked as `retrieve_user` checks them;
-- the user's customer: a per-process map from session id to the user's customer's external
-  id (neither changes during a session), read once per session with one statement;
+- the session's organization (its `org`, else the user's first, as `retrieve_user` picks
+  it; usage is visible to every member): a per-process map from session id to its external
+  id, read once per session and organization with one statement;
 - the version: from the usage writer's per-process balance cache (`UsageApi.balances`, one
   read on a miss), which this process's writes empty at once and other processes' usage,
   plan changes and grants within milliseconds (`app/db/changes.py`), within a second when an
@@ -34,9 +35,10 @@ from litestar.enums import ScopeType
 from litestar.stores.base import Store
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
+from app.accounts.auth import ORG_KEY
 from app.billing.views import meters_version
 from app.catalog.models import Catalog
-from app.customers.repository import external_id_for_user
+from app.customers.repository import external_id_for_member
 from app.db.engine import SyncWork
 from app.lib.clock import utcnow
 from app.metering.service import UsageApi
@@ -75,9 +77,13 @@ class LivePoll:
             (name.lower().encode(), value.encode())
             for name, value in {**headers, **PAGE_HEADERS}.items()
         ]
-        # session id -> (user id, the external id of their customer): a session's user never
-        # changes (a login issues a new session id), nor does a user's customer.
-        self.customers: dict[str, tuple[int, str]] = {}
+        # session id -> (user id, the session's organization, the external id of the
+        # organization shown): a session's user never changes (a login issues a new session
+        # id); a switch of organization changes the session's `org`, so the key misses. A
+        # member removed meanwhile keeps getting 204s (nothing but "unchanged") until the
+        # session ends or this process forgets it; any other answer goes through the route,
+        # which checks the membership.
+        self.customers: dict[str, tuple[int, int | None, str]] = {}
 
     @classmethod
     def install(cls, app: Litestar, **kwargs: Any) -> LivePoll:
@@ -138,15 +144,19 @@ class LivePoll:
             return None
         if utcnow().timestamp() - auth_at > self.session_max_age:
             return None
+        # The session's current organization, as `retrieve_user` resolves it (its own if
+        # the user still belongs to it, else their first): any member may see its usage.
+        org_id = session.get(ORG_KEY)
+        org_id = org_id if isinstance(org_id, int) else None
         known = self.customers.get(session_id)
-        if known is not None and known[0] == user_id:
-            return known[1]
-        external_id = await self.work.read(external_id_for_user, user_id)
+        if known is not None and known[0] == user_id and known[1] == org_id:
+            return known[2]
+        external_id = await self.work.read(external_id_for_member, user_id, org_id)
         if external_id is None:
             return None
         if len(self.customers) >= _MAX_SESSIONS:
             self.customers.clear()
-        self.customers[session_id] = (user_id, external_id)
+        self.customers[session_id] = (user_id, org_id, external_id)
         return external_id
 
 

@@ -35,7 +35,7 @@ from app.accounts.service import AccountService
 from app.customers.models import Customer
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
-from app.lib.errors import Forbidden
+from app.lib.errors import Forbidden, NotFound
 
 PORTAL_TTL_SECONDS = 300
 STORE_NAME = "portal_tokens"
@@ -53,6 +53,7 @@ class PortalClaim:
     customer_public_id: str
     nonce: str
     expires_at: int
+    member_id: int | None = None  # the member to log in (else the customer's creator)
 
 
 def _b64(data: bytes) -> str:
@@ -72,11 +73,21 @@ def _mac(secret: str, payload: bytes) -> bytes:
     return hmac.new(secret.encode(), _CONTEXT + payload, hashlib.sha256).digest()
 
 
-def sign(secret: str, customer_public_id: str, now: datetime, ttl: int = PORTAL_TTL_SECONDS) -> str:
-    payload = json.dumps(
-        {"c": customer_public_id, "n": secrets.token_urlsafe(16), "e": int(now.timestamp()) + ttl},
-        separators=(",", ":"),
-    ).encode()
+def sign(
+    secret: str,
+    customer_public_id: str,
+    now: datetime,
+    ttl: int = PORTAL_TTL_SECONDS,
+    member_id: int | None = None,
+) -> str:
+    claim: dict[str, str | int] = {
+        "c": customer_public_id,
+        "n": secrets.token_urlsafe(16),
+        "e": int(now.timestamp()) + ttl,
+    }
+    if member_id is not None:
+        claim["m"] = member_id
+    payload = json.dumps(claim, separators=(",", ":")).encode()
     return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
 
 
@@ -90,7 +101,10 @@ def verify(secret: str, token: str, now: datetime) -> PortalClaim:
         if not hmac.compare_digest(mac, _mac(secret, payload)):
             raise ValueError("bad signature")
         data = json.loads(payload)
-        claim = PortalClaim(str(data["c"]), str(data["n"]), int(data["e"]))
+        member = data.get("m")
+        claim = PortalClaim(
+            str(data["c"]), str(data["n"]), int(data["e"]), None if member is None else int(member)
+        )
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise PortalLinkInvalid(
             "This billing link is not valid. Ask the app you came from for a new one."
@@ -193,10 +207,24 @@ class PortalLinkService:
         self.public_url = public_url.rstrip("/")
         self.accounts = AccountService(session, customers.catalog)
 
-    async def issue(self, external_id: str, now: datetime | None = None) -> str:
+    async def issue(
+        self, external_id: str, now: datetime | None = None, member: str | None = None
+    ) -> str:
+        """A link for the customer's creator (or first owner), or for `member` (an email of
+        one of its members) when given."""
         customer = await self.customers.get(external_id)  # NotFound → 404
-        await self._check_not_admin(customer)
-        token = sign(self.secret, customer.public_id, now or utcnow())
+        member_id = None
+        if member is not None:
+            user = await self.accounts.users.by_email(member.strip())
+            member_id = user.id if user is not None else None
+            if member_id is None or not await self.customers.is_member(customer.id, member_id):
+                raise NotFound(
+                    f"{member} is not a member of this customer.", code="member_not_found"
+                )
+            await self._check_user_not_admin(member_id)
+        else:
+            await self._check_not_admin(customer)
+        token = sign(self.secret, customer.public_id, now or utcnow(), member_id=member_id)
         return f"{self.public_url}/portal/{token}"
 
     async def check(self, token: str, now: datetime | None = None) -> None:
@@ -205,18 +233,29 @@ class PortalLinkService:
         claim = await check(self.store, self.secret, token, now or utcnow())
         await self._customer(claim)
 
-    async def login(self, token: str, now: datetime | None = None) -> int:
-        """The id of the user to log in: the customer's, or a new password-less one linked to it."""
+    async def login(self, token: str, now: datetime | None = None) -> tuple[int, int]:
+        """The ids of the user to log in and of the organization to show: the member the link
+        names, else the customer's creator while a member (else its first owner), else a new
+        password-less user who owns it."""
         claim = await redeem(self.store, self.secret, token, now or utcnow())
         customer = await self._customer(claim)
-        if customer.user_id is not None:
-            return customer.user_id
+        if claim.member_id is not None:
+            if not await self.customers.is_member(customer.id, claim.member_id):
+                raise PortalLinkInvalid("This billing link names someone who is not a member.")
+            await self._check_user_not_admin(claim.member_id)
+            return claim.member_id, customer.id
+        owner = await self.customers.default_member(customer)
+        if owner is not None:
+            return owner, customer.id
+        if customer.user_id is not None:  # its creator left and nobody else belongs to it
+            raise PortalLinkInvalid("This billing account has no members to log in.")
         try:
             email = customer.email or ""
             if not email or len(email) > 254 or await self.accounts.email_taken(email):
                 email = f"customer-{customer.public_id}@portal.invalid"
             user = await self.accounts.add_passwordless_user(email, (customer.name or "")[:120])
             customer.user_id = user.id
+            await self.customers.add_owner(customer, user.id)
             await self.session.commit()
         except IntegrityError:  # a concurrent first login linked a user first
             await self.session.rollback()
@@ -224,11 +263,11 @@ class PortalLinkService:
             if customer.user_id is None:
                 raise
         assert customer.user_id is not None
-        return customer.user_id
+        return customer.user_id, customer.id
 
     async def _customer(self, claim: PortalClaim) -> Customer:
         customer = await self.customers.by_public_id(claim.customer_public_id)
-        if customer is None:
+        if customer is None or customer.deleted_at is not None:  # its user deleted it
             raise PortalLinkInvalid("This billing link is for an account that no longer exists.")
         await self._check_not_admin(customer)
         return customer
@@ -236,7 +275,10 @@ class PortalLinkService:
     async def _check_not_admin(self, customer: Customer) -> None:
         if customer.user_id is None:
             return
-        user = await self.accounts.get(customer.user_id)
+        await self._check_user_not_admin(customer.user_id)
+
+    async def _check_user_not_admin(self, user_id: int) -> None:
+        user = await self.accounts.get(user_id)
         if user is not None and user.is_admin:
             raise Forbidden(
                 "Portal links cannot log in an administrator.", code="portal_link_forbidden"

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final, Literal
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
@@ -30,6 +39,9 @@ class Customer(Base):
     # the next invoices), mirrored on `customer.updated` and by reconcile.
     stripe_balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     stripe_balance_currency: Mapped[str | None] = mapped_column(String(3))
+    # When its user deleted their account (app/accounts/deletion.py): personal data removed,
+    # kept for the invoices and the ledger; no login reaches it any more.
+    deleted_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -75,3 +87,35 @@ class Subscription(Base):
 
 # A plan or period change makes cached balances wrong: every process drops them at once.
 track(Subscription, BALANCES, lambda _subscription: None)
+
+
+# Who may act for a customer (shown as an organization) and with which role. The table lives
+# with customers, below accounts: the login (app/accounts/auth.py) reads the current
+# organization and the user's role with the user in one statement, and signup
+# (CustomerService.create_for_user) makes the user the owner of a personal organization in the
+# same transaction. The rest of organizations (team page, invitations, the API's members, the
+# role guards) is app/organizations/.
+Role = Literal["owner", "billing_admin", "member"]
+OWNER: Final = "owner"
+BILLING_ADMIN: Final = "billing_admin"
+MEMBER: Final = "member"
+ROLES: tuple[Role, ...] = (OWNER, BILLING_ADMIN, MEMBER)
+# Roles are ordered: each may do everything the ones below it may.
+RANK: dict[str, int] = {MEMBER: 0, BILLING_ADMIN: 1, OWNER: 2}
+
+
+class Membership(Base):
+    """A user's place in an organization. An organization always keeps one owner at least
+    (app/organizations/service.py holds that rule)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "user_id"),
+        CheckConstraint("role IN ('owner', 'billing_admin', 'member')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog
-from app.customers.models import Customer, Subscription
+from app.customers.models import OWNER, Customer, Membership, Subscription
 from app.customers.repository import CustomerRepository
 from app.db.engine import write_from_here
 from app.lib.emails import normalize_email
@@ -62,8 +62,25 @@ class CustomerService:
             )
         return customer
 
-    async def for_user(self, user_id: int) -> Customer | None:
-        return await self.repo.by_user_id(user_id)
+    async def for_user(self, user_id: int, org_id: int | None = None) -> Customer | None:
+        """The user's current organization: `org_id` when they belong to it, else their first
+        (personal) one; None when they belong to none."""
+        found = await self.repo.current_for_member(user_id, org_id)
+        return found[0] if found is not None else None
+
+    async def is_member(self, customer_id: int, user_id: int) -> bool:
+        return await self.repo.role_of(customer_id, user_id) is not None
+
+    async def default_member(self, customer: Customer) -> int | None:
+        """Who a portal link that names nobody logs in: the customer's creator while a
+        member, else its first owner, else None."""
+        if customer.user_id is not None and await self.is_member(customer.id, customer.user_id):
+            return customer.user_id
+        return await self.repo.first_owner(customer.id)
+
+    async def add_owner(self, customer: Customer, user_id: int) -> None:
+        self.repo.add(Membership(customer_id=customer.id, user_id=user_id, role=OWNER))
+        await self.session.flush()
 
     async def by_stripe_id(self, stripe_customer_id: str | None) -> Customer | None:
         return await self.repo.by_stripe_id(stripe_customer_id) if stripe_customer_id else None
@@ -100,6 +117,8 @@ class CustomerService:
         self.repo.add(customer)
         await self.session.flush()
         self.repo.add(self._default_subscription(customer))
+        # The user's personal organization: they own it.
+        self.repo.add(Membership(customer_id=customer.id, user_id=user_id, role=OWNER))
         await self.session.flush()
         return customer
 

@@ -13,8 +13,9 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.guards import requires_user
-from app.customers.models import Customer
+from app.customers.models import BILLING_ADMIN, Customer
 from app.notifications.service import NotificationService
+from app.organizations.guards import requires_role
 from app.web.responses import page, redirect
 
 SETTINGS_PAGE = "/billing/settings"
@@ -28,7 +29,8 @@ class EmailSettingsForm(Struct):
 
 class NotificationSettingsController(Controller):
     path = SETTINGS_PAGE
-    guards = [requires_user]
+    # The organization's emails: owners and billing admins (docs/organizations.md).
+    guards = [requires_user, requires_role(BILLING_ADMIN)]
     include_in_schema = False
 
     @get("/")

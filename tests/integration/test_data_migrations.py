@@ -74,3 +74,36 @@ def test_0008_rolls_existing_events_up_by_utc_day(fresh_url: str) -> None:  # no
         (1, "logins", today): 1,
         (2, "calls", today): 7,
     }
+
+
+def _seed_users_and_customers(conn: Connection) -> None:
+    meta = MetaData()
+    with support.unreflected_expression_indexes():
+        customers = Table("customers", meta, autoload_with=conn)
+    users = Table("users", meta, autoload_with=conn)
+    for n in (1, 2):
+        row = {"id": n, "email": f"u{n}@example.com", "name": "", "is_admin": False}
+        row.update({"created_at": NOW, "password_hash": None})
+        conn.execute(users.insert(), {k: v for k, v in row.items() if k in users.c})
+    defaults = {"currency": "usd", "usage_emails": True, "created_at": NOW, "updated_at": NOW}
+    # Two users with their billing accounts, and a customer the SaaS made (no user).
+    for n, user_id in ((1, 1), (2, 2), (3, None)):
+        row = {"id": n, "public_id": f"c{n}", "external_id": f"c{n}", "user_id": user_id}
+        conn.execute(
+            customers.insert(), {k: v for k, v in {**row, **defaults}.items() if k in customers.c}
+        )
+    conn.commit()
+
+
+def _memberships(conn: Connection) -> set[tuple[int, int, str]]:
+    table = Table("memberships", MetaData(), autoload_with=conn, resolve_fks=False)
+    return {(row.customer_id, row.user_id, row.role) for row in conn.execute(select(table))}
+
+
+def test_0017_makes_every_user_the_owner_of_their_billing_account(
+    fresh_url: str,  # noqa: F811
+) -> None:
+    upgrade(fresh_url, "0016")
+    _inspect(fresh_url, _seed_users_and_customers)
+    upgrade(fresh_url, "0017")
+    assert _inspect(fresh_url, _memberships) == {(1, 1, "owner"), (2, 2, "owner")}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import PaymentMethod
-from app.customers.models import Customer
+from app.customers.models import Customer, Membership
 from tests.integration.billing.conftest import (
     HX,
     Member,
@@ -139,9 +139,8 @@ async def test_try_it_only_touches_the_callers_usage(
 async def test_a_login_without_a_customer_gets_404_not_someone_elses_page(
     member: Member, session: AsyncSession
 ) -> None:
-    await session.execute(
-        update(Customer).where(Customer.id == member.customer_id).values(user_id=None)
-    )
+    # A member of no organization (the billing account is reached through memberships).
+    await session.execute(delete(Membership).where(Membership.customer_id == member.customer_id))
     await session.commit()
     for path in PAGES:
         response = await member.client.get(path)
