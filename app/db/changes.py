@@ -38,7 +38,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, event, func, select
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, object_session
 
@@ -219,8 +219,12 @@ class ChangeWatch:
     `poll()` runs before a cached key or balance is trusted; on SQLite it reads the changes
     file when its header moved, elsewhere it does nothing (the listener pushes)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, listen_url: str | None = None) -> None:
+        """`listen_url` (DATABASE_LISTEN_URL): where to LISTEN when the engine's URL is a
+        pool in transaction mode (PgBouncer), which cannot hold a LISTEN: PostgreSQL itself,
+        or a session-mode pool. The engine's URL when None."""
         self.engine = engine
+        self.listen_url = listen_url
         self._callbacks: dict[str, list[Callback]] = {}
         path = changes_file(engine.url)
         self._file = change_file.ChangeFile(path) if path is not None else None
@@ -314,7 +318,8 @@ class ChangeWatch:
                 log.warning("changes file not reopened", path=self._file.path, exc_info=True)
 
     async def _listen(self) -> None:
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        url = make_url(self.listen_url) if self.listen_url else self.engine.url
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         delay = 0.5
         while True:
             try:
