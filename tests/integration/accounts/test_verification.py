@@ -11,6 +11,7 @@ from app.accounts.models import User
 from app.accounts.service import AccountService
 from app.accounts.throttle import LINKS_PER_ACCOUNT
 from app.config import Settings
+from app.db.engine import write_from_here
 from app.demo import DEMO_USERS, seed
 from tests.conftest import csrf_token, signup
 from tests.integration.accounts.helpers import emails, link_in_email, post
@@ -120,9 +121,13 @@ async def test_send_again_is_throttled(client):
     assert len(await emails(client, "ada@example.com", "verify_email")) == LINKS_PER_ACCOUNT + 1
 
 
-async def test_demo_users_and_admins_from_the_cli_are_verified(session, catalog):
+async def test_demo_users_cli_admins_and_api_members_are_verified(session, catalog):
     await seed(session, catalog)
-    await AccountService(session, catalog).ensure_admin("ops@example.com", "a long admin password")
+    accounts = AccountService(session, catalog)
+    await accounts.ensure_admin("ops@example.com", "a long admin password")
+    await write_from_here(session)  # as its callers do
+    await accounts.add_passwordless_user("api@example.com", "Named by the SaaS")
+    await session.commit()
     users = list(await session.scalars(select(User)))
     assert {user.email for user in users} >= {email for _, email, _, _ in DEMO_USERS}
     assert all(user.email_verified_at is not None for user in users)
