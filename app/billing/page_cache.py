@@ -178,6 +178,7 @@ class PageCache:
         waiting = self._rendering.get(key)
         if waiting is not None:  # the same page is being rendered: its answer may do
             page = await asyncio.shield(waiting)
+            self.changes.poll()  # what other processes announced meanwhile
             if page is not None and self._valid(page, session):
                 await _replay(page, send)
             else:
