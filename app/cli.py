@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -38,7 +39,7 @@ async def _check_ready(settings: Settings) -> None:
     from app.db.migrations import ensure_migrated
 
     load_catalog(settings.catalog_path)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
     try:
         await ensure_migrated(engine)
     finally:
@@ -284,6 +285,46 @@ def outbox_retry() -> None:
     click.echo(f"{count} dead message(s) requeued.")
 
 
+@main.command("archive-usage")
+@click.option(
+    "--before",
+    default=None,
+    help="Archive events created before this UTC day (YYYY-MM-DD). "
+    "Default: USAGE_RETENTION_MONTHS months before the start of this month.",
+)
+@click.option(
+    "--to", "directory", default=None, help="Directory for the files (USAGE_ARCHIVE_DIR)."
+)
+def archive_usage(before: str | None, directory: str | None) -> None:
+    """Move raw usage events out of the database into gzip files of JSON lines.
+
+    Balances, usage charts and invoices do not change: they read the running totals and the
+    daily roll-ups, which every event was added to when it was stored."""
+    from app.metering.archive import archive_usage as archive
+    from app.metering.archive import parse_before, retention_cutoff
+
+    settings = Settings.from_env()
+    try:
+        cutoff = (
+            parse_before(before) if before else retention_cutoff(settings.usage_retention_months)
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--before") from None
+    if cutoff is None:
+        raise click.UsageError("Give --before YYYY-MM-DD or set USAGE_RETENTION_MONTHS.")
+    target = Path(directory).resolve() if directory else settings.usage_archive_dir
+    assert target is not None
+
+    async def work(services: Services) -> Any:
+        return await archive(services.parts.sessions, cutoff, target)
+
+    done = _run(lambda s: _with_services(s, work))
+    click.echo(
+        f"{done.events} usage event(s) created before {cutoff:%Y-%m-%d %H:%M} UTC archived"
+        f" to {target} ({len(done.files)} file(s))."
+    )
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def worker(once: bool) -> None:
@@ -299,7 +340,19 @@ def worker(once: bool) -> None:
             if once:
                 return await runner.run_once() + await mailer.run_once()
             click.echo("Stripe and email workers running (Ctrl+C to stop).")
-            await asyncio.gather(runner.run_forever(), mailer.run_forever())
+            jobs = [runner.run_forever(), mailer.run_forever()]
+            reconciler = parts.reconcile_worker()  # the daily reconcile at RECONCILE_AT
+            if reconciler is not None:
+                jobs.append(reconciler.run_forever())
+            if settings.usage_retention_months > 0 and settings.usage_archive_dir is not None:
+                from app.metering.archive import archive_every_day
+
+                jobs.append(
+                    archive_every_day(
+                        parts.sessions, settings.usage_retention_months, settings.usage_archive_dir
+                    )
+                )
+            await asyncio.gather(*jobs)
             return 0
         finally:
             await parts.close()
