@@ -28,6 +28,7 @@ from msgspec import Struct
 from app.accounts.guards import current_user, requires_admin
 from app.admin.commands import ACTIONS, Actor, Outcome, new_request_id
 from app.admin.metrics import OVERVIEW_SECONDS, OverviewCache
+from app.admin.refunds import REASON_LABELS, Refundable
 from app.admin.service import (
     EVENT_STATUSES,
     INVOICE_STATUSES,
@@ -36,6 +37,7 @@ from app.admin.service import (
 )
 from app.composition import Services
 from app.lib.errors import ValidationFailed
+from app.lib.money import ZERO_DECIMAL_CURRENCIES
 from app.lib.urls import path_segment
 from app.stripe.gateway import StripeGatewayError
 from app.web.responses import page
@@ -61,6 +63,26 @@ class ActionForm(Struct):
     plan: str = ""
     interval: str = "month"
     name: str = ""
+
+
+class RefundForm(Struct):
+    reason: str = ""  # the admin's note: audit log and the credit note's memo
+    request_id: str = ""
+    amount: str = ""
+    refund_reason: str = ""
+
+
+def _payment_url(object_id: str) -> str:
+    """The admin view of an invoice (in_...) or of a credit pack's payment (cs_...)."""
+    kind = "invoices" if object_id.startswith("in_") else "payments"
+    return f"{BASE}/{kind}/{path_segment(object_id)}"
+
+
+def _major(amount: int, currency: str) -> str:
+    """Minor units as the form's text in the currency's major units (1250 → "12.50")."""
+    if currency.lower() in ZERO_DECIMAL_CURRENCIES:
+        return str(amount)
+    return f"{amount // 100}.{amount % 100:02d}"
 
 
 def overview_cache(request: Request[Any, Any, Any]) -> OverviewCache:
@@ -359,6 +381,121 @@ class AdminController(Controller):
             "statuses": INVOICE_STATUSES,
         }
         return page(request, "admin/invoices.html", context, fragment="admin/_invoice_rows.html")
+
+    # Refunds: an invoice, or a credit pack's payment ------------------------------------------
+
+    def _payment_context(
+        self, target: Refundable, form: RefundForm | None = None, error: str | None = None
+    ) -> dict[str, Any]:
+        form = form or RefundForm(amount=_major(target.refundable, target.currency))
+        return {
+            "target": target,
+            "form": form,
+            "error": error,
+            "reasons": REASON_LABELS,
+            "refund_url": f"{_payment_url(target.object_id)}/refund",
+        }
+
+    @get(["/invoices/{object_id:str}", "/payments/{object_id:str}"])
+    async def payment(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        object_id: FromPath[str],
+    ) -> Template:
+        """What was paid, refunded and credited, and the refund form (amount, reason)."""
+        target = await admin_service.refunds.refundable(object_id)
+        return page(request, "admin/payment.html", self._payment_context(target))
+
+    def _refund_confirm_context(
+        self, target: Refundable, summary: dict[str, Any], form: RefundForm, error: str | None
+    ) -> dict[str, Any]:
+        who = target.customer.email or target.customer.external_id
+        how = (
+            "Stripe issues a credit note on the invoice and refunds its payment by that amount."
+            if target.kind == "invoice"
+            else "Stripe refunds the payment; the pack's unused credits are revoked in the same"
+            " proportion."
+        )
+        return {
+            "title": "Refund " + ("invoice" if target.kind == "invoice" else "payment"),
+            "lines": [
+                f"Refund {summary['amount_text']} of {target.title} to {who}"
+                + (" (all of it)." if summary["full"] else f" ({target.money(target.paid)} paid)."),
+                f"The money goes back to {target.paid_with or 'the payment method used'}.",
+                how,
+                f"Reason: {summary['reason_label']}. Your note below goes to the audit log"
+                + (" and the credit note." if target.kind == "invoice" else "."),
+            ],
+            "action_url": f"{_payment_url(target.object_id)}/refund",
+            "cancel_url": _payment_url(target.object_id),
+            "hidden": {
+                "amount": _major(summary["amount"], target.currency),
+                "refund_reason": summary["reason"],
+            },
+            "request_id": form.request_id,
+            "reason": form.reason,
+            "error": error,
+            "danger": True,
+            "testid": "refund",
+        }
+
+    @get(["/invoices/{object_id:str}/refund", "/payments/{object_id:str}/refund"])
+    async def confirm_refund(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        object_id: FromPath[str],
+        amount: FromQuery[str] = "",
+        refund_reason: FromQuery[str] = "",
+        request_id: FromQuery[str] = "",
+    ) -> Template | Redirect:
+        """The review: the amount, to whom and how, before any money moves."""
+        url = _payment_url(object_id)
+        if not request_id:
+            # The one-time id in the address: Back or a reload shows the same id again.
+            query = urlencode({**dict(request.query_params), "request_id": new_request_id()})
+            return Redirect(path=f"{url}/refund?{query}", status_code=303)
+        target = await admin_service.refunds.refundable(object_id)
+        form = RefundForm(amount=amount, refund_reason=refund_reason, request_id=request_id)
+        try:
+            summary = admin_service.refunds.summary(target, amount, refund_reason)
+        except ValidationFailed as exc:
+            context = self._payment_context(target, form, error=exc.message)
+            return page(request, "admin/payment.html", context, status_code=422)
+        context = self._refund_confirm_context(target, summary, form, None)
+        return page(request, "admin/confirm.html", context)
+
+    @post(["/invoices/{object_id:str}/refund", "/payments/{object_id:str}/refund"])
+    async def refund(
+        self,
+        request: Request[Any, Any, Any],
+        admin_service: NamedDependency[AdminService],
+        object_id: FromPath[str],
+        data: Annotated[RefundForm, Form],
+    ) -> Template | Redirect:
+        refunds = admin_service.refunds
+        try:
+            outcome = await refunds.refund(
+                _actor(request),
+                object_id,
+                data.amount,
+                data.refund_reason,
+                data.reason,
+                data.request_id,
+            )
+        except ValidationFailed as exc:
+            target = await refunds.refundable(object_id)
+            if exc.extra.get("field") in ("reason", "request_id"):
+                summary = refunds.summary(target, data.amount, data.refund_reason)
+                context = self._refund_confirm_context(target, summary, data, exc.message)
+                return page(request, "admin/confirm.html", context, status_code=422)
+            context = self._payment_context(target, data, error=exc.message)
+            return page(request, "admin/payment.html", context, status_code=422)
+        except StripeGatewayError as exc:
+            flash(request, f"Stripe: {exc.message}", category="error")
+            return Redirect(path=_payment_url(object_id), status_code=303)
+        return _done(request, outcome, _payment_url(object_id))
 
     # Stripe events --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.commands import ACTIONS, PORTAL_VIEW_WINDOW, Actor, AdminCommands
 from app.admin.metrics import AdminMetrics
 from app.admin.models import AuditLog
+from app.admin.refunds import AdminRefunds
 from app.admin.repository import (
     COUNT_CAP,
     SORTS,
@@ -143,6 +144,7 @@ class AdminService:
             events=events,
             api_keys=api_keys,
         )
+        self.refunds = AdminRefunds(self.commands, billing, catalog)
 
     # Customers -----------------------------------------------------------------------------
 

@@ -80,8 +80,10 @@ def invoice_detail(inv: Invoice) -> InvoiceDetail:
     if inv.status != "draft":
         settlement.append(("Amount due", money(inv.amount_due)))
         settlement.append(("Amount paid", money(inv.amount_paid)))
+    # An admin's refund is a credit note with a refund: both lines show (what the note
+    # credited, and what went back to the card; a note may also credit the balance instead).
     if inv.amount_refunded:
-        settlement.append(("Refunded", money(-inv.amount_refunded)))
+        settlement.append(("Refunded to your payment method", money(-inv.amount_refunded)))
     if inv.amount_credited:
         settlement.append(("Credited by credit notes", money(-inv.amount_credited)))
     payment = None

@@ -176,6 +176,8 @@ class LedgerRow:
     amount: int
     expires_at: datetime | None
     reason: str
+    # A bought pack's grant: its Checkout Session (cs_...), the payment an admin may refund.
+    payment_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -409,6 +409,9 @@ class BillingPages:
             amount=sign * abs(entry.amount),
             expires_at=grant.expires_at if entry.kind == "grant" else None,
             reason=grant.reason if entry.kind in (*_ADDING_KINDS, *REVOCATION_KINDS) else "",
+            payment_id=grant.transaction_id
+            if source == "purchase" and grant.transaction_id.startswith("cs_")
+            else None,
         )
 
     async def invoices(

@@ -48,3 +48,19 @@ def format_money(amount_minor: int, currency: str, *, cents: bool = False) -> st
     if symbol:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {currency.upper()}"
+
+
+def parse_money(text: str, currency: str) -> int:
+    """An amount typed in major units ("12.50", "1,000", "12") as minor units (1250): at most
+    the currency's decimals (none for a zero-decimal one). ValueError when it is not one."""
+    value = (text or "").strip().replace(",", "")
+    for symbol in _SYMBOLS.values():
+        value = value.removeprefix(symbol)
+    decimals = 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 2
+    major, dot, minor = value.partition(".")
+    if not major.isdigit() and not (dot and major == "" and minor):
+        raise ValueError(f"{text!r} is not an amount")
+    if dot and (not minor.isdigit() or len(minor) > decimals):
+        raise ValueError(f"{text!r} has more than {decimals} decimals")
+    scale = 100 if decimals else 1
+    return int(major or "0") * scale + int(minor.ljust(decimals, "0") or "0")

@@ -21,13 +21,21 @@ from app.stripe.objects import (
 
 if TYPE_CHECKING:
     from stripe.params import (
+        CreditNoteCreateParams,
         DisputeListParams,
         InvoiceLineItemListParams,
         InvoiceListParams,
+        RefundCreateParams,
     )
     from stripe.params.checkout import (
         SessionListParams,
     )
+
+# Stripe's reasons for a refund, and those a credit note has for the same (a credit note has
+# no `requested_by_customer`: such a note carries no reason, the refund reason goes to its
+# metadata).
+REFUND_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
+CREDIT_NOTE_REASONS = {"duplicate": "duplicate", "fraudulent": "fraudulent"}
 
 
 class InvoiceCalls(GatewayBase):
@@ -83,3 +91,52 @@ class InvoiceCalls(GatewayBase):
         params: SessionListParams = {"payment_intent": payment_intent_id, "limit": 10}
         found = await _list(self.client.v1.checkout.sessions.list_async(params))
         return cast(list[CheckoutSession], found)
+
+    # Refunds and credit notes ---------------------------------------------------------------
+
+    async def create_credit_note(
+        self,
+        invoice_id: str,
+        *,
+        amount: int,
+        refund_amount: int,
+        reason: str,
+        memo: str,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        """A credit note of `amount` on a paid invoice, `refund_amount` of it refunded to the
+        invoice's payment (the rest to the customer's credit balance). `reason` is a refund
+        reason (REFUND_REASONS): the note carries Stripe's matching credit note reason, when
+        there is one, and the refund reason in its metadata."""
+        params: CreditNoteCreateParams = {
+            "invoice": invoice_id,
+            "amount": amount,
+            "refund_amount": refund_amount,
+            "metadata": {**metadata, "refund_reason": reason},
+        }
+        if reason in CREDIT_NOTE_REASONS:
+            params["reason"] = CREDIT_NOTE_REASONS[reason]
+        if memo:
+            params["memo"] = memo[:5000]
+        return await _request(
+            self.client.v1.credit_notes.create_async(params, {"idempotency_key": key})
+        )
+
+    async def create_refund(
+        self,
+        payment_intent_id: str,
+        *,
+        amount: int,
+        reason: str,
+        metadata: dict[str, str],
+        key: str,
+    ) -> Json:
+        """Refund `amount` of a payment (one without an invoice: a credit pack's)."""
+        params: RefundCreateParams = {
+            "payment_intent": payment_intent_id,
+            "amount": amount,
+            "reason": reason,
+            "metadata": metadata,
+        }
+        return await _request(self.client.v1.refunds.create_async(params, {"idempotency_key": key}))

@@ -83,7 +83,18 @@ def _already_credited(emu: Emulator, invoice: dict[str, Any]) -> int:
     )
 
 
+# https://docs.stripe.com/api/credit_notes/create#create_credit_note-reason
+REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
+
+
 def create(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
+    if p.get("reason") not in (None, "", *REASONS):
+        raise StripeError(
+            400,
+            "Invalid reason: must be one of duplicate, fraudulent, order_change, or "
+            "product_unsatisfactory",
+            param="reason",
+        )
     invoice = emu.load(require(p, "invoice"), "invoice", "invoice")
     if invoice["status"] not in ("open", "paid"):
         raise StripeError(

@@ -12,6 +12,22 @@ from app.stripe_emulator.errors import StripeError
 from app.stripe_emulator.routing import ApiRequest, route
 from app.stripe_emulator.store import new_id
 
+# Stripe's refund reasons (https://docs.stripe.com/api/refunds/create#create_refund-reason);
+# `expired_uncaptured_charge` and the like are set by Stripe itself, never accepted.
+REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+
+def checked_reason(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in REASONS:
+        raise StripeError(
+            400,
+            "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer",
+            param="reason",
+        )
+    return str(value)
+
 
 def charge_to_refund(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
     if p.get("charge"):
@@ -123,13 +139,14 @@ def _money(amount: int, charge: dict[str, Any]) -> str:
 @route("POST", "/v1/refunds")
 def create_refund(emu: Emulator, req: ApiRequest) -> dict[str, Any]:
     p = req.params
+    reason = checked_reason(p.get("reason"))
     charge = charge_to_refund(emu, p)
     return refund(
         emu,
         charge,
         int_param(p, "amount"),
         emu.now_for(charge),
-        reason=p.get("reason") or None,
+        reason=reason,
         metadata=metadata_update({}, p),
     )
 

@@ -186,7 +186,7 @@ def test_detail_sums_and_payment() -> None:
         ("Paid from your credit balance", "-$10.00"),
         ("Amount due", "$15.00"),
         ("Amount paid", "$15.00"),
-        ("Refunded", "-$5.00"),
+        ("Refunded to your payment method", "-$5.00"),
     ]
     assert detail.payment == "Visa ending in 4242"
     (only,) = detail.lines

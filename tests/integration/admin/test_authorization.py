@@ -23,6 +23,12 @@ ROUTES = [
     ("POST", f"/admin/billing/customers/{EXTERNAL_ID}/resume"),
     ("POST", f"/admin/billing/customers/{EXTERNAL_ID}/view"),
     ("GET", "/admin/billing/invoices"),
+    ("GET", "/admin/billing/invoices/in_authz"),
+    ("GET", "/admin/billing/invoices/in_authz/refund"),
+    ("POST", "/admin/billing/invoices/in_authz/refund"),
+    ("GET", "/admin/billing/payments/cs_authz"),
+    ("GET", "/admin/billing/payments/cs_authz/refund"),
+    ("POST", "/admin/billing/payments/cs_authz/refund"),
     ("GET", "/admin/billing/events"),
     ("GET", "/admin/billing/events/evt_authz"),
     ("GET", "/admin/billing/events/evt_authz/confirm"),
@@ -39,7 +45,10 @@ def test_every_admin_route_is_listed(app: Litestar) -> None:
     """A new admin route must be added to ROUTES (so its authorization is tested)."""
     listed = {path.split("?")[0].replace(EXTERNAL_ID, "{external_id:str}") for _, path in ROUTES}
     listed = {
-        p.replace("evt_authz", "{stripe_event_id:str}").replace("/1/", "/{key_id:int}/")
+        p.replace("evt_authz", "{stripe_event_id:str}")
+        .replace("/1/", "/{key_id:int}/")
+        .replace("in_authz", "{object_id:str}")
+        .replace("cs_authz", "{object_id:str}")
         for p in listed
     }
     # The customer actions share one route; each is still requested above.
