@@ -99,6 +99,10 @@ class PlanReview:
     reviewed_at: int
     review_id: str
     signature: str
+    # What the invoice takes off (a promotion code's discount) and adds (Stripe Tax), shown
+    # between the lines and the total.
+    discount: int = 0
+    tax: int = 0
 
     @property
     def charged_today(self) -> int:
@@ -368,6 +372,10 @@ class PlanChangeService:
             reviewed_at=0,
             review_id="",
             signature="",
+            discount=sum(
+                int(d.get("amount") or 0) for d in preview.get("total_discount_amounts") or []
+            ),
+            tax=sum(int(t.get("amount") or 0) for t in preview.get("total_taxes") or []),
         )
 
     async def _schedule(

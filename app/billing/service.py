@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.catalog_sync import CatalogSync
 from app.billing.checkout_status import CheckoutLedger, CheckoutStatus
+from app.billing.details_repository import BillingDetailsRepository
 from app.billing.mirror import StripeMirror
 from app.billing.models import PaymentMethod
 from app.billing.plan_items import PlannedChange, items_change, overage_lookup_keys
@@ -206,6 +207,9 @@ class BillingService:
         another). Stripe's answer changes nothing of ours, so nothing is committed."""
         if not customer.stripe_customer_id or not customer.email:
             return
+        details = await BillingDetailsRepository(self.session).details(customer.id)
+        if details is not None and details.invoice_email:
+            return  # invoices go to the address set on the billing details page, not the login's
         await self.gateway.update_customer_email(
             customer.stripe_customer_id,
             customer.email,

@@ -100,6 +100,8 @@ class InvoicePreview(TypedDict, total=False):
     period_end: int
     lines: InvoiceLines
     parent: dict[str, Any] | None
+    total_taxes: list[dict[str, Any]] | None
+    total_discount_amounts: list[dict[str, Any]] | None
 
 
 class InvoiceSettings(TypedDict, total=False):

@@ -19,7 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import BillingDetails, CustomerTaxId, Invoice
+from app.billing.service import BillingService
+from app.catalog.models import Catalog
 from app.config import Settings
+from app.customers.models import Customer
+from app.db.engine import write_from_here
 from app.stripe.gateway import StripeGateway
 from tests.conftest import sibling_client
 from tests.integration.stripe.conftest import (
@@ -29,6 +33,7 @@ from tests.integration.stripe.conftest import (
     forward,
     login_new_user,
     post_form,
+    review_plan_change,
     running_emulator,
     wait_for_events,
 )
@@ -463,3 +468,68 @@ async def test_automatic_tax_adds_the_test_rate(
     page = (await client.get(f"/billing/invoices/{invoice.stripe_invoice_id}")).text
     totals = page[page.index('data-testid="invoice-totals"') :]
     assert "Tax</th>" in totals
+
+
+@pytest.mark.parametrize("checkout_settings", [{"stripe_automatic_tax": True}])
+async def test_automatic_tax_on_a_plan_change_and_its_review(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+) -> None:
+    await login_new_user(client, "taxchange@example.com")
+    stripe_id, _ = await _subscribe(
+        client, session, emulator, "taxchange@example.com", ADDRESS_FORM
+    )
+    page, fields = await review_plan_change(client, "business")
+    tax = re.search(r'data-testid="review-tax">\$([\d,.]+)<', page.text)
+    due = re.search(r'data-testid="review-due">\$([\d,.]+)<', page.text)
+    assert tax and due, page.text
+    assert float(tax.group(1)) > 0
+    assert "plus tax" in page.text
+    mark = emulator.mark()
+    assert (await post_form(client, "/billing/subscription/change", fields)).status_code == 303
+    (subscription,) = [
+        s for s in await gateway.list_subscriptions(stripe_id) if s.get("status") == "active"
+    ]
+    assert subscription.get("automatic_tax", {}).get("enabled") is True
+    events = {"invoice.paid"}
+    await forward(client, await wait_for_events(emulator, stripe_id, events, after=mark))
+    await session.rollback()
+    change = await session.scalar(
+        select(Invoice).where(Invoice.billing_reason == "subscription_update")
+    )
+    assert change is not None
+    assert change.tax == round(float(tax.group(1).replace(",", "")) * 100)
+    assert change.amount_paid == round(float(due.group(1).replace(",", "")) * 100)
+
+
+async def test_a_login_email_change_keeps_an_invoice_email(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    gateway: StripeGateway,
+    catalog: Catalog,
+) -> None:
+    await login_new_user(client, "keeps@example.com")
+    assert (await _save(client)).status_code == 303
+    customer, _ = await customer_of(session, "keeps@example.com")
+    assert customer.stripe_customer_id
+    billing = BillingService(session, catalog, gateway, "http://testserver.local")
+    await _rename(session, customer, "renamed@example.com")
+    await billing.sync_customer_email(customer, "change-1")
+    remote = await gateway.retrieve_customer(customer.stripe_customer_id)
+    assert remote["email"] == "billing@acme.example"  # invoices still go there
+
+    assert (await _save(client, invoice_email="")).status_code == 303
+    customer, _ = await customer_of(session, "renamed@example.com")
+    await _rename(session, customer, "again@example.com")
+    await billing.sync_customer_email(customer, "change-2")
+    remote = await gateway.retrieve_customer(customer.stripe_customer_id)
+    assert remote["email"] == "again@example.com"  # no invoice email: the login's follows
+
+
+async def _rename(session: AsyncSession, customer: Customer, email: str) -> None:
+    """The customer's email changed and committed, as the email change flow leaves it."""
+    await write_from_here(session)
+    customer.email = email
+    await session.commit()
