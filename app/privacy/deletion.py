@@ -26,24 +26,25 @@ deleted; trying again is safe (a canceled subscription has nothing left to cance
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.accounts.two_factor import CREDENTIALS_WRONG, TwoFactorService
 from app.billing.models import BillingDetails, CustomerTaxId, Invoice, PaymentMethod
 from app.billing.service import BillingService
 from app.catalog.models import Catalog
-from app.customers.models import Customer, Subscription
+from app.customers.models import OWNER, Customer, Membership, Subscription
 from app.customers.statuses import SubscriptionStatus
 from app.db.engine import write_from_here
 from app.db.transactions import rolls_back_on_error
 from app.lib.clock import utcnow
-from app.lib.errors import NotFound, ValidationFailed
+from app.lib.errors import Conflict, NotFound, ValidationFailed
 from app.lib.passwords import verify_password
 from app.notifications.models import EmailOutboxMessage
 from app.stripe.gateway import StripeGateway, idempotency_key
@@ -53,15 +54,50 @@ MODES: tuple[DeleteMode, ...] = ("now", "period_end")
 
 
 async def solely_owned_accounts(session: AsyncSession, user_id: int) -> list[Customer]:
-    """The billing accounts (customers) that only this user can reach, which go with them.
-
-    Today a billing account has one login: the customer whose `user_id` is the user's. With
-    organizations, this is where "accounts whose only owner is this user" is decided (an
-    account with another owner stays, and only the user's membership goes)."""
+    """The billing accounts (organizations) whose only owner is this user, which go with them.
+    An account with another owner stays: only the user's membership goes (with the user row),
+    as it does from the organizations they are a billing admin or member of."""
+    other_owner = aliased(Membership)
     return list(
         await session.scalars(
-            select(Customer).where(Customer.user_id == user_id).order_by(Customer.id)
+            select(Customer)
+            .join(Membership, Membership.customer_id == Customer.id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.role == OWNER,
+                ~exists().where(
+                    other_owner.customer_id == Customer.id,
+                    other_owner.role == OWNER,
+                    other_owner.user_id != user_id,
+                ),
+            )
+            .order_by(Customer.id)
         )
+    )
+
+
+async def shared_sole_owned(session: AsyncSession, user_id: int) -> list[str]:
+    """The names of the organizations this user solely owns that still have other members:
+    deleting the account would take the organization from them, so it waits until ownership
+    is transferred (or they are removed) on the team page."""
+    others = aliased(Membership)
+    names = []
+    for customer in await solely_owned_accounts(session, user_id):
+        count = await session.scalar(
+            select(func.count(others.id)).where(
+                others.customer_id == customer.id, others.user_id != user_id
+            )
+        )
+        if count:
+            names.append(str(customer.name or customer.email or customer.external_id))
+    return names
+
+
+def shared_message(names: list[str]) -> str:
+    return (
+        f"You are the only owner of {', '.join(names)}, which other people belong to: make one "
+        "of them an owner (Team, Transfer ownership) or remove them before you delete your "
+        "account."
     )
 
 
@@ -84,6 +120,9 @@ class DeletionPreview:
     accounts: list[AccountEnd]
     two_factor: bool
     has_password: bool
+    # Organizations this user solely owns that have other members: deletion waits for a
+    # transfer of ownership (`shared_sole_owned`).
+    shared: list[str] = field(default_factory=list)
 
     @property
     def paid(self) -> list[AccountEnd]:
@@ -148,6 +187,7 @@ class AccountDeletion:
             accounts=accounts,
             two_factor=await self.two_factor.is_on(user_id),
             has_password=user.password_hash is not None,
+            shared=await shared_sole_owned(self.session, user_id),
         )
 
     async def check_credentials(self, user_id: int, password: str, code: str) -> None:
@@ -165,6 +205,9 @@ class AccountDeletion:
         if mode not in MODES:
             raise ValidationFailed("Choose when the subscription ends.", field="mode")
         await self.check_credentials(user_id, password, code)
+        shared = await shared_sole_owned(self.session, user_id)
+        if shared:
+            raise Conflict(shared_message(shared), code="sole_owner_with_members")
         customers = await solely_owned_accounts(self.session, user_id)
         ended: list[tuple[str, datetime | None]] = []
         for customer in customers:
