@@ -254,23 +254,27 @@ def stripe_check() -> None:
 @click.option("--dry-run", is_flag=True, help="Report drift without repairing it.")
 def reconcile(dry_run: bool) -> None:
     """Compare subscriptions, invoices and cards with Stripe's; repair (or report) drift."""
+    from app.admin.daily_reconcile import ReconcileResult, reconcile_all
     from app.stripe.gateway import StripeGatewayError
 
-    async def work(services: Services) -> list[str]:
-        drift: list[str] = []
-        for customer in await services.billing.stripe_customers():
-            drift += await services.mirror.reconcile_customer(customer, repair=not dry_run)
-        await services.session.commit()
-        return drift
+    async def work(services: Services) -> ReconcileResult:
+        return await reconcile_all(
+            services.session, services.billing, services.mirror, repair=not dry_run
+        )
 
     try:
-        drift = _run(lambda s: _with_services(s, work))
+        result = _run(lambda s: _with_services(s, work))
     except StripeGatewayError as exc:
         raise click.ClickException(exc.message) from None
+    drift = result.drift
     for line in drift:
         click.echo(line)
     verb = "found" if dry_run else "repaired"
     click.echo(f"{len(drift)} difference(s) {verb}." if drift else "No drift: we match Stripe.")
+    if result.errors:
+        for line in result.errors:
+            click.echo(f"error: {line}", err=True)
+        raise click.ClickException(f"{len(result.errors)} customer(s) could not be reconciled.")
 
 
 @main.command("outbox-retry")
