@@ -175,7 +175,9 @@ class Settings:
             database_listen_url=_env("DATABASE_LISTEN_URL"),
             usage_retention_months=int(_env("USAGE_RETENTION_MONTHS", "0") or 0),
             usage_archive_dir=Path(_env("USAGE_ARCHIVE_DIR") or var_dir / "archive").resolve(),
-            reconcile_at=parse_time_of_day(_env("RECONCILE_AT"), time(2, 0, tzinfo=UTC)),
+            reconcile_at=parse_time_of_day(
+                _env("RECONCILE_AT"), time(2, 0, tzinfo=UTC), "RECONCILE_AT"
+            ),
             require_admin_2fa=_bool("REQUIRE_ADMIN_2FA", False),
             require_email_verification=_bool("REQUIRE_EMAIL_VERIFICATION", True),
             checkout_collect_billing_address=_address_collection(

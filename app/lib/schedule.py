@@ -14,9 +14,12 @@ _HH_MM = re.compile(r"(\d{1,2}):(\d{2})")
 OFF_WORDS = frozenset({"off", "none", "disabled", "false", "0"})
 
 
-def parse_time_of_day(value: str | None, default: time | None) -> time | None:
+def parse_time_of_day(
+    value: str | None, default: time | None, name: str = "the time of day"
+) -> time | None:
     """`HH:MM` (UTC, 24-hour) as a time; `off` (or `none`, `disabled`, `false`, `0`) as None
-    (the job is off); empty as `default`. Anything else is a ValueError naming the value."""
+    (the job is off); empty as `default`. Anything else is a ValueError naming the setting
+    (`name`) and the value."""
     text = (value or "").strip().lower()
     if not text:
         return default
@@ -24,7 +27,7 @@ def parse_time_of_day(value: str | None, default: time | None) -> time | None:
         return None
     match = _HH_MM.fullmatch(text)
     if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ValueError(f"{value!r} is not a time of day: use HH:MM (UTC, e.g. 02:00) or off.")
+        raise ValueError(f"{name} must be HH:MM (UTC, e.g. 02:00) or off, not {value!r}")
     return time(int(match[1]), int(match[2]), tzinfo=UTC)
 
 

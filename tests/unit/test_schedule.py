@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,23 @@ def test_parse_time_of_day() -> None:
     for off in ("off", "OFF", "none", "disabled", "false", "0"):
         assert parse_time_of_day(off, AT_2) is None
     for bad in ("24:00", "2", "02:60", "2am", "02:00:00", "-1:00"):
-        with pytest.raises(ValueError, match="HH:MM"):
-            parse_time_of_day(bad, AT_2)
+        with pytest.raises(ValueError, match="RECONCILE_AT must be HH:MM"):
+            parse_time_of_day(bad, AT_2, "RECONCILE_AT")
+
+
+def test_reconcile_at_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from app.config import Settings
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))  # generated secrets go there
+    monkeypatch.delenv("RECONCILE_AT", raising=False)
+    assert Settings.from_env().reconcile_at == AT_2  # the default: 02:00 UTC
+    monkeypatch.setenv("RECONCILE_AT", "off")
+    assert Settings.from_env().reconcile_at is None
+    monkeypatch.setenv("RECONCILE_AT", "3:30")
+    assert Settings.from_env().reconcile_at == time(3, 30, tzinfo=UTC)
+    monkeypatch.setenv("RECONCILE_AT", "3 am")
+    with pytest.raises(ValueError, match="RECONCILE_AT"):
+        Settings.from_env()
 
 
 def test_next_run_today_when_ahead_else_tomorrow() -> None:

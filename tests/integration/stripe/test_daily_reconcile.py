@@ -6,6 +6,7 @@ The clock is passed in (`run_once(now)`): nothing waits for 02:00."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -24,6 +25,8 @@ from app.admin.daily_reconcile import (
 )
 from app.admin.models import AuditLog
 from app.catalog.models import Catalog
+from app.composition import Parts
+from app.config import Settings
 from app.db.engine import create_session_factory
 from app.metering.writer import UsageWriter
 from app.stripe.gateway import StripeGateway, StripeGatewayError
@@ -232,3 +235,17 @@ async def test_the_overview_shows_the_last_run_and_its_drift(
     assert details.status_code == 200
     assert "subscription differs from Stripe" in details.text
     assert "Daily reconcile finished" in details.text
+
+
+async def test_the_process_runs_the_worker_unless_reconcile_at_is_off(
+    settings: Settings, catalog: Catalog
+) -> None:
+    on = Parts.build(settings, catalog)
+    off = Parts.build(replace(settings, reconcile_at=None), catalog)
+    try:
+        workers = [w for w in on.background_workers() if isinstance(w, ReconcileWorker)]
+        assert len(workers) == 1 and workers[0].at == AT  # the default, 02:00 UTC
+        assert not any(isinstance(w, ReconcileWorker) for w in off.background_workers())
+    finally:
+        await on.close()
+        await off.close()
