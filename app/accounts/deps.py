@@ -58,7 +58,7 @@ async def provide_current_customer(
     else:  # the current organization (the session's, else the personal one), as there
         session = request.scope.get("session")
         org_id = session.get(ORG_KEY) if isinstance(session, dict) else None
-        customer = await customer_service.for_user(
+        customer = await customer_service.current_for(
             user.id, org_id if isinstance(org_id, int) else None
         )
     if customer is None:

@@ -62,7 +62,12 @@ class CustomerService:
             )
         return customer
 
-    async def for_user(self, user_id: int, org_id: int | None = None) -> Customer | None:
+    async def for_user(self, user_id: int) -> Customer | None:
+        """The billing account the user created (their personal organization): the one their
+        own email and account follow. Pages use `current_for` (memberships)."""
+        return await self.repo.by_user_id(user_id)
+
+    async def current_for(self, user_id: int, org_id: int | None = None) -> Customer | None:
         """The user's current organization: `org_id` when they belong to it, else their first
         (personal) one; None when they belong to none."""
         found = await self.repo.current_for_member(user_id, org_id)

@@ -97,8 +97,9 @@ class MembersApiController(Controller):
 
     @delete(
         "/{email:str}",
-        summary="Remove a member (never the last owner: 409 last_owner)",
-        status_code=204,
+        summary="Remove a member (never the last owner: 409 last_owner); answers the member removed",
+        status_code=200,
+        media_type=MediaType.JSON,
         **api_docs(404, 409, 503),
     )
     async def detach(
@@ -106,7 +107,8 @@ class MembersApiController(Controller):
         external_id: ExternalIdPath,
         email: EmailPath,
         organization_service: NamedDependency[OrganizationService],
-    ) -> None:
-        await organization_service.detach(
+    ) -> MemberResponse:
+        customer, row = await organization_service.detach(
             path_text(external_id, "external_id"), path_text(email, "email")
         )
+        return MemberResponse(member_out(row), customer.external_id)

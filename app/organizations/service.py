@@ -297,14 +297,16 @@ class OrganizationService:
         await self.session.commit()
         return customer, row, created
 
-    @rolls_back_on_error
-    async def detach(self, external_id: str, raw_email: str) -> None:
+    async def detach(self, external_id: str, raw_email: str) -> tuple[Customer, MemberRow]:
+        """Remove the member with `raw_email` (never the last owner); the row as it was."""
         customer = await self.customers.get(external_id)
         email = (raw_email or "").strip().lower()
-        user = await self.repo.user_by_email(email)
-        if user is None or await self.repo.membership(customer.id, user.id) is None:
+        members = await self.repo.members(customer.id)
+        row = next((m for m in members if m.email.lower() == email), None)
+        if row is None:
             raise NotFound(f"{email} is not a member of this customer.", code="member_not_found")
-        await self.remove(customer, user.id)
+        await self.remove(customer, row.user_id)
+        return customer, row
 
     # -------------------------------------------------------------------------------------
 

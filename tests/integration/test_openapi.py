@@ -21,6 +21,9 @@ OPERATIONS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/reservations/{reservation_id}/release"): {401, 404, 409, 503},
     ("post", "/api/v1/customers/{external_id}/credits"): {401, 404, 409, 422, 503},
     ("get", "/api/v1/customers/{external_id}/portal_url"): {401, 404},
+    ("get", "/api/v1/customers/{external_id}/members"): {401, 404},
+    ("post", "/api/v1/customers/{external_id}/members"): {401, 403, 404, 409, 422, 503},
+    ("delete", "/api/v1/customers/{external_id}/members/{email}"): {401, 404, 409, 503},
     ("get", "/api/v1/plans"): {304},  # public: no key, so no 401
 }
 # The error statuses with a body of their own (the others are ApiError).

@@ -50,7 +50,8 @@ async def test_attach_list_change_and_remove_members(
     assert last.status_code == 409 and last.json()["error"] == "last_owner"
     demote = await api.post(base, json={"email": "boss@acme.test", "role": "member"})
     assert demote.status_code == 409 and demote.json()["error"] == "last_owner"
-    assert (await api.delete(f"{base}/dev%40acme.test")).status_code == 204
+    removed = await api.delete(f"{base}/dev%40acme.test")
+    assert removed.status_code == 200 and removed.json()["member"]["email"] == "dev@acme.test"
     missing = await api.delete(f"{base}/dev%40acme.test")
     assert missing.status_code == 404 and missing.json()["error"] == "member_not_found"
 

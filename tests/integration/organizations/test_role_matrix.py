@@ -114,7 +114,12 @@ def test_every_route_has_a_decision(app: Litestar) -> None:
             assert requires_user in _guards(handler), (method, path)
         elif path.startswith(ADMIN_PREFIX):
             assert requires_admin in _guards(handler), (method, path)
-        elif path.startswith(PER_USER_PREFIXES) or path.startswith(API_PREFIX) or path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
+        elif (
+            path.startswith(PER_USER_PREFIXES)
+            or path.startswith(API_PREFIX)
+            or path in PUBLIC
+            or path.startswith(PUBLIC_PREFIXES)
+        ):
             assert _least_role(handler) is None, (method, path)
         else:
             undecided.append((method, path))
