@@ -38,8 +38,11 @@ def code(secret: str, steps_ahead: int = 0) -> str:
     return pyotp.TOTP(secret).generate_otp(time_step(utcnow()) + steps_ahead)
 
 
-async def enrol(client: AsyncTestClient[Litestar]) -> tuple[str, list[str]]:
-    """Turn two-factor login on for the logged-in user: the secret and the recovery codes."""
+async def enrol(
+    client: AsyncTestClient[Litestar], used: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """Turn two-factor login on for the logged-in user: the secret and the recovery codes
+    (the code that confirmed it appended to `used`)."""
     response = await post(client, "/account/two-factor/setup", {}, "/account/two-factor")
     assert response.status_code == 303
     assert response.headers["location"] == "/account/two-factor/setup"
@@ -49,7 +52,10 @@ async def enrol(client: AsyncTestClient[Litestar]) -> tuple[str, list[str]]:
     match = _SECRET.search(page.text)
     assert match
     secret = match.group(1)
-    done = await post(client, "/account/two-factor/confirm", {"code": code(secret)}, "/billing")
+    confirm = code(secret)
+    if used is not None:
+        used.append(confirm)
+    done = await post(client, "/account/two-factor/confirm", {"code": confirm}, "/billing")
     assert done.status_code == 200, done.text
     codes = _CODE.findall(done.text)
     assert len(codes) == 10 and len(set(codes)) == 10
@@ -117,15 +123,17 @@ async def test_enrol_then_login_asks_for_the_code(
 
 
 async def test_a_code_is_used_once(client: AsyncTestClient[Litestar], user) -> None:
-    secret, _ = await enrol(client)  # used this step's code
+    used: list[str] = []
+    secret, _ = await enrol(client, used)
+    next_code = code(secret, 1)  # the same string all along, whatever the clock does
     await log_out(client)
     await log_in_with_password(client, user.email)
-    reused = await post(client, "/login/two-factor", {"code": code(secret)})
+    reused = await post(client, "/login/two-factor", {"code": used[0]})
     assert reused.status_code == 400
-    assert (await post(client, "/login/two-factor", {"code": code(secret, 1)})).status_code == 303
+    assert (await post(client, "/login/two-factor", {"code": next_code})).status_code == 303
     await log_out(client)
     await log_in_with_password(client, user.email)
-    again = await post(client, "/login/two-factor", {"code": code(secret, 1)})
+    again = await post(client, "/login/two-factor", {"code": next_code})
     assert again.status_code == 400
     assert not await logged_in(client)
 
