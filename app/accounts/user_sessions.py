@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import UserSession
 from app.db.engine import write_from_here
+from app.db.page_versions import unseen_by_pages
 from app.lib.clients import Network, client_address
 from app.lib.clock import as_utc, utcnow
 
@@ -127,14 +128,15 @@ class SessionRegistry:
         """Record that the login was seen now, when the last record is a minute old."""
         if now - as_utc(row.last_seen_at) < TOUCH_EVERY:
             return
-        await write_from_here(self.session)
-        await self.session.execute(
-            update(UserSession)
-            .where(UserSession.id == row.id)
-            .values(last_seen_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        await self.session.commit()
+        with unseen_by_pages():  # only /account shows it, which is never cached
+            await write_from_here(self.session)
+            await self.session.execute(
+                update(UserSession)
+                .where(UserSession.id == row.id)
+                .values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            await self.session.commit()
 
     async def active(self, user_id: int, current_key: str | None) -> list[SessionView]:
         """The user's logins that still work, the most recently seen first."""

@@ -29,6 +29,8 @@ Statements only this module's hooks see: they cost a prefix check per statement.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -97,6 +99,18 @@ def announced_per_customer() -> None:
     _per_customer.set(True)
 
 
+@contextmanager
+def unseen_by_pages() -> Iterator[None]:
+    """Writes inside leave `data` alone: for what no cached page shows (a login's last-seen
+    time, app/accounts/user_sessions.py, written at most once a minute per login while the
+    user browses, which would otherwise end every cached page)."""
+    token = _per_customer.set(True)
+    try:
+        yield
+    finally:
+        _per_customer.reset(token)
+
+
 def _is_write(statement: str) -> bool:
     return not statement.lstrip()[:9].upper().startswith(_READS)
 
@@ -139,4 +153,4 @@ def _checked_in(_dbapi_connection: Any, record: Any) -> None:
             log.warning("page change not announced", path=wrote, exc_info=True)
 
 
-__all__ = ["PAGES", "VERSIONS", "PageVersions", "announced_per_customer"]
+__all__ = ["PAGES", "VERSIONS", "PageVersions", "announced_per_customer", "unseen_by_pages"]

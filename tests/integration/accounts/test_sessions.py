@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.accounts.models import UserSession
+from app.db.page_versions import VERSIONS
 from tests.conftest import sibling_client, signup
 from tests.factories import database_session
 from tests.integration.accounts.helpers import (
@@ -171,5 +172,8 @@ async def test_last_seen_is_written_at_most_once_a_minute(client, monkeypatch):
     assert (await rows(client))[0].last_seen_at == first
     later = clock.utcnow() + timedelta(minutes=2)
     monkeypatch.setattr("app.accounts.auth.utcnow", lambda: later)
-    await client.get("/billing")
+    pages = VERSIONS.data
+    await client.get("/account")
     assert (await rows(client))[0].last_seen_at == later
+    # Shown on /account only (never cached): the write ends no cached page.
+    assert VERSIONS.data == pages
