@@ -20,6 +20,7 @@ from app.customers.models import Customer, Membership
 from app.customers.service import CustomerService
 from app.lib.clock import utcnow
 from tests.conftest import sibling_client
+from tests.integration.billing.conftest import api  # noqa: F401 - a fixture
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
@@ -133,15 +134,3 @@ async def _personal(session: AsyncSession, user_id: int) -> int:
     found = await session.scalar(select(Customer.id).where(Customer.user_id == user_id))
     assert found is not None
     return int(found)
-
-
-@pytest.fixture
-async def api(
-    client: AsyncTestClient[Litestar], session: AsyncSession
-) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    from app.apikeys.service import ApiKeyService
-
-    _key, raw = await ApiKeyService(session).create("organizations tests")
-    api = sibling_client(client)
-    api.headers["Authorization"] = f"Bearer {raw}"
-    yield api
