@@ -384,18 +384,19 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> None:
         conn.execute(events_t.insert(), [row._asdict() for row in rows])
 
 
-def _add_to_day(insert: Any) -> Any:
-    statement = insert(days_t)
-    return statement.on_conflict_do_update(
-        index_elements=[days_t.c.customer_id, days_t.c.meter_code, days_t.c.starts_at],
-        set_={"amount": days_t.c.amount + statement.excluded.amount},
-    )
+def _add_amounts(table: Table) -> dict[str, Any]:
+    """Per dialect: insert rows of `table`, adding `amount` to a row already at the key."""
+    statements = {}
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert)):
+        statement = insert(table)
+        statements[name] = statement.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns),
+            set_={"amount": table.c.amount + statement.excluded.amount},
+        )
+    return statements
 
 
-_ADD_TO_DAYS = {
-    name: _add_to_day(insert)
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+_ADD_TO_DAYS = _add_amounts(days_t)
 
 
 def add_to_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
@@ -423,18 +424,7 @@ def meter_day_amounts(
     return totals
 
 
-def _add_to_meter_day(insert: Any) -> Any:
-    statement = insert(meter_days_t)
-    return statement.on_conflict_do_update(
-        index_elements=[meter_days_t.c.meter_code, meter_days_t.c.day, meter_days_t.c.shard],
-        set_={"amount": meter_days_t.c.amount + statement.excluded.amount},
-    )
-
-
-_ADD_TO_METER_DAYS = {
-    name: _add_to_meter_day(insert)
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+_ADD_TO_METER_DAYS = _add_amounts(meter_days_t)
 
 
 def add_to_meter_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
