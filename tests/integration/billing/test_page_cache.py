@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User, UserSession
-from app.billing.page_cache import CACHED_PATHS
+from app.billing.page_cache import CACHED_PATHS, PAGE_CACHE_SECONDS
 from app.db.page_versions import VERSIONS
 from app.lib.clock import utcnow
 from tests.integration.billing.conftest import (
@@ -240,3 +241,38 @@ async def test_a_login_revoked_elsewhere_gets_no_cached_page(
     await session.commit()
     again = await member.client.get("/billing")
     assert member.email not in again.text and 'data-testid="logout"' not in again.text
+
+
+async def test_another_customers_usage_leaves_the_page_cached(
+    member: Member, other_member: Member, api: AsyncTestClient[Litestar]
+) -> None:
+    await cached(member)
+    await record(api, other_member.external_id, count=2)
+    with statements() as ran:
+        await load(member)
+    assert ran == []
+    assert "<strong>2</strong> / 20" in ai_requests(await load(other_member))
+
+
+async def test_a_page_is_rendered_again_after_its_seconds(
+    member: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages show days left and expired cards, which change with time and no write."""
+    await cached(member)
+    later = utcnow() + timedelta(seconds=PAGE_CACHE_SECONDS + 1)
+    monkeypatch.setattr("app.billing.page_cache.utcnow", lambda: later)
+    with statements() as ran:
+        await load(member)
+    assert ran
+
+
+async def test_the_authorization_header_is_part_of_the_key(member: Member) -> None:
+    """No page reads it (pages go by the session), so it only keys the page apart."""
+    for _ in range(3):
+        await member.client.get("/billing", headers={"Authorization": "Bearer one"})
+    with statements() as ran:
+        same = await member.client.get("/billing", headers={"Authorization": "Bearer one"})
+    assert ran == [] and member.email in same.text
+    with statements() as ran:
+        await member.client.get("/billing", headers={"Authorization": "Bearer two"})
+    assert ran
