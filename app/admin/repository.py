@@ -16,6 +16,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -88,10 +89,9 @@ def _escape_like(value: str) -> str:
 
 def _prefix(column: Column, prefix: str) -> ColumnElement[bool]:
     """`column` starts with `prefix`, as an index range scan plus an exact LIKE check."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return and_(
         column >= prefix,
-        column < upper,
+        column < _upper(prefix),
         column.like(_escape_like(prefix) + "%", escape="\\"),
     )
 
@@ -114,18 +114,70 @@ def _sqlite_lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> s
     return f"{UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
-def _lower_prefix(column: Column, term: str) -> ColumnElement[bool]:
-    """`column` starts with `term`, ignoring case.
+@dataclass(frozen=True)
+class _SearchShape:
+    """What a customer search's statement depends on, its values aside."""
 
-    An ASCII term is matched on `lower(column)`, which the expression indexes serve on both
-    databases. A non-ASCII term needs `unicode_lower`, which on SQLite no index serves (an
-    index on a function that only this app registers would break writes from any other
-    SQLite client), so such a search scans the customers there.
-    """
-    lowered = term.lower()
-    if term.isascii():
-        return _prefix(func.lower(column), lowered)
-    return _prefix(unicode_lower(column), lowered)
+    term: bool
+    ascii: bool
+    plan: bool
+    status: bool
+    sort: str
+    after: bool
+    walk: bool
+    counting: bool
+
+    @classmethod
+    def of(
+        cls, params: CustomerQuery, *, walk: bool = False, counting: bool = False
+    ) -> _SearchShape:
+        term = params.q.strip()
+        return cls(
+            term=bool(term),
+            ascii=term.isascii(),
+            plan=bool(params.plan),
+            status=bool(params.status),
+            sort="" if counting else params.sort,
+            after=params.after is not None and not counting,
+            walk=walk,
+            counting=counting,
+        )
+
+
+# Built once per shape (a few dozen at most).
+_SEARCHES: dict[_SearchShape, Select[Any]] = {}
+
+
+def _upper(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _bound_prefix(column: Any, name: str) -> ColumnElement[bool]:
+    """`_prefix` with its bounds and pattern bound: `{name}_lo`, `{name}_hi`, `{name}_like`."""
+    return and_(
+        column >= bindparam(f"{name}_lo", type_=String()),
+        column < bindparam(f"{name}_hi", type_=String()),
+        column.like(bindparam(f"{name}_like", type_=String()), escape="\\"),
+    )
+
+
+def _search_values(params: CustomerQuery, limit: int) -> dict[str, Any]:
+    values: dict[str, Any] = {"limit": limit, "plan": params.plan, "status": params.status}
+    term = params.q.strip()
+    if term:
+        lowered = term.lower()
+        values.update(
+            lo_lo=lowered,
+            lo_hi=_upper(lowered),
+            lo_like=_escape_like(lowered) + "%",
+            x_lo=term,
+            x_hi=_upper(term),
+            x_like=_escape_like(term) + "%",
+        )
+    if params.after is not None:
+        key, values["after_id"] = params.after
+        values["after_key"] = key if params.sort == "email" else datetime.fromisoformat(key)
+    return values
 
 
 def _utc_month(session: AsyncSession, column: Any) -> Any:
@@ -260,32 +312,42 @@ class AdminRepository:
         return self.session.bind.dialect.name if self.session.bind is not None else ""
 
     def _customer_filter(
-        self, query: AnySelect, params: CustomerQuery, *, search_indexes: bool = True
+        self, query: AnySelect, shape: _SearchShape, *, search_indexes: bool = True
     ) -> AnySelect:
-        term = params.q.strip()
-        if term:
+        """The search's conditions, on bind parameters (`_search_values`)."""
+        if shape.term:
+            # An ASCII term is matched on `lower(column)`, which the expression indexes serve
+            # on both databases. A non-ASCII term needs `unicode_lower`, which on SQLite no
+            # index serves (an index on a function that only this app registers would break
+            # writes from any other SQLite client), so such a search scans the customers there.
+            lower = func.lower if shape.ascii else unicode_lower
             matches = or_(
-                _lower_prefix(Customer.email, term),
-                _lower_prefix(Customer.name, term),
-                _prefix(Customer.external_id, term),
+                _bound_prefix(lower(Customer.email), "lo"),
+                _bound_prefix(lower(Customer.name), "lo"),
+                _bound_prefix(Customer.external_id, "x"),
             )
             if not search_indexes:
                 # Wrapped, the terms serve no index: SQLite walks the ORDER BY's instead.
                 matches = func.coalesce(matches, false()) == true()
             query = query.where(matches)
-        if params.plan:
-            query = query.where(Subscription.plan_slug == params.plan)
-        if params.status:
-            query = query.where(Subscription.status == params.status)
+        if shape.plan:
+            query = query.where(Subscription.plan_slug == bindparam("plan"))
+        if shape.status:
+            query = query.where(Subscription.status == bindparam("status"))
         return query
 
     async def count_customers(self, params: CustomerQuery, cap: int = COUNT_CAP) -> int:
         """How many customers match, counted up to `cap + 1` at most (read: "more than cap")."""
-        query = select(Customer.id)
-        if params.plan or params.status:
-            query = query.join(Subscription, Subscription.customer_id == Customer.id)
-        matching = self._customer_filter(query, params).limit(cap + 1).subquery()
-        return int(await self.session.scalar(select(func.count()).select_from(matching)) or 0)
+        shape = _SearchShape.of(params, counting=True)
+        statement = _SEARCHES.get(shape)
+        if statement is None:
+            query = select(Customer.id)
+            if shape.plan or shape.status:
+                query = query.join(Subscription, Subscription.customer_id == Customer.id)
+            matching = self._customer_filter(query, shape).limit(bindparam("limit")).subquery()
+            statement = _SEARCHES[shape] = select(func.count()).select_from(matching)
+        values = _search_values(params, cap + 1)
+        return int(await self.session.scalar(statement, values) or 0)
 
     async def customers(
         self, params: CustomerQuery, *, limit: int, many: bool = False
@@ -294,7 +356,17 @@ class AdminRepository:
         cheap on the hundredth page as on the first). `many`: the search matches more than
         `COUNT_CAP` customers, so on SQLite the signup-date index is walked and matches are
         picked from it (25 are found within the first few dozen rows) rather than every match
-        found through the search indexes and sorted."""
+        found through the search indexes and sorted. Each shape of search is built once, its
+        values bound (building and keying a statement cost more than running it)."""
+        walk = many and params.sort != "email" and self._dialect() == "sqlite"
+        shape = _SearchShape.of(params, walk=walk)
+        statement = _SEARCHES.get(shape)
+        if statement is None:
+            statement = _SEARCHES[shape] = self._customer_page(shape)
+        rows = (await self.session.execute(statement, _search_values(params, limit))).all()
+        return [CustomerRow(**row._mapping) for row in rows]
+
+    def _customer_page(self, shape: _SearchShape) -> Select[Any]:
         query = select(
             Customer.id,
             Customer.external_id,
@@ -307,26 +379,27 @@ class AdminRepository:
             Customer.stripe_customer_id,
             Customer.created_at,
         ).join(Subscription, Subscription.customer_id == Customer.id)
-        walk = many and params.sort != "email" and self._dialect() == "sqlite"
-        query = self._customer_filter(query, params, search_indexes=not walk)
-        after = params.after
-        if params.sort == "email":
+        query = self._customer_filter(query, shape, search_indexes=not shape.walk)
+        if shape.sort == "email":
             email = func.coalesce(func.lower(Customer.email), "")
-            if after is not None:
-                query = query.where(tuple_(email, Customer.id) > tuple_(*after))
+            if shape.after:
+                cursor = tuple_(bindparam("after_key", type_=String()), bindparam("after_id"))
+                query = query.where(tuple_(email, Customer.id) > cursor)
             query = query.order_by(email.asc(), Customer.id.asc())
         else:
-            newest = params.sort != "oldest"
-            if after is not None:
-                moment = datetime.fromisoformat(after[0])
-                key, cursor = tuple_(Customer.created_at, Customer.id), tuple_(moment, after[1])
+            newest = shape.sort != "oldest"
+            if shape.after:
+                moment = bindparam("after_key", type_=Customer.__table__.c.created_at.type)
+                key, cursor = (
+                    tuple_(Customer.created_at, Customer.id),
+                    tuple_(moment, bindparam("after_id")),
+                )
                 query = query.where(key < cursor if newest else key > cursor)
             if newest:
                 query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
             else:
                 query = query.order_by(Customer.created_at.asc(), Customer.id.asc())
-        rows = (await self.session.execute(query.limit(limit))).all()
-        return [CustomerRow(**row._mapping) for row in rows]
+        return query.limit(bindparam("limit"))
 
     # Invoices ----------------------------------------------------------------------------
 
