@@ -29,6 +29,7 @@ from typing import Any
 
 from app.admin.commands import Actor, AdminCommands, Outcome, checked_request_id, required_reason
 from app.billing.credit_reversals import CreditReversals
+from app.billing.mirror import _payment_intent_id
 from app.billing.service import BillingService
 from app.billing.stripe_objects import ref_id
 from app.catalog.models import Catalog
@@ -107,7 +108,8 @@ class AdminRefunds:
         if row is None or customer is None:
             raise NotFound(f"No invoice {invoice_id!r}.", code="invoice_not_found")
         inv = await self.gateway.retrieve_invoice(invoice_id)
-        intent_id = row.stripe_payment_intent_id
+        # The payment as Stripe has it now (our row has it once the invoice was mirrored paid).
+        intent_id = _payment_intent_id(inv, "paid") or row.stripe_payment_intent_id
         charge = await self._charge_of_intent(intent_id)
         paid = int(inv.get("amount_paid") or 0)
         refunded = int(charge.get("amount_refunded") or 0) if charge else 0
