@@ -1,15 +1,18 @@
-"""Refunds from the admin pages (issue 20, item 8): a paid invoice, in full or in part, or a
-credit pack's payment (bought through Checkout, it has no invoice).
+"""Refunds from the admin pages (issue 20, item 8): a paid invoice, in full or in part (a
+credit pack bought through Checkout has one too: `invoice_creation`), or a credit pack's
+payment by its Checkout Session (for a pack without an invoice: bought before packs were
+invoiced).
 
 - **An invoice is refunded by a credit note with a refund** (`refund_amount` = the amount),
   Stripe's recommended way to adjust a finalized invoice: the invoice itself then records
   the credit (`post_payment_credit_notes_amount`), the customer gets a credit note document
   (PDF, email) next to the invoice, and the refund of the invoice's payment is made by
   Stripe with it. A bare refund would leave the invoice saying "paid" in full.
-- **A credit pack's payment is refunded by a Refund** of its PaymentIntent (there is no
-  invoice to credit). Its unused credits are then revoked by the same rule the
-  `charge.refunded` webhook applies (`StripeMirror.apply_charge` → app.billing.credit_reversals),
-  not a copy; the webhook arriving later changes nothing more.
+- **A credit pack's payment by its Checkout Session is refunded by a Refund** of its
+  PaymentIntent (such a pack may have no invoice to credit).
+- Either way, when the payment bought a credit pack, its unused credits are then revoked by
+  the same rule the `charge.refunded` webhook applies (`StripeMirror.apply_charge` →
+  app.billing.credit_reversals), not a copy; the webhook arriving later changes nothing more.
 
 What is refundable is read from Stripe at the review and again at the action: the amount
 paid, less what the charge already refunded (and, for an invoice, what credit notes already

@@ -263,3 +263,36 @@ async def test_the_emulator_checks_refund_and_credit_note_reasons(emulator: Emul
         assert exc.param == "reason" and "product_unsatisfactory" in str(exc)
     else:
         raise AssertionError("an unknown credit note reason was accepted")
+
+
+async def test_refunding_a_packs_invoice_revokes_its_credits_too(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    services: Services,
+) -> None:
+    """A pack bought through Checkout has an invoice (invoice_creation): refunding a quarter of
+    it as a credit note revokes a quarter of the pack's credits, by the same rule."""
+    email = "admin-refund-pack-invoice@example.com"
+    customer, _, pi, mark = await _buy_pack(client, session, emulator, email)
+    cus = str(customer.stripe_customer_id)
+    await twice_out_of_order(
+        client, _about(emulator, [cus, pi], {"checkout.session.completed", "invoice.paid"}, mark)
+    )
+    assert await _credits(services, session, email) == 100
+    await session.commit()
+    invoice = await session.scalar(select(Invoice).where(Invoice.customer_id == customer.id))
+    assert invoice is not None and invoice.amount_paid == 1000
+    invoice_id, stripe_invoice_id = invoice.id, invoice.stripe_invoice_id
+
+    admin = await _admin(client)
+    view = f"/admin/billing/invoices/{stripe_invoice_id}"
+    review = await _review(admin, view, "2.50", "requested_by_customer")
+    assert "Refund $2.50 of Invoice" in review.text
+    action, form = _confirm_form(review, "Quarter back, goodwill")
+    assert (await admin.post(action, data=form, follow_redirects=False)).status_code == 303
+
+    assert await _credits(services, session, email) == 75
+    assert await _ledger(session, email) == [("grant", 100), ("refund", -25)]
+    row = await _invoice_row(session, invoice_id)
+    assert (row.amount_refunded, row.amount_credited) == (250, 250)
