@@ -41,6 +41,7 @@ from app.accounts.two_factor_controllers import (
     two_factor_required,
 )
 from app.admin.controllers import AdminController
+from app.admin.report_controllers import UsageReportController
 from app.apikeys.service import KEY_CACHE
 from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
 from app.billing.action_controllers import BillingActionsController
@@ -52,6 +53,7 @@ from app.billing.controllers import (
 from app.billing.details_controllers import BillingDetailsController
 from app.billing.live_poll import LivePoll
 from app.billing.page_cache import PageCache
+from app.billing.usage_export_controllers import UsageExportController
 from app.catalog.controllers import PlansApiController
 from app.catalog.models import Catalog
 from app.composition import Parts, web_dependencies
@@ -206,7 +208,9 @@ def create_app(
                     PortalController,
                     BillingActionsController,
                     BillingDetailsController,
+                    UsageExportController,
                     AdminController,
+                    UsageReportController,
                     NotificationSettingsController,
                     TeamController,
                     OrganizationSwitchController,

@@ -21,6 +21,7 @@ from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound
 from app.privacy.deletion import AccountDeletion
 from app.privacy.export import KINDS, DataExport
+from app.web.downloads import download
 from app.web.responses import PAGE_HEADERS
 
 DELETE_PAGE = "privacy/delete.html"
@@ -30,17 +31,6 @@ class DeleteForm(Struct):
     password: str = ""
     code: str = ""
     mode: str = ""
-
-
-def _download(chunks: Any, filename: str, media_type: str) -> Stream:
-    return Stream(
-        chunks,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
 
 
 class AccountDataController(Controller):
@@ -119,7 +109,7 @@ class AccountDataController(Controller):
         user = current_user(request)
         assert user is not None
         name = f"my-data-{utcnow():%Y-%m-%d}.json"
-        return _download(data_export.json_chunks(user.id), name, "application/json")
+        return download(data_export.json_chunks(user.id), name, "application/json")
 
     @get("/export/{filename:str}")
     async def export_csv(
@@ -135,4 +125,4 @@ class AccountDataController(Controller):
         if not filename.endswith(".csv") or kind not in KINDS:
             raise NotFound("There is no such export.")
         name = f"my-data-{kind}-{utcnow():%Y-%m-%d}.csv"
-        return _download(data_export.csv_chunks(user.id, kind), name, "text/csv; charset=utf-8")
+        return download(data_export.csv_chunks(user.id, kind), name)

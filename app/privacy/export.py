@@ -13,8 +13,6 @@ and each streams with no archive around it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,10 +28,10 @@ from app.billing.models import Invoice
 from app.catalog.models import Catalog
 from app.customers.models import Subscription
 from app.lib.clock import utcnow
+from app.lib.csv_stream import PAGE, csv_chunks
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageDay
 from app.privacy.deletion import solely_owned_accounts
 
-PAGE = 1000
 Kind = Literal["profile", "usage", "invoices", "credits"]
 KINDS: tuple[Kind, ...] = ("profile", "usage", "invoices", "credits")
 
@@ -116,16 +114,8 @@ class DataExport:
         async with self.sessions() as session:
             accounts = await self._accounts(session, user_id)
             columns, rows = self._csv_source(session, user_id, accounts, kind)
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            count = 0
-            async for row in rows:
-                writer.writerow(row)
-                count += 1
-                if count % PAGE == 0:
-                    yield _drain(buffer)
-            yield _drain(buffer)
+            async for chunk in csv_chunks(columns, rows):
+                yield chunk
 
     def _csv_source(
         self, session: AsyncSession, user_id: int, accounts: list[_Account], kind: Kind
@@ -290,10 +280,3 @@ class DataExport:
             if len(page) < PAGE:
                 break
             after = page[-1][0]
-
-
-def _drain(buffer: io.StringIO) -> bytes:
-    data = buffer.getvalue().encode()
-    buffer.seek(0)
-    buffer.truncate()
-    return data

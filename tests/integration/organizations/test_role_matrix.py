@@ -33,6 +33,8 @@ ROLE_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/billing/try"): MEMBER,
     ("GET", "/billing/summary.json"): MEMBER,
     ("GET", "/billing/team"): MEMBER,
+    ("GET", "/billing/usage.csv"): MEMBER,
+    ("GET", "/billing/usage/events.csv"): MEMBER,
     ("POST", "/billing/team/leave"): MEMBER,
     ("GET", "/billing/upgrade"): BILLING_ADMIN,
     ("GET", "/billing/credits"): BILLING_ADMIN,

@@ -1,0 +1,122 @@
+"""The admin's reports (issue 20, item 6), HTTP only; the queries are in usage_reports.py.
+
+- `/admin/billing/reports/usage?from=&to=&page=`: usage per customer and meter for a date
+  range (at most 366 days), a chart per meter and a paged table; `usage.csv` streams it all.
+- `/admin/billing/reports/credits?from=&to=`: credits granted, used, expired and refunded
+  per pack and month, charted, with a table; `credits.csv`.
+
+A bad range (not a date, `to` before `from`, too long) shows the page again with the error
+and status 422; the CSVs answer the 422 error page.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Stream, Template
+
+from app.accounts.guards import requires_admin
+from app.admin.usage_reports import UsageReports
+from app.composition import Services
+from app.lib.clock import add_months, start_of_month, utcnow
+from app.lib.date_ranges import MAX_DAYS, DateRange, parse_range
+from app.lib.errors import ValidationFailed
+from app.web.downloads import download
+from app.web.responses import page
+
+BASE = "/admin/billing/reports"
+USAGE_DAYS = 30
+CREDIT_MONTHS = 12
+FromParam = Annotated[str, QueryParameter(name="from")]
+ToParam = Annotated[str, QueryParameter(name="to")]
+PageParam = Annotated[str, QueryParameter(name="page")]
+
+
+def usage_reports(services: Services) -> UsageReports:
+    return UsageReports(services.session, services.parts.sessions, services.parts.catalog)
+
+
+def default_usage_range() -> DateRange:
+    today = utcnow().date()
+    return DateRange(today - timedelta(days=USAGE_DAYS - 1), today)
+
+
+def default_credit_range() -> DateRange:
+    now = utcnow()
+    first = add_months(start_of_month(now), -(CREDIT_MONTHS - 1))
+    return DateRange(first.date(), now.date())
+
+
+def _form(first: str, last: str, chosen: DateRange | None) -> dict[str, str]:
+    if chosen is not None:
+        return {"from": chosen.first.isoformat(), "to": chosen.last.isoformat()}
+    return {"from": first, "to": last}
+
+
+class UsageReportController(Controller):
+    path = BASE
+    guards = [requires_admin]
+    include_in_schema = False
+
+    @get("/usage")
+    async def usage(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        first: FromParam = "",
+        last: ToParam = "",
+        page_number: PageParam = "1",
+    ) -> Template:
+        context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
+        try:
+            chosen = parse_range(first, last, default=default_usage_range())
+        except ValidationFailed as exc:
+            context.update(
+                form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
+            )
+            return page(request, "admin/usage_report.html", context, status_code=422)
+        report = await usage_reports(services).usage(chosen, page_number)
+        context.update(form=_form(first, last, chosen), report=report)
+        return page(
+            request, "admin/usage_report.html", context, fragment="admin/_usage_report_rows.html"
+        )
+
+    @get("/usage.csv")
+    async def usage_csv(
+        self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
+    ) -> Stream:
+        chosen = parse_range(first, last, default=default_usage_range())
+        name = f"usage-report-{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"
+        return download(usage_reports(services).usage_csv(chosen), name)
+
+    @get("/credits")
+    async def credits(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        first: FromParam = "",
+        last: ToParam = "",
+    ) -> Template:
+        context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
+        try:
+            chosen = parse_range(first, last, default=default_credit_range())
+        except ValidationFailed as exc:
+            context.update(
+                form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
+            )
+            return page(request, "admin/credit_report.html", context, status_code=422)
+        report = await usage_reports(services).credits(chosen)
+        context.update(form=_form(first, last, chosen), report=report)
+        return page(request, "admin/credit_report.html", context)
+
+    @get("/credits.csv")
+    async def credits_csv(
+        self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
+    ) -> Stream:
+        chosen = parse_range(first, last, default=default_credit_range())
+        name = f"credit-report-{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"
+        return download(usage_reports(services).credits_csv(chosen), name)
