@@ -81,13 +81,13 @@ async def test_the_customer_is_read_with_the_user(
 ) -> None:
     """`retrieve_user` reads the user's customer with the user; the pages look it up no more."""
     lookups = []
-    for_user = CustomerService.for_user
+    current_for = CustomerService.current_for
 
-    async def counted(self: CustomerService, user_id: int) -> Any:
+    async def counted(self: CustomerService, user_id: int, org_id: int | None = None) -> Any:
         lookups.append(user_id)
-        return await for_user(self, user_id)
+        return await current_for(self, user_id, org_id)
 
-    monkeypatch.setattr(CustomerService, "for_user", counted)
+    monkeypatch.setattr(CustomerService, "current_for", counted)
     html = await dashboard(member)
     assert "<strong>0</strong> / 20" in ai_requests(html)
     assert lookups == []

@@ -3,9 +3,13 @@ organization switcher; what a member's pages show and hide."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.repository import UserRepository
 from app.customers.models import Membership
 from tests.integration.billing.conftest import add_card, add_invoice
 from tests.integration.organizations.conftest import Team
@@ -124,3 +128,22 @@ async def test_member_sees_plan_and_usage_not_money(team: Team, session: AsyncSe
     assert 'href="/billing/team"' in admin.text
     assert "invite-form" not in (await team.billing_admin.client.get("/billing/team")).text
     assert "invite-form" in (await team.owner.client.get("/billing/team")).text
+
+
+async def test_the_switcher_list_is_read_only_for_people_in_several(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`retrieve_user` reads the user, the current organization and the role in one
+    statement; the switcher's list is a second one, only for someone in two or more."""
+    reads: list[int] = []
+    organizations = UserRepository.organizations
+
+    async def counted(self: UserRepository, user_id: int) -> Any:
+        reads.append(user_id)
+        return await organizations(self, user_id)
+
+    monkeypatch.setattr(UserRepository, "organizations", counted)
+    assert (await team.outsider.client.get("/billing")).status_code == 200
+    assert reads == []  # one organization: no list
+    assert (await team.member.client.get("/billing")).status_code == 200
+    assert reads == [team.member.user_id]
