@@ -3,6 +3,7 @@ organization switcher; what a member's pages show and hide."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -147,3 +148,26 @@ async def test_the_switcher_list_is_read_only_for_people_in_several(
     assert reads == []  # one organization: no list
     assert (await team.member.client.get("/billing")).status_code == 200
     assert reads == [team.member.user_id]
+
+
+async def test_two_owners_stepping_down_at_once_leave_one_owner(
+    team: Team, session: AsyncSession
+) -> None:
+    made = await team.owner.post(
+        f"/billing/team/members/{team.billing_admin.user_id}/role", {"role": "owner"}
+    )
+    assert made.status_code == 303
+    owners = (team.owner, team.billing_admin)
+    tokens = [await person.csrf() for person in owners]
+    await asyncio.gather(
+        *(
+            person.client.post(
+                f"/billing/team/members/{person.user_id}/role",
+                data={"role": "member", "_csrf_token": token},
+                follow_redirects=False,
+            )
+            for person, token in zip(owners, tokens, strict=True)
+        )
+    )
+    now = await roles(session, team.org.id)
+    assert sorted(now[p.user_id] for p in owners) == ["member", "owner"]
