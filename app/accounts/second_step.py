@@ -21,10 +21,16 @@ PENDING_SECONDS = 5 * 60
 
 
 def begin_second_step(
-    connection: ASGIConnection[Any, Any, Any, Any], user_id: int, next: str
+    connection: ASGIConnection[Any, Any, Any, Any],
+    user_id: int,
+    next: str,
+    org_id: int | None = None,
 ) -> Redirect:
-    """`next` must already be a safe, same-site path."""
-    pending = {"user_id": user_id, "at": int(utcnow().timestamp()), "next": next}
+    """`next` must already be a safe, same-site path; `org_id`: the organization the login
+    shows (a portal link naming a member), as `start_login` takes it."""
+    pending: dict[str, Any] = {"user_id": user_id, "at": int(utcnow().timestamp()), "next": next}
+    if org_id is not None:
+        pending["org"] = org_id
     renew_session(connection, {PENDING: pending})
     return Redirect(SECOND_STEP_PATH, status_code=303)
 

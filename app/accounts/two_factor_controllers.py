@@ -141,7 +141,10 @@ class SecondStepController(Controller):
                 error="That code is not right, or was already used.",
             )
         await throttle.succeeded(user_id, request.scope)
-        await start_login(request, user_sessions, user_id)
+        org_id = pending.get("org")
+        await start_login(
+            request, user_sessions, user_id, org_id if isinstance(org_id, int) else None
+        )
         if kind == "recovery":
             left = (await two_factor.status(user_id)).recovery_codes_left
             flash(
