@@ -10,6 +10,7 @@ from datetime import UTC, time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.lib.branding import Brand
 from app.lib.clients import Network, parse_networks
 from app.lib.schedule import parse_time_of_day
 
@@ -108,6 +109,8 @@ class Settings:
     usage_archive_dir: Path | None = None
     # The daily reconcile's time of day, UTC (None: off): app/admin/daily_reconcile.py.
     reconcile_at: time | None = time(2, 0, tzinfo=UTC)
+    # BRAND_NAME, BRAND_LOGO_URL, BRAND_COLOR, BRAND_SUPPORT_EMAIL (app/lib/branding.py).
+    brand: Brand = field(default_factory=Brand)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -186,4 +189,5 @@ class Settings:
             checkout_collect_tax_id=_bool("CHECKOUT_COLLECT_TAX_ID", False),
             checkout_allow_promotion_codes=_bool("CHECKOUT_ALLOW_PROMOTION_CODES", False),
             stripe_automatic_tax=_bool("STRIPE_AUTOMATIC_TAX", False),
+            brand=Brand.from_env(),
         )

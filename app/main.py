@@ -77,6 +77,7 @@ from app.stripe_sync.controllers import StripeWebhookController
 from app.web.errors import exception_handlers
 from app.web.fast_paths import LocalFileStore, PageRequest, tune_collector
 from app.web.security_headers import page_headers
+from app.web.site_files import brand_stylesheet, favicon, not_found
 from app.web.templating import STATIC_DIR, template_config
 
 
@@ -188,7 +189,7 @@ def create_app(
         enable_middleware_logging=False,
     )
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
-    security_headers = page_headers(settings.public_url)
+    security_headers = page_headers(settings.public_url, settings.brand.logo_origin)
 
     application = Litestar(
         route_handlers=[
@@ -216,8 +217,12 @@ def create_app(
                     OrganizationSwitchController,
                     InvitationController,
                     OutboxAdminController,
+                    # Last: any path no route above answers (a 404 page with the user's nav).
+                    not_found,
                 ],
             ),
+            favicon,
+            brand_stylesheet,
             PortalApiController,
             StripeWebhookController,
             CustomerApiController,

@@ -16,13 +16,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from app.lib.branding import Brand
 from app.lib.clock import utcnow
 from app.lib.countries import address_lines
 from app.lib.money import format_money
 from app.lib.tax_ids import tax_id_label
 from app.lib.urls import path_segment
-
-PRODUCT_NAME = "Billing Portal"
 
 
 def _utc(value: date) -> date:
@@ -102,9 +101,14 @@ def format_cents(amount: int | None, currency: str = "usd") -> str:
     return format_money(int(amount or 0), currency, cents=True)
 
 
-def jinja_environment(templates_dir: Path, **options: Any) -> Environment:
-    """The environment over `templates_dir`; `options` are Jinja's own (the emails pass
-    `undefined=StrictUndefined` and `keep_trailing_newline=True`)."""
+def jinja_environment(
+    templates_dir: Path, brand: Brand | None = None, **options: Any
+) -> Environment:
+    """The environment over `templates_dir`; `brand` names the product (`product_name`) and
+    gives `brand` (logo, colour, support email): the pages pass their settings' one, the
+    emails get the same `BRAND_*` settings read here; `options` are Jinja's own (the emails
+    pass `undefined=StrictUndefined` and `keep_trailing_newline=True`)."""
+    brand = brand or Brand.from_env()
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         autoescape=select_autoescape(["html", "xml"]),
@@ -121,5 +125,6 @@ def jinja_environment(templates_dir: Path, **options: Any) -> Environment:
     env.filters["path_segment"] = path_segment
     env.filters["address_lines"] = address_lines
     env.filters["tax_id_label"] = tax_id_label
-    env.globals["product_name"] = PRODUCT_NAME
+    env.globals["product_name"] = brand.name
+    env.globals["brand"] = brand
     return env

@@ -20,12 +20,13 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formataddr, formatdate
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import structlog
 
+from app.lib.branding import Brand
 from app.notifications.models import EmailOutboxMessage
 
 log = structlog.get_logger()
@@ -83,7 +84,7 @@ def default_from_address(public_url: str) -> str:
         host = "localhost"  # an address literal is not a mail domain
     except ValueError:
         pass
-    return f"Billing Portal <no-reply@{host}>"
+    return formataddr((Brand.from_env().name, f"no-reply@{host}"))
 
 
 def build_email(message: EmailOutboxMessage, from_address: str) -> EmailMessage:
@@ -95,6 +96,9 @@ def build_email(message: EmailOutboxMessage, from_address: str) -> EmailMessage:
     # Derived from the dedupe key: a resend after a crash carries the same id.
     email["Message-ID"] = message.message_id
     email["Auto-Submitted"] = "auto-generated"
+    support = Brand.from_env().support_email
+    if support:  # BRAND_SUPPORT_EMAIL: a reply reaches people, not no-reply@
+        email["Reply-To"] = support
     email.set_content(message.text_body)
     email.add_alternative(message.html_body, subtype="html")
     return email

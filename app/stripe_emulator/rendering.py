@@ -15,6 +15,9 @@ _HERE = Path(__file__).parent
 # Served at STYLESHEET_PATH: the pages' Content-Security-Policy allows no inline style.
 STYLESHEET_PATH = "/assets/emulator.css"
 STYLESHEET = (_HERE / "static" / "emulator.css").read_text(encoding="utf-8")
+# Its icon (linked from base.html, and at /favicon.ico for browsers that ask anyway).
+FAVICON_PATH = "/assets/favicon.svg"
+FAVICON = (_HERE / "static" / "favicon.svg").read_bytes()
 
 
 def money(amount: int | None, currency: str | None) -> str:
@@ -51,6 +54,7 @@ _environment = Environment(
 )
 _environment.filters.update(money=money, date=date, interval=interval)
 _environment.globals["stylesheet_path"] = STYLESHEET_PATH
+_environment.globals["favicon_path"] = FAVICON_PATH
 
 
 def render_page(template: str, **context: Any) -> str:

@@ -48,7 +48,7 @@ from app.stripe_emulator.errors import StripeError, unrecognized
 from app.stripe_emulator.forms import decode, decode_pairs
 from app.stripe_emulator.options import API_VERSION, EmulatorOptions
 from app.stripe_emulator.param_table import ALLOWED
-from app.stripe_emulator.rendering import STYLESHEET, STYLESHEET_PATH
+from app.stripe_emulator.rendering import FAVICON, FAVICON_PATH, STYLESHEET, STYLESHEET_PATH
 from app.stripe_emulator.routing import HELPERS, ApiRequest, Route, resolve
 from app.stripe_emulator.store import new_id
 from app.web.security_headers import page_headers
@@ -301,6 +301,8 @@ class EmulatorApp:
         match method, parts:
             case "GET", _ if "/" + "/".join(parts) == STYLESHEET_PATH:
                 return Response(200, STYLESHEET, "text/css; charset=utf-8")
+            case "GET", _ if "/" + "/".join(parts) in (FAVICON_PATH, "/favicon.ico"):
+                return Response(200, FAVICON, "image/svg+xml")
             case "GET", []:
                 return Response.html(200, pages.index_page())
             case "GET", ["checkout", session_id]:

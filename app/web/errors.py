@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +54,19 @@ _TITLES = {
 }
 
 
+# What a page says under its title when the error carries no message of its own.
+_MESSAGES = {
+    404: "There is no page at this address. It may have moved, or the link may be mistyped.",
+    405: "This page cannot be used that way.",
+}
+_PHRASES = {status: HTTPStatus(status).phrase for status in (*_TITLES, 405)}
+
+
+def _is_not_found_route(request: Request[Any, Any, Any]) -> bool:
+    handler = request.scope.get("route_handler")
+    return bool(handler is not None and handler.opt.get("not_found_page"))
+
+
 def is_api(request: Request[Any, Any, Any]) -> bool:
     """JSON errors: the API, webhooks, and JSON pages (`/billing/summary.json`), whose
     callers are scripts: a 401 there is JSON, not a redirect to the login page."""
@@ -62,6 +76,9 @@ def is_api(request: Request[Any, Any, Any]) -> bool:
 
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, code, message, extra = _describe(exc)
+    if status == 401 and _is_not_found_route(request):
+        # The catch-all route (app/web/site_files.py), for someone not logged in.
+        status, code, message = 404, "not_found", "Not Found"
     if status == 503:
         log.warning("database busy", path=request.url.path, error=str(exc)[:200])
     elif status >= 500:
@@ -78,8 +95,14 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(path=f"/login?next={quote(target)}", status_code=303, headers=page_headers)
     headers = {**page_headers, **headers}
+    if message == _PHRASES.get(status):  # Litestar's bare "Not Found": the page says more
+        message = ""
     template = f"errors/{status}.html" if status in (403, 404, 500) else "errors/generic.html"
-    context = {"status": status, "title": _TITLES.get(status, "Error"), "message": message}
+    context = {
+        "status": status,
+        "title": _TITLES.get(status, "Error"),
+        "message": message or _MESSAGES.get(status, ""),
+    }
     return Template(template_name=template, context=context, status_code=status, headers=headers)
 
 

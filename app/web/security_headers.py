@@ -33,9 +33,15 @@ EMAIL_PREVIEW_HEADERS = {
 }
 
 
-def page_headers(public_url: str) -> dict[str, str]:
+def page_headers(public_url: str, image_origin: str | None = None) -> dict[str, str]:
     """The headers for every page; HSTS only when the portal is served over https (over
-    plain http a browser ignores it, and a local http setup must stay reachable)."""
+    plain http a browser ignores it, and a local http setup must stay reachable).
+    `image_origin`: an https origin images may also come from (BRAND_LOGO_URL's)."""
+    headers = dict(_PAGE_HEADERS)
+    if image_origin:
+        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "img-src 'self'", f"img-src 'self' {image_origin}"
+        )
     if urlparse(public_url).scheme == "https":
-        return {**_PAGE_HEADERS, "Strict-Transport-Security": STRICT_TRANSPORT_SECURITY}
-    return dict(_PAGE_HEADERS)
+        headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+    return headers

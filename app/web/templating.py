@@ -18,7 +18,7 @@ STATIC_DIR = PROJECT_ROOT / "static"
 
 
 def build_environment(settings: Settings) -> Environment:
-    env = jinja_environment(TEMPLATES_DIR)
+    env = jinja_environment(TEMPLATES_DIR, settings.brand)
     env.globals["settings"] = settings
     env.globals["demo_mode"] = settings.demo_mode
     env.globals["form_attempt"] = form_attempt

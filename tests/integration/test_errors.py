@@ -47,8 +47,8 @@ async def test_unknown_api_path_is_a_json_404(client, path):
 
 @pytest.mark.parametrize("path", ["/no-such-page", "/apiary", "/billing/no-such-tab"])
 async def test_unknown_page_is_an_html_404(client, path):
-    # Logged in: an unknown path under a guarded prefix is a 404 too, not a login redirect.
-    # (No route means no middleware, so the page shows the logged-out navigation.)
+    # Logged in: an unknown path under a guarded prefix is a 404 too, not a login redirect,
+    # with the logged-in navigation (a catch-all route: app/web/site_files.py).
     await log_in_new_user(client)
     response = await client.get(path)
     assert response.status_code == 404

@@ -55,3 +55,14 @@ def test_hosted_pages_carry_the_headers_and_no_inline_code(
     assert css.headers["content-type"] == "text/css; charset=utf-8"
     assert css.headers["x-content-type-options"] == "nosniff"
     assert "font-family" in css.text
+
+
+def test_hosted_pages_have_a_favicon(emulator: str) -> None:
+    """Issue 21, item 10: no 404 for the icon on the emulator's pages either."""
+    page = httpx.get(emulator + "/")
+    assert '<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">' in page.text
+    for path in ("/assets/favicon.svg", "/favicon.ico"):
+        icon = httpx.get(emulator + path)
+        assert icon.status_code == 200, path
+        assert icon.headers["content-type"] == "image/svg+xml"
+        assert icon.content.startswith(b"<svg")
