@@ -144,6 +144,15 @@ class CustomerService:
             await self.session.commit()
         return result
 
+    async def get_or_create(self, external_id: str) -> tuple[Customer, Subscription, bool]:
+        """The customer with this external id (and whether it was made now: on the default
+        plan), in the caller's transaction; flushes, the caller commits."""
+        customer = await self.repo.by_external_id(external_id)
+        if customer is not None:
+            return customer, await self.subscription(customer), False
+        customer, subscription = await self._upsert(CustomerInput(external_id=external_id))
+        return customer, subscription, True
+
     async def _upsert(self, data: CustomerInput) -> tuple[Customer, Subscription]:
         if data.plan is not None and self.catalog.plan(data.plan) is None:
             raise ValidationFailed(

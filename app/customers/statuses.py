@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Guests (app/metering/guests.py): a visitor's customer on the `guest` plan, and the status its
+# subscription takes once converted into a signed-up customer (not a Stripe word: a converted
+# guest's subscription never reaches Stripe). A converted guest refuses every write (409).
+GUEST_PLAN = "guest"
+CONVERTED = "converted"
+
 
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.customers.models import Subscription
 from app.lib.clock import as_utc
 from app.metering.balance import CreditLot, Period, usage_day_start
 from app.metering.models import (
@@ -154,6 +155,23 @@ def revoked_amounts(conn: Connection, grant_ids: list[int]) -> dict[int | str, i
         .group_by(ledger_t.c.grant_id)
     )
     return {grant_id: -int(total) for grant_id, total in conn.execute(query).all()}
+
+
+subscriptions_t = cast(Table, Subscription.__table__)
+# PostgreSQL: FOR SHARE, in customer id order (SQLite: the batch's write lock already
+# serializes it with a conversion).
+_GUEST_STATUSES = (
+    select(subscriptions_t.c.customer_id, subscriptions_t.c.status)
+    .where(subscriptions_t.c.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(subscriptions_t.c.customer_id)
+    .with_for_update(read=True)
+)
+
+
+def guest_statuses(conn: Connection, customer_ids: list[int]) -> dict[int, str]:
+    """The subscription status of each guest, its row share-locked for the transaction."""
+    rows = conn.execute(_GUEST_STATUSES, {"ids": customer_ids})
+    return {customer_id: status for customer_id, status in rows}
 
 
 _TOTAL_KEY = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Catalog
+from app.customers.service import CustomerService
+from app.metering.guests import GuestService
 from app.metering.service import MeteringService, UsageApi
 from app.metering.writer import UsageWriter
 
@@ -18,3 +20,9 @@ def provide_metering_service(
     db_session: AsyncSession, catalog: Catalog, usage_writer: UsageWriter
 ) -> MeteringService:
     return MeteringService(db_session, catalog, usage_writer, usage_writer.upgrade_url)
+
+
+def provide_guest_service(
+    db_session: AsyncSession, catalog: Catalog, customer_service: CustomerService
+) -> GuestService:
+    return GuestService(db_session, catalog, customer_service)

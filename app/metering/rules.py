@@ -133,7 +133,20 @@ def _slot(state: BatchState, customer_id: int, meter_code: str) -> MeterSlot:
     slot = state.slots.get((customer_id, meter_code))
     if slot is None:
         raise NotFound(f"No meter with code {meter_code!r}.", code="meter_not_found", field="code")
+    if state.converted and customer_id in state.converted:
+        raise guest_converted(state.converted[customer_id])
     return slot
+
+
+def guest_converted(external_id: str, target: str | None = None) -> Conflict:
+    """A guest converted into a signed-up customer takes no more writes: its usage and credits
+    moved to that customer (app.metering.guests), who is the one to send them to."""
+    into = f" into {target!r}" if target else ""
+    return Conflict(
+        f"The guest {external_id!r} was converted{into}: its usage and credits moved to the "
+        "signed-up customer. Send usage with that customer's external_id.",
+        code="guest_converted",
+    )
 
 
 def _insufficient(

@@ -123,6 +123,8 @@ class BatchState:
         self.grants: dict[tuple[int, str], Any] = {}
         # Grant id -> credits revoked of it so far (refunds and disputes less what was restored).
         self.revoked: dict[int | str, int] = {}
+        # Converted guests named by the batch (customer id -> external id): writes refused.
+        self.converted: dict[int, str] = {}
         self.rows = PendingRows()
 
     def add_plans(self, plans: list[CustomerPlan]) -> None:

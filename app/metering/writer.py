@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
+from app.customers.statuses import CONVERTED, GUEST_PLAN
 from app.db.changes import BALANCES, Gathered, announce
 from app.db.engine import SyncWork
 from app.db.page_versions import VERSIONS, announced_per_customer
@@ -86,6 +88,7 @@ def load(
             customer_ids=[row.customer_id for row in state.reservations.values()],
         )
     )
+    _check_guests(conn, state)
     event_keys, reserve_keys, grant_keys, slot_keys = [], [], [], set()
     for op in ops:
         plan = state.plan_for(op)
@@ -124,6 +127,23 @@ def load(
         )
         rules.open_slot(state, plan, meter_code, quota, period, total, lots, expired, held)
     return state
+
+
+def _check_guests(conn: Connection, state: BatchState) -> None:
+    """Guests of the batch: their status read again under a shared lock of their subscription
+    row, before any slot is locked. A conversion (app.metering.guests) holds that row for update
+    while it moves the guest's usage, so a batch either commits before it (its usage moves) or
+    sees the guest converted and refuses (`guest_converted`): never usage left behind."""
+    guests = [plan.id for plan in state.plans_by_id.values() if plan.plan_slug == GUEST_PLAN]
+    if not guests:
+        return
+    statuses = batch_repo.guest_statuses(conn, guests)
+    for customer_id, status in statuses.items():
+        plan = state.plans_by_id[customer_id]
+        if status != plan.status:
+            state.add_plans([replace(plan, status=status)])
+        if status == CONVERTED:
+            state.converted[customer_id] = plan.external_id
 
 
 _Outcome = tuple[Result | None, DomainError | None]
