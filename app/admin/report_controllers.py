@@ -1,7 +1,8 @@
 """The admin's reports (issue 20, item 6), HTTP only; the queries are in usage_reports.py.
 
-- `/admin/billing/reports/usage?from=&to=&page=`: usage per customer and meter for a date
-  range (at most 366 days), a chart per meter and a paged table; `usage.csv` streams it all.
+- `/admin/billing/reports/usage?from=&to=&after=`: usage per customer and meter for a date
+  range (at most 366 days), a chart per meter and a table paged by keyset (`after`: the
+  last row's `customer id:meter`); `usage.csv` streams it all.
 - `/admin/billing/reports/credits?from=&to=`: credits granted, used, expired and refunded
   per pack and month, charted, with a table; `credits.csv`.
 
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream, Template
 
 from app.accounts.guards import requires_admin
@@ -33,7 +34,6 @@ USAGE_DAYS = 30
 CREDIT_MONTHS = 12
 FromParam = Annotated[str, QueryParameter(name="from")]
 ToParam = Annotated[str, QueryParameter(name="to")]
-PageParam = Annotated[str, QueryParameter(name="page")]
 
 
 def usage_reports(services: Services) -> UsageReports:
@@ -69,7 +69,7 @@ class UsageReportController(Controller):
         services: NamedDependency[Services],
         first: FromParam = "",
         last: ToParam = "",
-        page_number: PageParam = "1",
+        after: FromQuery[str] = "",
     ) -> Template:
         context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
         try:
@@ -79,7 +79,7 @@ class UsageReportController(Controller):
                 form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
             )
             return page(request, "admin/usage_report.html", context, status_code=422)
-        report = await usage_reports(services).usage(chosen, page_number)
+        report = await usage_reports(services).usage(chosen, after)
         context.update(form=_form(first, last, chosen), report=report)
         return page(
             request, "admin/usage_report.html", context, fragment="admin/_usage_report_rows.html"

@@ -99,18 +99,27 @@ async def test_usage_per_customer_and_meter_for_a_range(admin: Admin, usage: Usa
     assert f'href="/admin/billing/reports/usage.csv?{_query(usage)}"' in html.replace("&amp;", "&")
 
 
-async def test_the_table_is_paged(
+async def test_the_table_is_paged_by_keyset(
     admin: Admin, usage: Usage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(usage_reports, "PER_PAGE", 2)
     first = await admin.client.get(f"/admin/billing/reports/usage?{_query(usage)}")
-    second = await admin.client.get(f"/admin/billing/reports/usage?{_query(usage)}&page=2")
     assert [r[:2] for r in _table_rows(first.text)] == [
         (usage.ada.external_id, "ai_requests"),
         (usage.ada.external_id, "tokens"),
     ]
-    assert "Page 1 of 2" in first.text
+    assert 'data-testid="usage-report-rows-first"' not in first.text
+    found = re.search(r'href="([^"]+)" [^>]*data-testid="usage-report-rows-next"', first.text)
+    assert found
+    next_url = found.group(1).replace("&amp;", "&")
+    assert next_url.endswith(f"&after={usage.ada.id}%3Atokens")
+    second = await admin.client.get(next_url)
     assert [r[:2] for r in _table_rows(second.text)] == [(usage.bob.external_id, "ai_requests")]
+    assert 'data-testid="usage-report-rows-first"' in second.text
+    assert 'data-testid="usage-report-rows-next"' not in second.text
+    # A cursor that is not one is the first page.
+    odd = await admin.client.get(f"/admin/billing/reports/usage?{_query(usage)}&after=x:")
+    assert [r[:2] for r in _table_rows(odd.text)] == [r[:2] for r in _table_rows(first.text)]
 
 
 async def test_usage_csv(admin: Admin, usage: Usage, engine: AsyncEngine, catalog: Catalog) -> None:
@@ -279,13 +288,18 @@ async def test_credit_report_numbers(admin: Admin, credit_history: tuple[date, d
 
 
 @pytest.mark.parametrize("path", REPORTS)
-async def test_reports_are_for_admins_only(
-    client: AsyncTestClient[Litestar], user_client: AsyncTestClient[Litestar], path: str
-) -> None:
+async def test_anonymous_is_sent_to_login(client: AsyncTestClient[Litestar], path: str) -> None:
     await csrf_token(client, "/login")
     anonymous = await client.get(path, follow_redirects=False)
     assert anonymous.status_code == 303
     assert anonymous.headers["location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("path", REPORTS)
+async def test_a_user_who_is_not_admin_is_refused(
+    user_client: AsyncTestClient[Litestar], path: str
+) -> None:
+    """(One client per test: two on one app would share its lifespan.)"""
     refused = await user_client.get(path, follow_redirects=False)
     assert refused.status_code == 403
     assert "text/csv" not in refused.headers.get("content-type", "")
