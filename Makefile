@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test install dev lint typecheck bench migrate seed clean test-postgres
+.PHONY: run test install dev lint typecheck bench migrate seed clean test-postgres screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ typecheck: $(STAMP)
 
 test: $(STAMP) chromium lint typecheck
 	$(BIN)/pytest
+
+# Every page at 1280 and 375 px, light and dark, into screenshots/ (tests/e2e/test_screenshots.py).
+screenshots: $(STAMP) chromium
+	rm -rf screenshots
+	SCREENSHOTS_DIR=$(CURDIR)/screenshots $(BIN)/pytest -q tests/e2e/test_screenshots.py
+	@echo "Screenshots in screenshots/ ($$(ls screenshots | wc -l) files)"
 
 test-postgres: $(STAMP)
 	$(BIN)/pytest -m db
