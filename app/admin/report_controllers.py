@@ -12,6 +12,7 @@ and status 422; the CSVs answer the 422 error page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -57,6 +58,36 @@ def _form(first: str, last: str, chosen: DateRange | None) -> dict[str, str]:
     return {"from": first, "to": last}
 
 
+async def _report_page(
+    request: Request[Any, Any, Any],
+    template: str,
+    first: str,
+    last: str,
+    default: DateRange,
+    build: Callable[[DateRange], Awaitable[Any]],
+    fragment: str | None = None,
+) -> Template:
+    """The report for the range asked for, or the form again with the range's error (422)."""
+    context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
+    try:
+        chosen = parse_range(first, last, default=default)
+    except ValidationFailed as exc:
+        context.update(
+            form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
+        )
+        return page(request, template, context, status_code=422)
+    context.update(form=_form(first, last, chosen), report=await build(chosen))
+    return page(request, template, context, fragment=fragment)
+
+
+def _csv(
+    kind: str, first: str, last: str, default: DateRange, chunks: Callable[[DateRange], Any]
+) -> Stream:
+    chosen = parse_range(first, last, default=default)
+    name = f"{kind}-report-{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"
+    return download(chunks(chosen), name)
+
+
 class UsageReportController(Controller):
     path = BASE
     guards = [requires_admin]
@@ -71,27 +102,23 @@ class UsageReportController(Controller):
         last: ToParam = "",
         after: FromQuery[str] = "",
     ) -> Template:
-        context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
-        try:
-            chosen = parse_range(first, last, default=default_usage_range())
-        except ValidationFailed as exc:
-            context.update(
-                form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
-            )
-            return page(request, "admin/usage_report.html", context, status_code=422)
-        report = await usage_reports(services).usage(chosen, after)
-        context.update(form=_form(first, last, chosen), report=report)
-        return page(
-            request, "admin/usage_report.html", context, fragment="admin/_usage_report_rows.html"
+        reports = usage_reports(services)
+        return await _report_page(
+            request,
+            "admin/usage_report.html",
+            first,
+            last,
+            default_usage_range(),
+            lambda chosen: reports.usage(chosen, after),
+            fragment="admin/_usage_report_rows.html",
         )
 
     @get("/usage.csv")
     async def usage_csv(
         self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
     ) -> Stream:
-        chosen = parse_range(first, last, default=default_usage_range())
-        name = f"usage-report-{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"
-        return download(usage_reports(services).usage_csv(chosen), name)
+        reports = usage_reports(services)
+        return _csv("usage", first, last, default_usage_range(), reports.usage_csv)
 
     @get("/credits")
     async def credits(
@@ -101,22 +128,19 @@ class UsageReportController(Controller):
         first: FromParam = "",
         last: ToParam = "",
     ) -> Template:
-        context: dict[str, Any] = {"max_days": MAX_DAYS, "report": None, "error": None}
-        try:
-            chosen = parse_range(first, last, default=default_credit_range())
-        except ValidationFailed as exc:
-            context.update(
-                form=_form(first, last, None), error=exc.message, field=exc.extra.get("field")
-            )
-            return page(request, "admin/credit_report.html", context, status_code=422)
-        report = await usage_reports(services).credits(chosen)
-        context.update(form=_form(first, last, chosen), report=report)
-        return page(request, "admin/credit_report.html", context)
+        reports = usage_reports(services)
+        return await _report_page(
+            request,
+            "admin/credit_report.html",
+            first,
+            last,
+            default_credit_range(),
+            reports.credits,
+        )
 
     @get("/credits.csv")
     async def credits_csv(
         self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
     ) -> Stream:
-        chosen = parse_range(first, last, default=default_credit_range())
-        name = f"credit-report-{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"
-        return download(usage_reports(services).credits_csv(chosen), name)
+        reports = usage_reports(services)
+        return _csv("credit", first, last, default_credit_range(), reports.credits_csv)

@@ -10,27 +10,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
 from tests.e2e.test_admin import log_in
-from tests.e2e.test_billing_pages import portal_login
+from tests.e2e.test_billing_pages import api, api_key, portal_login
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def api_key(live_server: LiveServer) -> str:
-    return live_server.cli("create-api-key", f"e2e-reports-{secrets.token_hex(3)}").split()[-1]
-
-
-@pytest.fixture
-def api(live_server: LiveServer, api_key: str):
-    with httpx.Client(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10
-    ) as client:
-        yield client
+__all__ = ["api", "api_key"]  # the fixtures, shared with test_billing_pages
 
 
 def send(api: httpx.Client, external_id: str, events: list[tuple[str, dict]]) -> list[str]:
