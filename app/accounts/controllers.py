@@ -15,6 +15,7 @@ from msgspec import Struct
 from app.accounts.auth import start_login
 from app.accounts.flows import AccountFlows
 from app.accounts.guards import current_user
+from app.accounts.guest_claim import GUEST_COOKIE, GuestClaim
 from app.accounts.second_step import begin_second_step
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.accounts.sessions import renew_session
@@ -35,6 +36,8 @@ class SignupForm(Struct):
     password: str = ""
     name: str = ""
     next: str = ""
+    # A signed guest token (the /try page's): the guest's usage carries over to the account.
+    guest: str = ""
 
 
 def safe_next(target: str | None, default: str = "/billing") -> str:
@@ -100,8 +103,9 @@ class AuthController(Controller):
         return Redirect(safe_next(data.next), status_code=303)
 
     @get("/signup")
-    async def signup_page(self, next: FromQuery[str] = "") -> Template:
-        return Template("accounts/signup.html", context={"next": safe_next(next), "form": {}})
+    async def signup_page(self, next: FromQuery[str] = "", guest: FromQuery[str] = "") -> Template:
+        context = {"next": safe_next(next), "form": {}, "guest": guest[:512]}
+        return Template("accounts/signup.html", context=context)
 
     @post("/signup")
     async def signup(
@@ -112,6 +116,7 @@ class AuthController(Controller):
         login_throttle: NamedDependency[LoginThrottle],
         user_sessions: NamedDependency[SessionRegistry],
         account_flows: NamedDependency[AccountFlows],
+        guest_claim: NamedDependency[GuestClaim],
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
         throttled = await login_throttle.signup_attempt(address)
@@ -130,20 +135,28 @@ class AuthController(Controller):
                     "error_field": exc.extra.get("field"),
                     "next": safe_next(data.next),
                     "form": {"email": data.email, "name": data.name},
+                    "guest": data.guest[:512],
                 },
                 status_code=exc.status_code,
             )
         await start_login(request, user_sessions, user.id)
-        if await account_flows.send_verification(user.id):
+        user_id, email = user.id, user.email
+        carried = None
+        if data.guest:  # exactly once: a second signup with the token carries nothing
+            carried = await guest_claim.claim(data.guest[:512], user_id)
+        if await account_flows.send_verification(user_id):
             flash(
                 request,
-                f"Welcome! Your account is ready. We sent a link to {user.email} "
-                "to confirm your email.",
+                f"Welcome! Your account is ready. We sent a link to {email} to confirm your email.",
                 category="success",
             )
         else:
             flash(request, "Welcome! Your account is ready.", category="success")
-        return Redirect(safe_next(data.next), status_code=303)
+        response = Redirect(safe_next(data.next), status_code=303)
+        if carried is not None:
+            flash(request, carried[1], category="success" if carried[0] else "info")
+            response.delete_cookie(GUEST_COOKIE)
+        return response
 
     @post("/logout", opt={"public": True})
     async def logout(

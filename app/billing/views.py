@@ -82,8 +82,10 @@ LEDGER_KINDS = {
     ("grant", "admin"): "Granted by support",
     ("grant", "promotion"): "Promotion",
     ("grant", "api"): "Granted",
+    ("grant", "guest"): "Carried over from your guest use",
     ("consume", None): "Used",
     ("expire", None): "Expired",
+    ("transfer", None): "Moved to your account",
     ("refund", None): "Revoked: payment refunded",
     ("dispute", None): "Revoked: payment disputed",
     ("restore", None): "Restored: dispute won",
@@ -297,7 +299,7 @@ class BillingPages:
         except InsufficientBalance:
             ok, message = False, "That request did not run: your AI requests are used up."
         else:
-            ok, message = True, f"The fake AI answered: “{_fake_answer()}” (1 AI request used)."
+            ok, message = True, f"The fake AI answered: “{fake_answer()}” (1 AI request used)."
         # The write committed on the writer's own connection: end this session's read snapshot
         # (SQLite WAL) so the balances read next include it.
         await self.session.commit()
@@ -545,5 +547,5 @@ _ANSWERS = (
 )
 
 
-def _fake_answer() -> str:
+def fake_answer() -> str:
     return _ANSWERS[uuid.uuid4().int % len(_ANSWERS)]
