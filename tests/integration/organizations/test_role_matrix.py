@@ -83,6 +83,10 @@ PUBLIC = {
     "/forgot",
     "/health",
     "/schema",
+    "/favicon.ico",
+    "/brand.css",
+    "/_not-found",  # answers every unknown browser path with the 404 page
+    "/try",  # the demo for visitors: a guest of its own, never an organization's data
 }
 PUBLIC_PREFIXES = ("/verify/", "/reset/", "/portal/", "/static/", "/schema/", "/webhooks/")
 ADMIN_PREFIX = "/admin/"
