@@ -48,7 +48,7 @@ class GuestApiController(Controller):
             "default plan when no customer has that external_id. Afterwards every write for the "
             "guest (and a second conversion) answers 409 `guest_converted`, naming the target."
         ),
-        **api_docs(404, 409, 422),
+        **api_docs(404, 409, 422, 503),
     )
     async def convert(
         self,
