@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.billing.models import Invoice
@@ -42,6 +42,14 @@ CATALOG = parse_catalog(
 REF = CustomerRef(external_customer_id="arch")
 OLD = datetime(2026, 1, 10, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 5, 9, tzinfo=UTC)
+
+
+async def _start(session: AsyncSession) -> None:
+    """The customer, in a table of events holding none of another test's (a server process
+    of an earlier test may have left some, dated now: the archive scans by id)."""
+    await session.execute(delete(UsageEvent))
+    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="arch"))
+    await session.commit()
 
 
 def _use(tx: str, n: int) -> RecordUsage:
@@ -92,8 +100,7 @@ def _archived(files: list[Path]) -> list[dict[str, object]]:
 async def test_old_events_leave_and_nothing_else_changes(
     engine: AsyncEngine, session: AsyncSession, tmp_path: Path
 ) -> None:
-    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="arch"))
-    await session.commit()
+    await _start(session)
     await apply_batch(engine, CATALOG, [_use("jan-a", 1), _use("jan-b", 2)], "u", now=OLD)
     await apply_batch(engine, CATALOG, [_use("jan-c", 3)], "u", now=OLD)
     await apply_batch(engine, CATALOG, [_use("mar-a", 4), _use("mar-b", 5)], "u", now=NOW)
@@ -135,8 +142,7 @@ async def test_events_go_in_chunks_oldest_first(
     engine: AsyncEngine, session: AsyncSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("app.metering.archive.CHUNK", 2)
-    await CustomerService(session, CATALOG).upsert(CustomerInput(external_id="arch"))
-    await session.commit()
+    await _start(session)
     await apply_batch(engine, CATALOG, [_use(f"old-{i}", 1) for i in range(5)], "u", now=OLD)
     await apply_batch(engine, CATALOG, [_use("new", 1)], "u", now=NOW)
     done = await archive_usage(create_session_factory(engine), parse_before("2026-02-01"), tmp_path)
