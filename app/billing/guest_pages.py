@@ -16,15 +16,15 @@ from litestar.response import Redirect, Template
 
 from app.accounts.guards import current_user
 from app.accounts.guest_claim import GUEST_COOKIE
-from app.billing.views import TRY_METER, fake_answer
+from app.billing.views import TRY_METER, fake_answer, run_fake_request
 from app.catalog.models import Catalog
 from app.customers.models import Customer
 from app.customers.service import CustomerInput, CustomerService
 from app.customers.statuses import CONVERTED, GUEST_PLAN
-from app.lib.errors import Conflict, DomainError, InsufficientBalance, NotFound
+from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.signing import sign, unsign
 from app.metering.guests import GuestService
-from app.metering.service import EventInput, MeteringService
+from app.metering.service import MeteringService
 from app.web.responses import redirect
 
 _PURPOSE = "guest"
@@ -85,15 +85,7 @@ class GuestPages:
         return 0, (quota.included or 0) if quota is not None else 0
 
     async def run(self, customer: Customer) -> tuple[bool, str]:
-        try:
-            await self.metering.record(
-                EventInput(
-                    transaction_id=f"try_{uuid.uuid4().hex}",
-                    code=TRY_METER,
-                    external_customer_id=customer.external_id,
-                )
-            )
-        except InsufficientBalance:
+        if not await run_fake_request(self.metering, customer.external_id):
             return False, "You have used your free requests. Sign up to keep going."
         # The write committed on the writer's connection: a fresh snapshot for the counter.
         await self.customers.session.commit()

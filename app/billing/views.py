@@ -288,18 +288,10 @@ class BillingPages:
         """Run the demo's fake AI request: one `ai_requests` event, recorded server-side."""
         if self.catalog.meter(TRY_METER) is None:
             raise NotFound("The demo meter is not in the catalog.", code="meter_not_found")
-        try:
-            await self.metering.record(
-                EventInput(
-                    transaction_id=f"try_{uuid.uuid4().hex}",
-                    code=TRY_METER,
-                    external_customer_id=customer.external_id,
-                )
-            )
-        except InsufficientBalance:
-            ok, message = False, "That request did not run: your AI requests are used up."
-        else:
+        if await run_fake_request(self.metering, customer.external_id):
             ok, message = True, f"The fake AI answered: “{fake_answer()}” (1 AI request used)."
+        else:
+            ok, message = False, "That request did not run: your AI requests are used up."
         # The write committed on the writer's own connection: end this session's read snapshot
         # (SQLite WAL) so the balances read next include it.
         await self.session.commit()
@@ -545,6 +537,22 @@ _ANSWERS = (
     "42 AI requests walk into a bar. The bar fills up.",
     "I counted that request exactly once.",
 )
+
+
+async def run_fake_request(metering: MeteringService, external_id: str) -> bool:
+    """The demo's fake AI request: one `ai_requests` event, recorded server-side (committed on
+    the writer's connection). False when the balance refused it."""
+    try:
+        await metering.record(
+            EventInput(
+                transaction_id=f"try_{uuid.uuid4().hex}",
+                code=TRY_METER,
+                external_customer_id=external_id,
+            )
+        )
+    except InsufficientBalance:
+        return False
+    return True
 
 
 def fake_answer() -> str:

@@ -213,8 +213,12 @@ def _move(
                 }
             )
             emptied[lot.grant_id] = 0
-            ledger.append(_entry(guest_id, lot.grant_id, meter_code, TRANSFER, -lot.remaining, now))
-            ledger.append(_entry(target_id, public_id, meter_code, "grant", lot.remaining, now))
+            ledger.append(
+                rules.ledger_row(guest_id, lot.grant_id, meter_code, TRANSFER, -lot.remaining, now)
+            )
+            ledger.append(
+                rules.ledger_row(target_id, public_id, meter_code, "grant", lot.remaining, now)
+            )
             credits[meter_code] = credits.get(meter_code, 0) + lot.remaining
     batch_repo.add_to_days(conn, days)
     grant_ids = batch_repo.insert_grants(conn, grants)
@@ -229,17 +233,3 @@ def _move(
         .values(status="released", updated_at=now)
     )
     return usage, credits
-
-
-def _entry(
-    customer_id: int, grant_id: int | str, meter_code: str, kind: str, amount: int, now: datetime
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "grant_id": grant_id,
-        "meter_code": meter_code,
-        "kind": kind,
-        "amount": amount,
-        "usage_event_id": None,
-        "created_at": now,
-    }

@@ -501,6 +501,19 @@ def _ledger(
     amount: int,
     event_public_id: str | None = None,
 ) -> dict[str, Any]:
+    return ledger_row(customer_id, grant_id, meter_code, kind, amount, state.now, event_public_id)
+
+
+def ledger_row(
+    customer_id: int,
+    grant_id: int | str,
+    meter_code: str,
+    kind: str,
+    amount: int,
+    now: datetime,
+    event_public_id: str | None = None,
+) -> dict[str, Any]:
+    """A credit ledger entry to insert (a grant or event made in the batch: by public id)."""
     return {
         "customer_id": customer_id,
         "grant_id": grant_id,
@@ -508,7 +521,7 @@ def _ledger(
         "kind": kind,
         "amount": amount,
         "usage_event_id": event_public_id,
-        "created_at": state.now,
+        "created_at": now,
     }
 
 
