@@ -77,7 +77,7 @@ from app.stripe_sync.controllers import StripeWebhookController
 from app.web.errors import exception_handlers
 from app.web.fast_paths import LocalFileStore, PageRequest, tune_collector
 from app.web.security_headers import page_headers
-from app.web.site_files import brand_stylesheet, favicon, not_found
+from app.web.site_files import NotFoundPages, brand_stylesheet, favicon, not_found
 from app.web.templating import STATIC_DIR, template_config
 
 
@@ -217,7 +217,7 @@ def create_app(
                     OrganizationSwitchController,
                     InvitationController,
                     OutboxAdminController,
-                    # Last: any path no route above answers (a 404 page with the user's nav).
+                    # Paths no route answers (a 404 page with the user's nav): NotFoundPages.
                     not_found,
                 ],
             ),
@@ -291,6 +291,7 @@ def create_app(
         ),
         debug=False,
     )
+    NotFoundPages.install(application)
     # Both answer before routing, after the same session checks as the app's.
     sessions: dict[str, Any] = {
         "sessions": application.stores.get("sessions"),

@@ -109,3 +109,16 @@ def test_brand_in_emails(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Questions? Write to help@acme.test." in mail.text
     assert 'href="mailto:help@acme.test"' in mail.html
     assert "background:#0a7d55" in mail.html
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/billing/nope", "/admin/billing/nope/deeper", "/account/nope", "/billing/invoices/a/b"],
+)
+async def test_404_under_a_known_prefix_keeps_the_logged_in_navigation(
+    client: Any, path: str
+) -> None:
+    await log_in_new_user(client)
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert 'data-testid="logout"' in response.text
