@@ -30,6 +30,7 @@ from app.admin.service import AdminService
 from app.apikeys import deps as apikeys
 from app.apikeys.service import ApiKeyService
 from app.billing import deps as billing
+from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.controllers import portal_store
 from app.billing.details import BillingDetailsService
 from app.billing.mirror import StripeMirror
@@ -56,6 +57,7 @@ from app.privacy.deletion import AccountDeletion
 from app.privacy.export import DataExport
 from app.stripe.gateway import StripeGateway
 from app.stripe_sync import deps as stripe_sync
+from app.stripe_sync.auto_top_up import AutoTopUps
 from app.stripe_sync.repository import StripeEventRepository
 from app.stripe_sync.service import StripeEventService
 from app.stripe_sync.worker import StripeWorker
@@ -116,7 +118,19 @@ class Parts:
 
     def stripe_worker(self) -> StripeWorker:
         return StripeWorker(
-            self.engine, self.gateway, lambda session: self.services(session).stripe_events
+            self.engine,
+            self.gateway,
+            lambda session: self.services(session).stripe_events,
+            auto_top_ups=self.auto_top_ups(),
+        )
+
+    def auto_top_ups(self) -> AutoTopUps:
+        return AutoTopUps(
+            self.sessions,
+            self.catalog,
+            self.gateway,
+            metering=lambda session: self.services(session).metering,
+            notifications=lambda session: self.services(session).notifications,
         )
 
     def notification_worker(self) -> NotificationWorker:
@@ -235,6 +249,10 @@ class Services:
         )
 
     @cached_property
+    def auto_top_up(self) -> AutoTopUpSettings:
+        return billing.provide_auto_top_up_settings(self.session, self.parts.catalog)
+
+    @cached_property
     def plan_changes(self) -> PlanChangeService:
         return billing.provide_plan_changes(self.billing, self.parts.settings)
 
@@ -318,6 +336,7 @@ def web_dependencies(parts: Parts) -> dict[str, Provide]:
         "billing_pages": service(lambda s: s.pages),
         "billing_service": service(lambda s: s.billing),
         "plan_changes": service(lambda s: s.plan_changes),
+        "auto_top_up_settings": service(lambda s: s.auto_top_up),
         "billing_details_service": service(lambda s: s.billing_details),
         "stripe_event_service": service(lambda s: s.stripe_events),
         "notification_service": service(lambda s: s.notifications),

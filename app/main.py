@@ -45,6 +45,7 @@ from app.admin.report_controllers import UsageReportController
 from app.apikeys.service import KEY_CACHE
 from app.apikeys.throttle import WINDOW_SECONDS, KeyFailures
 from app.billing.action_controllers import BillingActionsController
+from app.billing.auto_top_up_controllers import AutoTopUpController
 from app.billing.controllers import (
     BillingController,
     PortalApiController,
@@ -208,6 +209,7 @@ def create_app(
                     BillingController,
                     PortalController,
                     BillingActionsController,
+                    AutoTopUpController,
                     BillingDetailsController,
                     UsageExportController,
                     AdminController,

@@ -24,6 +24,7 @@ from app.accounts.second_step import begin_second_step
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SessionRegistry
 from app.apikeys.guards import ApiKeyAuthentication
+from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.portal_links import STORE_NAME, PortalLinkService
 from app.billing.schemas import BillingSummaryOut, summary_out
 from app.billing.view_models import Account
@@ -201,6 +202,7 @@ class BillingController(Controller):
         self,
         request: Request[Any, Any, Any],
         billing_pages: NamedDependency[BillingPages],
+        auto_top_up_settings: NamedDependency[AutoTopUpSettings],
         current_customer: NamedDependency[Customer],
     ) -> Template:
         account = await billing_pages.account(current_customer)
@@ -210,6 +212,7 @@ class BillingController(Controller):
             "packs": billing_pages.credit_packs(),
             "meters": meters,
             "ledger": await billing_pages.ledger(current_customer),
+            "auto": await auto_top_up_settings.view(current_customer),
         }
         return page(request, "billing/credits.html", context)
 

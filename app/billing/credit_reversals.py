@@ -51,9 +51,26 @@ class CreditReversals:
         if intent_id is None:
             return None
         sessions = await self.gateway.checkout_sessions_of_payment(intent_id)
-        return next(
+        found = next(
             (s for s in sessions if (s.get("metadata") or {}).get("kind") == "credit_pack"), None
         )
+        if found is not None or sessions:
+            return found
+        # Auto top-up pays with a PaymentIntent of its own (app/stripe_sync/auto_top_up.py),
+        # whose credits were granted under its purchase key: read as a pack's session.
+        intent = await self.gateway.retrieve_payment_intent(intent_id)
+        metadata = intent.get("metadata") or {}
+        if metadata.get("kind") != "auto_top_up" or not metadata.get("purchase"):
+            return None
+        return {
+            "id": metadata["purchase"],
+            "customer": intent.get("customer"),
+            "metadata": {
+                "kind": "credit_pack",
+                "pack": metadata.get("pack", ""),
+                "customer_public_id": metadata.get("customer_public_id", ""),
+            },
+        }
 
     async def disputes(self, charge: Charge) -> list[Json]:
         if not charge.get("disputed"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.stores.base import Store
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.checkout_status import CheckoutLedger
 from app.billing.details import BillingDetailsService
 from app.billing.mirror import StripeMirror
@@ -79,3 +80,7 @@ def provide_portal_links(
     return PortalLinkService(
         db_session, customer_service, portal_tokens, settings.secret_key, settings.public_url
     )
+
+
+def provide_auto_top_up_settings(db_session: AsyncSession, catalog: Catalog) -> AutoTopUpSettings:
+    return AutoTopUpSettings(db_session, catalog)

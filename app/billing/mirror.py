@@ -12,7 +12,6 @@ same rows.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,7 @@ from app.billing.credit_reversals import CreditReversals
 from app.billing.invoice_lines import describe, line_price_id, mirror_lines, price_lookup_key
 from app.billing.invoice_views import is_trial
 from app.billing.models import Invoice, PaymentMethod
+from app.billing.pack_grants import grant_pack
 from app.billing.plan_items import scheduled_change
 from app.billing.repository import BillingRepository
 from app.billing.stripe_objects import (
@@ -527,22 +527,17 @@ class StripeMirror:
             raise ValueError(f"unknown credit pack {metadata.get('pack')!r}")
         if self.metering is None:
             raise RuntimeError("credits need the metering service")
-        # Derived from the session, not the clock, so a replay asks for exactly the same grant.
-        bought_at = ts(cs.get("created")) or utcnow()
-        expires_at = (
-            bought_at + timedelta(days=pack.expires_after_days) if pack.expires_after_days else None
-        )
         # The grant commits in the metering writer's own transaction; end ours first, so our
         # later writes do not run on a snapshot older than that commit (SQLite refuses that).
         await self.session.commit()
-        result = await self.metering.grant_credits(
+        result = await grant_pack(
+            self.metering,
             customer.external_id,
-            pack.meter_code,
-            pack.credits,
-            reason=f"Bought {pack.name}",
+            pack,
             transaction_id=str(cs["id"]),
-            expires_at=expires_at,
-            source="purchase",
+            # Derived from the session, not the clock: a replay asks for the same grant.
+            bought_at=ts(cs.get("created")) or utcnow(),
+            reason=f"Bought {pack.name}",
         )
         return f"credits: {pack.credits} {pack.meter_code}" + (
             " (already granted)" if result.replayed else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, BigIntPK
@@ -161,3 +161,69 @@ def payment_method_name(type_: str | None, brand: str | None = None) -> str:
     if not type_ or type_ == "card":
         return (brand or "card").replace("_", " ").title()
     return _TYPE_NAMES.get(type_, type_.replace("_", " ").title())
+
+
+# Auto top-up (the rules: app/billing/auto_top_up.py) ------------------------------------
+
+
+class AutoTopUp(Base):
+    """A customer's auto top-up and low-balance email settings for one meter."""
+
+    __tablename__ = "auto_top_ups"
+    __table_args__ = (UniqueConstraint("customer_id", "meter_code"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    meter_code: Mapped[str] = mapped_column(String(64))
+    # Auto top-up: below `threshold`, buy `pack_slug`, at most `monthly_cap` (minor units of
+    # `currency`) a calendar month (UTC).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    threshold: Mapped[int] = mapped_column(BigInteger, default=0)
+    pack_slug: Mapped[str | None] = mapped_column(String(64))
+    monthly_cap: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    armed: Mapped[bool] = mapped_column(Boolean, default=True)
+    crossings: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Why auto top-up was turned off by the portal (a failed payment), shown until turned on.
+    failure: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime | None] = mapped_column()
+    # The low-balance email.
+    alert_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert_threshold: Mapped[int] = mapped_column(BigInteger, default=0)
+    alert_armed: Mapped[bool] = mapped_column(Boolean, default=True)
+    alert_crossings: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The balance the last evaluation saw.
+    last_balance: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AutoTopUpPurchase(Base):
+    """One crossing of an auto top-up's threshold: the pack bought (or why not)."""
+
+    __tablename__ = "auto_top_up_purchases"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "crossing"),
+        Index("ix_auto_top_up_purchases_customer_id", "customer_id", "created_at"),
+        Index("ix_auto_top_up_purchases_status", "status", "claimed_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("auto_top_ups.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    meter_code: Mapped[str] = mapped_column(String(64))
+    crossing: Mapped[int] = mapped_column(BigInteger)
+    pack_slug: Mapped[str] = mapped_column(String(64))
+    credits: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger)  # what the crossing saw
+    status: Mapped[str] = mapped_column(String(16))
+    # Stripe's idempotency key and the credit grant's transaction id: customer, rule, crossing.
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

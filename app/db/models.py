@@ -3,7 +3,14 @@
 from app.accounts.models import AccountToken, RecoveryCode, TwoFactor, User, UserSession
 from app.admin.models import AuditLog
 from app.apikeys.models import ApiKey
-from app.billing.models import BillingDetails, CustomerTaxId, Invoice, PaymentMethod
+from app.billing.models import (
+    AutoTopUp,
+    AutoTopUpPurchase,
+    BillingDetails,
+    CustomerTaxId,
+    Invoice,
+    PaymentMethod,
+)
 from app.customers.models import Customer, Membership, Subscription
 from app.db.base import Base
 from app.metering.models import (
@@ -22,6 +29,8 @@ __all__ = [
     "AccountToken",
     "ApiKey",
     "AuditLog",
+    "AutoTopUp",
+    "AutoTopUpPurchase",
     "Base",
     "BillingDetails",
     "CreditGrant",

@@ -60,6 +60,12 @@ EMAIL_CHANGE_NOTICE = "email_change_notice"  # to the old address: it is being c
 ACCOUNT_KINDS = frozenset({PASSWORD_RESET, VERIFY_EMAIL, EMAIL_CHANGE, EMAIL_CHANGE_NOTICE})
 # An invitation into an organization (app/organizations/service.py), to the invited address.
 INVITATION = "invitation"
+# Auto top-up (app/stripe_sync/auto_top_up.py): a pack bought, a purchase over the monthly
+# cap (not made), a payment that failed (auto top-up turned off); the low-balance email.
+AUTO_TOP_UP = "auto_top_up"
+AUTO_TOP_UP_CAPPED = "auto_top_up_capped"
+AUTO_TOP_UP_FAILED = "auto_top_up_failed"
+CREDITS_LOW = "credits_low"
 KINDS = (
     USAGE_WARNING,
     USAGE_EXHAUSTED,
@@ -70,6 +76,10 @@ KINDS = (
     PAYMENT_ACTION_REQUIRED,
     *sorted(ACCOUNT_KINDS),
     INVITATION,
+    AUTO_TOP_UP,
+    AUTO_TOP_UP_CAPPED,
+    AUTO_TOP_UP_FAILED,
+    CREDITS_LOW,
 )
 # The ones a customer can turn off on /billing/settings; payment emails always go.
 USAGE_KINDS = frozenset({USAGE_WARNING, USAGE_EXHAUSTED, CREDITS_EXPIRING})
@@ -153,6 +163,7 @@ class NotificationService:
             "usage_email": kind in USAGE_KINDS,
             "account_email": kind in ACCOUNT_KINDS,
             "invitation_email": kind == INVITATION,
+            "credits_email": kind == CREDITS_LOW,
         }
         text = env.get_template(f"emails/{kind}.txt").render(values)
         html = env.get_template(f"emails/{kind}.html").render(values)

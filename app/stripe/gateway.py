@@ -44,6 +44,7 @@ from app.stripe.customers import CustomerCalls
 from app.stripe.events import EventCalls, ThinEvent
 from app.stripe.invoices import InvoiceCalls
 from app.stripe.meters import METER_STREAM_MAX_EVENTS, MeterCalls, MeterEvent, MeterEventSession
+from app.stripe.payments import PaymentCalls
 from app.stripe.subscriptions import ItemChange, Phase, SubscriptionCalls
 
 
@@ -56,6 +57,7 @@ class StripeGateway(
     SubscriptionCalls,
     AccountDeletionCalls,
     InvoiceCalls,
+    PaymentCalls,
     MeterCalls,
 ):
     """Every call the portal makes to Stripe (see the module docstring)."""

@@ -77,6 +77,7 @@ class PaymentIntent(TypedDict, total=False):
     customer: Expandable
     payment_method: Expandable
     latest_charge: str | Charge | None
+    metadata: dict[str, str]
 
 
 class InvoiceLines(TypedDict, total=False):

@@ -34,6 +34,7 @@ from app.stripe_emulator import (  # noqa: F401
     meter_stream,
     pages,
     pausing,
+    payment_intents,
     portal_configurations,
     refunds,
     scheduler,

@@ -1,4 +1,5 @@
-"""The background worker: drains the Stripe outbox and retries failed webhook events.
+"""The background worker: drains the Stripe outbox, retries failed webhook events
+and makes the auto top-up purchases (app/stripe_sync/auto_top_up.py).
 
 Runs in-process under `billing-portal serve` (unless `RUN_WORKER=0`) or alone as
 `billing-portal worker`. Several workers may run: each claims the outbox rows it sends (and a
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.engine import create_session_factory
 from app.stripe.gateway import StripeGateway
+from app.stripe_sync.auto_top_up import AutoTopUps
 from app.stripe_sync.outbox import MeterEventSender, drain
 from app.stripe_sync.service import StripeEventService
 
@@ -30,13 +32,16 @@ class StripeWorker:
         gateway: StripeGateway,
         events: Callable[[AsyncSession], StripeEventService],
         interval: float = 1.0,
+        auto_top_ups: AutoTopUps | None = None,
     ) -> None:
-        """`events` builds the event service on a session (app.composition)."""
+        """`events` builds the event service on a session (app.composition); `auto_top_ups`
+        evaluates the customers' auto top-up rules and makes their purchases each round."""
         self.sessions = create_session_factory(engine)
         self.gateway = gateway
         self.sender = MeterEventSender(gateway)  # keeps its stream session between rounds
         self.events = events
         self.interval = interval
+        self.auto_top_ups = auto_top_ups
         self.backlog = False
         self._task: asyncio.Task[None] | None = None
 
@@ -48,6 +53,11 @@ class StripeWorker:
         self.backlog = sent > 0  # more may be due: no pause before the next round
         async with self.sessions() as session:
             retried = await self.events(session).retry_failed()
+        if self.auto_top_ups is not None:
+            try:
+                await self.auto_top_ups.run_once()
+            except Exception:  # the outbox and events go on; the next round tries again
+                log.exception("auto top-up round failed")
         return sent + retried
 
     async def run_forever(self) -> None:
