@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar, Request, Response, get, route
+from litestar.enums import ScopeType
 from litestar.exceptions import NotFoundException
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils import normalize_path
@@ -59,11 +60,10 @@ class NotFoundPages:
         app.asgi_handler = cls(app, app.asgi_handler)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(_OWN_404S):
+        if scope["type"] == ScopeType.HTTP and not scope["path"].startswith(_OWN_404S):
+            method = scope["method"]
             try:
-                self.router.handle_routing(
-                    path=normalize_path(scope["path"]), method=scope["method"]
-                )
+                self.router.handle_routing(path=normalize_path(scope["path"]), method=method)
             except NotFoundException:
                 scope["path"] = NOT_FOUND_PATH
             except Exception:  # noqa: S110 (a 405 and the like: the app answers as before)
