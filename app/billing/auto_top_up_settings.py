@@ -45,6 +45,9 @@ class AutoTopUpView:
     capped: AutoTopUpPurchase | None = None  # this month's latest purchase over the cap
     recent: list[AutoTopUpPurchase] = field(default_factory=list)
 
+    def pack_name(self, slug: str | None) -> str:
+        return next((p.name for p in self.packs if p.slug == slug), slug or "")
+
     def cap_text(self) -> str:
         rule = self.top_up
         if rule is None or not rule.monthly_cap:

@@ -41,16 +41,15 @@ def test_crossing(
 
 
 def test_a_sequence_of_balances_fires_once_per_crossing() -> None:
-    armed, previous, fired = True, None, []
-    for balance in [100, 60, 19, 15, 3, 0, 103, 90, 18, 18, 17, 40, 10]:
+    balances = [100, 60, 19, 15, 3, 0, 103, 90, 18, 18, 17, 40, 10]
+    armed, previous, fired_at = True, None, []
+    for balance in balances:
         decision = crossing(previous, balance, 20, armed)
         armed, previous = decision.armed, balance
-        fired.append(decision.fire)
-    assert [
-        b
-        for b, f in zip([100, 60, 19, 15, 3, 0, 103, 90, 18, 18, 17, 40, 10], fired, strict=True)
-        if f
-    ] == [19, 18, 10]
+        if decision.fire:
+            fired_at.append(balance)
+    # Three falls below 20: at 19, at 18 (after rising to 103) and at 10 (after 40).
+    assert fired_at == [19, 18, 10]
 
 
 @pytest.mark.parametrize(

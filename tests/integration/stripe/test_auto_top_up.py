@@ -143,6 +143,20 @@ async def api_customer(
     return await stripe_customer(session, services, gateway, customer, card)
 
 
+async def user_customer(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    services: Any,
+    gateway: StripeGateway,
+    card: str = VISA,
+) -> Who:
+    """A signed-up user's customer, logged in on `client`, with `card` at the emulator."""
+    user = await log_in_new_user(client)
+    found = await session.scalar(select(Customer).where(Customer.email == user.email))
+    assert found is not None
+    return await stripe_customer(session, services, gateway, found, card)
+
+
 async def turn_on(
     session: AsyncSession,
     catalog: Catalog,
@@ -287,9 +301,9 @@ async def test_a_crossing_under_concurrent_ingest_buys_exactly_once(
 
 
 async def test_the_monthly_cap_stops_a_purchase_and_says_so(
-    api, session, catalog, services, gateway, runner, settings, emulator
+    client, api, session, catalog, services, gateway, runner, settings, emulator
 ):
-    customer = await api_customer(session, catalog, services, gateway)
+    customer = await user_customer(client, session, services, gateway)
     await turn_on(session, catalog, customer, threshold=10, cap="15.00")  # one $10 pack
     assert await use(api, customer, 11) == [200] * 11  # 20 -> 9
     await runner.run_once()
@@ -310,6 +324,10 @@ async def test_the_monthly_cap_stops_a_purchase_and_says_so(
     assert "$20.00" in text and "$15.00" in text and "Nothing was charged" in text
     # The rule stays on: a new month (or a higher cap) buys again.
     assert (await rule_of(session, customer)).enabled
+    # The credits page says why nothing was bought.
+    page = await client.get("/billing/credits")
+    assert 'data-testid="auto-top-up-capped"' in page.text
+    assert "did not buy 100 AI requests" in page.text and "$10.00" in page.text
 
 
 # A payment that does not go through --------------------------------------------------------
@@ -322,10 +340,7 @@ async def test_the_monthly_cap_stops_a_purchase_and_says_so(
 async def test_a_failed_payment_turns_auto_top_up_off_and_tells_the_customer(
     client, api, session, catalog, services, gateway, runner, card, reason
 ):
-    user = await log_in_new_user(client)
-    found = await session.scalar(select(Customer).where(Customer.email == user.email))
-    assert found is not None
-    customer = await stripe_customer(session, services, gateway, found, card)
+    customer = await user_customer(client, session, services, gateway, card)
     await turn_on(session, catalog, customer, threshold=10)
     assert await use(api, customer, 12) == [200] * 12
     await runner.run_once()
