@@ -296,7 +296,7 @@ class PortalController(Controller):
     ) -> Redirect:
         user_id, org_id = await portal_links.login(token)
         if await two_factor.is_on(user_id):  # the link stands for the password, not the code
-            return begin_second_step(request, user_id, "/billing")
+            return begin_second_step(request, user_id, "/billing", org_id)
         await start_login(request, user_sessions, user_id, org_id)
         return Redirect(
             "/billing",
