@@ -48,6 +48,8 @@ ADMIN = [
     ("admin-api-keys", "/admin/billing/api-keys"),
     ("admin-audit", "/admin/billing/audit"),
     ("admin-outbox", "/admin/billing/outbox"),
+    ("admin-usage-report", "/admin/billing/reports/usage"),
+    ("admin-credit-report", "/admin/billing/reports/credits"),
 ]
 # Visible text must not show an ISO timestamp (issue 21, item 4: one date format).
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}")
