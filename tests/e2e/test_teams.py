@@ -76,9 +76,7 @@ def test_invite_accept_member_sees_usage_not_payment_methods(
         # The switcher: their own organization and the owner's, the owner's shown.
         options = mate.get_by_test_id("org-select").locator("option")
         expect(options).to_have_count(2)
-        expect(mate.get_by_test_id("org-select").locator("option:checked")).to_have_text(
-            "Olivia"
-        )
+        expect(mate.get_by_test_id("org-select").locator("option:checked")).to_have_text("Olivia")
 
         response = mate.goto("/billing/payment-methods")
         assert response is not None and response.status == 403
