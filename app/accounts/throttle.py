@@ -32,6 +32,8 @@ LOGIN_WINDOW = 15 * 60
 ACCOUNT_FACTOR = 5
 ADDRESS_FACTOR = 10
 SIGNUPS_PER_ADDRESS = 20
+# New guests the demo's /try page makes for one address (app/billing/guest_pages.py).
+GUESTS_PER_ADDRESS = 20
 LINKS_PER_ACCOUNT = 3
 LINKS_PER_ADDRESS = 20
 
@@ -94,6 +96,15 @@ class LoginThrottle:
         key = f"signup:address:{address}"
         count, retry_after = await self.counter.count(key)
         if count >= SIGNUPS_PER_ADDRESS:
+            return Throttled(retry_after)
+        await self.counter.add(key)
+        return None
+
+    async def guest_attempt(self, address: str) -> Throttled | None:
+        """Count a new guest for a visitor; `Throttled` when this address made too many."""
+        key = f"guest:address:{address}"
+        count, retry_after = await self.counter.count(key)
+        if count >= GUESTS_PER_ADDRESS:
             return Throttled(retry_after)
         await self.counter.add(key)
         return None

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from app.accounts.guards import current_user
 from app.accounts.guest_claim import GUEST_COOKIE
+from app.accounts.throttle import LoginThrottle
 from app.billing.views import TRY_METER, fake_answer, run_fake_request
 from app.catalog.models import Catalog
 from app.customers.models import Customer
@@ -149,7 +150,10 @@ class TryController(Controller):
 
     @post("/")
     async def run(
-        self, request: Request[Any, Any, Any], guest_pages: NamedDependency[GuestPages]
+        self,
+        request: Request[Any, Any, Any],
+        guest_pages: NamedDependency[GuestPages],
+        login_throttle: NamedDependency[LoginThrottle],
     ) -> Redirect:
         """Run one fake AI request as the visitor's guest (made on the first run)."""
         if not guest_pages.demo_mode:
@@ -158,6 +162,10 @@ class TryController(Controller):
             return Redirect("/billing", status_code=303)
         guest = await guest_pages.guest(request.cookies.get(GUEST_COOKIE))
         if guest is None:
+            throttled = await login_throttle.guest_attempt(login_throttle.address(request.scope))
+            if throttled is not None:
+                flash(request, throttled.message, category="error")
+                return redirect(request, "/try")
             guest = await guest_pages.start()
         ok, message = await guest_pages.run(guest)
         flash(request, message, category="success" if ok else "error")

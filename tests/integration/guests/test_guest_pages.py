@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.accounts.throttle import GUESTS_PER_ADDRESS
 from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.models import Customer, Subscription
@@ -146,3 +147,13 @@ async def test_try_is_hidden_when_demo_mode_is_off(
 
 async def test_login_links_to_try_in_demo_mode(client: Client) -> None:
     assert 'href="/try"' in (await client.get("/login")).text
+
+
+async def test_one_address_makes_a_bounded_number_of_guests(client: Client) -> None:
+    for _ in range(GUESTS_PER_ADDRESS):
+        await run_fake_request(client)
+        client.cookies.delete("guest")  # a visitor who drops the cookie each time
+    await run_fake_request(client)
+    page = await client.get("/try")
+    assert "Too many" in page.text or "try again" in page.text.lower()
+    assert await counter(client) == (0, 5)
