@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Catalog
 from app.customers.models import OWNER, Customer, Membership, Subscription
 from app.customers.repository import CustomerRepository
+from app.customers.statuses import CONVERTED
 from app.db.engine import write_from_here
 from app.lib.emails import normalize_email
-from app.lib.errors import NotFound, ValidationFailed
+from app.lib.errors import Conflict, NotFound, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,13 @@ class CustomerService:
         if data.name is not None:
             customer.name = data.name
         subscription = await self.subscription(customer)
+        if subscription.status == CONVERTED and data.plan not in (None, subscription.plan_slug):
+            # Its usage moved to the customer it was converted into (app/metering/guests.py).
+            raise Conflict(
+                f"The guest {customer.external_id!r} was converted: its plan no longer changes.",
+                code="guest_converted",
+                field="plan",
+            )
         if data.plan is not None and subscription.stripe_subscription_id is None:
             # A plan set by the backend applies only while Stripe does not own the subscription.
             subscription.plan_slug = data.plan

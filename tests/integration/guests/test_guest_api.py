@@ -99,6 +99,15 @@ async def test_convert_carries_usage_and_credits_once(api: Client, session: Asyn
     assert replay.status_code == 200, replay.text
     read = await api.get("/api/v1/customers/anon_1")
     assert read.json()["customer"]["subscription"]["status"] == "converted"
+    # Nor can a plan change reopen it.
+    reopened = await api.post(
+        "/api/v1/customers", json={"customer": {"external_id": "anon_1", "plan": "free"}}
+    )
+    assert (reopened.status_code, reopened.json()["error"]) == (409, "guest_converted")
+    same = await api.post(
+        "/api/v1/customers", json={"customer": {"external_id": "anon_1", "plan": "guest"}}
+    )
+    assert same.status_code == 200
     # The credits left the guest through the ledger.
     transfers = await session.scalar(
         select(func.sum(CreditLedgerEntry.amount)).where(CreditLedgerEntry.kind == "transfer")
