@@ -33,6 +33,7 @@ from app.billing import deps as billing
 from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.controllers import portal_store
 from app.billing.details import BillingDetailsService
+from app.billing.guest_pages import GuestPages
 from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.service import BillingService
@@ -44,6 +45,7 @@ from app.customers import deps as customers
 from app.customers.service import CustomerService
 from app.db.engine import create_engine, create_session_factory
 from app.metering import deps as metering
+from app.metering.guests import GuestService
 from app.metering.service import MeteringService, UsageApi
 from app.metering.writer import UsageWriter
 from app.notifications import deps as notifications
@@ -221,6 +223,16 @@ class Services:
         )
 
     @cached_property
+    def guests(self) -> GuestService:
+        return metering.provide_guest_service(self.session, self.parts.catalog, self.customers)
+
+    @cached_property
+    def guest_pages(self) -> GuestPages:
+        return billing.provide_guest_pages(
+            self.parts.catalog, self.parts.settings, self.customers, self.metering, self.guests
+        )
+
+    @cached_property
     def pages(self) -> BillingPages:
         return billing.provide_billing_pages(
             self.session, self.parts.catalog, self.parts.settings, self.customers, self.metering
@@ -333,6 +345,10 @@ def web_dependencies(parts: Parts) -> dict[str, Provide]:
         "customer_service": service(lambda s: s.customers),
         "organization_service": service(lambda s: s.organizations),
         "metering_service": service(lambda s: s.metering),
+        "guest_service": service(lambda s: s.guests),
+        "guest_pages": service(lambda s: s.guest_pages),
+        # Signup with a guest token (app.accounts.guest_claim): the guest pages carry it over.
+        "guest_claim": service(lambda s: s.guest_pages),
         "billing_pages": service(lambda s: s.pages),
         "billing_service": service(lambda s: s.billing),
         "plan_changes": service(lambda s: s.plan_changes),

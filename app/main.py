@@ -52,6 +52,7 @@ from app.billing.controllers import (
     PortalController,
 )
 from app.billing.details_controllers import BillingDetailsController
+from app.billing.guest_pages import TryController
 from app.billing.live_poll import LivePoll
 from app.billing.page_cache import PageCache
 from app.billing.usage_export_controllers import UsageExportController
@@ -65,6 +66,7 @@ from app.db.engine import AppSession
 from app.db.migrations import ensure_migrated
 from app.lib.attempts import AttemptCounter, MemoryAttempts, RedisAttempts
 from app.metering.controllers import UsageApiController
+from app.metering.guest_controllers import GuestApiController
 from app.notifications.admin_controllers import OutboxAdminController
 from app.notifications.controllers import NotificationSettingsController
 from app.organizations.api_controllers import MembersApiController
@@ -201,6 +203,7 @@ def create_app(
                 response_headers=security_headers,
                 route_handlers=[
                     AuthController,
+                    TryController,
                     RecoveryController,
                     AccountController,
                     SecondStepController,
@@ -228,6 +231,7 @@ def create_app(
             PortalApiController,
             StripeWebhookController,
             CustomerApiController,
+            GuestApiController,
             MembersApiController,
             UsageApiController,
             PlansApiController,

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.checkout_status import CheckoutLedger
 from app.billing.details import BillingDetailsService
+from app.billing.guest_pages import GuestPages
 from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.portal_links import PortalLinkService
@@ -16,6 +17,7 @@ from app.billing.views import BillingPages
 from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.service import CustomerService
+from app.metering.guests import GuestService
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway
 
@@ -29,6 +31,23 @@ def provide_billing_pages(
 ) -> BillingPages:
     return BillingPages(
         db_session, catalog, customer_service, metering_service, demo_mode=settings.demo_mode
+    )
+
+
+def provide_guest_pages(
+    catalog: Catalog,
+    settings: Settings,
+    customer_service: CustomerService,
+    metering_service: MeteringService,
+    guest_service: GuestService,
+) -> GuestPages:
+    return GuestPages(
+        catalog,
+        customer_service,
+        metering_service,
+        guest_service,
+        secret=settings.secret_key,
+        demo_mode=settings.demo_mode,
     )
 
 
