@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.auth import ORG_KEY, USER_CUSTOMER
+from app.accounts.emails import Mailer
 from app.accounts.flows import AccountFlows, StripeEmailSync
 from app.accounts.guards import current_user
 from app.accounts.service import AccountService
@@ -19,7 +20,6 @@ from app.config import Settings
 from app.customers.models import Customer
 from app.customers.service import CustomerService
 from app.lib.errors import NotFound
-from app.notifications.service import NotificationService
 
 
 def provide_account_service(db_session: AsyncSession, catalog: Catalog) -> AccountService:
@@ -37,7 +37,7 @@ def provide_session_registry(db_session: AsyncSession, settings: Settings) -> Se
 def provide_account_flows(
     db_session: AsyncSession,
     customers: CustomerService,
-    notifications: NotificationService,
+    notifications: Mailer,
     registry: SessionRegistry,
     stripe_email: StripeEmailSync,
 ) -> AccountFlows:

@@ -16,6 +16,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import tokens
+from app.accounts.emails import (
+    EMAIL_CHANGE,
+    EMAIL_CHANGE_NOTICE,
+    PASSWORD_RESET,
+    VERIFY_EMAIL,
+    Mailer,
+)
 from app.accounts.models import AccountToken, User
 from app.accounts.password_rules import check_new_password
 from app.accounts.repository import UserRepository
@@ -29,13 +36,6 @@ from app.lib.clock import utcnow
 from app.lib.emails import EMAIL_MAX, normalize_email
 from app.lib.errors import Conflict, DomainError, ValidationFailed
 from app.lib.passwords import hash_password, verify_password
-from app.notifications.service import (
-    EMAIL_CHANGE,
-    EMAIL_CHANGE_NOTICE,
-    PASSWORD_RESET,
-    VERIFY_EMAIL,
-    NotificationService,
-)
 
 log = structlog.get_logger()
 
@@ -79,7 +79,7 @@ class AccountFlows:
         self,
         session: AsyncSession,
         customers: CustomerService,
-        notifications: NotificationService,
+        notifications: Mailer,
         registry: SessionRegistry,
         stripe_email: StripeEmailSync,
     ) -> None:

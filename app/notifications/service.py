@@ -31,6 +31,13 @@ from urllib.parse import urlparse
 from jinja2 import Environment, StrictUndefined
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.emails import (  # noqa: F401 (the account kinds, re-exported)
+    ACCOUNT_KINDS,
+    EMAIL_CHANGE,
+    EMAIL_CHANGE_NOTICE,
+    PASSWORD_RESET,
+    VERIFY_EMAIL,
+)
 from app.catalog.models import Catalog
 from app.config import PROJECT_ROOT
 from app.customers.models import Customer
@@ -52,12 +59,6 @@ TRIAL_WILL_END = "trial_will_end"
 PAYMENT_FAILED = "payment_failed"
 PAYMENT_SUCCEEDED = "payment_succeeded"
 PAYMENT_ACTION_REQUIRED = "payment_action_required"
-# Account emails (app/accounts/flows.py): links that prove the person reads the address.
-PASSWORD_RESET = "password_reset"  # noqa: S105 (an email kind)
-VERIFY_EMAIL = "verify_email"
-EMAIL_CHANGE = "email_change"  # to the new address: confirm it
-EMAIL_CHANGE_NOTICE = "email_change_notice"  # to the old address: it is being changed
-ACCOUNT_KINDS = frozenset({PASSWORD_RESET, VERIFY_EMAIL, EMAIL_CHANGE, EMAIL_CHANGE_NOTICE})
 # An invitation into an organization (app/organizations/service.py), to the invited address.
 INVITATION = "invitation"
 # Auto top-up (app/stripe_sync/auto_top_up.py): a pack bought, a purchase over the monthly
