@@ -27,6 +27,7 @@ from app.accounts.user_sessions import SessionRegistry
 from app.admin import deps as admin
 from app.admin.daily_reconcile import ReconcileWorker
 from app.admin.service import AdminService
+from app.admin.usage_reports import UsageReports
 from app.apikeys import deps as apikeys
 from app.apikeys.service import ApiKeyService
 from app.billing import deps as billing
@@ -37,6 +38,7 @@ from app.billing.guest_pages import GuestPages
 from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.service import BillingService
+from app.billing.usage_export import UsageExport
 from app.billing.views import BillingPages
 from app.catalog.loader import load_catalog
 from app.catalog.models import Catalog
@@ -291,6 +293,14 @@ class Services:
         )
 
     @cached_property
+    def usage_export(self) -> UsageExport:
+        return billing.provide_usage_export(self.parts.sessions)
+
+    @cached_property
+    def usage_reports(self) -> UsageReports:
+        return admin.provide_usage_reports(self.session, self.parts.sessions, self.parts.catalog)
+
+    @cached_property
     def admin(self) -> AdminService:
         return admin.provide_admin_service(
             self.session,
@@ -341,6 +351,8 @@ def web_dependencies(parts: Parts) -> dict[str, Provide]:
         "two_factor": service(lambda s: s.two_factor),
         "account_deletion": service(lambda s: s.account_deletion),
         "data_export": service(lambda s: s.data_export),
+        "usage_export": service(lambda s: s.usage_export),
+        "usage_reports": service(lambda s: s.usage_reports),
         "account_flows": service(lambda s: s.account_flows),
         "customer_service": service(lambda s: s.customers),
         "organization_service": service(lambda s: s.organizations),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.service import AdminService
+from app.admin.usage_reports import UsageReports
 from app.apikeys.service import ApiKeyService
 from app.billing.service import BillingService
 from app.billing.views import BillingPages
@@ -34,3 +35,10 @@ def provide_admin_service(
         events=stripe_event_service,
         api_keys=api_key_service,
     )
+
+
+def provide_usage_reports(
+    db_session: AsyncSession, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
+) -> UsageReports:
+    """Pages on the request's session; the CSV downloads on sessions of their own."""
+    return UsageReports(db_session, sessions, catalog)

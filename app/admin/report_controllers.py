@@ -23,7 +23,6 @@ from litestar.response import Stream, Template
 
 from app.accounts.guards import requires_admin
 from app.admin.usage_reports import UsageReports
-from app.composition import Services
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.date_ranges import MAX_DAYS, DateRange, parse_range
 from app.lib.errors import ValidationFailed
@@ -35,10 +34,6 @@ USAGE_DAYS = 30
 CREDIT_MONTHS = 12
 FromParam = Annotated[str, QueryParameter(name="from")]
 ToParam = Annotated[str, QueryParameter(name="to")]
-
-
-def usage_reports(services: Services) -> UsageReports:
-    return UsageReports(services.session, services.parts.sessions, services.parts.catalog)
 
 
 def default_usage_range() -> DateRange:
@@ -97,12 +92,12 @@ class UsageReportController(Controller):
     async def usage(
         self,
         request: Request[Any, Any, Any],
-        services: NamedDependency[Services],
+        usage_reports: NamedDependency[UsageReports],
         first: FromParam = "",
         last: ToParam = "",
         after: FromQuery[str] = "",
     ) -> Template:
-        reports = usage_reports(services)
+        reports = usage_reports
         return await _report_page(
             request,
             "admin/usage_report.html",
@@ -115,20 +110,23 @@ class UsageReportController(Controller):
 
     @get("/usage.csv")
     async def usage_csv(
-        self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
+        self,
+        usage_reports: NamedDependency[UsageReports],
+        first: FromParam = "",
+        last: ToParam = "",
     ) -> Stream:
-        reports = usage_reports(services)
+        reports = usage_reports
         return _csv("usage", first, last, default_usage_range(), reports.usage_csv)
 
     @get("/credits")
     async def credits(
         self,
         request: Request[Any, Any, Any],
-        services: NamedDependency[Services],
+        usage_reports: NamedDependency[UsageReports],
         first: FromParam = "",
         last: ToParam = "",
     ) -> Template:
-        reports = usage_reports(services)
+        reports = usage_reports
         return await _report_page(
             request,
             "admin/credit_report.html",
@@ -140,7 +138,10 @@ class UsageReportController(Controller):
 
     @get("/credits.csv")
     async def credits_csv(
-        self, services: NamedDependency[Services], first: FromParam = "", last: ToParam = ""
+        self,
+        usage_reports: NamedDependency[UsageReports],
+        first: FromParam = "",
+        last: ToParam = "",
     ) -> Stream:
-        reports = usage_reports(services)
+        reports = usage_reports
         return _csv("credit", first, last, default_credit_range(), reports.credits_csv)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar.stores.base import Store
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.auto_top_up_settings import AutoTopUpSettings
 from app.billing.checkout_status import CheckoutLedger
@@ -13,6 +13,7 @@ from app.billing.mirror import StripeMirror
 from app.billing.plan_change import PlanChangeService
 from app.billing.portal_links import PortalLinkService
 from app.billing.service import BillingService
+from app.billing.usage_export import UsageExport
 from app.billing.views import BillingPages
 from app.catalog.models import Catalog
 from app.config import Settings
@@ -103,3 +104,8 @@ def provide_portal_links(
 
 def provide_auto_top_up_settings(db_session: AsyncSession, catalog: Catalog) -> AutoTopUpSettings:
     return AutoTopUpSettings(db_session, catalog)
+
+
+def provide_usage_export(sessions: async_sessionmaker[AsyncSession]) -> UsageExport:
+    """On sessions of its own: a download outlives the request's session."""
+    return UsageExport(sessions)

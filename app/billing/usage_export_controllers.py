@@ -15,7 +15,6 @@ from litestar.response import Stream
 
 from app.accounts.guards import requires_user
 from app.billing.usage_export import UsageExport
-from app.composition import Services
 from app.customers.models import MEMBER, Customer
 from app.lib.date_ranges import parse_range
 from app.organizations.guards import requires_role
@@ -23,11 +22,6 @@ from app.web.downloads import download
 
 FromParam = Annotated[str, QueryParameter(name="from")]
 ToParam = Annotated[str, QueryParameter(name="to")]
-
-
-def usage_export(services: Services) -> UsageExport:
-    """On sessions of its own: a download outlives the request's session."""
-    return UsageExport(services.parts.sessions)
 
 
 class UsageExportController(Controller):
@@ -38,12 +32,12 @@ class UsageExportController(Controller):
     @get("/usage.csv")
     async def usage_per_day(
         self,
-        services: NamedDependency[Services],
+        usage_export: NamedDependency[UsageExport],
         current_customer: NamedDependency[Customer],
         first: FromParam = "",
         last: ToParam = "",
     ) -> Stream:
-        export = usage_export(services)
+        export = usage_export
         chosen = None
         if first.strip() or last.strip():
             period = await export.period_range(current_customer)
@@ -55,9 +49,11 @@ class UsageExportController(Controller):
 
     @get("/usage/events.csv")
     async def usage_events(
-        self, services: NamedDependency[Services], current_customer: NamedDependency[Customer]
+        self,
+        usage_export: NamedDependency[UsageExport],
+        current_customer: NamedDependency[Customer],
     ) -> Stream:
-        export = usage_export(services)
+        export = usage_export
         chunks = export.event_chunks(current_customer.id)
         return download(chunks, "usage-events.csv")
 
