@@ -133,7 +133,9 @@ class AdminController(Controller):
 
         async def compute() -> Markup:
             overview = await services.admin.metrics.overview()
-            template = request.app.template_engine.get_template("admin/_overview_body.html")
+            engine = request.app.template_engine
+            assert engine is not None  # the app is built with its Jinja engine
+            template = engine.get_template("admin/_overview_body.html")
             html = template.render(overview=overview, refresh_seconds=OVERVIEW_SECONDS)
             return Markup(html)  # noqa: S704 - the autoescaping environment rendered it
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -399,7 +399,7 @@ class AdminRepository:
                 query = query.order_by(Customer.created_at.desc(), Customer.id.desc())
             else:
                 query = query.order_by(Customer.created_at.asc(), Customer.id.asc())
-        return query.limit(bindparam("limit"))
+        return cast("Select[Any]", query.limit(bindparam("limit")))
 
     # Invoices ----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, literal, select, tuple_
+from sqlalchemy import and_, case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.repository import _as_date, _utc_month
@@ -140,7 +140,9 @@ class UsageReports:
         the table's order), far into the table as at its start."""
         position = parse_cursor(after)
         rows = await self._usage_rows(self.session, chosen, position, PER_PAGE + 1)
-        items = [UsageRow(*(str(v) for v in r[2:6]), int(r[6])) for r in rows[:PER_PAGE]]
+        items = [
+            UsageRow(str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6])) for r in rows[:PER_PAGE]
+        ]
         last = rows[PER_PAGE - 1] if len(rows) > PER_PAGE else None
         page = UsagePage(
             items,
@@ -155,7 +157,7 @@ class UsageReports:
         chosen: DateRange,
         after: tuple[int, str] | None,
         size: int,
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Any]:
         """(customer id, meter, external id, email, name, meter, amount) by customer id and
         meter, past `after`."""
         sums = (
@@ -214,7 +216,7 @@ class UsageReports:
     async def usage_csv(self, chosen: DateRange) -> AsyncIterator[bytes]:
         async with self.sessions() as session:
 
-            async def fetch(after: tuple[int, str] | None, size: int) -> Sequence[Row[Any]]:
+            async def fetch(after: tuple[int, str] | None, size: int) -> Sequence[Any]:
                 return await self._usage_rows(session, chosen, after, size)
 
             async def rows() -> AsyncIterator[dict[str, Any]]:

@@ -47,11 +47,12 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import structlog
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.stores.base import Store
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from sqlalchemy import event
@@ -156,8 +157,8 @@ class PageCache:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = None
-        if scope["type"] == "http" and is_cached_path(scope["path"]):
-            request = self._request(cast("HTTPScope", scope))
+        if scope["type"] == ScopeType.HTTP and is_cached_path(scope["path"]):
+            request = self._request(scope)
         if request is None:
             await self.app(scope, receive, send)
             return

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.views import _billing_period
@@ -76,7 +76,7 @@ class UsageExport:
     async def _days(
         self, session: AsyncSession, customer_id: int, start: datetime, end: datetime
     ) -> AsyncIterator[dict[str, Any]]:
-        async def fetch(after: tuple[datetime, str] | None, size: int) -> Sequence[Row[Any]]:
+        async def fetch(after: tuple[datetime, str] | None, size: int) -> Sequence[Any]:
             query = select(UsageDay.starts_at, UsageDay.meter_code, UsageDay.amount).where(
                 UsageDay.customer_id == customer_id,
                 UsageDay.starts_at >= start,
@@ -119,7 +119,7 @@ class UsageExport:
     async def _events(
         self, session: AsyncSession, customer_id: int, start: datetime, end: datetime
     ) -> AsyncIterator[dict[str, Any]]:
-        async def fetch(after: int | None, size: int) -> Sequence[Row[Any]]:
+        async def fetch(after: int | None, size: int) -> Sequence[Any]:
             query = select(
                 UsageEvent.id,
                 UsageEvent.public_id,

@@ -373,10 +373,10 @@ class UsageWriter:
         if grants:
             await announce(self.engine, grants)
         start = 0
-        for ops, future in items:
+        for item_ops, future in items:
             if not future.done():
-                future.set_result(outcomes[start : start + len(ops)])
-            start += len(ops)
+                future.set_result(outcomes[start : start + len(item_ops)])
+            start += len(item_ops)
 
     async def _outcomes(self, ops: list[Op]) -> list[Result | BaseException]:
         """Each operation's result or error, all committed on return."""
