@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Response
 
 from tests.e2e.conftest import LiveServer
 from tests.e2e.site_pages import DESKTOP, ISO_TIMESTAMP, SCHEMES, visit_all
@@ -30,6 +30,11 @@ RUN_AXE = """async () => {
 }"""
 
 
+def _record_failure(response: Response, failed: list[str]) -> None:
+    if response.status >= 400 and response.request.resource_type != "document":
+        failed.append(f"{response.status} {response.url}")
+
+
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE)
@@ -43,8 +48,14 @@ def test_every_page_passes_axe_and_shows_no_iso_timestamp(
 ) -> None:
     problems: dict[str, Any] = {}
     seen = []
+    failed: list[str] = []  # sub-resources (the favicon, styles, scripts) that did not load
+    watched: list[Page] = []
     for visit in visit_all(browser, live_server, scheme, DESKTOP):
+        if visit.page not in watched:
+            watched.append(visit.page)
+            visit.page.on("response", lambda r: _record_failure(r, failed))
         seen.append(visit.name)
+        visit.page.wait_for_load_state("networkidle")
         violations = axe_violations(visit.page)
         if violations:
             problems[visit.name] = violations
@@ -53,3 +64,4 @@ def test_every_page_passes_axe_and_shows_no_iso_timestamp(
             problems[f"{visit.name} (ISO timestamp)"] = ISO_TIMESTAMP.findall(text)[:3]
     assert len(seen) >= 20, seen
     assert problems == {}
+    assert failed == []
