@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import structlog
 
@@ -119,10 +120,13 @@ class Brand:
 
     @classmethod
     def from_env(cls) -> Brand:
+        """The BRAND_* settings (built once per distinct value: a colour adjusted for
+        contrast is logged once, not at every email)."""
+
         def env(name: str) -> str | None:
             return (os.environ.get(name) or "").strip() or None
 
-        return cls.build(
+        return _built(
             env("BRAND_NAME"), env("BRAND_LOGO_URL"), env("BRAND_COLOR"), env("BRAND_SUPPORT_EMAIL")
         )
 
@@ -155,3 +159,10 @@ class Brand:
             f"  :root {{ --link: {self.dark_link}; }}\n"
             "}\n"
         )
+
+
+@lru_cache(maxsize=8)
+def _built(
+    name: str | None, logo_url: str | None, color: str | None, support_email: str | None
+) -> Brand:
+    return Brand.build(name, logo_url, color, support_email)
