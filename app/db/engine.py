@@ -175,15 +175,24 @@ class AppSession(Session):
 _WRITING = "sqlite_writing"
 
 
+def _writing(session: Session) -> bool:
+    """Whether the session's current transaction already holds SQLite's write lock. The mark
+    names the transaction it was made in, so it can never outlive it (a mark left over from an
+    ended transaction once let the next one write without the lock: "database is locked")."""
+    marked = session.info.get(_WRITING)
+    return marked is not None and marked is session.get_transaction()
+
+
 def _write_from_here(session: Session, *, implicit: bool = False) -> None:
-    if session.info.get(_WRITING):
+    if _writing(session):
         return
     if session.get_bind().dialect.name != "sqlite":
         return
-    session.info[_WRITING] = True
     if not session.in_transaction():
         session.connection(execution_options={IMMEDIATE: True})  # begins BEGIN IMMEDIATE
+        session.info[_WRITING] = session.get_transaction()
         return
+    session.info[_WRITING] = session.get_transaction()
     if session.in_nested_transaction():
         return
     conn = session.connection()

@@ -72,6 +72,8 @@ def test_forgotten_password_email_reset_login(page: Page, live_server: LiveServe
 
     expect(page).to_have_url(re.compile(r"/login"))
     page.get_by_test_id("forgot-link").click()
+    # The login page has an Email field too: fill the one on /forgot, once it is there.
+    expect(page.get_by_role("heading", name="Forgot your password?")).to_be_visible()
     page.get_by_label("Email").fill(email)
     page.get_by_test_id("forgot-submit").click()
     expect(page.get_by_test_id("reset-sent")).to_contain_text("If an account uses this email")

@@ -103,6 +103,14 @@ def _shape(url: str) -> str:
     return path + ("?" + "&".join(keys) if keys else "")
 
 
+DOWNLOADS = ("/pdf", ".csv", ".json")
+
+
+def _is_download(href: str) -> bool:
+    """A file, not a page: the browser downloads it, and no CSP applies to what it saves."""
+    return href.split("?", 1)[0].endswith(DOWNLOADS)
+
+
 def crawl(w: Watched, origin: str, start: str, limit: int = 60) -> list[str]:
     """Open every kind of page reachable by links from `start` on `origin` (not /logout)."""
     queue, seen, opened = [start], {_shape(start)}, []
@@ -114,7 +122,7 @@ def crawl(w: Watched, origin: str, start: str, limit: int = 60) -> list[str]:
             href = href.split("#", 1)[0]
             if not href.startswith(origin + "/") or "/logout" in href or "/static/" in href:
                 continue
-            if href.endswith("/pdf") or _shape(href) in seen:
+            if _is_download(href) or _shape(href) in seen:
                 continue
             seen.add(_shape(href))
             queue.append(href)

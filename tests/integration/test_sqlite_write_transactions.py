@@ -178,3 +178,19 @@ async def test_a_write_waiting_for_the_lock_leaves_the_loop_running(db) -> None:
     session.add(Note(body="after the wait"))
     await session.commit()
     holder.close()
+
+
+async def test_a_write_mark_never_outlives_its_transaction(db) -> None:
+    """The mark that says "this transaction holds the lock" names its transaction: one left
+    in the session's info by an ended transaction (once seen in account deletion, where the
+    next transaction then wrote without the lock and met "database is locked") is ignored."""
+    session, path = db
+    await write_from_here(session)
+    await session.commit()
+    session.sync_session.info["sqlite_writing"] = True  # a mark left behind, as before
+    await write_from_here(session)
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")  # the lock is held: write_from_here took it
+    other.close()
+    await session.rollback()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import PaymentMethod
-from app.customers.models import Customer, Membership
+from app.customers.models import Membership
 from tests.integration.billing.conftest import (
     HX,
     Member,
