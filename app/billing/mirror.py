@@ -325,6 +325,17 @@ class StripeMirror:
         if seen_at is not None:
             row.stripe_state_at = max(row.stripe_state_at or 0, seen_at)
         await write_from_here(self.session)  # after every Stripe call above
+        if row in self.session.new:
+            # Read before the write lock: a webhook may have mirrored the invoice since (the
+            # customer's own action and Stripe's events race for a new invoice). Seen under the
+            # lock now; apply onto that row instead (this rare pass repeats the Stripe reads).
+            with self.session.no_autoflush:
+                mirrored = await self.repo.invoice_by_stripe_id(inv["id"])
+            if mirrored is not None:
+                self.session.expunge(row)
+                return await self.apply_invoice(
+                    inv, seen_at=seen_at, action_required=action_required
+                )
         await self.session.flush()
         return f"applied: invoice {inv['id']} {row.status}"
 

@@ -4,6 +4,8 @@ webhooks delivered twice and in reverse order converge to the same rows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -244,3 +246,36 @@ async def test_open_invoice_marked_uncollectible_then_voided(
         assert row.status == status
         page = (await client.get(f"/billing/invoices/{renewal_id}")).text
         assert f'data-testid="invoice-status">{label}<' in page
+
+
+async def test_an_invoice_mirrored_meanwhile_is_updated_not_inserted_twice(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    emulator: Emulator,
+    gateway: StripeGateway,
+    services: Services,
+    monkeypatch: Any,
+) -> None:
+    """The customer's own plan change and Stripe's webhooks race to mirror a new invoice: the
+    mirror's first read (before the write lock) misses the row a webhook commits meanwhile.
+    Under the lock it looks again and updates that row (once: UNIQUE stripe_invoice_id)."""
+    email = "invoice-race@example.com"
+    await _subscribe(client, session, emulator, email, "pro", trial=False)
+    (mirrored,) = await _invoices(session, email)
+    stripe_invoice = await gateway.retrieve_invoice(mirrored.stripe_invoice_id)
+    await session.commit()
+    mirror = services.billing.mirror
+    real = mirror.repo.invoice_by_stripe_id
+    reads: list[str] = []
+
+    async def first_read_misses(stripe_invoice_id: str) -> Invoice | None:
+        reads.append(stripe_invoice_id)
+        return None if len(reads) == 1 else await real(stripe_invoice_id)
+
+    monkeypatch.setattr(mirror.repo, "invoice_by_stripe_id", first_read_misses)
+    outcome = await mirror.apply_invoice(stripe_invoice)
+    await session.commit()
+    assert outcome.startswith("applied") and len(reads) >= 2
+    assert [i.stripe_invoice_id for i in await _invoices(session, email)] == [
+        mirrored.stripe_invoice_id
+    ]
