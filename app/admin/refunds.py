@@ -27,12 +27,8 @@ key, the Stripe call's (two submits racing get the same credit note or refund ba
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.exc import OperationalError
 
 from app.admin.commands import Actor, AdminCommands, Outcome, checked_request_id, required_reason
 from app.billing.credit_reversals import CreditReversals
@@ -41,7 +37,6 @@ from app.billing.service import BillingService
 from app.billing.stripe_objects import ref_id
 from app.catalog.models import Catalog
 from app.customers.models import Customer
-from app.db.engine import is_busy
 from app.db.transactions import rolls_back_on_error
 from app.lib.errors import NotFound, ValidationFailed
 from app.lib.money import format_money, parse_money
@@ -54,7 +49,6 @@ REASON_LABELS = {
     "fraudulent": "Fraudulent payment",
 }
 assert set(REASON_LABELS) == set(REFUND_REASONS)
-BUSY_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -282,14 +276,14 @@ class AdminRefunds:
         # Mirror now what the webhooks will say (idempotently): the invoice's refunded and
         # credited amounts, and a credit pack's unused credits revoked, by the webhook's rule.
         # Each read from Stripe comes before its transaction writes, and is committed.
-        # The money has moved: SQLite's lock contention with the same webhooks arriving is
-        # waited out here (each step is idempotent) rather than answered "nothing was saved".
         if target.charge_id:
             charge = await self.gateway.retrieve_charge(target.charge_id)
-            details["mirror"] = await self._retrying(lambda: self.mirror.apply_charge(charge))
+            details["mirror"] = await self.mirror.apply_charge(charge)
+            await self.session.commit()
         if target.kind == "invoice":
             current = await self.gateway.retrieve_invoice(object_id)
-            await self._retrying(lambda: self.mirror.apply_invoice(current))
+            await self.mirror.apply_invoice(current)
+            await self.session.commit()
         entry = await self.commands._audit(
             actor, target.audit_action, "customer", target.customer.external_id, why, details, rid
         )
@@ -298,18 +292,3 @@ class AdminRefunds:
             f" ({what})." if what else "."
         )
         return Outcome(message, entry=entry)
-
-    async def _retrying(self, step: Callable[[], Awaitable[str]]) -> str:
-        """Run a mirror update and commit it, again (after a short wait) while SQLite says
-        the database is busy."""
-        for attempt in range(BUSY_RETRIES):
-            try:
-                outcome = await step()
-                await self.session.commit()
-                return outcome
-            except OperationalError as exc:
-                await self.session.rollback()
-                if not is_busy(exc) or attempt == BUSY_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")

@@ -577,6 +577,14 @@ class StripeMirror:
                 f"{label}: {len(live)} live subscriptions at Stripe; the portal follows "
                 f"{live[0]['id']}; the others ({extra}) also bill: cancel them in Stripe"
             )
+        # Stripe's side first, then the write lock (SQLite: a savepoint cannot take it later),
+        # then the comparison and repair in a savepoint that a dry run rolls back.
+        remote_invoices = await self.gateway.list_invoices(customer.stripe_customer_id)
+        remote_customer = await self.gateway.retrieve_customer(customer.stripe_customer_id)
+        remote_cards: list[StripePaymentMethod] = []
+        if not remote_customer.get("deleted"):
+            remote_cards = await self.gateway.list_payment_methods(customer.stripe_customer_id)
+        await write_from_here(self.session)
         nested = self.session.begin_nested()
         await nested.start()
         try:
@@ -597,7 +605,6 @@ class StripeMirror:
             if after != before:
                 changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
                 drift.append(f"{label}: subscription differs from Stripe: {changed}")
-            remote_invoices = await self.gateway.list_invoices(customer.stripe_customer_id)
             mirrored = {
                 inv.stripe_invoice_id: inv for inv in await self.repo.all_invoices(customer.id)
             }
@@ -624,7 +631,8 @@ class StripeMirror:
                 (c.stripe_payment_method_id, c.is_default)
                 for c in await self.repo.payment_methods(customer.id)
             }
-            await self.sync_customer(customer)
+            self._apply_balance(customer, remote_customer)
+            await self._sync_cards(customer, remote_customer, remote_cards)
             cards_after = {
                 (c.stripe_payment_method_id, c.is_default)
                 for c in await self.repo.payment_methods(customer.id)

@@ -192,12 +192,18 @@ def _write_from_here(session: Session, *, implicit: bool = False) -> None:
         session.connection(execution_options={IMMEDIATE: True})  # begins BEGIN IMMEDIATE
         session.info[_WRITING] = session.get_transaction()
         return
-    session.info[_WRITING] = session.get_transaction()
-    if session.in_nested_transaction():
-        return
     conn = session.connection()
     if conn.get_execution_options().get(IMMEDIATE):
+        session.info[_WRITING] = session.get_transaction()
         return
+    if session.in_nested_transaction():
+        # Ending the read part would end the savepoint too; the write would then meet
+        # "database is locked" whenever another connection committed since the first read.
+        raise RuntimeError(
+            "a savepoint inside a read transaction cannot take SQLite's write lock: "
+            "call write_from_here before begin_nested"
+        )
+    session.info[_WRITING] = session.get_transaction()
     if implicit:
         _warn_implicit_write()
     conn.exec_driver_sql("COMMIT")

@@ -194,3 +194,25 @@ async def test_a_write_mark_never_outlives_its_transaction(db) -> None:
         other.execute("BEGIN IMMEDIATE")  # the lock is held: write_from_here took it
     other.close()
     await session.rollback()
+
+
+async def test_a_savepoint_in_a_read_transaction_cannot_take_the_lock_silently(db) -> None:
+    """Inside a savepoint the read part cannot be ended (that would end the savepoint), so a
+    write there would meet "database is locked" after any other commit: the daily reconcile
+    once did exactly that. Saying so is an error; taking the lock first works."""
+    session, path = db
+    await session.scalar(select(Note.body))
+    nested = await session.begin_nested()
+    with pytest.raises(RuntimeError, match="before begin_nested"):
+        await write_from_here(session)
+    await nested.rollback()
+    await session.rollback()
+
+    await session.scalar(select(Note.body))
+    _commit_elsewhere(path, "meanwhile")
+    await write_from_here(session)
+    async with session.begin_nested():
+        await write_from_here(session)  # the transaction holds the lock: nothing to do
+        await session.execute(update(Note).where(Note.id == 1).values(body="second"))
+    await session.commit()
+    assert await session.scalar(select(Note.body).where(Note.id == 1)) == "second"
