@@ -27,7 +27,7 @@ class CustomerApiController(Controller):
         "/",
         status_code=200,
         summary="Create or update a customer by external_id",
-        **api_docs(422, 503),
+        **api_docs(409, 422, 503),
     )
     async def upsert(
         self, data: JSONBody[CustomerEnvelope], customer_service: NamedDependency[CustomerService]

@@ -174,6 +174,15 @@ class CustomerService:
             self.repo.add(subscription)
             await self.session.flush()
             return customer, subscription
+        if customer.deleted_at is not None:
+            # Its person deleted the account: writing a name or email back would undo that.
+            raise Conflict(
+                f"The customer {customer.external_id!r} was deleted by its user on "
+                f"{customer.deleted_at:%b %-d, %Y}; its record is kept for the invoices. "
+                "A new customer needs a new external_id.",
+                code="customer_deleted",
+                field="external_id",
+            )
         if data.email is not None:
             customer.email = data.email or None
         if data.name is not None:

@@ -249,7 +249,11 @@ _ERROR_DESCRIPTIONS = {
     402: "Insufficient balance (`insufficient_balance`); nothing was recorded",
     403: "With `enforce=true`: the plan does not include the feature (`feature_not_in_plan`)",
     404: "Unknown customer, subscription, meter or reservation",
-    409: "The `transaction_id` was used with another payload, or the reservation is no longer held",
+    409: (
+        "The `transaction_id` was used with another payload, the reservation is no longer held, "
+        "the guest was converted (`guest_converted`) or the customer's user deleted the account "
+        "(`customer_deleted`)"
+    ),
     422: "Invalid input; `field` names it",
     503: "The database was busy (`database_busy`); nothing was saved, retry after `Retry-After`",
 }

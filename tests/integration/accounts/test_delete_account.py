@@ -202,3 +202,24 @@ async def api(client: AsyncTestClient[Litestar], session: AsyncSession):  # type
     api = sibling_client(client)
     api.headers["Authorization"] = f"Bearer {raw}"
     yield api
+
+
+async def test_the_api_cannot_write_a_deleted_customer_back(
+    client: AsyncTestClient[Litestar], session: AsyncSession, api: AsyncTestClient[Litestar]
+) -> None:
+    """The SaaS's customer sync sending the old name and email after the person deleted the
+    account gets a 409 and changes nothing: the erasure stays."""
+    user = await log_in_new_user(client)
+    customer = await session.get(Customer, user.customer_id)
+    assert customer is not None
+    external_id = customer.external_id
+    done = await post(client, "/account/delete", {"password": PASSWORD, "mode": "now"})
+    assert done.status_code == 303
+    body = {"customer": {"external_id": external_id, "email": user.email, "name": "Back"}}
+    response = await api.post("/api/v1/customers", json=body)
+    assert response.status_code == 409
+    assert response.json()["error"] == "customer_deleted"
+    assert "new external_id" in response.json()["message"]
+    await session.rollback()
+    kept = await session.get(Customer, user.customer_id)
+    assert kept is not None and kept.email is None and kept.name is None
