@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.auto_top_up import (
@@ -140,12 +141,13 @@ class AutoTopUpSettings:
         return await spent_this_month(self.session, rule_id, now)
 
     async def _rule(self, customer: Customer, meter_code: str) -> AutoTopUp:
-        """The customer's row for the meter, made when missing (the write lock is held)."""
-        rule = await self.session.scalar(
-            select(AutoTopUp).where(
-                AutoTopUp.customer_id == customer.id, AutoTopUp.meter_code == meter_code
-            )
+        """The customer's row for the meter, made when missing (the write lock is held on
+        SQLite; on PostgreSQL two first saves at once both find none: the second one's insert
+        meets the first's row, and then uses it)."""
+        query = select(AutoTopUp).where(
+            AutoTopUp.customer_id == customer.id, AutoTopUp.meter_code == meter_code
         )
+        rule = await self.session.scalar(query)
         if rule is None:
             now = utcnow()
             rule = AutoTopUp(
@@ -164,7 +166,11 @@ class AutoTopUpSettings:
                 created_at=now,
                 updated_at=now,
             )
-            self.session.add(rule)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(rule)
+            except IntegrityError:
+                rule = (await self.session.scalars(query)).one()
         return rule
 
     @rolls_back_on_error

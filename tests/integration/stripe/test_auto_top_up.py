@@ -575,3 +575,27 @@ async def test_a_refunded_auto_top_up_takes_back_its_unused_credits(
     await forward(client, deliveries)
     await forward(client, deliveries)  # twice: once
     assert await available(api, customer) == 8
+
+
+async def test_two_first_saves_at_once_make_one_rule(session, catalog, services, gateway, engine):
+    """Two tabs saving auto top-up for the first time at once: both succeed, one row (on
+    PostgreSQL both find no row, and the second insert meets the first's)."""
+    customer = await api_customer(session, catalog, services, gateway)
+    factory = create_session_factory(engine)
+
+    async def save(threshold: int) -> str:
+        async with factory() as own:
+            settings = AutoTopUpSettings(own, catalog)
+            found = await own.get(Customer, customer.id)
+            assert found is not None
+            return await settings.save_top_up(
+                found, enabled="on", pack=PACK, threshold=str(threshold), monthly_cap="50.00"
+            )
+
+    said = await asyncio.gather(save(10), save(15))
+    assert all("on" in s.lower() for s in said), said
+    await session.rollback()
+    rows = (
+        await session.scalars(select(AutoTopUp).where(AutoTopUp.customer_id == customer.id))
+    ).all()
+    assert len(rows) == 1 and rows[0].enabled and rows[0].threshold in (10, 15)
