@@ -428,16 +428,18 @@ class UsageApi:
         cached = self.writer.balances.get(external_id)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        found = await self.writer.work.read(
-            read_balances, self.catalog, utcnow(), external_id, None
-        )
-        if found is None:
+        sheet = await self.writer.balances.load(external_id, lambda: self._read_sheet(external_id))
+        if sheet is None:
             raise NotFound(
                 f"No customer with external_id {external_id!r}.", code="customer_not_found"
             )
-        sheet = BalanceSheet(*found)
-        self.writer.balances.put(external_id, sheet)
-        return sheet
+        return sheet  # type: ignore[no-any-return]
+
+    async def _read_sheet(self, external_id: str) -> BalanceSheet | None:
+        found = await self.writer.work.read(
+            read_balances, self.catalog, utcnow(), external_id, None
+        )
+        return BalanceSheet(*found) if found is not None else None
 
     async def check(self, external_id: str, code: str, amount: Any) -> tuple[bool, Balance]:
         meter = self.meter(code)
