@@ -4,8 +4,7 @@ app/accounts/flows.py (docs/accounts.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
@@ -19,15 +18,16 @@ from msgspec import Struct
 from app.accounts.controllers import safe_next
 from app.accounts.flows import AccountFlows, LinkRefused
 from app.accounts.guards import current_user, requires_user
+from app.accounts.password_confirm import Refusal, confirm_with_password
 from app.accounts.sessions import renew_session
-from app.accounts.throttle import LoginThrottle, Throttled
+from app.accounts.throttle import LoginThrottle
 from app.accounts.tokens import Purpose
 from app.accounts.user_sessions import SESSION_KEY, SessionRegistry
 from app.accounts.verification import verification_page
 from app.lib.errors import DomainError
+from app.web.forms import form_page, throttled_form
 from app.web.responses import PAGE_HEADERS
 
-T = TypeVar("T")
 ACCOUNT = "/account"
 # A link's page: its token is in the URL, so no Referer carries it elsewhere; never cached.
 LINK_HEADERS = {**PAGE_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -54,15 +54,6 @@ class PasswordChangeForm(Struct):
 
 class NextForm(Struct):
     next: str = ""
-
-
-def _throttled(template: str, throttled: Throttled, context: dict[str, Any]) -> Template:
-    return Template(
-        template,
-        context={**context, "error": throttled.message},
-        status_code=429,
-        headers={**PAGE_HEADERS, "Retry-After": str(throttled.retry_after)},
-    )
 
 
 def _refused(refused: LinkRefused) -> Template:
@@ -107,22 +98,14 @@ class RecoveryController(Controller):
     ) -> Template:
         form = {"email": data.email}
         if not data.email.strip():
-            return Template(
-                "accounts/forgot.html",
-                context={"form": form, "error": "Enter your email address."},
-                status_code=422,
-                headers=dict(PAGE_HEADERS),
-            )
+            context = {"form": form, "error": "Enter your email address."}
+            return form_page("accounts/forgot.html", context, status_code=422)
         address = login_throttle.address(request.scope)
         throttled = await login_throttle.email_link_attempt("reset", data.email, address)
         if throttled is not None:
-            return _throttled("accounts/forgot.html", throttled, {"form": form})
+            return throttled_form("accounts/forgot.html", {"form": form}, throttled)
         sent = await account_flows.request_password_reset(data.email)
-        return Template(
-            "accounts/forgot.html",
-            context={"form": form, "sent": sent},
-            headers=dict(PAGE_HEADERS),
-        )
+        return form_page("accounts/forgot.html", {"form": form, "sent": sent})
 
     @get("/reset/{token:str}")
     async def reset_page(
@@ -147,9 +130,9 @@ class RecoveryController(Controller):
         except LinkRefused as refused:
             return _refused(refused)
         except DomainError as exc:
-            return Template(
+            return form_page(
                 "accounts/reset.html",
-                context={"token": token, "error": exc.message},
+                {"token": token, "error": exc.message},
                 status_code=exc.status_code,
                 headers=LINK_HEADERS,
             )
@@ -211,16 +194,17 @@ class AccountController(Controller):
         user_sessions: SessionRegistry,
         *,
         status_code: int = 200,
+        retry_after: int | None = None,
         **context: Any,
     ) -> Template:
         user = current_user(request)
         assert user is not None
         sessions = await user_sessions.active(user.id, _session_key(request))
-        return Template(
+        return form_page(
             "accounts/account.html",
-            context={"account": user, "sessions": sessions, "forms": {}, **context},
+            {"account": user, "sessions": sessions, "forms": {}, **context},
             status_code=status_code,
-            headers=dict(PAGE_HEADERS),
+            retry_after=retry_after,
         )
 
     @get("/")
@@ -254,43 +238,23 @@ class AccountController(Controller):
             flash(request, "Your email address is already confirmed.", category="info")
         return Redirect(back, status_code=303)
 
-    async def _with_current_password(
+    async def _refused(
         self,
         request: Request[Any, Any, Any],
         user_sessions: SessionRegistry,
-        login_throttle: LoginThrottle,
         section: str,
-        action: Callable[[], Awaitable[T]],
-        *,
-        link_purpose: str | None = None,
+        refusal: Refusal,
         forms: dict[str, Any] | None = None,
-    ) -> T | Template:
-        """Run `action` (which checks the current password) under the login limits: a wrong
-        current password counts as a failed login; `link_purpose` also limits the emails
-        with a link it sends. A refusal re-renders the page with the message in `section`."""
-        user = current_user(request)
-        assert user is not None
-        address = login_throttle.address(request.scope)
-        throttled = await login_throttle.check_login(user.email, address)
-        if throttled is None and link_purpose is not None:
-            throttled = await login_throttle.email_link_attempt(link_purpose, user.email, address)
-        try:
-            if throttled is not None:
-                raise DomainError(throttled.message)
-            return await action()
-        except DomainError as exc:
-            if exc.extra.get("field") == "current_password":
-                await login_throttle.login_failed(user.email, address)
-            page = await self._page(
-                request,
-                user_sessions,
-                status_code=429 if throttled else exc.status_code,
-                forms=forms or {},
-                errors={section: exc.message},
-            )
-            if throttled is not None:
-                page.headers["Retry-After"] = str(throttled.retry_after)
-            return page
+    ) -> Template:
+        """The page again, the refusal's message in `section` (and what was typed)."""
+        return await self._page(
+            request,
+            user_sessions,
+            status_code=refusal.status_code,
+            retry_after=refusal.retry_after,
+            forms=forms or {},
+            errors={section: refusal.message},
+        )
 
     @post("/email")
     async def change_email(
@@ -303,17 +267,17 @@ class AccountController(Controller):
     ) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        new_email = await self._with_current_password(
-            request,
-            user_sessions,
+        new_email = await confirm_with_password(
             login_throttle,
-            "email",
+            request.scope,
+            user,
             lambda: account_flows.request_email_change(user.id, data.current_password, data.email),
+            wrong_login_field="current_password",
             link_purpose="email_change",
-            forms={"email": {"email": data.email}},
         )
-        if isinstance(new_email, Template):
-            return new_email
+        if isinstance(new_email, Refusal):
+            forms = {"email": {"email": data.email}}
+            return await self._refused(request, user_sessions, "email", new_email, forms)
         flash(
             request,
             f"We sent a link to {new_email}: your email changes once you open it. "
@@ -333,20 +297,20 @@ class AccountController(Controller):
     ) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        ended = await self._with_current_password(
-            request,
-            user_sessions,
+        ended = await confirm_with_password(
             login_throttle,
-            "password",
+            request.scope,
+            user,
             lambda: account_flows.change_password(
                 user.id,
                 data.current_password,
                 data.new_password,
                 keep_session_key=_session_key(request),
             ),
+            wrong_login_field="current_password",
         )
-        if isinstance(ended, Template):
-            return ended
+        if isinstance(ended, Refusal):
+            return await self._refused(request, user_sessions, "password", ended)
         # This login stays, under a newly issued session id.
         renew_session(request, dict(request.session))
         others = f" {ended} other session{'s' if ended != 1 else ''} logged out." if ended else ""

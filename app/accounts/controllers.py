@@ -19,10 +19,14 @@ from app.accounts.guest_claim import GUEST_COOKIE, GuestClaim
 from app.accounts.second_step import begin_second_step
 from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.accounts.sessions import renew_session
-from app.accounts.throttle import LoginThrottle, Throttled
+from app.accounts.throttle import LoginThrottle
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SESSION_KEY, SessionRegistry
 from app.lib.errors import DomainError
+from app.web.forms import form_page, throttled_form
+
+# The login and signup forms are answered without PAGE_HEADERS, as their pages are.
+NO_HEADERS: dict[str, str] = {}
 
 
 class LoginForm(Struct):
@@ -45,15 +49,6 @@ def safe_next(target: str | None, default: str = "/billing") -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return default
-
-
-def _throttled(template: str, throttled: Throttled, next: str, form: dict[str, str]) -> Template:
-    return Template(
-        template,
-        context={"error": throttled.message, "next": safe_next(next), "form": form},
-        status_code=429,
-        headers={"Retry-After": str(throttled.retry_after)},
-    )
 
 
 class AuthController(Controller):
@@ -81,21 +76,15 @@ class AuthController(Controller):
         two_factor: NamedDependency[TwoFactorService],
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
+        context: dict[str, Any] = {"next": safe_next(data.next), "form": {"email": data.email}}
         throttled = await login_throttle.check_login(data.email, address)
         if throttled is not None:
-            return _throttled("accounts/login.html", throttled, data.next, {"email": data.email})
+            return throttled_form("accounts/login.html", context, throttled, headers=NO_HEADERS)
         user = await account_service.authenticate(data.email, data.password)
         if user is None:
             await login_throttle.login_failed(data.email, address)
-            return Template(
-                "accounts/login.html",
-                context={
-                    "error": LOGIN_FAILED,
-                    "next": safe_next(data.next),
-                    "form": {"email": data.email},
-                },
-                status_code=400,
-            )
+            context["error"] = LOGIN_FAILED
+            return form_page("accounts/login.html", context, status_code=400, headers=NO_HEADERS)
         await login_throttle.login_succeeded(data.email, address)
         if await two_factor.is_on(user.id):  # not logged in until the code (second_step.py)
             return begin_second_step(request, user.id, safe_next(data.next))
@@ -119,25 +108,20 @@ class AuthController(Controller):
         guest_claim: NamedDependency[GuestClaim],
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
+        form = {"email": data.email, "name": data.name}
+        context: dict[str, Any] = {"next": safe_next(data.next), "form": form}
         throttled = await login_throttle.signup_attempt(address)
         if throttled is not None:
-            form = {"email": data.email, "name": data.name}
-            return _throttled("accounts/signup.html", throttled, data.next, form)
+            return throttled_form("accounts/signup.html", context, throttled, headers=NO_HEADERS)
         try:
             user = await account_service.signup(
                 SignupInput(email=data.email, password=data.password, name=data.name)
             )
         except DomainError as exc:
-            return Template(
-                "accounts/signup.html",
-                context={
-                    "error": exc.message,
-                    "error_field": exc.extra.get("field"),
-                    "next": safe_next(data.next),
-                    "form": {"email": data.email, "name": data.name},
-                    "guest": data.guest[:512],
-                },
-                status_code=exc.status_code,
+            field = exc.extra.get("field")
+            context.update(error=exc.message, error_field=field, guest=data.guest[:512])
+            return form_page(
+                "accounts/signup.html", context, status_code=exc.status_code, headers=NO_HEADERS
             )
         await start_login(request, user_sessions, user.id)
         user_id, email = user.id, user.email

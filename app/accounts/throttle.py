@@ -9,6 +9,8 @@ Three counters, each over `LOGIN_WINDOW` seconds (`limit` is `LOGIN_RATE_LIMIT`)
 - one address over all accounts: 10 x `limit` (one client trying many accounts). Behind a
   proxy, set `TRUSTED_PROXIES` so each person has their own address.
 
+Wrong two-factor codes count the same way, per user (`CodeThrottle`).
+
 Signups count every attempt per address: `SIGNUPS_PER_ADDRESS` per window.
 
 Emails with a link (a password reset, a verification sent again, an email change) count
@@ -20,13 +22,14 @@ for an unknown email counts the same as for a known one, so the answer tells not
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from app.lib.attempts import AttemptCounter
 from app.lib.clients import Network, client_address
 from app.lib.emails import EMAIL_MAX
+from app.lib.errors import DomainError
 
 LOGIN_WINDOW = 15 * 60
 ACCOUNT_FACTOR = 5
@@ -36,6 +39,7 @@ SIGNUPS_PER_ADDRESS = 20
 GUESTS_PER_ADDRESS = 20
 LINKS_PER_ACCOUNT = 3
 LINKS_PER_ADDRESS = 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,31 @@ def _account(email: str) -> str:
     return hashlib.sha256(folded.encode()).hexdigest()[:32]
 
 
+def _tiers(kind: str, who: str, whose: str, address: str, limit: int) -> list[tuple[str, int]]:
+    """The three failure counters of a secret guessed at (a password, a two-factor code) and
+    their limits: `whose` from this address, `whose` from anywhere, this address overall."""
+    return [
+        (f"{kind}:pair:{whose}:{address}", limit),
+        (f"{kind}:{who}:{whose}", limit * ACCOUNT_FACTOR),
+        (f"{kind}:address:{address}", limit * ADDRESS_FACTOR),
+    ]
+
+
+async def _at_limit(counter: AttemptCounter, keys: list[tuple[str, int]]) -> Throttled | None:
+    """`Throttled` for the longest wait among the counters at their limit; None when none is."""
+    waits = []
+    for key, limit in keys:
+        count, retry_after = await counter.count(key)
+        if count >= limit:
+            waits.append(retry_after)
+    return Throttled(max(waits)) if waits else None
+
+
+async def _count_each(counter: AttemptCounter, keys: list[tuple[str, int]]) -> None:
+    for key, _limit in keys:
+        await counter.add(key)
+
+
 class LoginThrottle:
     def __init__(
         self, counter: AttemptCounter, limit: int, trusted_proxies: Sequence[Network] = ()
@@ -69,61 +98,81 @@ class LoginThrottle:
         return client_address(scope, self.trusted_proxies)
 
     def _keys(self, email: str, address: str) -> list[tuple[str, int]]:
-        account = _account(email)
-        return [
-            (f"login:pair:{account}:{address}", self.limit),
-            (f"login:account:{account}", self.limit * ACCOUNT_FACTOR),
-            (f"login:address:{address}", self.limit * ADDRESS_FACTOR),
-        ]
+        return _tiers("login", "account", _account(email), address, self.limit)
 
     async def check_login(self, email: str, address: str) -> Throttled | None:
-        waits = []
-        for key, limit in self._keys(email, address):
-            count, retry_after = await self.counter.count(key)
-            if count >= limit:
-                waits.append(retry_after)
-        return Throttled(max(waits)) if waits else None
+        return await _at_limit(self.counter, self._keys(email, address))
 
     async def login_failed(self, email: str, address: str) -> None:
-        for key, _limit in self._keys(email, address):
-            await self.counter.add(key)
+        await _count_each(self.counter, self._keys(email, address))
 
     async def login_succeeded(self, email: str, address: str) -> None:
         await self.counter.clear(self._keys(email, address)[0][0])
 
+    async def _attempt(self, keys: list[tuple[str, int]]) -> Throttled | None:
+        """Count an attempt under each of `keys`, unless one is at its limit: then
+        `Throttled`, and the refused attempt is not counted."""
+        throttled = await _at_limit(self.counter, keys)
+        if throttled is None:
+            await _count_each(self.counter, keys)
+        return throttled
+
     async def signup_attempt(self, address: str) -> Throttled | None:
         """Count a signup; `Throttled` when this address has tried too many."""
-        key = f"signup:address:{address}"
-        count, retry_after = await self.counter.count(key)
-        if count >= SIGNUPS_PER_ADDRESS:
-            return Throttled(retry_after)
-        await self.counter.add(key)
-        return None
+        return await self._attempt([(f"signup:address:{address}", SIGNUPS_PER_ADDRESS)])
 
     async def guest_attempt(self, address: str) -> Throttled | None:
         """Count a new guest for a visitor; `Throttled` when this address made too many."""
-        key = f"guest:address:{address}"
-        count, retry_after = await self.counter.count(key)
-        if count >= GUESTS_PER_ADDRESS:
-            return Throttled(retry_after)
-        await self.counter.add(key)
-        return None
+        return await self._attempt([(f"guest:address:{address}", GUESTS_PER_ADDRESS)])
 
     async def email_link_attempt(self, purpose: str, email: str, address: str) -> Throttled | None:
         """Count a request for an email with a link (`purpose`: "reset", "verify",
         "email_change") to the account `email`; `Throttled` when the account or this
         address asked too often (a refused request is not counted)."""
-        keys = [
-            (f"{purpose}:account:{_account(email)}", LINKS_PER_ACCOUNT),
-            (f"{purpose}:address:{address}", LINKS_PER_ADDRESS),
-        ]
-        waits = []
-        for key, limit in keys:
-            count, retry_after = await self.counter.count(key)
-            if count >= limit:
-                waits.append(retry_after)
-        if waits:
-            return Throttled(max(waits))
-        for key, _limit in keys:
-            await self.counter.add(key)
-        return None
+        return await self._attempt(
+            [
+                (f"{purpose}:account:{_account(email)}", LINKS_PER_ACCOUNT),
+                (f"{purpose}:address:{address}", LINKS_PER_ADDRESS),
+            ]
+        )
+
+
+class CodeThrottle:
+    """Wrong two-factor codes, counted like failed logins: per user from one address
+    (`limit`), per user from anywhere (5 x), per address (10 x), in the login window."""
+
+    def __init__(self, login_throttle: LoginThrottle) -> None:
+        self.counter = login_throttle.counter
+        self.limit = login_throttle.limit
+        self.login_throttle = login_throttle
+
+    def _keys(self, user_id: int, address: str) -> list[tuple[str, int]]:
+        return _tiers("2fa", "user", str(user_id), address, self.limit)
+
+    async def check(self, user_id: int, scope: Any) -> Throttled | None:
+        return await _at_limit(
+            self.counter, self._keys(user_id, self.login_throttle.address(scope))
+        )
+
+    async def failed(self, user_id: int, scope: Any) -> None:
+        await _count_each(self.counter, self._keys(user_id, self.login_throttle.address(scope)))
+
+    async def succeeded(self, user_id: int, scope: Any) -> None:
+        await self.counter.clear(self._keys(user_id, self.login_throttle.address(scope))[0][0])
+
+    async def run(self, user_id: int, scope: Any, action: Callable[[], Awaitable[T]]) -> T:
+        """`action()` unless throttled (then `TooManyCodes`); a `DomainError` it raises (a
+        wrong code or password) is counted as a failure."""
+        throttled = await self.check(user_id, scope)
+        if throttled is not None:
+            raise TooManyCodes(throttled.message, retry_after=throttled.retry_after)
+        try:
+            return await action()
+        except DomainError:
+            await self.failed(user_id, scope)
+            raise
+
+
+class TooManyCodes(DomainError):
+    status_code = 429
+    code = "rate_limited"

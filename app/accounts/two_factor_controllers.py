@@ -4,8 +4,7 @@ work without JavaScript; the rules are in app/accounts/two_factor.py and totp.py
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -19,14 +18,15 @@ from app.accounts.auth import start_login
 from app.accounts.guards import TwoFactorRequired, current_user, requires_user
 from app.accounts.second_step import SECOND_STEP_PATH, pending_login
 from app.accounts.sessions import renew_session
-from app.accounts.throttle import LoginThrottle, Throttled
+from app.accounts.throttle import CodeThrottle, LoginThrottle
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SessionRegistry
 from app.lib.errors import DomainError
-from app.web.responses import PAGE_HEADERS
+from app.web.forms import form_page, throttled_form
 
 SETTINGS_PATH = "/account/two-factor"
-T = TypeVar("T")
+SETTINGS_PAGE = "accounts/two_factor.html"
+LOGIN_PAGE = "accounts/two_factor_login.html"
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
@@ -39,55 +39,6 @@ class DisableForm(Struct):
     code: str = ""
 
 
-class CodeThrottle:
-    """Wrong codes, counted like failed logins (app/accounts/throttle.py): per user from one
-    address (`limit`), per user from anywhere (5 x), per address (10 x), in the login window."""
-
-    def __init__(self, login_throttle: LoginThrottle) -> None:
-        self.counter = login_throttle.counter
-        self.limit = login_throttle.limit
-        self.login_throttle = login_throttle
-
-    def _keys(self, user_id: int, address: str) -> list[tuple[str, int]]:
-        return [
-            (f"2fa:pair:{user_id}:{address}", self.limit),
-            (f"2fa:user:{user_id}", self.limit * 5),
-            (f"2fa:address:{address}", self.limit * 10),
-        ]
-
-    async def check(self, user_id: int, scope: Any) -> Throttled | None:
-        waits = []
-        for key, limit in self._keys(user_id, self.login_throttle.address(scope)):
-            count, retry_after = await self.counter.count(key)
-            if count >= limit:
-                waits.append(retry_after)
-        return Throttled(max(waits)) if waits else None
-
-    async def failed(self, user_id: int, scope: Any) -> None:
-        for key, _limit in self._keys(user_id, self.login_throttle.address(scope)):
-            await self.counter.add(key)
-
-    async def succeeded(self, user_id: int, scope: Any) -> None:
-        await self.counter.clear(self._keys(user_id, self.login_throttle.address(scope))[0][0])
-
-    async def run(self, user_id: int, scope: Any, action: Callable[[], Awaitable[T]]) -> T:
-        """`action()` unless throttled (then `TooManyCodes`); a `DomainError` it raises (a
-        wrong code or password) is counted as a failure."""
-        throttled = await self.check(user_id, scope)
-        if throttled is not None:
-            raise TooManyCodes(throttled.message, retry_after=throttled.retry_after)
-        try:
-            return await action()
-        except DomainError:
-            await self.failed(user_id, scope)
-            raise
-
-
-class TooManyCodes(DomainError):
-    status_code = 429
-    code = "rate_limited"
-
-
 def two_factor_required(request: Request[Any, Any, Any], exc: TwoFactorRequired) -> Redirect:
     """An admin page refused under REQUIRE_ADMIN_2FA: to the two-factor settings."""
     flash(request, str(exc.detail), category="info")
@@ -96,7 +47,15 @@ def two_factor_required(request: Request[Any, Any, Any], exc: TwoFactorRequired)
 
 
 def _page(template: str, status_code: int = 200, **context: Any) -> Template:
-    return Template(template, context=context, status_code=status_code, headers=dict(PAGE_HEADERS))
+    return form_page(template, context, status_code=status_code)
+
+
+async def _settings_page(
+    two_factor: TwoFactorService, user_id: int, status_code: int = 200, **context: Any
+) -> Template:
+    """The settings page, with the user's two-factor status (and a refused form's errors)."""
+    status = await two_factor.status(user_id)
+    return _page(SETTINGS_PAGE, status_code=status_code, status=status, **context)
 
 
 class SecondStepController(Controller):
@@ -109,7 +68,7 @@ class SecondStepController(Controller):
     async def code_page(self, request: Request[Any, Any, Any]) -> Template | Redirect:
         if pending_login(request) is None:
             return _expired(request)
-        return _page("accounts/two_factor_login.html")
+        return _page(LOGIN_PAGE)
 
     @post("/")
     async def submit_code(
@@ -127,19 +86,12 @@ class SecondStepController(Controller):
         throttle = CodeThrottle(login_throttle)
         throttled = await throttle.check(user_id, request.scope)
         if throttled is not None:
-            response = _page(
-                "accounts/two_factor_login.html", status_code=429, error=throttled.message
-            )
-            response.headers["Retry-After"] = str(throttled.retry_after)
-            return response
+            return throttled_form(LOGIN_PAGE, {}, throttled)
         kind = await two_factor.use_code(user_id, data.code)
         if kind is None:
             await throttle.failed(user_id, request.scope)
-            return _page(
-                "accounts/two_factor_login.html",
-                status_code=400,
-                error="That code is not right, or was already used.",
-            )
+            error = "That code is not right, or was already used."
+            return _page(LOGIN_PAGE, status_code=400, error=error)
         await throttle.succeeded(user_id, request.scope)
         org_id = pending.get("org")
         await start_login(
@@ -172,7 +124,7 @@ class TwoFactorSettingsController(Controller):
     ) -> Template:
         user = current_user(request)
         assert user is not None
-        return _page("accounts/two_factor.html", status=await two_factor.status(user.id))
+        return await _settings_page(two_factor, user.id)
 
     @get("/summary")
     async def summary(
@@ -251,12 +203,8 @@ class TwoFactorSettingsController(Controller):
                 user.id, request.scope, lambda: two_factor.new_recovery_codes(user.id, data.code)
             )
         except DomainError as exc:
-            return _page(
-                "accounts/two_factor.html",
-                status_code=exc.status_code,
-                status=await two_factor.status(user.id),
-                errors={"codes": exc.message},
-            )
+            errors = {"codes": exc.message}
+            return await _settings_page(two_factor, user.id, exc.status_code, errors=errors)
         return _page("accounts/two_factor_codes.html", codes=codes, first=False)
 
     @post("/disable")
@@ -277,11 +225,7 @@ class TwoFactorSettingsController(Controller):
                 lambda: two_factor.disable(user.id, data.password, data.code),
             )
         except DomainError as exc:
-            return _page(
-                "accounts/two_factor.html",
-                status_code=exc.status_code,
-                status=await two_factor.status(user.id),
-                errors={"disable": exc.message},
-            )
+            errors = {"disable": exc.message}
+            return await _settings_page(two_factor, user.id, exc.status_code, errors=errors)
         flash(request, "Two-factor login is off.", category="success")
         return Redirect(SETTINGS_PATH, status_code=303)

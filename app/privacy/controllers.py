@@ -14,15 +14,15 @@ from litestar.response import Redirect, Stream, Template
 from msgspec import Struct
 
 from app.accounts.guards import current_user, requires_user
+from app.accounts.password_confirm import Refusal, confirm_with_password
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import LoginThrottle
-from app.accounts.two_factor_controllers import CodeThrottle
 from app.lib.clock import utcnow
-from app.lib.errors import DomainError, NotFound
+from app.lib.errors import NotFound
 from app.privacy.deletion import AccountDeletion
 from app.privacy.export import KINDS, DataExport
 from app.web.downloads import download
-from app.web.responses import PAGE_HEADERS
+from app.web.forms import form_page
 
 DELETE_PAGE = "privacy/delete.html"
 
@@ -45,11 +45,7 @@ class AccountDataController(Controller):
         user = current_user(request)
         assert user is not None
         preview = await account_deletion.preview(user.id)
-        return Template(
-            DELETE_PAGE,
-            context={"preview": preview, "form": {}},
-            headers=dict(PAGE_HEADERS),
-        )
+        return form_page(DELETE_PAGE, {"preview": preview, "form": {}})
 
     @post("/delete")
     async def delete_account(
@@ -61,35 +57,26 @@ class AccountDataController(Controller):
     ) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        address = login_throttle.address(request.scope)
-        codes = CodeThrottle(login_throttle)
-        throttled = await login_throttle.check_login(user.email, address) or await codes.check(
-            user.id, request.scope
+        deleted = await confirm_with_password(
+            login_throttle,
+            request.scope,
+            user,
+            lambda: account_deletion.delete(user.id, data.password, data.code, data.mode),
+            wrong_login_field="password",
+            wrong_code_field="code",
         )
-        try:
-            if throttled is not None:
-                raise DomainError(throttled.message)
-            deleted = await account_deletion.delete(user.id, data.password, data.code, data.mode)
-        except DomainError as exc:
-            field = exc.extra.get("field")
-            if throttled is None and field == "password":
-                await login_throttle.login_failed(user.email, address)
-            elif throttled is None and field == "code":
-                await codes.failed(user.id, request.scope)
-            preview = await account_deletion.preview(user.id)
-            headers = dict(PAGE_HEADERS)
-            if throttled is not None:
-                headers["Retry-After"] = str(throttled.retry_after)
-            return Template(
+        if isinstance(deleted, Refusal):
+            context = {
+                "preview": await account_deletion.preview(user.id),
+                "form": {"mode": data.mode},
+                "error": deleted.message,
+                "error_field": deleted.field,
+            }
+            return form_page(
                 DELETE_PAGE,
-                context={
-                    "preview": preview,
-                    "form": {"mode": data.mode},
-                    "error": exc.message,
-                    "error_field": field,
-                },
-                status_code=429 if throttled else exc.status_code,
-                headers=headers,
+                context,
+                status_code=deleted.status_code,
+                retry_after=deleted.retry_after,
             )
         renew_session(request, {})  # this browser too: the account is gone
         ends = [
