@@ -216,7 +216,7 @@ class Services:
 
     @cached_property
     def api_keys(self) -> ApiKeyService:
-        return apikeys.provide_api_key_service(self.session)
+        return apikeys.provide_api_key_service(self.session, self.parts.settings)
 
     @cached_property
     def metering(self) -> MeteringService:

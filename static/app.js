@@ -42,3 +42,46 @@ window.addEventListener("pageshow", (event) => {
     form.querySelectorAll("button[type=submit]").forEach((button) => { button.disabled = false; });
   });
 });
+
+// A "Copy" button (data-copy="<id of a read-only field>", e.g. a new API key) copies that
+// field's text and says so in its status element (data-copy-status, aria-live). The button is
+// hidden in the HTML and shown here, so a page without script has no dead button: its field
+// can still be selected and copied by hand. A field marked data-select-on-focus selects all of
+// its text when focused.
+function showCopyButtons(root) {
+  root.querySelectorAll("button[data-copy][hidden]").forEach((button) => { button.hidden = false; });
+}
+showCopyButtons(document);
+document.addEventListener("htmx:load", (event) => showCopyButtons(event.target));
+document.addEventListener("focusin", (event) => {
+  if (event.target instanceof HTMLInputElement && event.target.hasAttribute("data-select-on-focus")) {
+    event.target.select();
+  }
+});
+document.addEventListener("click", async (event) => {
+  const button = event.target instanceof Element ? event.target.closest("button[data-copy]") : null;
+  if (!button) {
+    return;
+  }
+  const field = document.getElementById(button.dataset.copy);
+  const status = document.querySelector(`[data-copy-status="${button.dataset.copy}"]`);
+  if (!field) {
+    return;
+  }
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    copied = true;
+  } catch {
+    // No clipboard API (a page served over plain http) or no permission: the older command.
+    field.select();
+    try { copied = document.execCommand("copy"); } catch { copied = false; }
+  }
+  if (!copied) {
+    field.focus();
+  }
+  if (status) {
+    status.textContent = copied ? "Copied" : "Selected: press Ctrl+C (⌘C on a Mac) to copy";
+    status.dataset.state = copied ? "copied" : "selected";
+  }
+});

@@ -31,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.accounts.models import User
 from app.admin.models import AuditLog
 from app.billing.models import Invoice
 from app.customers.models import Customer, Subscription
@@ -81,6 +82,17 @@ class CustomerQuery:
 SORTS = ("newest", "oldest", "email")
 # Counts stop here: "1,000+" costs the same at 10,000 or 10 million customers.
 COUNT_CAP = 1_000
+
+
+@dataclass(frozen=True)
+class AuditEntryRow:
+    """An audit entry and what its ids name today (app/admin/service.py makes it readable)."""
+
+    entry: AuditLog
+    customer_email: str | None  # the customer it acted on (target_type "customer")
+    customer_name: str | None
+    customer_deleted_at: datetime | None
+    actor_now: str | None  # the acting user's email today; None: a system entry or deleted
 
 
 def _escape_like(value: str) -> str:
@@ -485,20 +497,56 @@ class AdminRepository:
                     unicode_lower(AuditLog.target_id).like(like, escape="\\"),
                     unicode_lower(AuditLog.reason).like(like, escape="\\"),
                     unicode_lower(AuditLog.action).like(like, escape="\\"),
+                    # The customer acted on, by the email the page shows for it.
+                    unicode_lower(Customer.email).like(like, escape="\\"),
                 )
             )
         if action:
             query = query.where(AuditLog.action == action)
         return query
 
-    async def count_audit(self, q: str, action: str) -> int:
-        query = self._audit_filter(select(func.count()).select_from(AuditLog), q, action)
-        return int(await self.session.scalar(query) or 0)
+    @staticmethod
+    def _with_target_customer(query: Select[Any]) -> Select[Any]:
+        """Joined to the customer an entry acted on (customers.external_id is unique: at most
+        one row each)."""
+        return query.outerjoin(
+            Customer,
+            and_(AuditLog.target_type == "customer", Customer.external_id == AuditLog.target_id),
+        )
 
-    async def audit(self, q: str, action: str, *, offset: int, limit: int) -> list[AuditLog]:
-        query = self._audit_filter(select(AuditLog), q, action)
+    async def count_audit(self, q: str, action: str) -> int:
+        query = select(func.count()).select_from(AuditLog)
+        if q.strip():
+            query = self._with_target_customer(query)
+        return int(await self.session.scalar(self._audit_filter(query, q, action)) or 0)
+
+    async def audit(self, q: str, action: str, *, offset: int, limit: int) -> list[AuditEntryRow]:
+        """A page of entries, each with the people it names as they are now: the customer acted
+        on (its email; None when gone or deleted) and whether the acting user still exists."""
+        query = self._with_target_customer(
+            select(
+                AuditLog,
+                Customer.email,
+                Customer.name,
+                Customer.deleted_at,
+                User.email,
+            ).select_from(AuditLog)
+        ).outerjoin(User, User.id == AuditLog.actor_user_id)
+        query = self._audit_filter(query, q, action)
         query = query.order_by(AuditLog.id.desc()).offset(offset).limit(limit)
-        return list(await self.session.scalars(query))
+        return [
+            AuditEntryRow(entry, email, name, deleted_at, actor_email)
+            for entry, email, name, deleted_at, actor_email in await self.session.execute(query)
+        ]
+
+    async def invoice_numbers(self, stripe_invoice_ids: set[str]) -> dict[str, str]:
+        """Stripe invoice id → its number, for the ids given that have one."""
+        if not stripe_invoice_ids:
+            return {}
+        query = select(Invoice.stripe_invoice_id, Invoice.number).where(
+            Invoice.stripe_invoice_id.in_(stripe_invoice_ids), Invoice.number.is_not(None)
+        )
+        return {row.stripe_invoice_id: row.number for row in await self.session.execute(query)}
 
     async def audit_for(self, target_type: str, target_id: str, limit: int = 100) -> list[AuditLog]:
         query = (

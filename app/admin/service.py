@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.audit_text import AuditRow, Names, audit_row
 from app.admin.commands import ACTIONS, PORTAL_VIEW_WINDOW, Actor, AdminCommands
 from app.admin.metrics import AdminMetrics
 from app.admin.models import AuditLog
@@ -266,14 +267,30 @@ class AdminService:
 
     # Lists -------------------------------------------------------------------------------
 
-    async def audit_log(self, q: str, action: str, page: Any) -> Page[AuditLog]:
+    async def audit_log(self, q: str, action: str, page: Any) -> Page[AuditRow]:
+        """A page of the audit log in words: people by email, details as sentences."""
         action = action if action in ACTIONS else ""
         q = (q or "").strip()[:200]
         total = await self.repo.count_audit(q, action)
         pages = page_count(total, PER_PAGE)
         number = clamp_page(page, pages)
         rows = await self.repo.audit(q, action, offset=(number - 1) * PER_PAGE, limit=PER_PAGE)
-        return Page(rows, number, pages, total)
+        names = await self.audit_names([row.entry for row in rows])
+        return Page([audit_row(row, names) for row in rows], number, pages, total)
+
+    async def audit_names(self, entries: list[AuditLog]) -> Names:
+        """The names the entries' details refer to: meters and plans, and refunded invoices'
+        numbers."""
+        refunded = {
+            str(entry.details.get("object"))
+            for entry in entries
+            if entry.action == "invoice.refund" and entry.details.get("object")
+        }
+        return Names(
+            meters={code: meter.name for code, meter in self.catalog.meters.items()},
+            plans={slug: plan.name for slug, plan in self.catalog.plans.items()},
+            invoices=await self.repo.invoice_numbers(refunded),
+        )
 
     async def list_api_keys(self) -> list[ApiKey]:
         return await self.api_keys.list()

@@ -9,6 +9,10 @@ from app.db.base import Base, BigIntPK
 from app.db.changes import API_KEYS, track
 from app.lib.clock import utcnow
 
+# The Stripe mode a key was made in (app/apikeys/service.py, `key_prefix`).
+LIVE_PREFIX = "bp_live_"
+TEST_PREFIX = "bp_test_"
+
 
 class ApiKey(Base):
     """A server-to-server key; only its SHA-256 is stored (keys are 256-bit random)."""
@@ -22,6 +26,11 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def mode(self) -> str:
+        """ "test" or "live": the Stripe mode the key was made in, by its prefix."""
+        return "test" if self.prefix.startswith(TEST_PREFIX) else "live"
 
 
 # Every process drops a key it cached as soon as a change to it (a revocation) commits.

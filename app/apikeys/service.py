@@ -1,4 +1,11 @@
-"""API keys for the SaaS backend: created once (shown once), stored as SHA-256, revocable."""
+"""API keys for the SaaS backend: created once (shown once), stored as SHA-256, revocable.
+
+A key says which Stripe mode it was made in, as Stripe's own keys do: `bp_test_` while the
+portal runs against the emulator or a Stripe test key, `bp_live_` with a live one. The prefix
+is a label for people (the key list's Test/Live badge, a glance at a config file): a key is
+looked up by the hash of all of it, so either prefix works in any mode, and keys made before
+test keys existed (all `bp_live_`) keep working.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +19,23 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.apikeys.models import ApiKey
+from app.apikeys.models import LIVE_PREFIX, TEST_PREFIX, ApiKey
 from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 
 log = structlog.get_logger()
-KEY_PREFIX = "bp_live_"
 # A revocation reaches every process at once (app/db/changes.py); only a process that missed
 # it (PostgreSQL: its listening connection lost) keeps a revoked key working, this long at most.
 CACHE_SECONDS = 5.0
 _LAST_USED_EVERY = 60.0
+
+
+def key_prefix(stripe_secret_key: str | None) -> str:
+    """`bp_live_` only when the portal charges through Stripe with a live key (`sk_live_…`,
+    or a restricted `rk_live_…`); `bp_test_` with the emulator (no key) or a test key."""
+    live = (stripe_secret_key or "").strip().startswith(("sk_live_", "rk_live_"))
+    return LIVE_PREFIX if live else TEST_PREFIX
 
 
 def hash_key(raw: str) -> str:
@@ -36,15 +49,17 @@ class AuthenticatedKey:
 
 
 class ApiKeyService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, prefix: str = TEST_PREFIX) -> None:
+        """`prefix`: the one new keys get, `key_prefix(settings.stripe_secret_key)`."""
         self.session = session
+        self.prefix = prefix
 
     async def create(self, name: str) -> tuple[ApiKey, str]:
         name = (name or "").strip()
         if not name or len(name) > 120:
             raise ValidationFailed("Give the key a name of 1 to 120 characters.", field="name")
-        raw = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(name=name, prefix=raw[: len(KEY_PREFIX) + 6], key_hash=hash_key(raw))
+        raw = self.prefix + secrets.token_urlsafe(32)
+        key = ApiKey(name=name, prefix=raw[: len(self.prefix) + 6], key_hash=hash_key(raw))
         await write_from_here(self.session)
         self.session.add(key)
         await self.session.commit()

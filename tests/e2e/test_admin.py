@@ -42,7 +42,9 @@ def test_admin_finds_a_customer_grants_credits_and_the_customer_sees_them(
 
     admin_email = unique_email("admin")
     live_server.cli("create-admin", admin_email, "--password", PASSWORD)
-    admin_context = browser.new_context(base_url=live_server.url)
+    admin_context = browser.new_context(
+        base_url=live_server.url, permissions=["clipboard-read", "clipboard-write"]
+    )
     try:
         admin = admin_context.new_page()
         log_in(admin, admin_email, PASSWORD)
@@ -73,7 +75,35 @@ def test_admin_finds_a_customer_grants_credits_and_the_customer_sees_them(
         expect(admin.get_by_test_id("meter-ai_requests-credits")).to_contain_text("25 credits")
 
         admin.get_by_role("navigation", name="Admin").get_by_role("link", name="Audit log").click()
-        expect(admin.get_by_test_id("audit-table")).to_contain_text("Sorry for the outage")
+        audit = admin.get_by_test_id("audit-table")
+        expect(audit).to_contain_text("Sorry for the outage")
+        # Issue 21, item 11: the customer by email (not user_N), the details in words.
+        expect(audit.get_by_role("link", name=customer_email)).to_be_visible()
+        expect(audit).to_contain_text("Granted 25 AI requests credits, no expiry")
+
+        # A new API key (the emulator: a test key) is copied by its button.
+        admin.get_by_role("navigation", name="Admin").get_by_role("link", name="API keys").click()
+        admin.get_by_test_id("key-name").fill("e2e copy")
+        admin.get_by_test_id("key-reason").fill("browser test")
+        admin.get_by_test_id("key-create").click()
+        key = admin.get_by_test_id("raw-key")
+        expect(key).to_have_value(re.compile(r"^bp_test_"))
+        key.focus()  # selects the whole key, for Ctrl+C without the button
+        assert key.evaluate("f => [f.selectionStart, f.selectionEnd]") == [
+            0,
+            len(key.input_value()),
+        ]
+        admin.get_by_test_id("copy-key").click()
+        expect(admin.get_by_test_id("copy-status")).to_have_text("Copied")
+        assert admin.evaluate("navigator.clipboard.readText()") == key.input_value()
+        # Its revoke confirm page keeps the admin navigation, "API keys" current.
+        admin.get_by_test_id("key-table").get_by_role(
+            "row", name=re.compile("e2e copy")
+        ).get_by_role("link", name="Revoke…").click()
+        expect(admin.get_by_test_id("confirm-revoke")).to_be_visible()
+        expect(
+            admin.get_by_role("navigation", name="Admin").get_by_role("link", name="API keys")
+        ).to_have_attribute("aria-current", "page")
     finally:
         admin_context.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from sqlalchemy import select
@@ -161,11 +162,13 @@ async def test_api_key_is_shown_once_audited_without_the_key_and_revocable(
     )
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
-    raw = response.text.split('data-testid="raw-key">', 1)[1].split("<", 1)[0]
-    assert raw.startswith("bp_live_")
+    raw = re.search(r'value="([^"]+)"[^>]*data-testid="raw-key"', response.text)[1]
+    # Made against the emulator: a test key, with its badge in the list.
+    assert raw.startswith("bp_test_")
 
     listing = await admin.client.get("/admin/billing/api-keys")
     assert raw not in listing.text and "Backend prod" in listing.text
+    assert re.search(r'data-testid="key-mode-\d+">Test<', listing.text)
     [entry] = await audit_entries(session, "api_key.create")
     assert raw not in str(entry.details) and entry.details["name"] == "Backend prod"
 
