@@ -8,7 +8,8 @@ with the invited address). `/org/switch` changes the session's current organizat
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -30,6 +31,7 @@ from app.organizations.service import OrganizationService
 from app.web.responses import page, redirect
 
 TEAM_PAGE = "/billing/team"
+T = TypeVar("T")
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
@@ -99,13 +101,11 @@ class TeamController(Controller):
     ) -> Redirect:
         user = current_user(request)
         inviter = await account_service.get(user.id) if user else None
-        try:
-            invitation = await organization_service.invite(
-                current_customer, inviter, data.email, data.role
-            )
-        except DomainError as exc:
-            flash(request, exc.message, category="error")
-            return redirect(request, TEAM_PAGE)
+        invitation = await _attempt(
+            request, organization_service.invite(current_customer, inviter, data.email, data.role)
+        )
+        if isinstance(invitation, Redirect):
+            return invitation
         flash(
             request,
             f"Invitation sent to {invitation.email} as {role_name(invitation.role)}.",
@@ -178,11 +178,9 @@ class TeamController(Controller):
         organization_service: NamedDependency[OrganizationService],
     ) -> Redirect:
         user = _me(request)
-        try:
-            await organization_service.leave(current_customer, user.id)
-        except DomainError as exc:
-            flash(request, exc.message, category="error")
-            return redirect(request, TEAM_PAGE)
+        refused = await _attempt(request, organization_service.leave(current_customer, user.id))
+        if isinstance(refused, Redirect):
+            return refused
         session = dict(request.session)
         session.pop(ORG_KEY, None)
         request.set_session(session)
@@ -190,14 +188,25 @@ class TeamController(Controller):
         return redirect(request, "/billing")
 
 
-async def _act(request: Request[Any, Any, Any], action: Any, message: str) -> Redirect:
+async def _attempt(
+    request: Request[Any, Any, Any], action: Awaitable[T], *, not_found_is_404: bool = False
+) -> T | Redirect:
+    """`await action`; a refusal is flashed and leads back to the team page (a `NotFound`
+    stays the 404 page with `not_found_is_404`: a member named in the URL is not there)."""
     try:
-        await action
-    except NotFound:
-        raise
+        return await action
     except DomainError as exc:
+        if not_found_is_404 and isinstance(exc, NotFound):
+            raise
         flash(request, exc.message, category="error")
         return redirect(request, TEAM_PAGE)
+
+
+async def _act(request: Request[Any, Any, Any], action: Awaitable[Any], message: str) -> Redirect:
+    """A team page action on a member: `message` when done."""
+    refused = await _attempt(request, action, not_found_is_404=True)
+    if isinstance(refused, Redirect):
+        return refused
     flash(request, message, category="success")
     return redirect(request, TEAM_PAGE)
 
