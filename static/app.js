@@ -85,3 +85,46 @@ document.addEventListener("click", async (event) => {
     status.dataset.state = copied ? "copied" : "selected";
   }
 });
+
+// An element marked data-return-to="<path>" (the Checkout success page once Stripe's webhook
+// is applied; issue 21, item 7) goes to that page by itself after data-return-after seconds,
+// whether it came with the page or in an htmx swap. Without script, a <noscript> meta refresh
+// does the same.
+function scheduleReturn(root) {
+  const scope = root instanceof Element || root instanceof Document ? root : document;
+  const found = scope.matches && scope.matches("[data-return-to]") ? [scope] : [];
+  found.push(...scope.querySelectorAll("[data-return-to]"));
+  found.forEach((element) => {
+    if (element.dataset.returnScheduled || !element.dataset.returnTo.startsWith("/")) {
+      return;
+    }
+    element.dataset.returnScheduled = "1";
+    const seconds = Number(element.dataset.returnAfter || "3");
+    setTimeout(() => {
+      if (element.isConnected) {
+        window.location.assign(element.dataset.returnTo);
+      }
+    }, seconds * 1000);
+  });
+}
+scheduleReturn(document);
+document.addEventListener("htmx:load", (event) => scheduleReturn(event.target));
+
+// A swap that disables the focused control (the demo's button, once the quota is used up)
+// would drop focus to <body>: it goes to the element marked data-focus-fallback="<that
+// control's id>" instead (the button's result, which says what happened).
+let focusedBeforeSwap = "";
+document.addEventListener("htmx:beforeSwap", () => {
+  focusedBeforeSwap = document.activeElement ? document.activeElement.id : "";
+});
+document.addEventListener("htmx:afterSettle", () => {
+  const lost = focusedBeforeSwap;
+  focusedBeforeSwap = "";
+  if (!lost || (document.activeElement && document.activeElement !== document.body)) {
+    return;
+  }
+  const fallback = document.querySelector(`[data-focus-fallback="${CSS.escape(lost)}"]`);
+  if (fallback) {
+    fallback.focus();
+  }
+});

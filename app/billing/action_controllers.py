@@ -13,7 +13,7 @@ the GET refuses with the same message instead of offering the button.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -32,6 +32,7 @@ from app.billing.service import ActionResult, BillingService, review_path
 from app.billing.views import STATUS_LABELS, BillingPages
 from app.catalog.models import Catalog
 from app.customers.models import BILLING_ADMIN, Customer
+from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound
 from app.metering.service import MeteringService
 from app.organizations.guards import requires_role
@@ -43,6 +44,22 @@ CREDITS_PAGE = "/billing/credits"
 CARDS_PAGE = "/billing/payment-methods"
 DASHBOARD = "/billing"
 STATUS_FRAGMENT = "billing/checkout_status.html"
+# The success page (issue 21, item 7): once Stripe's webhook is applied it shows the result
+# for a moment and returns to the page showing the change; a long wait says so.
+RETURN_AFTER_SECONDS = 3
+SLOW_CHECKOUT_SECONDS = 30
+
+
+class ReturnPage(NamedTuple):
+    path: str
+    name: str
+
+
+RETURN_PAGES = {
+    "subscription": ReturnPage(DASHBOARD, "billing"),
+    "payment": ReturnPage(CREDITS_PAGE, "credits"),
+    "setup": ReturnPage(CARDS_PAGE, "payment methods"),
+}
 
 
 class PlanForm(Struct):
@@ -157,18 +174,6 @@ class BillingActionsController(Controller):
             request, billing_service.start_card_setup(current_customer), CARDS_PAGE
         )
 
-    @post("/portal")
-    async def portal(
-        self,
-        request: Request[Any, Any, Any],
-        current_customer: NamedDependency[Customer],
-        billing_service: NamedDependency[BillingService],
-    ) -> Redirect | ClientRedirect:
-        async def open_portal() -> ActionResult:
-            return ActionResult("", redirect_url=await billing_service.portal_url(current_customer))
-
-        return await _run_action(request, open_portal(), DASHBOARD)
-
     @get("/checkout/success")
     async def checkout_success(
         self,
@@ -177,6 +182,7 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         metering_service: NamedDependency[MeteringService],
         session_id: FromQuery[str] = "",
+        since: FromQuery[str] = "",
     ) -> Template:
         """Never trusts the redirect: shows "processing" until our ledger has the webhook."""
         error: str | None = None
@@ -185,7 +191,7 @@ class BillingActionsController(Controller):
         except StripeGatewayError as exc:  # Stripe unreachable: say so, and keep polling
             status, error = None, exc.message
         context = await _status_context(status, current_customer, metering_service)
-        context.update(session_id=session_id, error=error)
+        context.update(session_id=session_id, error=error, **_waiting(since))
         return page(request, "billing/checkout_success.html", context)
 
     @get("/checkout/status")
@@ -196,11 +202,12 @@ class BillingActionsController(Controller):
         billing_service: NamedDependency[BillingService],
         metering_service: NamedDependency[MeteringService],
         session_id: FromQuery[str] = "",
+        since: FromQuery[str] = "",
     ) -> Template:
         """The polled partial: reads only our database."""
         status = await billing_service.checkout_status(current_customer, session_id, fetch=False)
         context = await _status_context(status, current_customer, metering_service)
-        context.update(session_id=session_id, error=None)
+        context.update(session_id=session_id, error=None, **_waiting(since))
         return page(request, "billing/checkout_success.html", context, fragment=STATUS_FRAGMENT)
 
     @get("/checkout/canceled")
@@ -356,15 +363,27 @@ class BillingActionsController(Controller):
         )
 
 
+def _waiting(since: str) -> dict[str, Any]:
+    """When the success page started waiting (unix seconds, carried by its polls and
+    refreshes), and whether it has waited long enough to say so."""
+    now = int(utcnow().timestamp())
+    started = int(since) if since.isdigit() and len(since) <= 12 and int(since) <= now else now
+    return {"since": started, "waited_long": now - started >= SLOW_CHECKOUT_SECONDS}
+
+
 async def _status_context(
     status: Any, customer: Customer, metering: MeteringService
 ) -> dict[str, Any]:
     subscription_status = status.subscription.status if status and status.subscription else ""
+    mode = status.mode if status else ""
     context: dict[str, Any] = {
         "status": status,
         "credits_balance": None,
         "limits": [],
         "status_label": STATUS_LABELS.get(subscription_status, subscription_status),
+        # Where "done" returns by itself: the page that shows what changed.
+        "return_to": RETURN_PAGES.get(mode, RETURN_PAGES["subscription"]),
+        "return_after": RETURN_AFTER_SECONDS,
     }
     if status is None or status.state != "done":
         return context

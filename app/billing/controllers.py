@@ -117,7 +117,7 @@ class BillingController(Controller):
         meters = await billing_pages.meters(current_customer)
         if v and v == meters.version:
             return Response(None, status_code=204, headers={"Vary": "HX-Request", **NO_STORE})
-        response = page(request, METERS_FRAGMENT, {"meters": meters})
+        response = page(request, METERS_FRAGMENT, {"meters": meters, "try_oob": True})
         if v:  # the client showed an older state: let the chart catch up too
             response.headers["HX-Trigger-After-Settle"] = "meters-updated"
         return response
@@ -151,7 +151,7 @@ class BillingController(Controller):
             flash(request, message, category=kind)
             return redirect(request, "/billing")
         meters = await billing_pages.meters(current_customer, notice=message, notice_kind=kind)
-        response = page(request, METERS_FRAGMENT, {"meters": meters})
+        response = page(request, METERS_FRAGMENT, {"meters": meters, "try_oob": True})
         response.headers["HX-Trigger-After-Settle"] = "usage-changed"
         return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from app.customers.models import Subscription
 from app.customers.statuses import SubscriptionStatus
 
 # What an action answers when its rule refuses it; its confirm page says the same.
@@ -29,6 +30,17 @@ def trial_days_left(trial_end: datetime | None, now: datetime) -> int | None:
         return None
     seconds = (trial_end - now).total_seconds()
     return max(0, math.ceil(seconds / 86_400))
+
+
+def trial_eligible(subscription: Subscription) -> bool:
+    """A free trial is for a customer who never had a Stripe subscription: not one who has
+    one now, nor one whose earlier one ended (the mirror keeps its id when it moves the
+    customer back to the free plan). Checkout asks for the plan's trial only then, and the
+    plans page offers one only then."""
+    return not (
+        subscription.stripe_subscription_id
+        or (subscription.metadata_ or {}).get("last_stripe_subscription_id")
+    )
 
 
 def display_percentage(value: float | None) -> str:

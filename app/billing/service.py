@@ -39,6 +39,7 @@ from app.billing.rules import (
     can_remove_card,
     change_ends_trial,
     plan_is_paid,
+    trial_eligible,
 )
 from app.billing.stripe_objects import created_order, new_attempt, ref_id
 from app.catalog.models import Catalog, Interval, Plan
@@ -285,10 +286,7 @@ class BillingService:
         # Metered prices (the plan's overage) take no quantity: Stripe bills reported usage.
         line_items = [LineItem(price_ids[plan_key])]
         line_items += [LineItem(price_ids[key], quantity=None) for key in overage_keys]
-        had_subscription = bool(
-            subscription.stripe_subscription_id
-            or (subscription.metadata_ or {}).get("last_stripe_subscription_id")
-        )
+        trial_days = (plan.trial_days or None) if trial_eligible(subscription) else None
 
         async def create(attempt: str) -> CheckoutSession:
             return await self.gateway.create_checkout_session(
@@ -305,7 +303,7 @@ class BillingService:
                     "attempt": attempt,
                 },
                 line_items=line_items,
-                trial_period_days=None if had_subscription else (plan.trial_days or None),
+                trial_period_days=trial_days,
                 key=idempotency_key(
                     "checkout", "subscription", customer.public_id, plan.slug, interval_, attempt
                 ),
@@ -388,19 +386,6 @@ class BillingService:
             key=idempotency_key("checkout", "setup", customer.public_id, new_attempt()),
         )
         return ActionResult("", redirect_url=session["url"])
-
-    @rolls_back_on_error
-    async def portal_url(self, customer: Customer) -> str:
-        return await self._on_live_stripe_customer(customer, lambda: self._portal_url(customer))
-
-    async def _portal_url(self, customer: Customer) -> str:
-        stripe_customer_id = await self.ensure_stripe_customer(customer)
-        session = await self.gateway.create_portal_session(
-            customer_id=stripe_customer_id,
-            return_url=f"{self.public_url}/billing",
-            key=idempotency_key("portal", customer.public_id, new_attempt()),
-        )
-        return str(session["url"])
 
     async def checkout_status(
         self, customer: Customer, session_id: str, *, fetch: bool = True

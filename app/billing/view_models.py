@@ -75,8 +75,9 @@ class MetersView:
     meters: list[MeterView]
     version: str
     demo: bool
-    notice: str | None = None
+    notice: str | None = None  # the demo's "Try it" result, shown under its button
     notice_kind: str = "success"
+    try_meter: MeterView | None = None  # the meter the demo's fake request uses
 
     @property
     def prompted(self) -> list[MeterView]:
@@ -89,9 +90,13 @@ class MetersView:
 
 @dataclass(frozen=True)
 class StatusView:
+    """The plan card's one state (app/billing/plan_state.py): a badge and one sentence."""
+
     status: str
     label: str
     badge: str
+    kind: str = ""
+    line: str = ""
     days_left: int | None = None
     trial_end: datetime | None = None
     cancel_on: datetime | None = None
@@ -150,6 +155,7 @@ class PlanCard:
     checkout: bool
     action: str
     ends_trial: bool = False  # choosing it ends the customer's trial and charges now
+    trial_days: int = 0  # the free trial Checkout gives this customer on this plan (0: none)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.invoice_views import invoice_detail, invoice_row
 from app.billing.models import PaymentMethod
+from app.billing.plan_state import plan_state
 from app.billing.repository import BillingRepository
 from app.billing.rules import (
     bar_width,
@@ -24,7 +25,7 @@ from app.billing.rules import (
     display_percentage,
     page_count,
     plan_is_paid,
-    trial_days_left,
+    trial_eligible,
 )
 from app.billing.summary import BillingSummary, billing_summary
 from app.billing.view_models import (
@@ -49,12 +50,10 @@ from app.billing.view_models import (
     PendingChangeView,
     PlanCard,
     ScheduledView,
-    StatusView,
 )
 from app.catalog.models import Catalog, CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
-from app.customers.statuses import SubscriptionStatus
 from app.lib.charts import day_range, place_bars
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
@@ -125,12 +124,22 @@ class BillingPages:
         subscription = await self.customers.subscription(customer)
         plan = self.catalog.plan(subscription.plan_slug) or self.catalog.default_plan
         actions, pending = await self._payment_actions(customer, subscription)
+        scheduled = self._scheduled_change(subscription)
         return Account(
             customer=customer,
             subscription=subscription,
             plan=plan,
-            scheduled=self._scheduled_change(subscription),
-            status=_status(subscription, now, awaiting_bank=bool(actions)),
+            scheduled=scheduled,
+            status=plan_state(
+                subscription,
+                plan,
+                now,
+                free_plan_name=self.catalog.default_plan.name,
+                awaiting_bank=bool(actions),
+                scheduled_plan_name=None
+                if scheduled is None
+                else (scheduled.plan.name if scheduled.plan else ""),
+            ),
             renews_on=None
             if subscription.cancel_at_period_end
             else subscription.current_period_end,
@@ -202,6 +211,7 @@ class BillingPages:
             demo=self.demo_mode,
             notice=notice,
             notice_kind=notice_kind,
+            try_meter=next((view for view in views if view.code == TRY_METER), None),
         )
 
     def _meter_view(self, balance: Balance, plan: Plan) -> MeterView:
@@ -300,6 +310,9 @@ class BillingPages:
     # Other pages -------------------------------------------------------------------------
 
     def plan_cards(self, account: Account, interval: Interval) -> list[PlanCard]:
+        # Checkout's own rule (BillingService._plan_checkout): a trial only for a customer
+        # who never had a subscription, so no card promises one Checkout will not give.
+        eligible = trial_eligible(account.subscription)
         cards = []
         for plan in self.catalog.public_plans():
             price = plan.price(interval) or plan.price("month")
@@ -319,7 +332,8 @@ class BillingPages:
                     savings=plan.yearly_savings(),
                     quotas=self._quota_lines(plan, shown),
                     checkout=price is not None and not plan.is_free and not same_terms,
-                    action=_plan_action(plan, account.plan, is_current, shown),
+                    action=_plan_action(plan, account.plan, is_current, shown, eligible),
+                    trial_days=plan.trial_days if eligible and not plan.is_free else 0,
                     ends_trial=not plan.is_free
                     and change_ends_trial(account.subscription.status, is_current, plan.trial_days),
                 )
@@ -467,30 +481,6 @@ class BillingPages:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _status(subscription: Subscription, now: datetime, awaiting_bank: bool = False) -> StatusView:
-    status = subscription.status
-    label = STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
-    if status == "past_due" and awaiting_bank:  # not declined: the bank asks the customer
-        label = "Payment to confirm"
-    badge = {"active": "badge-success", "trialing": "badge-success"}.get(status, "badge-warning")
-    if status in ("canceled", "incomplete_expired"):
-        badge = "badge-danger"
-    cancel_on = None
-    if subscription.cancel_at_period_end and status not in ("canceled",):
-        cancel_on = subscription.current_period_end
-        label, badge = "Canceling", "badge-warning"
-    days_left = trial_days_left(subscription.trial_end, now) if status == "trialing" else None
-    return StatusView(
-        status=status,
-        label=label,
-        badge=badge,
-        days_left=days_left,
-        trial_end=subscription.trial_end if status == "trialing" else None,
-        cancel_on=cancel_on,
-        payment_problem=status in SubscriptionStatus.payment_problem(),
-    )
-
-
 def _billing_period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:
     start, end = subscription.current_period_start, subscription.current_period_end
     if start is not None and end is not None and start <= now < end:
@@ -499,11 +489,13 @@ def _billing_period(subscription: Subscription, now: datetime) -> tuple[datetime
     return month, add_months(month, 1)
 
 
-def _plan_action(plan: Plan, current: Plan, is_current: bool, interval: Interval) -> str:
+def _plan_action(
+    plan: Plan, current: Plan, is_current: bool, interval: Interval, trial_eligible: bool
+) -> str:
     if is_current:
         return f"Switch to {'yearly' if interval == 'year' else 'monthly'} billing"
     if _monthly_amount(plan) > _monthly_amount(current):
-        if plan.trial_days and current.is_free:
+        if plan.trial_days and current.is_free and trial_eligible:
             return f"Start {plan.trial_days}-day free trial"
         return f"Upgrade to {plan.name}"
     return f"Switch to {plan.name}"

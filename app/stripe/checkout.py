@@ -1,4 +1,4 @@
-"""Checkout Sessions, billing portal sessions, and the account's settings (read only)."""
+"""Checkout Sessions, and the account's settings (read only; the customer portal's too)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from app.stripe.client import (
     GatewayBase,
-    Json,
     LineItem,
     _list,
     _request,
@@ -20,7 +19,6 @@ from app.stripe.objects import (
 )
 
 if TYPE_CHECKING:
-    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
     from stripe.params.checkout import (
         SessionCreateParams,
         SessionCreateParamsCustomerUpdate,
@@ -121,12 +119,6 @@ class CheckoutCalls(GatewayBase):
         """Close an open Checkout Session: its page no longer takes a payment."""
         expired = await _request(self.client.v1.checkout.sessions.expire_async(session_id))
         return cast(CheckoutSession, expired)
-
-    async def create_portal_session(self, *, customer_id: str, return_url: str, key: str) -> Json:
-        params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
-        return await _request(
-            self.client.v1.billing_portal.sessions.create_async(params, {"idempotency_key": key})
-        )
 
     # The account's settings (read only: `billing-portal stripe-check`) ----------------------
 

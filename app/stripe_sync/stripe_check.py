@@ -220,8 +220,9 @@ def portal_lines(configurations: list[PortalConfiguration] | str) -> list[Line]:
                 "MISSING",
                 topic,
                 "no default configuration: save the customer portal settings (Settings → "
-                'Billing → Customer portal); the billing page\'s "Manage in Stripe" opens '
-                "sessions with it",
+                "Billing → Customer portal), so a portal session opened from Stripe's side "
+                "(its emails, the Dashboard) keeps the app's rules; the app itself links "
+                "to its own billing page, which does all the portal does",
             )
         ]
     lines = [Line("OK", topic, f"default configuration {default['id']}")]

@@ -64,6 +64,7 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 def test_try_it_until_the_prompt_and_the_exhausted_panel(page: Page, live_server: LiveServer):
+    page.set_viewport_size({"width": 375, "height": 740})  # a phone: the result must show
     page.goto("/signup")
     page.get_by_label("Name").fill("Demo Newcomer")
     page.get_by_label("Email").fill(unique_email("try"))
@@ -87,15 +88,29 @@ def test_try_it_until_the_prompt_and_the_exhausted_panel(page: Page, live_server
     for used in range(17, 21):
         try_it.click()
         expect(bar).to_have_attribute("aria-valuenow", str(used * 5))
+    # The result shows under the button, on the phone's screen, in a live region.
+    result = page.get_by_test_id("try-result")
+    expect(result).to_contain_text("The fake AI answered")
+    expect(result).to_be_in_viewport()
+    expect(page.locator("#try-result")).to_have_attribute("aria-live", "polite")
     panel = page.get_by_test_id("quota-exhausted")
     expect(panel).to_be_visible()
     expect(panel.get_by_role("button", name="Upgrade to Pro")).to_be_visible()
     expect(panel.get_by_role("link", name="Buy credits")).to_be_visible()
 
-    try_it.click()  # one more: refused with an explanation, never an error page
-    expect(page.get_by_test_id("try-result")).to_contain_text("did not run")
+    # At 100 %: no button that can only fail; it says why, and where to upgrade.
+    expect(try_it).to_be_disabled()
+    expect(page.locator("#try-result")).to_be_focused()  # not dropped to <body>
+    reason = page.get_by_test_id("try-reason")
+    expect(reason).to_contain_text("Quota used up — upgrade, or wait until")
+    expect(reason.get_by_role("link", name="See plans and upgrade")).to_be_visible()
+    expect(try_it).to_have_attribute("aria-describedby", "try-reason")
     expect(bar).to_have_attribute("aria-valuenow", "100")
     expect(page.get_by_test_id("meter-ai_requests")).to_contain_text("20 / 20")
+    # The full bar is red with "Used up", not ringed like a focused control.
+    progress = page.get_by_test_id("meter-ai_requests").locator(".progress")
+    assert progress.evaluate("e => getComputedStyle(e).outlineStyle") == "none"
+    expect(page.get_by_test_id("meter-ai_requests")).to_contain_text("Used up")
     assert_not_reloaded(page)
 
 
@@ -109,7 +124,7 @@ def test_usage_from_the_api_shows_up_on_an_open_page(page: Page, api: httpx.Clie
     send_events(api, external_id, 17)  # another client: the SaaS backend
     expect(bar).to_have_attribute("aria-valuenow", "85", timeout=LIVE_TIMEOUT)
     expect(page.get_by_test_id("upgrade-prompt")).to_be_visible()
-    expect(page.get_by_test_id("chart-ai_requests")).to_contain_text("17 this period")
+    expect(page.get_by_test_id("chart-ai_requests")).to_contain_text("17 today")
 
     send_events(api, external_id, 3)
     expect(page.get_by_test_id("quota-exhausted")).to_be_visible(timeout=LIVE_TIMEOUT)

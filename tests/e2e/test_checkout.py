@@ -84,9 +84,12 @@ def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_
     expect(status).to_have_attribute("data-state", "done", timeout=WEBHOOK_TIMEOUT)
     expect(page.get_by_test_id("checkout-result")).to_have_text("You are on Pro")
     expect(page.get_by_test_id("plan-limits")).to_contain_text("1,000")
+    expect(page.get_by_test_id("back-to-billing")).to_have_count(1)  # one link, no second
 
-    page.get_by_test_id("back-to-billing").click()
+    # The page returns to billing by itself (issue 21, item 7), where the new plan shows.
+    expect(page).to_have_url(f"{live_server.url}/billing")
     expect(page.get_by_test_id("current-plan")).to_contain_text("Pro")
+    expect(page.get_by_test_id("plan-state")).to_have_attribute("data-state", "trialing")
     expect(page.get_by_test_id("upgrade-prompt")).to_have_count(0)  # 16 of 1,000 now
     expect(page.locator("body")).to_contain_text("1,000")
 
@@ -123,7 +126,7 @@ def test_buying_a_credit_pack_raises_the_balance_once(page: Page, live_server: L
     page.get_by_test_id("buy-ai_100").click()
     pay_and_wait(page)
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
-    page.reload()  # a second visit of the success page grants nothing more
+    page.goto(page.url)  # a second visit of the success page grants nothing more
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
     page.goto("/billing/credits")
     expect(page.get_by_test_id("credits-ai_requests")).to_contain_text("100 left")
@@ -138,9 +141,13 @@ def test_cancel_plan_asks_first_and_keep_my_plan_changes_nothing(
     page.goto("/billing/upgrade")
     page.get_by_test_id("checkout-pro-monthly").click()
     pay_and_wait(page)
-    page.get_by_test_id("back-to-billing").click()
+    expect(page).to_have_url(f"{live_server.url}/billing")  # by itself
     expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
-    renews_on = page.get_by_test_id("renewal").locator("strong").inner_text()
+    trial = re.search(
+        r"until (\w{3} \d{1,2}, \d{4});", page.get_by_test_id("plan-state").inner_text()
+    )
+    assert trial, page.get_by_test_id("plan-state").inner_text()
+    renews_on = trial.group(1)
 
     page.get_by_test_id("cancel-plan").click()
     expect(page).to_have_url(f"{live_server.url}/billing/subscription/cancel")
@@ -164,14 +171,16 @@ def test_cancel_plan_asks_first_and_keep_my_plan_changes_nothing(
     expect(page).to_have_url(f"{live_server.url}/billing")
     page.reload()
     expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
-    expect(page.get_by_test_id("renewal")).to_contain_text(renews_on)
-    expect(page.get_by_test_id("cancel-status")).to_have_count(0)
+    expect(page.get_by_test_id("plan-state")).to_contain_text(f"until {renews_on}")
+    expect(page.get_by_test_id("plan-state")).to_have_attribute("data-state", "trialing")
 
     page.get_by_test_id("cancel-plan").click()
     page.get_by_role("button", name="Cancel plan").click()
     expect(page).to_have_url(f"{live_server.url}/billing")
     expect(page.get_by_test_id("plan-status")).to_have_text("Canceling")
-    expect(page.get_by_test_id("cancel-status")).to_contain_text(f"ends on {renews_on}")
+    expect(page.get_by_test_id("plan-state")).to_have_text(
+        f"Your trial ends on {renews_on} and Pro ends with it. Nothing is charged."
+    )
     expect(page.locator(".flash")).to_contain_text("then you move to Free")
     expect(page.get_by_test_id("cancel-plan")).to_have_count(0)
 

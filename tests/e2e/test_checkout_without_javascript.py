@@ -105,7 +105,8 @@ def test_the_pending_success_page_refreshes_itself_until_done(
         # No script polls and nobody clicks: the meta refresh brings the result.
         expect(status).to_have_attribute("data-state", "done", timeout=REFRESH_TIMEOUT)
         expect(page.get_by_test_id("credits-balance")).to_have_text("100")
-        expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
         expect(page.get_by_test_id("checkout-check-again")).to_have_count(0)
+        # ... and, done, it returns to the credits page by itself (issue 21, item 7).
+        expect(page).to_have_url(f"{live_server.url}/billing/credits", timeout=REFRESH_TIMEOUT)
     finally:
         context.close()

@@ -106,7 +106,7 @@ async def test_an_already_canceled_plan_is_not_offered_again(
     await set_subscription(session, member.customer_id, cancel_at_period_end=True)
     html = (await member.client.get(CANCEL)).text  # followed to the dashboard
     assert flashes(html) == ["Your plan is already canceled."]
-    assert 'data-testid="cancel-status"' in html and "Keep my plan" in html
+    assert 'data-state="canceling"' in html and "Keep my plan" in html
     assert 'data-testid="confirm-submit"' not in html
 
 

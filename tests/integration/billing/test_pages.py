@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lib.jinja import format_date
 from tests.integration.billing.conftest import (
     HX,
     Member,
@@ -27,6 +30,13 @@ def aria_now(html: str, code: str) -> str:
     match = re.search(r'aria-valuenow="([^"]+)"', meter_html(html, code))
     assert match, f"no progress bar for {code}"
     return match.group(1)
+
+
+def plan_state_of(html: str) -> tuple[str, str]:
+    """The plan card's state: its kind and its one sentence (there is exactly one)."""
+    found = re.findall(r'data-testid="plan-state" data-state="([^"]*)">([^<]*)</p>', html)
+    assert len(found) == 1, found
+    return found[0][0], found[0][1].replace("&#39;", "'")
 
 
 async def dashboard(member: Member) -> str:
@@ -134,19 +144,23 @@ async def test_unlimited_meter_has_no_bar(member: Member, api, session: AsyncSes
 
 
 async def test_trialing_shows_days_left(member: Member, session: AsyncSession) -> None:
+    trial_end = in_days(2) - (in_days(0) - in_days(-1 / 24))  # 1 h 59 min short of 2 days
     await set_subscription(
         session,
         member.customer_id,
         plan_slug="pro",
         status="trialing",
-        trial_end=in_days(2) - (in_days(0) - in_days(-1 / 24)),  # 1 h 59 min short of 2 days
+        trial_end=trial_end,
         current_period_start=in_days(-12),
         current_period_end=in_days(2),
         stripe_subscription_id="sub_trial",
     )
     html = await dashboard(member)
-    assert "Trial" in html[html.index('data-testid="plan-status"') :][:80]
-    assert re.search(r'data-testid="trial-status">Free trial: <strong>2 days left', html)
+    assert "Trial ends soon" in html[html.index('data-testid="plan-status"') :][:80]
+    assert plan_state_of(html) == (
+        "trial_ending",
+        f"Your free trial ends in 2 days, on {format_date(trial_end)}; then $29 a month.",
+    )
     assert 'data-testid="past-due-banner"' not in html
 
 
@@ -164,9 +178,8 @@ async def test_active_paid_plan_shows_renewal_and_cancel(
         stripe_subscription_id="sub_active",
     )
     html = await dashboard(member)
-    assert f"Renews on <strong>{end:%b %-d, %Y}</strong>" in html
+    assert plan_state_of(html) == ("active", f"Renews on {format_date(end)} at $29 a month.")
     assert 'href="/billing/subscription/cancel"' in html  # to the confirm page (test_confirm)
-    assert "$29 a month" in html
 
 
 async def test_plans_page_says_which_choice_ends_a_trial(
@@ -215,10 +228,114 @@ async def test_canceling_shows_end_date_and_resume(member: Member, session: Asyn
     )
     html = await dashboard(member)
     assert "Canceling" in html[html.index('data-testid="plan-status"') :][:80]
-    assert f"ends on {end:%b %-d, %Y}" in html
+    assert plan_state_of(html) == (
+        "canceling",
+        f"Canceled: you keep Pro until {format_date(end)}, then move to Free. "
+        "Nothing more is charged.",
+    )
     assert 'action="/billing/subscription/resume"' in html
     assert "/billing/subscription/cancel" not in html
     assert "Renews on" not in html
+
+
+# One state line per situation (issue 21, item 5): the card shows exactly one sentence, and
+# none of the others' words (a canceling trial used to show four stories at once).
+PLAN_CARD_STATES: list[tuple[str, dict[str, Any], str, str, tuple[str, ...]]] = [
+    (
+        "canceling trial",
+        {
+            "plan_slug": "pro",
+            "status": "trialing",
+            "trial_end": in_days(14),
+            "current_period_end": in_days(14),
+            "cancel_at_period_end": True,
+            "stripe_subscription_id": "sub_ct",
+        },
+        "canceling",
+        "Canceling",
+        ("Free trial", "$29 a month", "Renews on", "days left"),
+    ),
+    (
+        "trialing",
+        {
+            "plan_slug": "pro",
+            "status": "trialing",
+            "trial_end": in_days(10.5),
+            "current_period_end": in_days(10.5),
+            "stripe_subscription_id": "sub_t",
+        },
+        "trialing",
+        "Trial",
+        ("Renews on", "Canceled"),
+    ),
+    (
+        "past due",
+        {"plan_slug": "pro", "status": "past_due", "stripe_subscription_id": "sub_pd"},
+        "past_due",
+        "Payment failed",
+        ("Renews on", "Free trial"),
+    ),
+    (
+        "paused",
+        {"plan_slug": "pro", "status": "paused", "stripe_subscription_id": "sub_p"},
+        "paused",
+        "Paused",
+        ("Renews on", "$29 a month"),
+    ),
+    (
+        "ended",
+        {
+            "canceled_at": in_days(-2),
+            "metadata_": {"last_stripe_subscription_id": "sub_0", "ended_status": "canceled"},
+        },
+        "ended",
+        "Free",
+        ("Renews on", "Canceling"),
+    ),
+    ("free", {}, "free", "Free", ("Renews on", "Canceling", "Free trial")),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "badge", "absent"),
+    [case[1:] for case in PLAN_CARD_STATES],
+    ids=[case[0] for case in PLAN_CARD_STATES],
+)
+async def test_plan_card_has_one_state_line(
+    member: Member,
+    session: AsyncSession,
+    values: dict[str, Any],
+    kind: str,
+    badge: str,
+    absent: tuple[str, ...],
+) -> None:
+    if values:
+        await set_subscription(session, member.customer_id, **values)
+    html = await dashboard(member)
+    card = html[html.index('aria-labelledby="plan-title"') : html.index('id="meters"')]
+    assert plan_state_of(html)[0] == kind
+    assert f'data-testid="plan-status">{badge}<' in card
+    for words in absent:
+        assert words not in card, (words, card)
+    # The Stripe customer portal repeated this page (item 8): the app links to none.
+    assert "Manage in Stripe" not in html and "/billing/portal" not in html
+
+
+async def test_plans_page_offers_a_trial_only_to_who_checkout_gives_one(
+    member: Member, session: AsyncSession
+) -> None:
+    """The trial badge and button follow Checkout's rule (billing.rules.trial_eligible)."""
+    html = (await member.client.get("/billing/upgrade")).text
+    assert 'data-testid="trial-offer-pro"' in html and "Start 14-day free trial" in html
+    await set_subscription(
+        session,
+        member.customer_id,
+        canceled_at=in_days(-30),
+        metadata_={"last_stripe_subscription_id": "sub_old", "ended_status": "canceled"},
+    )
+    html = (await member.client.get("/billing/upgrade")).text
+    assert "free trial" not in html.lower()
+    assert "Upgrade to Pro" in html
 
 
 async def test_dashboard_lists_recent_invoices_and_default_card(
@@ -284,8 +401,12 @@ async def test_try_it_htmx_returns_partial_and_triggers_refresh(member: Member) 
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<section id="meters"')
     assert response.headers["hx-trigger-after-settle"] == "usage-changed"
-    assert 'data-testid="try-result"' in response.text
     assert "<strong>1</strong> / 20" in response.text
+    # The result goes under the button, into the live region that stays in the page.
+    result = response.text[response.text.index('id="try-result"') :]
+    assert 'hx-swap-oob="innerHTML"' in result[:200] and 'data-testid="try-result"' in result
+    assert 'id="try-action" hx-swap-oob="true"' in response.text
+    assert 'data-testid="try-reason"' not in response.text
 
 
 async def test_try_it_without_js_redirects_and_flashes(member: Member) -> None:
@@ -308,11 +429,34 @@ async def test_try_it_when_exhausted_shows_the_panel_not_an_error(member: Member
     assert response.status_code == 200
     assert 'data-testid="quota-exhausted"' in response.text
     assert "did not run" in response.text
+    assert re.search(
+        r'data-testid="try-it"\s+disabled aria-describedby="try-reason"', response.text
+    )
     plain = await member.client.post(
         "/billing/try", data={"_csrf_token": token}, follow_redirects=False
     )
     assert plain.status_code == 303
     assert "<strong>20</strong> / 20" in meter_html(await dashboard(member), "ai_requests")
+
+
+async def test_try_it_is_disabled_with_the_reason_at_100_percent(member: Member, api) -> None:
+    """Issue 21 item 6: no button that can only fail; it says why and what to do."""
+    html = await dashboard(member)
+    version = re.search(r'data-version="([^"]+)"', html)
+    assert version and re.search(r'data-testid="try-it">', html)  # enabled
+    await record(api, member.external_id, count=20)
+    html = await dashboard(member)
+    assert re.search(r'data-testid="try-it"\s+disabled aria-describedby="try-reason"', html)
+    reason = html[html.index('data-testid="try-reason"') :].split("</p>")[0]
+    assert "Quota used up" in reason and "upgrade, or wait until" in reason
+    assert "00:00 UTC" in reason and 'href="/billing/upgrade"' in reason
+    assert 'id="try-result" role="status" aria-live="polite"' in html
+    # An open page learns it from the meters poll: the button comes along, out of band.
+    poll = await member.client.get(f"/billing/meters?v={version.group(1)}", headers=HX)
+    assert poll.status_code == 200
+    assert 'id="try-action" hx-swap-oob="true"' in poll.text
+    assert 'data-testid="try-reason"' in poll.text
+    assert 'id="try-result"' not in poll.text  # the last result stays where it is
 
 
 async def test_try_it_needs_csrf(member: Member) -> None:

@@ -52,7 +52,6 @@ ROLE_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/billing/checkout/success"): BILLING_ADMIN,
     ("GET", "/billing/checkout/status"): BILLING_ADMIN,
     ("GET", "/billing/checkout/canceled"): BILLING_ADMIN,
-    ("POST", "/billing/portal"): BILLING_ADMIN,
     ("GET", "/billing/subscription/cancel"): BILLING_ADMIN,
     ("POST", "/billing/subscription/cancel"): BILLING_ADMIN,
     ("POST", "/billing/subscription/resume"): BILLING_ADMIN,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import Invoice, PaymentMethod
 from app.customers.models import Customer
+from app.lib.clock import utcnow
 from app.stripe_sync.models import StripeEvent
 from tests.integration.stripe.conftest import (
     DECLINED,
@@ -50,6 +51,9 @@ async def test_upgrade_flips_to_pro_only_when_the_webhook_lands(
     assert page.status_code == 200
     assert 'data-state="processing"' in page.text
     assert "hx-trigger" in page.text
+    assert 'data-testid="checkout-progress"' in page.text  # an indeterminate progress bar
+    assert page.text.count('href="/billing"') == 2  # the navigation's, and one on the page
+    assert "Back to billing" not in page.text
     _, subscription = await customer_of(session, "upgrade@example.com")
     assert subscription.plan_slug == "free"
 
@@ -67,6 +71,9 @@ async def test_upgrade_flips_to_pro_only_when_the_webhook_lands(
     assert 'data-state="done"' in partial.text
     assert "You are on Pro" in partial.text
     assert "hx-trigger" not in partial.text  # polling stops
+    # ... and the page returns to billing by itself (static/app.js), where the plan shows.
+    assert 'data-return-to="/billing" data-return-after="3"' in partial.text
+    assert partial.text.count('href="/billing"') == 1  # one link: "Go to billing"
     assert "1,000" in partial.text  # Pro's AI requests quota
     # In the portal's words, as on the billing page: "Trial", "Dec 6, 2026".
     assert 'data-testid="checkout-status-label">Trial<' in partial.text
@@ -183,13 +190,28 @@ async def test_without_javascript_the_pending_page_refreshes_itself_until_done(
     assert 'data-state="processing"' in pending.text
     head = pending.text.split("</head>", 1)[0]  # in <head>: htmx never swaps it into a page
     assert f"{NOSCRIPT_REFRESH}{session_id}" in head
-    assert f'href="/billing/checkout/success?session_id={session_id}"' in pending.text
+    assert f'href="/billing/checkout/success?session_id={session_id}&amp;since=' in pending.text
     assert 'data-testid="checkout-check-again"' in pending.text
     partial = await client.get(
         f"/billing/checkout/status?session_id={session_id}", headers={"HX-Request": "true"}
     )
     assert 'data-state="processing"' in partial.text
     assert "<noscript>" not in partial.text  # the polled partial carries no refresh
+    assert 'data-testid="checkout-slow"' not in partial.text
+    # Polls carry when the wait began: after 30 s the page says it takes long (and keeps
+    # its one link to billing); a made-up start counts from now.
+    began = int(utcnow().timestamp()) - 40
+    slow = await client.get(
+        f"/billing/checkout/status?session_id={session_id}&since={began}",
+        headers={"HX-Request": "true"},
+    )
+    assert 'data-testid="checkout-slow"' in slow.text and f"since={began}" in slow.text
+    assert 'data-testid="back-to-billing"' in slow.text
+    junk = await client.get(
+        f"/billing/checkout/status?session_id={session_id}&since=later",
+        headers={"HX-Request": "true"},
+    )
+    assert junk.status_code == 200 and 'data-testid="checkout-slow"' not in junk.text
 
     deliveries = await wait_for_events(
         emulator, customer.stripe_customer_id, {"checkout.session.completed"}, after=mark
@@ -198,6 +220,8 @@ async def test_without_javascript_the_pending_page_refreshes_itself_until_done(
 
     done = await client.get(success)
     assert 'data-state="done"' in done.text
-    assert 'http-equiv="refresh"' not in done.text
+    head = done.text.split("</head>", 1)[0]  # the final page returns to credits by itself
+    assert '<noscript><meta http-equiv="refresh" content="3; url=/billing/credits"' in head
+    assert "checkout/success" not in head
     assert "hx-trigger" not in done.text
     assert 'data-testid="checkout-check-again"' not in done.text

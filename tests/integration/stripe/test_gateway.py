@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -127,11 +126,6 @@ async def test_checkout_sessions_portal_subscriptions_cards_and_invoices(
     invoice = await gateway.retrieve_invoice(invoices[0]["id"])
     assert invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
 
-    portal = await gateway.create_portal_session(
-        customer_id=customer["id"], return_url="http://x/billing", key="t-portal-1"
-    )
-    assert httpx.get(portal["url"]).status_code == 200
-
     detached = await gateway.detach_payment_method(cards[0]["id"], key="t-detach-1")
     assert detached["customer"] is None
 
@@ -242,9 +236,7 @@ async def emulator_cards(stripe_customer_id: str, emulator: Emulator) -> list[di
     return await gateway.list_payment_methods(stripe_customer_id)
 
 
-async def test_htmx_gets_hx_redirect_and_portal(
-    client: AsyncTestClient[Litestar], emulator: Emulator
-) -> None:
+async def test_htmx_gets_hx_redirect(client: AsyncTestClient[Litestar], emulator: Emulator) -> None:
     await login_new_user(client, "htmx@example.com")
     response = await post_form(
         client,
@@ -254,9 +246,6 @@ async def test_htmx_gets_hx_redirect_and_portal(
     )
     assert response.status_code == 200
     assert response.headers["HX-Redirect"].startswith(emulator.url + "/checkout/")
-    portal = await post_form(client, "/billing/portal")
-    assert portal.status_code == 303
-    assert portal.headers["location"].startswith(emulator.url + "/portal/")
 
 
 async def test_reconcile_repairs_drift(

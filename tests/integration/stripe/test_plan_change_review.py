@@ -171,7 +171,7 @@ async def test_a_downgrade_is_scheduled_for_the_period_end_and_keep_calls_it_off
     assert confirmed.status_code == 303
     dashboard = await client.get(confirmed.headers["location"])
     assert f"Your plan changes to Pro on {format_date(period_end)}" in flashes(dashboard.text)[0]
-    assert _testid(dashboard.text, "scheduled-change") == (
+    assert _testid(dashboard.text, "plan-state") == (
         f"Changes to Pro on {format_date(period_end)}. You keep Business until then."
     )
     assert 'data-testid="keep-plan"' in dashboard.text and "Keep Business" in dashboard.text
@@ -210,7 +210,7 @@ async def test_a_downgrade_is_scheduled_for_the_period_end_and_keep_calls_it_off
     assert kept.status_code == 303
     dashboard = await client.get("/billing")
     assert "You keep Business; it renews as usual." in flashes(dashboard.text)
-    assert 'data-testid="scheduled-change"' not in dashboard.text
+    assert 'data-state="scheduled"' not in dashboard.text
     _, row = await customer_of(session, email)
     assert (row.plan_slug, row.stripe_schedule_id, row.scheduled_plan_slug) == (
         "business",
@@ -264,4 +264,4 @@ async def test_a_scheduled_downgrade_happens_at_the_period_end(
     )
     assert latest["amount_paid"] == 2_900
     dashboard = await client.get("/billing")
-    assert 'data-testid="scheduled-change"' not in dashboard.text
+    assert 'data-state="scheduled"' not in dashboard.text
