@@ -128,3 +128,15 @@ document.addEventListener("htmx:afterSettle", () => {
     fallback.focus();
   }
 });
+
+// A chart's "Show as table" (<details data-keep-open>, templates/components/chart.html) stays
+// open when htmx swaps in a fresher copy of its section (the dashboard's chart refreshes itself).
+let chartTablesOpen = [];
+document.addEventListener("htmx:beforeSwap", (event) => {
+  chartTablesOpen = [...event.detail.target.querySelectorAll("details[data-keep-open][open]")]
+    .map((details) => details.id);
+});
+document.addEventListener("htmx:afterSwap", () => {
+  chartTablesOpen.forEach((id) => { document.getElementById(id)?.setAttribute("open", ""); });
+  chartTablesOpen = [];
+});

@@ -30,7 +30,14 @@ from app.admin.daily_reconcile import LastRun, last_run
 from app.admin.repository import AdminRepository, PaymentProblem, SubscriptionCount
 from app.catalog.models import Catalog, Plan
 from app.customers.statuses import SubscriptionStatus
-from app.lib.charts import BarChart, bar_chart, day_label, last_days, month_label
+from app.lib.charts import (
+    Chart,
+    bar_chart,
+    compact_money,
+    day_points,
+    last_days,
+    month_points,
+)
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.lib.money import format_money, per_month
 from app.metering.outbox import StripeOutboxMessage
@@ -83,9 +90,9 @@ class Overview:
     trials: int
     past_due: int
     churn: Churn
-    revenue: list[BarChart]
+    revenue: list[Chart]
     revenue_rows: list[tuple[str, dict[str, int]]]
-    usage: list[BarChart]
+    usage: list[Chart]
     problems: list[PaymentProblem]
     # Meter events Stripe rejected after accepting them (stripe_outbox rows flagged `rejected`).
     rejected_meter_events: list[StripeOutboxMessage] = field(default_factory=list)
@@ -222,7 +229,7 @@ class AdminMetrics:
 
     async def _revenue(
         self, month_start: datetime
-    ) -> tuple[list[BarChart], list[tuple[str, dict[str, int]]]]:
+    ) -> tuple[list[Chart], list[tuple[str, dict[str, int]]]]:
         first = add_months(month_start, -(REVENUE_MONTHS - 1))
         months = [add_months(first, i) for i in range(REVENUE_MONTHS)]
         totals = await self.repo.revenue_by_month(first)
@@ -233,40 +240,56 @@ class AdminMetrics:
         ]
         charts = []
         for currency in currencies:
-            points = [
-                (
-                    month_label(m),
-                    totals.get((month_key(m), currency), 0),
-                    format_money(totals.get((month_key(m), currency), 0), currency),
-                )
-                for m in months
-            ]
-            total = sum(v for _, v, _ in points)
-            best = max(points, key=lambda p: p[1])
+            amounts = {m.date(): totals.get((month_key(m), currency), 0) for m in months}
+
+            def money(value: float, currency: str = currency) -> str:
+                return format_money(round(value), currency)
+
+            points = month_points([m.date() for m in months], amounts, money)
+            total = sum(amounts.values())
+            best = max(points, key=lambda p: p.value or 0)
             summary = (
                 f"Revenue ({currency.upper()}) over the last {REVENUE_MONTHS} months: "
-                f"{format_money(total, currency)} in total"
-                + (f"; highest {best[0]} with {best[2]}." if best[1] else ".")
+                f"{money(total)} in total"
+                + (f"; highest {best.label} with {best.text}." if best.value else ".")
             )
             charts.append(
-                bar_chart(f"revenue-{currency}", f"Revenue ({currency.upper()})", points, summary)
+                bar_chart(
+                    f"revenue-{currency}",
+                    currency.upper(),
+                    points,
+                    headline=f"{money(total)} in total",
+                    period=f"Last {REVENUE_MONTHS} months, by invoice date",
+                    summary=summary,
+                    value_heading="Revenue",
+                    label_heading="Month",
+                    empty_text="No revenue yet",
+                    tick_text=lambda v, currency=currency: compact_money(v, currency),
+                )
             )
         return charts, rows
 
-    async def _usage(self, now: datetime) -> list[BarChart]:
+    async def _usage(self, now: datetime) -> list[Chart]:
         first = start_of_day(now) - timedelta(days=USAGE_DAYS - 1)
         days = last_days(first, USAGE_DAYS)
         totals = await self.repo.usage_by_day(first.date())
         charts = []
         for code, meter in self.catalog.meters.items():
-            points = [
-                (day_label(day), totals.get((code, day), 0), f"{totals.get((code, day), 0):,}")
-                for day in days
-            ]
-            total = sum(v for _, v, _ in points)
-            best = max(points, key=lambda p: p[1])
+            points = day_points(days, {day: totals.get((code, day), 0) for day in days})
+            total = sum(p.value or 0 for p in points)
+            best = max(points, key=lambda p: p.value or 0)
             summary = f"{meter.name} over the last {USAGE_DAYS} days: {total:,} in total" + (
-                f"; busiest day {best[0]} with {best[2]}." if best[1] else "."
+                f"; busiest day {best.label} with {best.text}." if best.value else "."
             )
-            charts.append(bar_chart(f"usage-{code}", meter.name, points, summary, slot=10))
+            charts.append(
+                bar_chart(
+                    f"usage-{code}",
+                    meter.name,
+                    points,
+                    headline=f"{total:,} in total",
+                    period=f"Last {USAGE_DAYS} days",
+                    summary=summary,
+                    value_heading=meter.name,
+                )
+            )
         return charts

@@ -29,7 +29,7 @@ from app.admin.repository import _as_date, _utc_month
 from app.admin.service import PER_PAGE
 from app.catalog.models import Catalog
 from app.customers.models import Customer
-from app.lib.charts import BarChart, bar_chart, day_label, day_range, month_label
+from app.lib.charts import Chart, bar_chart, day_points, day_range, full_day_label, month_points
 from app.lib.csv_stream import PAGE, csv_chunks, keyset_pages
 from app.lib.date_ranges import DateRange
 from app.metering.models import CreditGrant, CreditLedgerEntry, UsageDay, UsageMeterDay
@@ -68,7 +68,7 @@ class UsagePage:
 @dataclass(frozen=True)
 class UsageReport:
     range: DateRange
-    charts: list[BarChart]
+    charts: list[Chart]
     rows: UsagePage
 
 
@@ -105,7 +105,7 @@ class CreditRow:
 @dataclass(frozen=True)
 class CreditReport:
     range: DateRange
-    charts: list[BarChart]
+    charts: list[Chart]
     rows: list[CreditRow]
     totals: CreditRow
 
@@ -187,7 +187,7 @@ class UsageReports:
         )
         return (await session.execute(query)).all()
 
-    async def _usage_charts(self, chosen: DateRange) -> list[BarChart]:
+    async def _usage_charts(self, chosen: DateRange) -> list[Chart]:
         query = (
             select(UsageMeterDay.meter_code, UsageMeterDay.day, func.sum(UsageMeterDay.amount))
             .where(UsageMeterDay.day >= chosen.first, UsageMeterDay.day <= chosen.last)
@@ -198,19 +198,21 @@ class UsageReports:
             for code, day, n in (await self.session.execute(query)).all()
         }
         days = day_range(chosen.first, chosen.last)
-        slot = max(2, min(24, 720 // max(len(days), 1)))
+        span = f"{full_day_label(chosen.first)} – {full_day_label(chosen.last)}"
         charts = []
         for code, meter in self.catalog.meters.items():
-            points = [
-                (day_label(d), totals.get((code, d), 0), f"{totals.get((code, d), 0):,}")
-                for d in days
-            ]
-            total = sum(v for _, v, _ in points)
-            summary = (
-                f"{meter.name} from {chosen.first.isoformat()} to {chosen.last.isoformat()}: "
-                f"{total:,} in total."
+            points = day_points(days, {d: totals.get((code, d), 0) for d in days})
+            total = sum(p.value or 0 for p in points)
+            charts.append(
+                bar_chart(
+                    f"report-{code}",
+                    meter.name,
+                    points,
+                    headline=f"{total:,} in total",
+                    summary=f"{meter.name}, {span}: {total:,} in total.",
+                    value_heading=meter.name,
+                )
             )
-            charts.append(bar_chart(f"report-{code}", meter.name, points, summary, slot=slot))
         return charts
 
     async def usage_csv(self, chosen: DateRange) -> AsyncIterator[bytes]:
@@ -307,17 +309,21 @@ class UsageReports:
             by_month: dict[str, int] = {}
             for row in rows:
                 by_month[row.month] = by_month.get(row.month, 0) + getattr(row, key)
-            points = [
-                (
-                    month_label(m),
-                    by_month.get(f"{m:%Y-%m}", 0),
-                    f"{by_month.get(f'{m:%Y-%m}', 0):,}",
+            amounts = {m: by_month.get(f"{m:%Y-%m}", 0) for m in months}
+            points = month_points(months, amounts, lambda v: f"{v:,}")
+            total = sum(amounts.values())
+            charts.append(
+                bar_chart(
+                    f"credits-{key}",
+                    title,
+                    points,
+                    headline=f"{total:,} in total",
+                    summary=f"{title} per month: {total:,} in total.",
+                    value_heading=title,
+                    label_heading="Month",
+                    empty_text=f"No {title.lower()} yet",
                 )
-                for m in months
-            ]
-            total = sum(v for _, v, _ in points)
-            summary = f"{title} per month: {total:,} in total."
-            charts.append(bar_chart(f"credits-{key}", title, points, summary))
+            )
         return CreditReport(chosen, charts, rows, totals)
 
     async def credits_csv(self, chosen: DateRange) -> AsyncIterator[bytes]:

@@ -9,12 +9,8 @@ from datetime import date, datetime
 from app.billing.models import Invoice, PaymentMethod
 from app.catalog.models import CreditPack, Feature, Interval, Plan
 from app.customers.models import Customer, Subscription
-from app.lib.charts import day_label
+from app.lib.charts import Chart
 from app.lib.money import format_money
-
-CHART_SLOT = 10  # px per day
-CHART_BAR_WIDTH = 8
-CHART_HEIGHT = 48
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,8 +36,6 @@ from app.billing.view_models import (
     Cancellation,
     CardRemoval,
     CardRow,
-    ChartDay,
-    ChartSeries,
     ChartView,
     FeatureComparison,
     FeatureRow,
@@ -54,7 +52,6 @@ from app.billing.view_models import (
 from app.catalog.models import Catalog, CreditPack, Interval, Plan
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
-from app.lib.charts import day_range, place_bars
 from app.lib.clock import add_months, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
@@ -64,7 +61,6 @@ from app.metering.service import Balance, EventInput, MeteringService
 
 TRY_METER = "ai_requests"
 INVOICES_PER_PAGE = 20
-CHART_MAX_DAYS = 31
 LEVEL_TEXT = {"neutral": "", "warning": "Running low", "danger": "Almost used up"}
 STATUS_LABELS = {
     "active": "Active",
@@ -281,18 +277,11 @@ class BillingPages:
         today = now.date()
         series = []
         for code, meter in self.catalog.meters.items():
-            amounts = [totals.get((code, day), 0) for day in days]
-            peak = max(amounts, default=0)
-            peak_day = days[amounts.index(peak)] if peak else None
-            placed = place_bars(
-                amounts, slot=CHART_SLOT, bar_width=CHART_BAR_WIDTH, height=CHART_HEIGHT
-            )
-            points = [
-                ChartDay(day=day, amount=amount, x=x, height=bar_h, future=day > today)
-                for day, amount, (x, bar_h) in zip(days, amounts, placed, strict=True)
-            ]
-            series.append(ChartSeries(code, meter.name, sum(amounts), peak, peak_day, points))
-        return ChartView(start=first, end=last, series=series, width=len(days) * CHART_SLOT)
+            span = spans[code]
+            totals = period_totals if span.kind == "billing_period" else other_totals
+            days = {day: n for (c, day), n in totals.items() if c == code}
+            series.append(meter_chart(meter, plan.quotas.get(code), span, days, today))
+        return ChartView(start=period_first, end=period_last, series=series)
 
     async def try_it(self, customer: Customer) -> tuple[bool, str]:
         """Run the demo's fake AI request: one `ai_requests` event, recorded server-side."""

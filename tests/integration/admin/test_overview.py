@@ -174,7 +174,7 @@ async def test_overview_numbers_match_the_seeded_data(admin: Admin, session: Asy
         17800,
     ]
     assert "$228 in total" in chart.group(1)
-    assert f"<td>{now:%b %Y}</td><td>$178</td>" in chart.group(1)
+    assert f'<td>{now:%b %Y}</td><td class="num">$178</td>' in chart.group(1)
     assert "<title" in chart.group(1) and 'role="img"' in chart.group(1)
     # Usage chart: 7 AI requests and 100 tokens in the last 30 days (the older 50 excluded).
     ai = re.search(r'data-testid="chart-usage-ai_requests"(.*?)</figure>', html, re.S)

@@ -95,7 +95,7 @@ async def test_usage_per_customer_and_meter_for_a_range(admin: Admin, usage: Usa
         (usage.bob.external_id, "ai_requests", "2"),
     ]
     assert 'data-testid="chart-report-ai_requests"' in html
-    assert "AI requests from 2026-03-10 to 2026-03-12: 13 in total." in html
+    assert "AI requests, Mar 10, 2026 – Mar 12, 2026: 13 in total." in html
     assert f'href="/admin/billing/reports/usage.csv?{_query(usage)}"' in html.replace("&amp;", "&")
 
 
