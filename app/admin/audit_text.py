@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from app.admin.commands import ACTIONS
 from app.admin.models import AuditLog
 from app.admin.refunds import REASON_LABELS
 from app.admin.repository import AuditEntryRow
@@ -250,6 +251,7 @@ class AuditRow:
     """One line of the audit page: the entry, and its people, target and details in words."""
 
     entry: AuditLog
+    what: str  # the action's name ("Grant credits")
     who: str
     who_note: str  # "deleted user", "then <old email>", or ""
     target: str
@@ -262,9 +264,9 @@ def audit_row(row: AuditEntryRow, names: Names | None = None) -> AuditRow:
     entry = row.entry
     who, who_note = _who(entry, row.actor_now)
     target, note, url = _target(row)
-    return AuditRow(
-        entry, who, who_note, target, note, url, describe(entry.action, entry.details, names)
-    )
+    details = describe(entry.action, entry.details, names)
+    what = ACTIONS.get(entry.action, entry.action)
+    return AuditRow(entry, what, who, who_note, target, note, url, details)
 
 
 def _who(entry: AuditLog, now: str | None) -> tuple[str, str]:

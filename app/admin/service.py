@@ -22,6 +22,7 @@ from app.admin.repository import (
     COUNT_CAP,
     SORTS,
     AdminRepository,
+    AuditEntryRow,
     CustomerQuery,
     CustomerRow,
 )
@@ -111,7 +112,7 @@ class CustomerDetail:
     usage: list[Any]
     events: list[StripeEvent]
     history: list[HistoryRow]
-    audit: list[AuditLog]
+    audit: list[AuditRow]
 
 
 class AdminService:
@@ -201,8 +202,21 @@ class AdminService:
             usage=await self.metering.recent_events(customer.id),
             events=events,
             history=self._history(customer, events, audit),
-            audit=audit,
+            audit=await self._customer_audit(customer, audit),
         )
+
+    async def _customer_audit(self, customer: Customer, entries: list[AuditLog]) -> list[AuditRow]:
+        """The admin actions on this customer in words (who as recorded at the time)."""
+        names = await self.audit_names(entries)
+        return [
+            audit_row(
+                AuditEntryRow(
+                    entry, customer.email, customer.name, customer.deleted_at, entry.actor_email
+                ),
+                names,
+            )
+            for entry in entries
+        ]
 
     def _history(
         self, customer: Customer, events: list[StripeEvent], audit: list[AuditLog]

@@ -161,7 +161,7 @@ def _entry(**fields: Any) -> AuditLog:
 
 def test_people_are_named_by_email() -> None:
     row = audit_row(AuditEntryRow(_entry(), "ann@example.com", "Ann", None, "admin@example.com"))
-    assert (row.who, row.who_note) == ("admin@example.com", "")
+    assert (row.what, row.who, row.who_note) == ("Grant credits", "admin@example.com", "")
     assert (row.target, row.target_note) == ("ann@example.com", "user_4")
     assert row.target_url == "/admin/billing/customers/user_4"
 

@@ -102,6 +102,13 @@ async def test_the_audit_log_names_people_by_email_and_reads_as_sentences(
     assert f"Deleted customer {gone.external_id}" in other
     assert "Seats added: 3; Notify: no" in other and "System daily reconcile" in other
 
+    # The customer's own page lists the same actions in words.
+    detail = await admin.client.get(f"/admin/billing/customers/{ann.external_id}")
+    actions = _text(detail.text.split('data-testid="customer-audit"', 1)[1].split("</ul>", 1)[0])
+    assert f"{admin.email}: Grant credits — Goodwill" in actions
+    assert "Granted 1,500 AI requests credits, no expiry" in actions
+    assert "grant_credits" not in actions
+
     # The customer's email finds the entries about them.
     found = await admin.client.get("/admin/billing/audit", params={"q": ann.email.upper()})
     assert "2 entries" in found.text and "Goodwill" in found.text
