@@ -86,6 +86,44 @@ document.addEventListener("click", async (event) => {
   }
 });
 
+// Disclosure menus (<details data-menu>: the phone navigation, the account menu, the admin
+// sections on a phone; issue 21, item 3) open and close without script. With it: Escape closes
+// the open menu and puts focus back on its button; a click or focus outside a menu closes it;
+// opening one closes the others. A menu's panel is the element after its <details>, so "inside"
+// means inside their common parent.
+function menuScope(menu) {
+  return menu.parentElement || menu;
+}
+function closeMenus(keep) {
+  document.querySelectorAll("details[data-menu][open]").forEach((menu) => {
+    if (!keep || !menuScope(menu).contains(keep)) {
+      menu.open = false;
+    }
+  });
+}
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") {
+    return;
+  }
+  const open = [...document.querySelectorAll("details[data-menu][open]")];
+  const inner = open.filter((menu) => menuScope(menu).contains(document.activeElement)).pop() || open.pop();
+  if (!inner) {
+    return;
+  }
+  inner.open = false;
+  const summary = inner.querySelector("summary");
+  if (summary && summary.offsetParent !== null) {
+    summary.focus();
+  }
+});
+document.addEventListener("click", (event) => closeMenus(event.target));
+document.addEventListener("focusin", (event) => closeMenus(event.target));
+document.addEventListener("toggle", (event) => {
+  if (event.target instanceof HTMLDetailsElement && event.target.matches("[data-menu]") && event.target.open) {
+    closeMenus(event.target);
+  }
+}, true);
+
 // An element marked data-return-to="<path>" (the Checkout success page once Stripe's webhook
 // is applied; issue 21, item 7) goes to that page by itself after data-return-after seconds,
 // whether it came with the page or in an htmx swap. Without script, a <noscript> meta refresh

@@ -66,7 +66,23 @@ def log_in(page: Page, email: str, password: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("logout")).to_be_attached()  # in the account menu
+
+
+def open_account_menu(page: Page) -> None:
+    """Open the header's account menu (email, organization, account settings, log out): a
+    dropdown from 1080 px, inside the "Menu" panel below that (components/site_nav.html)."""
+    toggle = page.get_by_test_id("account-menu")
+    if not toggle.is_visible():
+        toggle = page.get_by_test_id("nav-menu")
+    if not toggle.evaluate("summary => summary.parentElement.open"):
+        toggle.click()
     expect(page.get_by_test_id("logout")).to_be_visible()
+
+
+def log_out(page: Page) -> None:
+    open_account_menu(page)
+    page.get_by_test_id("logout").click()
 
 
 def _context(

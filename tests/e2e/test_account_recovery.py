@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.notifications.models import EmailOutboxMessage
 from tests.e2e.conftest import LiveServer, run_async, unique_email
 from tests.e2e.emulator import emulator_env, wait_for_emulator
+from tests.e2e.site_pages import log_out
 from tests.factories import database_session
 from tests.support import free_port
 
@@ -68,7 +69,7 @@ def sign_up(page: Page, email: str) -> None:
 def test_forgotten_password_email_reset_login(page: Page, live_server: LiveServer) -> None:
     email = unique_email("reset")
     sign_up(page, email)
-    page.get_by_test_id("logout").click()
+    log_out(page)
 
     expect(page).to_have_url(re.compile(r"/login"))
     page.get_by_test_id("forgot-link").click()

@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from app.accounts.service import LOGIN_FAILED
 from tests.e2e.conftest import LiveServer, unique_email
+from tests.e2e.site_pages import log_out
 
 PASSWORD = "correct horse battery"
 
@@ -31,7 +32,7 @@ def test_sign_up_log_out_and_log_in_again(page: Page, live_server: LiveServer):
     expect(page.get_by_test_id("current-plan")).to_contain_text("Free")
     expect(page.get_by_test_id("nav-user")).to_have_text(email)
 
-    page.get_by_test_id("logout").click()
+    log_out(page)
     expect(page).to_have_url(re.compile(r"/login$"))
     expect(page.get_by_test_id("logout")).to_have_count(0)
     page.goto("/billing")  # logged out for real: the page sends us to log in

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.notifications.models import EmailOutboxMessage
 from tests.e2e.conftest import LiveServer, run_async, unique_email
+from tests.e2e.site_pages import open_account_menu
 from tests.factories import database_session
 
 PASSWORD = "correct horse battery"
@@ -86,6 +87,7 @@ def test_invite_accept_member_sees_usage_not_payment_methods(
 
         # Switch to their own organization (they own it): payment methods open.
         mate.goto("/billing")
+        open_account_menu(mate)
         mate.get_by_test_id("org-select").select_option(label="Mateo")
         mate.get_by_test_id("org-switch").click()
         expect(mate.get_by_role("link", name="Payment methods")).to_be_visible()

@@ -11,6 +11,7 @@ import pyotp
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import LiveServer, unique_email
+from tests.e2e.site_pages import log_out
 
 PASSWORD = "correct horse battery"
 
@@ -51,7 +52,7 @@ def test_enrol_then_the_login_asks_for_the_code(page: Page, live_server: LiveSer
     page.get_by_test_id("two-factor-done").click()
     expect(page.get_by_test_id("two-factor-status")).to_contain_text("On")
 
-    page.get_by_test_id("logout").click()
+    log_out(page)
     expect(page).to_have_url(re.compile(r"/login$"))
     log_in(page, email)
     expect(page).to_have_url(re.compile(r"/login/two-factor$"))
