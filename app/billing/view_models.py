@@ -100,42 +100,13 @@ class StatusView:
 
 
 @dataclass(frozen=True)
-class ChartDay:
-    day: date
-    amount: int
-    x: float
-    height: float
-    future: bool
-
-
-@dataclass(frozen=True)
-class ChartSeries:
-    code: str
-    name: str
-    total: int
-    peak: int
-    peak_day: date | None
-    days: list[ChartDay]
-
-    @property
-    def summary(self) -> str:
-        if not self.total:
-            return f"No {self.name} used yet in this period."
-        assert self.peak_day is not None
-        return (
-            f"{self.total:,} {self.name} in this period; busiest day "
-            f"{day_label(self.peak_day)} with {self.peak:,}."
-        )
-
-
-@dataclass(frozen=True)
 class ChartView:
+    """The usage charts: one per meter, each over the period its quota resets on. `start` and
+    `end`: the current billing period's first and last day."""
+
     start: date
     end: date
-    series: list[ChartSeries]
-    width: int
-    height: int = CHART_HEIGHT
-    bar_width: int = CHART_BAR_WIDTH
+    series: list[Chart]
 
 
 @dataclass(frozen=True)

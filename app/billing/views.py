@@ -28,10 +28,8 @@ from app.billing.rules import (
     trial_eligible,
 )
 from app.billing.summary import BillingSummary, billing_summary
+from app.billing.usage_chart import chart_span, meter_chart
 from app.billing.view_models import (
-    CHART_BAR_WIDTH,
-    CHART_HEIGHT,
-    CHART_SLOT,
     Account,
     Cancellation,
     CardRemoval,
@@ -267,14 +265,35 @@ class BillingPages:
         if subscription is None:
             subscription = await self.customers.subscription(customer)
         start, end = _billing_period(subscription, now)
-        first = max(start.date(), (now - timedelta(days=CHART_MAX_DAYS - 1)).date())
-        last_day = (end - timedelta(microseconds=1)).date()
-        last = min(last_day, first + timedelta(days=CHART_MAX_DAYS - 1))
-        query_start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        # From the period's exact start: usage earlier that day belongs to the previous period.
-        totals = await self.repo.daily_usage(customer.id, max(start, query_start), end)
-        days = day_range(first, last)
+        plan = self.catalog.plan(subscription.plan_slug) or self.catalog.default_plan
         today = now.date()
+        period_first, period_last = start.date(), (end - timedelta(microseconds=1)).date()
+        spans = {
+            code: chart_span(
+                plan.quotas[code].reset if code in plan.quotas else "billing_period",
+                period_first,
+                period_last,
+                today,
+            )
+            for code in self.catalog.meters
+        }
+        # The billing period's days from its exact start (usage earlier on its first day
+        # belongs to the previous period); the other spans (a daily quota's last 7 days) by
+        # whole days, in a second query only when a meter needs one.
+        period_first_shown = min(
+            (s.first for s in spans.values() if s.kind == "billing_period"), default=period_first
+        )
+        period_totals = await self.repo.daily_usage(
+            customer.id, max(start, _midnight(period_first_shown)), end
+        )
+        others = [s for s in spans.values() if s.kind != "billing_period"]
+        other_totals: dict[tuple[str, date], int] = {}
+        if others:
+            other_totals = await self.repo.daily_usage(
+                customer.id,
+                _midnight(min(s.first for s in others)),
+                _midnight(today) + timedelta(days=1),
+            )
         series = []
         for code, meter in self.catalog.meters.items():
             span = spans[code]
@@ -468,6 +487,10 @@ class BillingPages:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _billing_period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:

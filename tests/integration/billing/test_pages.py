@@ -357,10 +357,17 @@ async def test_usage_chart_shows_todays_total(member: Member, api) -> None:
     assert response.status_code == 200
     html = response.text
     assert html.lstrip().startswith('<section id="usage-chart"')
-    chart = html[html.index('data-testid="chart-ai_requests"') :]
-    assert "4 AI requests in this period" in chart
-    assert '<rect class="chart-bar"' in chart.split("</figure>")[0]
-    assert "No API calls used yet" in html
+    chart = html[html.index('data-testid="chart-ai_requests"') :].split("</figure>")[0]
+    # The free plan's AI requests reset daily: the chart is the last 7 days, with the limit.
+    assert "4 today" in chart and "Last 7 days · limit 20 a day" in chart
+    assert "4 AI requests today of 20 a day" in chart
+    assert 'class="chart-bar"' in chart and 'data-value="4"' in chart
+    assert 'class="bp-chart-limit"' in chart
+    assert "<td>" in chart  # the "Show as table" rows
+    # API calls reset with the billing period, and none were used: the empty state.
+    calls = html[html.index('data-testid="chart-api_calls"') :].split("</figure>")[0]
+    assert "No usage yet" in calls and "No API calls used yet in this period." in calls
+    assert 'class="chart-bar"' not in calls
 
 
 # --- the live meters partial ----------------------------------------------------------------
