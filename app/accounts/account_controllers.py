@@ -17,7 +17,7 @@ from msgspec import Struct
 
 from app.accounts.controllers import safe_next
 from app.accounts.flows import AccountFlows, LinkRefused
-from app.accounts.guards import current_user, requires_user
+from app.accounts.guards import logged_in_user, requires_user
 from app.accounts.password_confirm import Refusal, confirm_with_password
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import LoginThrottle
@@ -197,8 +197,7 @@ class AccountController(Controller):
         retry_after: int | None = None,
         **context: Any,
     ) -> Template:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         sessions = await user_sessions.active(user.id, _session_key(request))
         return form_page(
             "accounts/account.html",
@@ -225,8 +224,7 @@ class AccountController(Controller):
         account_flows: NamedDependency[AccountFlows],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         back = safe_next(data.next, ACCOUNT)
         address = login_throttle.address(request.scope)
         throttled = await login_throttle.email_link_attempt("verify", user.email, address)
@@ -265,8 +263,7 @@ class AccountController(Controller):
         user_sessions: NamedDependency[SessionRegistry],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         new_email = await confirm_with_password(
             login_throttle,
             request.scope,
@@ -295,8 +292,7 @@ class AccountController(Controller):
         user_sessions: NamedDependency[SessionRegistry],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         ended = await confirm_with_password(
             login_throttle,
             request.scope,
@@ -324,8 +320,7 @@ class AccountController(Controller):
         session_id: FromPath[int],
         user_sessions: NamedDependency[SessionRegistry],
     ) -> Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         if session_id == user.session_id:  # this very browser: a logout
             await user_sessions.close(_session_key(request))
             renew_session(request, {})
@@ -339,8 +334,7 @@ class AccountController(Controller):
     async def revoke_other_sessions(
         self, request: Request[Any, Any, Any], user_sessions: NamedDependency[SessionRegistry]
     ) -> Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         ended = await user_sessions.revoke_all(user.id, except_key=_session_key(request))
         flash(
             request,

@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from app.accounts.auth import start_login
-from app.accounts.guards import TwoFactorRequired, current_user, requires_user
+from app.accounts.guards import TwoFactorRequired, logged_in_user, requires_user
 from app.accounts.second_step import SECOND_STEP_PATH, pending_login
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import CodeThrottle, LoginThrottle
@@ -122,8 +122,7 @@ class TwoFactorSettingsController(Controller):
     async def settings_page(
         self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
     ) -> Template:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         return await _settings_page(two_factor, user.id)
 
     @get("/summary")
@@ -131,8 +130,7 @@ class TwoFactorSettingsController(Controller):
         self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
     ) -> Template:
         """The account page's section (loaded by htmx; a link without JavaScript)."""
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         status = await two_factor.status(user.id)
         return _page("accounts/_two_factor_status.html", status=status)
 
@@ -140,8 +138,7 @@ class TwoFactorSettingsController(Controller):
     async def start_setup(
         self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
     ) -> Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         try:
             await two_factor.start_enrolment(user.id, user.email)
         except DomainError as exc:
@@ -153,8 +150,7 @@ class TwoFactorSettingsController(Controller):
     async def setup_page(
         self, request: Request[Any, Any, Any], two_factor: NamedDependency[TwoFactorService]
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         enrolment = await two_factor.pending_enrolment(user.id, user.email)
         if enrolment is None:
             return Redirect(SETTINGS_PATH, status_code=303)
@@ -168,8 +164,7 @@ class TwoFactorSettingsController(Controller):
         two_factor: NamedDependency[TwoFactorService],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         enrolment = await two_factor.pending_enrolment(user.id, user.email)
         if enrolment is None:
             return Redirect(SETTINGS_PATH, status_code=303)
@@ -195,8 +190,7 @@ class TwoFactorSettingsController(Controller):
         two_factor: NamedDependency[TwoFactorService],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         throttle = CodeThrottle(login_throttle)
         try:
             codes = await throttle.run(
@@ -215,8 +209,7 @@ class TwoFactorSettingsController(Controller):
         two_factor: NamedDependency[TwoFactorService],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         throttle = CodeThrottle(login_throttle)
         try:
             await throttle.run(

@@ -14,14 +14,13 @@ from typing import Annotated, Any, TypeVar
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, FromPath
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from app.accounts.auth import ORG_KEY, CurrentUser, org_name
-from app.accounts.guards import current_user, requires_user
+from app.accounts.auth import ORG_KEY, org_name
+from app.accounts.guards import current_user, logged_in_user, requires_user
 from app.accounts.service import AccountService
 from app.customers.models import BILLING_ADMIN, MEMBER, OWNER, ROLES, Customer
 from app.lib.errors import DomainError, NotFound
@@ -46,13 +45,6 @@ class RoleForm(Struct):
 
 class SwitchForm(Struct):
     org: str = ""
-
-
-def _me(request: Request[Any, Any, Any]) -> CurrentUser:
-    user = current_user(request)
-    if user is None:  # the controller's requires_user ran first
-        raise NotAuthorizedException("Please log in.")
-    return user
 
 
 def _int(raw: str) -> int | None:
@@ -163,7 +155,7 @@ class TeamController(Controller):
         user_id: FromPath[int],
     ) -> Redirect:
         me = current_org(request)  # the guard checked it
-        user = _me(request)
+        user = logged_in_user(request)
         return await _act(
             request,
             organization_service.transfer(current_customer, user.id, user_id),
@@ -177,7 +169,7 @@ class TeamController(Controller):
         current_customer: NamedDependency[Customer],
         organization_service: NamedDependency[OrganizationService],
     ) -> Redirect:
-        user = _me(request)
+        user = logged_in_user(request)
         refused = await _attempt(request, organization_service.leave(current_customer, user.id))
         if isinstance(refused, Redirect):
             return refused
@@ -225,7 +217,7 @@ class OrganizationSwitchController(Controller):
         organization_service: NamedDependency[OrganizationService],
         data: Annotated[SwitchForm, Form],
     ) -> Redirect:
-        user = _me(request)
+        user = logged_in_user(request)
         org_id = _int(data.org)
         if org_id is None or not await organization_service.is_member(org_id, user.id):
             raise NotFound("You are not a member of that organization.", code="no_customer")
@@ -271,7 +263,7 @@ class InvitationController(Controller):
         token: FromPath[str],
         organization_service: NamedDependency[OrganizationService],
     ) -> Redirect:
-        user = _me(request)
+        user = logged_in_user(request)
         organization = await organization_service.accept(token, user.id, user.email)
         set_current_org(request, organization.id)
         flash(request, f"You joined {org_name(organization)}.", category="success")

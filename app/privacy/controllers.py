@@ -13,7 +13,7 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Stream, Template
 from msgspec import Struct
 
-from app.accounts.guards import current_user, requires_user
+from app.accounts.guards import logged_in_user, requires_user
 from app.accounts.password_confirm import Refusal, confirm_with_password
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import LoginThrottle
@@ -42,8 +42,7 @@ class AccountDataController(Controller):
     async def delete_page(
         self, request: Request[Any, Any, Any], account_deletion: NamedDependency[AccountDeletion]
     ) -> Template:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         preview = await account_deletion.preview(user.id)
         return form_page(DELETE_PAGE, {"preview": preview, "form": {}})
 
@@ -55,8 +54,7 @@ class AccountDataController(Controller):
         account_deletion: NamedDependency[AccountDeletion],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         deleted = await confirm_with_password(
             login_throttle,
             request.scope,
@@ -93,8 +91,7 @@ class AccountDataController(Controller):
     async def export_json(
         self, request: Request[Any, Any, Any], data_export: NamedDependency[DataExport]
     ) -> Stream:
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         name = f"my-data-{utcnow():%Y-%m-%d}.json"
         return download(data_export.json_chunks(user.id), name, "application/json")
 
@@ -106,8 +103,7 @@ class AccountDataController(Controller):
         data_export: NamedDependency[DataExport],
     ) -> Stream:
         """`/account/export/<kind>.csv`, kind: profile, usage, invoices or credits."""
-        user = current_user(request)
-        assert user is not None
+        user = logged_in_user(request)
         kind = filename.removesuffix(".csv")
         if not filename.endswith(".csv") or kind not in KINDS:
             raise NotFound("There is no such export.")
