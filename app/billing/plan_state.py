@@ -7,8 +7,8 @@ tests/unit/test_plan_state.py.
 
 | kind            | when                                                        | badge              |
 |-----------------|-------------------------------------------------------------|--------------------|
-| free            | the free plan, never paid (or long ago)                     | Free               |
-| ended           | the free plan after a paid subscription ended               | Free               |
+| free            | the free plan, never paid                                   | (none: the name)   |
+| ended           | the free plan after a paid subscription ended               | (none: the name)   |
 | active          | a paid plan that renews                                     | Active             |
 | trialing        | a trial with more than `TRIAL_ENDING_DAYS` left             | Trial              |
 | trial_ending    | a trial ending within `TRIAL_ENDING_DAYS`                   | Trial ends soon    |
@@ -163,12 +163,12 @@ def _state(  # one branch per state, in the order they win
             why = " after its payments failed" if ended == "unpaid" else ""
             return (
                 "ended",
-                "Free",
+                "",
                 NEUTRAL,
                 f"Your paid plan ended on {format_date(sub.canceled_at)}{why}. "
                 "The free plan has no charges.",
             )
-        return "free", "Free", NEUTRAL, "The free plan has no charges; usage resets as shown below."
+        return "free", "", NEUTRAL, "The free plan has no charges; usage resets as shown below."
     if sub.current_period_end is not None:
         renews = f"Renews on {format_date(sub.current_period_end)}"
         return "active", "Active", SUCCESS, f"{renews} at {price}." if price else f"{renews}."

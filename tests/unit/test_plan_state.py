@@ -63,7 +63,7 @@ CASES = [
         sub(plan_slug="free", stripe_subscription_id=None, current_period_end=None),
         FREE,
         {},
-        ("free", "Free", "The free plan has no charges; usage resets as shown below."),
+        ("free", "", "The free plan has no charges; usage resets as shown below."),
     ),
     (
         "ended",
@@ -76,7 +76,7 @@ CASES = [
         ),
         FREE,
         {},
-        ("ended", "Free", "Your paid plan ended on Dec 1, 2026. The free plan has no charges."),
+        ("ended", "", "Your paid plan ended on Dec 1, 2026. The free plan has no charges."),
     ),
     (
         "ended unpaid",
@@ -90,7 +90,7 @@ CASES = [
         {},
         (
             "ended",
-            "Free",
+            "",
             "Your paid plan ended on Dec 1, 2026 after its payments failed. "
             "The free plan has no charges.",
         ),
