@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -83,6 +84,30 @@ def open_account_menu(page: Page) -> None:
 def log_out(page: Page) -> None:
     open_account_menu(page)
     page.get_by_test_id("logout").click()
+
+
+@contextmanager
+def logged_in(
+    browser: Browser,
+    server: LiveServer,
+    viewport: dict[str, int],
+    email: str,
+    password: str,
+    *,
+    javascript: bool = True,
+) -> Iterator[Page]:
+    """A page of a fresh browser context at `viewport`, logged in; the context closes after."""
+    context = browser.new_context(
+        base_url=server.url,
+        viewport=viewport,  # type: ignore[arg-type]
+        java_script_enabled=javascript,
+    )
+    try:
+        page = context.new_page()
+        log_in(page, email, password)
+        yield page
+    finally:
+        context.close()
 
 
 def _context(

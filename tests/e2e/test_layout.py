@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from app.demo import DEMO_ADMIN, DEMO_USERS
 from tests.e2e.conftest import LiveServer
-from tests.e2e.site_pages import DESKTOP, PHONE, log_in, visit_all
+from tests.e2e.site_pages import DESKTOP, PHONE, logged_in, visit_all
 from tests.e2e.test_accessibility import axe_violations
 
 # How the page overruns: the document taller than the body (blank scroll under the footer),
@@ -82,31 +82,17 @@ def test_charted_pages_end_at_their_footer_at_1280(
         (DEMO_USERS[0], ["/billing"]),
         (DEMO_ADMIN, ["/admin/billing", "/admin/billing/reports/usage"]),
     ):
-        context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)  # type: ignore[arg-type]
-        try:
-            page = context.new_page()
-            log_in(page, email, password)
+        with logged_in(browser, live_server, DESKTOP, email, password) as page:
             for path in paths:
                 page.goto(path)
                 page.wait_for_load_state("load")
                 found = overruns(page, DESKTOP["width"])
                 if found:
                     problems[path] = found
-        finally:
-            context.close()
     assert problems == {}
 
 
-def _phone_page(browser: Browser, live_server: LiveServer, *, javascript: bool = True) -> Page:
-    context = browser.new_context(
-        base_url=live_server.url,
-        viewport=PHONE,  # type: ignore[arg-type]
-        java_script_enabled=javascript,
-    )
-    page = context.new_page()
-    _role, email, password = DEMO_ADMIN
-    log_in(page, email, password)
-    return page
+ADMIN_LOGIN = DEMO_ADMIN[1:]
 
 
 def _header_height(page: Page) -> float:
@@ -118,8 +104,7 @@ def _header_height(page: Page) -> float:
 def test_phone_menu_marks_the_page_holds_the_account_and_closes_on_escape(
     browser: Browser, live_server: LiveServer
 ) -> None:
-    page = _phone_page(browser, live_server)
-    try:
+    with logged_in(browser, live_server, PHONE, *ADMIN_LOGIN) as page:
         page.goto("/billing/invoices")
         nav = page.get_by_role("navigation", name="Main")
         menu = page.get_by_test_id("nav-menu")
@@ -164,13 +149,10 @@ def test_phone_menu_marks_the_page_holds_the_account_and_closes_on_escape(
         page.get_by_test_id("nav-menu").click()
         expect(nav.get_by_role("link", name="Billing", exact=True)).to_be_visible()
         expect(sections.get_by_role("link", name="Customers")).to_be_hidden()
-    finally:
-        page.context.close()
 
 
 def test_phone_menu_works_without_javascript(browser: Browser, live_server: LiveServer) -> None:
-    page = _phone_page(browser, live_server, javascript=False)
-    try:
+    with logged_in(browser, live_server, PHONE, *ADMIN_LOGIN, javascript=False) as page:
         page.goto("/account")
         nav = page.get_by_role("navigation", name="Main")
         expect(nav.get_by_role("link", name="Billing", exact=True)).to_be_hidden()
@@ -181,18 +163,12 @@ def test_phone_menu_works_without_javascript(browser: Browser, live_server: Live
         )
         page.get_by_test_id("nav-menu").click()
         expect(nav.get_by_role("link", name="Billing", exact=True)).to_be_hidden()
-    finally:
-        page.context.close()
 
 
 def test_desktop_navigation_is_one_line_with_an_account_menu(
     browser: Browser, live_server: LiveServer
 ) -> None:
-    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP)  # type: ignore[arg-type]
-    try:
-        page = context.new_page()
-        _role, email, password = DEMO_ADMIN
-        log_in(page, email, password)
+    with logged_in(browser, live_server, DESKTOP, *ADMIN_LOGIN) as page:
         page.goto("/admin/billing/customers")
         nav = page.get_by_role("navigation", name="Main")
         expect(page.get_by_test_id("nav-menu")).to_be_hidden()
@@ -200,7 +176,7 @@ def test_desktop_navigation_is_one_line_with_an_account_menu(
         expect(nav.get_by_role("link", name="Admin")).to_have_attribute("aria-current", "true")
         assert _header_height(page) < 70  # every link, the admin's too, on one line
         account = page.get_by_test_id("account-menu")
-        expect(account).to_have_text(re.compile(re.escape(email)))
+        expect(account).to_have_text(re.compile(re.escape(ADMIN_LOGIN[0])))
         expect(page.get_by_test_id("logout")).to_be_hidden()
         account.click()
         expect(page.get_by_test_id("logout")).to_be_visible()
@@ -210,5 +186,3 @@ def test_desktop_navigation_is_one_line_with_an_account_menu(
         account.click()
         page.locator("main h1").click()  # a click elsewhere closes it
         expect(page.get_by_test_id("logout")).to_be_hidden()
-    finally:
-        context.close()
