@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from app.admin.daily_reconcile import LastRun, last_run
@@ -37,6 +38,7 @@ from app.lib.charts import (
     day_points,
     last_days,
     month_points,
+    peak_point,
 )
 from app.lib.clock import add_months, start_of_day, start_of_month, utcnow
 from app.lib.money import format_money, per_month
@@ -247,11 +249,11 @@ class AdminMetrics:
 
             points = month_points([m.date() for m in months], amounts, money)
             total = sum(amounts.values())
-            best = max(points, key=lambda p: p.value or 0)
+            best = peak_point(points)
             summary = (
                 f"Revenue ({currency.upper()}) over the last {REVENUE_MONTHS} months: "
                 f"{money(total)} in total"
-                + (f"; highest {best.label} with {best.text}." if best.value else ".")
+                + (f"; highest {best.label} with {best.text}." if best else ".")
             )
             charts.append(
                 bar_chart(
@@ -264,7 +266,7 @@ class AdminMetrics:
                     value_heading="Revenue",
                     label_heading="Month",
                     empty_text="No revenue yet",
-                    tick_text=lambda v, currency=currency: compact_money(v, currency),
+                    tick_text=partial(compact_money, currency=currency),
                 )
             )
         return charts, rows
@@ -277,9 +279,9 @@ class AdminMetrics:
         for code, meter in self.catalog.meters.items():
             points = day_points(days, {day: totals.get((code, day), 0) for day in days})
             total = sum(p.value or 0 for p in points)
-            best = max(points, key=lambda p: p.value or 0)
+            best = peak_point(points)
             summary = f"{meter.name} over the last {USAGE_DAYS} days: {total:,} in total" + (
-                f"; busiest day {best.label} with {best.text}." if best.value else "."
+                f"; busiest day {best.label} with {best.text}." if best else "."
             )
             charts.append(
                 bar_chart(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from app.catalog.models import Meter, Quota
-from app.lib.charts import Chart, bar_chart, day_label, day_points, day_range
+from app.lib.charts import Chart, bar_chart, day_label, day_points, day_range, peak_point
 
 DAILY_DAYS = 7
 NEVER_DAYS = 30
@@ -79,10 +79,10 @@ def meter_chart(
         headline = f"{total:,} this period" if span.kind == "billing_period" else f"{total:,}"
         period = span_text(span)
         where = "in this period" if span.kind == "billing_period" else f"in {NEVER_DAYS} days"
-        peak = max(points, key=lambda p: p.value or 0)
+        peak = peak_point(points)
         summary = (
             f"{total:,} {name} {where}; busiest day {peak.label} with {peak.text}."
-            if total
+            if peak
             else f"No {name} used yet {where}."
         )
     if not total and span.kind == "day":

@@ -246,6 +246,12 @@ def bar_chart(
     )
 
 
+def peak_point(points: Sequence[Point]) -> Point | None:
+    """The point with the greatest value (the first of equals), None when all are 0 or none."""
+    best = max(points, key=lambda p: p.value or 0, default=None)
+    return best if best is not None and best.value else None
+
+
 def day_points(
     days: Sequence[date],
     amounts: dict[date, int],

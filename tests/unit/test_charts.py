@@ -23,6 +23,7 @@ from app.lib.charts import (
     month_label,
     month_points,
     nice_step,
+    peak_point,
     x_ticks,
     y_ticks,
 )
@@ -195,3 +196,10 @@ def test_a_period_quota_charts_the_period() -> None:
     assert len(chart.bars) == 31 and len(chart.rows) == 4  # the days to come: no table rows
     empty = meter_chart(AI, quota, span, {}, today)
     assert empty.empty and empty.summary == "No AI requests used yet in this period."
+
+
+def test_the_peak_point_is_the_first_greatest_or_none() -> None:
+    points = [Point("a", "a", 2), Point("b", "b", 5), Point("c", "c", 5), Point("d", "d", None)]
+    assert peak_point(points) == points[1]
+    assert peak_point([Point("a", "a", 0), Point("b", "b", None)]) is None
+    assert peak_point([]) is None
