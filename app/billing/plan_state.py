@@ -66,7 +66,10 @@ def plan_state(
         line=line,
         days_left=trial_days_left(subscription.trial_end, now) if trialing else None,
         trial_end=subscription.trial_end if trialing else None,
-        cancel_on=subscription.current_period_end if kind == "canceling" else None,
+        # Set to end (whatever else the line says, e.g. a failed payment): "Keep my plan".
+        cancel_on=subscription.current_period_end
+        if subscription.cancel_at_period_end and status != "canceled"
+        else None,
         payment_problem=status in ("past_due", "unpaid"),
     )
 

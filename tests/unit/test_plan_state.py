@@ -279,6 +279,9 @@ def test_cancel_wins_over_trial_and_renewal() -> None:
 def test_a_payment_problem_wins_over_a_schedule_and_a_trial_is_not_one() -> None:
     scheduled = sub(status="past_due", scheduled_change_at=NOW + timedelta(days=20))
     assert state(scheduled, scheduled_plan_name="Starter")[0] == "past_due"
+    # Past due and set to end: the line is the payment's, "Keep my plan" still offered.
+    ending = plan_state(sub(status="past_due", cancel_at_period_end=True), PRO, NOW)
+    assert ending.kind == "past_due" and ending.cancel_on == NOW + timedelta(days=20)
     assert plan_state(sub(status="past_due"), PRO, NOW).payment_problem
     assert plan_state(sub(status="unpaid"), PRO, NOW).payment_problem
     assert not plan_state(sub(status="trialing"), PRO, NOW).payment_problem
