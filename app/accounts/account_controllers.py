@@ -19,10 +19,10 @@ from app.accounts.controllers import safe_next
 from app.accounts.flows import AccountFlows, LinkRefused
 from app.accounts.guards import logged_in_user, requires_user
 from app.accounts.password_confirm import Refusal, confirm_with_password
-from app.accounts.sessions import renew_session
+from app.accounts.sessions import renew_session, session_value
 from app.accounts.throttle import LoginThrottle
 from app.accounts.tokens import Purpose
-from app.accounts.user_sessions import SESSION_KEY, SessionRegistry
+from app.accounts.user_sessions import SessionRegistry, login_key
 from app.accounts.verification import verification_page
 from app.lib.errors import DomainError
 from app.web.forms import form_page, throttled_form
@@ -65,17 +65,10 @@ def _refused(refused: LinkRefused) -> Template:
     )
 
 
-def _session_key(request: Request[Any, Any, Any]) -> str | None:
-    session = request.scope.get("session")
-    key = session.get(SESSION_KEY) if isinstance(session, dict) else None
-    return key if isinstance(key, str) else None
-
-
 def _after_link(request: Request[Any, Any, Any]) -> str:
     """Where a confirmed link leads: the account page for a browser that is logged in (public
     routes are not authenticated, so the session says), else the login."""
-    session = request.scope.get("session")
-    return ACCOUNT if isinstance(session, dict) and session.get("user_id") else "/login"
+    return ACCOUNT if session_value(request, "user_id") else "/login"
 
 
 class RecoveryController(Controller):
@@ -198,7 +191,7 @@ class AccountController(Controller):
         **context: Any,
     ) -> Template:
         user = logged_in_user(request)
-        sessions = await user_sessions.active(user.id, _session_key(request))
+        sessions = await user_sessions.active(user.id, login_key(request))
         return form_page(
             "accounts/account.html",
             {"account": user, "sessions": sessions, "forms": {}, **context},
@@ -301,7 +294,7 @@ class AccountController(Controller):
                 user.id,
                 data.current_password,
                 data.new_password,
-                keep_session_key=_session_key(request),
+                keep_session_key=login_key(request),
             ),
             wrong_login_field="current_password",
         )
@@ -322,7 +315,7 @@ class AccountController(Controller):
     ) -> Redirect:
         user = logged_in_user(request)
         if session_id == user.session_id:  # this very browser: a logout
-            await user_sessions.close(_session_key(request))
+            await user_sessions.close(login_key(request))
             renew_session(request, {})
             flash(request, "You are logged out.", category="info")
             return Redirect("/login", status_code=303)
@@ -335,7 +328,7 @@ class AccountController(Controller):
         self, request: Request[Any, Any, Any], user_sessions: NamedDependency[SessionRegistry]
     ) -> Redirect:
         user = logged_in_user(request)
-        ended = await user_sessions.revoke_all(user.id, except_key=_session_key(request))
+        ended = await user_sessions.revoke_all(user.id, except_key=login_key(request))
         flash(
             request,
             f"Logged out everywhere else ({ended} session{'s' if ended != 1 else ''}).",

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.repository import UserRepository
 from app.accounts.sessions import IssuedSessionConfig, renew_session
 from app.accounts.two_factor import has_two_factor
-from app.accounts.user_sessions import SESSION_KEY, SessionRegistry, hash_session_key
+from app.accounts.user_sessions import SESSION_KEY, SessionRegistry, hash_session_key, login_key
 from app.config import Settings
 from app.customers.models import RANK, Customer
 from app.lib.clock import utcnow
@@ -105,9 +105,9 @@ async def start_login(
     """Log `user_id` in: a new login (`user_sessions` row) under a newly issued session id
     (never the one the request carried); the login the session held before ends. `org_id`:
     the organization to show first (else their personal one)."""
-    previous = connection.scope.get("session")
-    if isinstance(previous, dict) and isinstance(previous.get(SESSION_KEY), str):
-        await registry.close(previous[SESSION_KEY])
+    previous = login_key(connection)
+    if previous is not None:
+        await registry.close(previous)
     key = await registry.open_for(connection.scope, user_id)
     renew_session(connection, login_session(user_id, key, org_id))
 

@@ -21,7 +21,7 @@ from app.accounts.service import LOGIN_FAILED, AccountService, SignupInput
 from app.accounts.sessions import renew_session
 from app.accounts.throttle import LoginThrottle
 from app.accounts.two_factor import TwoFactorService
-from app.accounts.user_sessions import SESSION_KEY, SessionRegistry
+from app.accounts.user_sessions import SessionRegistry, login_key
 from app.lib.errors import DomainError
 from app.web.forms import form_page, throttled_form
 
@@ -146,9 +146,7 @@ class AuthController(Controller):
     async def logout(
         self, request: Request[Any, Any, Any], user_sessions: NamedDependency[SessionRegistry]
     ) -> Redirect:
-        session = request.scope.get("session")
-        if isinstance(session, dict):
-            await user_sessions.close(session.get(SESSION_KEY))
+        await user_sessions.close(login_key(request))
         # A new, empty session (not none), so the goodbye message survives the redirect.
         renew_session(request, {})
         flash(request, "You are logged out.", category="info")

@@ -13,6 +13,7 @@ from app.accounts.emails import Mailer
 from app.accounts.flows import AccountFlows, StripeEmailSync
 from app.accounts.guards import current_user
 from app.accounts.service import AccountService
+from app.accounts.sessions import session_value
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SessionRegistry
 from app.catalog.models import Catalog
@@ -56,8 +57,7 @@ async def provide_current_customer(
     if USER_CUSTOMER in request.scope:  # read with the user by `retrieve_user`
         customer = request.scope[USER_CUSTOMER]  # type: ignore[literal-required]
     else:  # the current organization (the session's, else the personal one), as there
-        session = request.scope.get("session")
-        org_id = session.get(ORG_KEY) if isinstance(session, dict) else None
+        org_id = session_value(request, ORG_KEY)
         customer = await customer_service.current_for(
             user.id, org_id if isinstance(org_id, int) else None
         )

@@ -12,7 +12,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.response import Redirect
 
-from app.accounts.sessions import renew_session
+from app.accounts.sessions import renew_session, session_value
 from app.lib.clock import utcnow
 
 SECOND_STEP_PATH = "/login/two-factor"
@@ -37,8 +37,7 @@ def begin_second_step(
 
 def pending_login(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any] | None:
     """The waiting login (`user_id`, `at`, `next`), unless there is none or it expired."""
-    session = connection.scope.get("session")
-    pending = session.get(PENDING) if isinstance(session, dict) else None
+    pending = session_value(connection, PENDING)
     if not isinstance(pending, dict) or not isinstance(pending.get("user_id"), int):
         return None
     at = pending.get("at")

@@ -33,6 +33,13 @@ def _scope(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
     return cast("dict[str, Any]", connection.scope)
 
 
+def session_value(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> Any:
+    """`key`'s value in the request's session; None without it, or without a session (a
+    sessionless path such as /api/)."""
+    session = connection.scope.get("session")
+    return session.get(key) if isinstance(session, dict) else None
+
+
 def renew_session(connection: ASGIConnection[Any, Any, Any, Any], data: dict[str, Any]) -> None:
     """Set the session to `data` under a new id; the old id is deleted from the store."""
     _scope(connection)[_RENEW] = True

@@ -22,6 +22,7 @@ from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import UserSession
+from app.accounts.sessions import session_value
 from app.db.engine import write_from_here
 from app.db.page_versions import unseen_by_pages
 from app.lib.clients import Network, client_address
@@ -34,6 +35,12 @@ USER_AGENT_MAX = 255
 
 def new_session_key() -> str:
     return secrets.token_urlsafe(24)
+
+
+def login_key(connection: Any) -> str | None:
+    """The key of the login this request's session holds (None: it holds none)."""
+    key = session_value(connection, SESSION_KEY)
+    return key if isinstance(key, str) else None
 
 
 def hash_session_key(key: str) -> str:
