@@ -22,7 +22,11 @@ def logged_in_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUse
     return user
 
 
-def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# Guards are coroutines: Litestar runs a plain function guard in a worker thread (a thread hop
+# per guard and request, each waiting for the GIL under load: a tenth of an admin page's CPU).
+async def requires_user(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     if current_user(connection) is None:
         raise NotAuthorizedException("Please log in.")
 
@@ -31,7 +35,9 @@ class TwoFactorRequired(PermissionDeniedException):
     """An admin without two-factor login while REQUIRE_ADMIN_2FA is on: sent to turn it on."""
 
 
-def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_admin(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     user = current_user(connection)
     if user is None:
         raise NotAuthorizedException("Please log in.")

@@ -24,7 +24,7 @@ from app.organizations.roles import WHO_CAN, allows, role_name
 class RoleGuard(Protocol):
     minimum_role: str
 
-    def __call__(
+    async def __call__(
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None: ...
 
@@ -57,7 +57,8 @@ def check_role(org: OrgAccess, minimum: str) -> None:
 def requires_role(minimum: str) -> RoleGuard:
     """A guard: the current organization's role must be `minimum` or above."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # A coroutine, as app/accounts/guards.py's: no worker thread per request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         check_role(current_org(connection), minimum)
 
     guard.minimum_role = minimum  # type: ignore[attr-defined]
