@@ -12,6 +12,7 @@ once, on that response only.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -35,6 +36,7 @@ from app.admin.service import (
     SUBSCRIPTION_STATUSES,
     AdminService,
 )
+from app.billing.page_cache import figures_while, shows_no_usage
 from app.composition import Services
 from app.lib.errors import ValidationFailed
 from app.lib.money import ZERO_DECIMAL_CURRENCIES
@@ -129,7 +131,9 @@ class AdminController(Controller):
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> Template:
         """The figures and their rendered HTML come from the process's cache (no admin
-        service is built, no query runs) when computed less than OVERVIEW_SECONDS ago."""
+        service is built, no query runs) when computed less than OVERVIEW_SECONDS ago; the
+        whole page, from the page cache (app/billing/page_cache.py) while those figures are
+        current and nothing was written."""
 
         async def compute() -> Markup:
             overview = await services.admin.metrics.overview()
@@ -139,7 +143,9 @@ class AdminController(Controller):
             html = template.render(overview=overview, refresh_seconds=OVERVIEW_SECONDS)
             return Markup(html)  # noqa: S704 - the autoescaping environment rendered it
 
-        body = await overview_cache(request).get(compute)
+        cache = overview_cache(request)
+        body = await cache.get(compute)
+        figures_while(partial(cache.holds, body))
         return page(request, "admin/overview.html", {"body": body})
 
     # Customers ------------------------------------------------------------------------------
@@ -155,6 +161,7 @@ class AdminController(Controller):
         sort: FromQuery[str] = "newest",
         after: FromQuery[str] = "",
     ) -> Template:
+        shows_no_usage()  # the page cache keeps it through usage writes
         params = admin_service.customer_query(q, plan, status, sort, after)
         result = await admin_service.search_customers(params)
         context = {

@@ -126,6 +126,11 @@ class OverviewCache:
     def clear(self) -> None:
         self._value = None
 
+    def holds(self, value: Any) -> bool:
+        """Whether `value` is what `get` answers now (the page cache serves a page showing it
+        only while it is: app/billing/page_cache.py `figures_while`)."""
+        return value is self._value and time.monotonic() < self._expires
+
     async def get(self, compute: Callable[[], Awaitable[Any]]) -> Any:
         value = self._value
         if value is not None and time.monotonic() < self._expires:

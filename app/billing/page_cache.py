@@ -8,9 +8,11 @@ ASGI server; no one of them is the tenfold. A page a customer loads again with n
 changed is answered here with the bytes rendered before, checked as follows, and everything
 else goes to the app as before.
 
-What is cached: a `GET` of a customer page (`CACHED_PATHS`, the invoice pages) whose answer
-was a `200` HTML page of a logged-in user that set no cookie (a new session, a CSRF cookie, a
-flash message shown and removed from the session all set one). Its key is everything of the
+What is cached: a `GET` of a customer page (`CACHED_PATHS`, the invoice pages) or of the
+admin's overview and customer search (`ADMIN_PATHS`: the admin's own session, as any page;
+a non-admin's answer is a 403, never kept) whose answer was a `200` HTML page of a logged-in
+user that set no cookie (a new session, a CSRF cookie, a flash message shown and removed from
+the session all set one). Its key is everything of the
 request the page may depend on: path, query, the whole `Cookie` header (so the session and
 its CSRF token), `Host`, `Accept-Language`, `Authorization` (no page reads it) and the
 `HX-*` headers but `HX-Current-URL`. Links are boosted (`hx-boost` on every page), so a click
@@ -29,7 +31,10 @@ When a cached page is served, all of these hold, checked on every request:
   wrote, whatever the table: users, memberships, logins, subscriptions, invoices, cards,
   settings...), nor usage, credits or holds of the customers whose rows the render loaded
   (per customer: the usage writer's batches, here at once and from other processes by their
-  `BALANCES` announcements; a page that loaded no customer row is stale after anyone's);
+  `BALANCES` announcements; a page that loaded no customer row is stale after anyone's;
+  a page that shows no usage says so while it renders, `shows_no_usage()`, and usage then
+  leaves it be: the admin's customer search, and the overview, whose figures are a snapshot
+  of their own, `figures_while()`, served only while that snapshot is the current one);
 - it is younger than `PAGE_CACHE_SECONDS` by the app's clock and of the same UTC day (pages
   show days left, expired cards and the like, which change with time and no write), and a
   render during which anything above moved was never kept.
@@ -45,7 +50,8 @@ import asyncio
 import contextvars
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,6 +82,8 @@ CACHED_PATHS = frozenset(
         "/billing/settings",
     }
 )
+# The admin's overview and customer search (for the administrator's own session, as any page).
+ADMIN_PATHS = frozenset({"/admin/billing", "/admin/billing/", "/admin/billing/customers"})
 _INVOICE_PAGE = re.compile(r"/billing/invoices/[^/]+\Z")
 _MAX_PAGES = 4096
 _MAX_BODY = 1 << 20
@@ -84,16 +92,48 @@ _KEYED = (b"host", b"accept-language", b"authorization")
 _NOT_HERE = (b"hx-history-restore-request",)
 log = structlog.get_logger()
 
-_loaded: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
-    "billing_portal_customers_loaded", default=None
+
+@dataclass(slots=True)
+class _Notes:
+    """What a render the cache may keep tells of itself."""
+
+    # External ids of the customers whose rows it loaded.
+    customers: set[str] = field(default_factory=set)
+    # It may show usage, credits or holds (of `customers`, or of anyone when none).
+    usage: bool = True
+    # Whether the figures it shows are still those it would show (None: no such figures).
+    current: Callable[[], bool] | None = None
+
+
+_notes: contextvars.ContextVar[_Notes | None] = contextvars.ContextVar(
+    "billing_portal_page_notes", default=None
 )
+
+
+def shows_no_usage() -> None:
+    """The page being rendered shows no usage, credits or holds, of anyone (the admin's
+    customer search): the usage writer's batches leave it cached."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.usage = False
+
+
+def figures_while(current: Callable[[], bool]) -> None:
+    """The page being rendered shows figures computed earlier, which are what it would show
+    while `current()` is true, and no usage of its own (the admin overview's snapshot,
+    app/admin/metrics.py `OverviewCache`): served no longer than that, and left cached by
+    usage writes, which its figures take in only when they are computed again."""
+    notes = _notes.get()
+    if notes is not None:
+        notes.usage = False
+        notes.current = current
 
 
 @event.listens_for(Customer, "load")
 def _customer_loaded(target: Customer, _context: Any) -> None:
-    loaded = _loaded.get()
-    if loaded is not None:
-        loaded.add(target.external_id)
+    notes = _notes.get()
+    if notes is not None:
+        notes.customers.add(target.external_id)
 
 
 @event.listens_for(Customer, "refresh")
@@ -110,13 +150,16 @@ class _Page:
     versions: tuple[int, int, int]
     # (external id, usage stamp) of the customers the render loaded; None: none loaded.
     customers: tuple[tuple[str, int], ...] | None
+    # False: it shows no usage (`shows_no_usage`, `figures_while`), so usage leaves it be.
+    usage: bool
+    current: Callable[[], bool] | None
     headers: list[tuple[bytes, bytes]]
     # The body cut at its fresh tokens: text, token, text, token, ..., text.
     parts: list[bytes]
 
 
 def is_cached_path(path: str) -> bool:
-    return path in CACHED_PATHS or _INVOICE_PAGE.match(path) is not None
+    return path in CACHED_PATHS or path in ADMIN_PATHS or _INVOICE_PAGE.match(path) is not None
 
 
 class PageCache:
@@ -237,9 +280,15 @@ class PageCache:
             return False
         if now.timestamp() - page.auth_at > self.session_max_age:
             return False
+        if page.current is not None and not page.current():
+            return False
         versions = self.versions
         data, epoch, usage_any = page.versions
-        if versions.data != data or versions.usage_epoch != epoch:
+        if versions.data != data:
+            return False
+        if not page.usage:
+            return True
+        if versions.usage_epoch != epoch:
             return False
         if page.customers is None:
             return versions.usage_any == usage_any
@@ -251,8 +300,8 @@ class PageCache:
         """Let the app answer; what to keep of its answer, if it may be kept."""
         before = self.versions.snapshot()
         rendered_at = utcnow()
-        loaded: set[str] = set()
-        _loaded.set(loaded)
+        notes = _Notes()
+        _notes.set(notes)
         tokens = collect()
         messages: list[Message] = []
         keep = True
@@ -266,7 +315,7 @@ class PageCache:
             await send(message)
 
         await self.app(scope, receive, capture)
-        if not keep or scope.get("user") is None or not self._unchanged_since(before, loaded):
+        if not keep or scope.get("user") is None or not self._unchanged_since(before, notes):
             return None
         answer = _answer(messages)
         if answer is None:
@@ -275,7 +324,7 @@ class PageCache:
         auth_at = _auth_at(session)
         if auth_at is None:
             return None
-        stamps = tuple((c, self.versions.usage_stamp(c)) for c in sorted(loaded))
+        stamps = tuple((c, self.versions.usage_stamp(c)) for c in sorted(notes.customers))
         return _Page(
             expires=time.monotonic() + self.seconds,
             rendered_at=rendered_at,
@@ -283,16 +332,23 @@ class PageCache:
             auth_at=auth_at,
             versions=(before[0], before[1], before[3]),
             customers=stamps or None,
+            usage=notes.usage,
+            current=notes.current,
             headers=headers,
             parts=_cut(body, tokens),
         )
 
-    def _unchanged_since(self, before: tuple[int, int, int, int], loaded: set[str]) -> bool:
+    def _unchanged_since(self, before: tuple[int, int, int, int], notes: _Notes) -> bool:
         """Nothing the render may have shown changed while it ran."""
         versions = self.versions
         data, epoch, tick, usage_any = before
-        if versions.data != data or versions.usage_epoch != epoch:
+        if versions.data != data:
             return False
+        if not notes.usage:
+            return True
+        if versions.usage_epoch != epoch:
+            return False
+        loaded = notes.customers
         if not loaded:
             return versions.usage_any == usage_any
         return all(versions.usage_stamp(c) <= tick for c in loaded)
@@ -362,4 +418,12 @@ async def _replay(page: _Page, send: Send) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-__all__ = ["CACHED_PATHS", "PAGE_CACHE_SECONDS", "PageCache", "is_cached_path"]
+__all__ = [
+    "ADMIN_PATHS",
+    "CACHED_PATHS",
+    "PAGE_CACHE_SECONDS",
+    "PageCache",
+    "figures_while",
+    "is_cached_path",
+    "shows_no_usage",
+]
