@@ -178,3 +178,10 @@ document.addEventListener("htmx:afterSwap", () => {
   chartTablesOpen.forEach((id) => { document.getElementById(id)?.setAttribute("open", ""); });
   chartTablesOpen = [];
 });
+// Back to a page (htmx's copy of it, or the browser's page cache): every menu closed.
+document.addEventListener("htmx:beforeHistorySave", () => closeMenus(null));
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) {
+    closeMenus(null);
+  }
+});

@@ -132,6 +132,14 @@ def test_phone_menu_marks_the_page_holds_the_account_and_closes_on_escape(
         page.keyboard.press("Escape")
         expect(invoices).to_be_hidden()
         expect(menu).to_be_focused()
+        # A link in the menu leads on; back again, the page comes back with the menu closed.
+        menu.click()
+        nav.get_by_role("link", name="Plans").click()
+        expect(page).to_have_url(re.compile(r"/billing/upgrade$"))
+        page.go_back()
+        expect(page).to_have_url(re.compile(r"/billing/invoices$"))
+        expect(menu).to_be_visible()
+        expect(invoices).to_be_hidden()
 
         # The admin sections: one button naming the current one.
         page.goto("/admin/billing/audit")
