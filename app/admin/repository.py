@@ -523,15 +523,15 @@ class AdminRepository:
     async def audit(self, q: str, action: str, *, offset: int, limit: int) -> list[AuditEntryRow]:
         """A page of entries, each with the people it names as they are now: the customer acted
         on (its email; None when gone or deleted) and whether the acting user still exists."""
-        query = self._with_target_customer(
+        columns = cast(
+            "Select[Any]",
             select(
-                AuditLog,
-                Customer.email,
-                Customer.name,
-                Customer.deleted_at,
-                User.email,
-            ).select_from(AuditLog)
-        ).outerjoin(User, User.id == AuditLog.actor_user_id)
+                AuditLog, Customer.email, Customer.name, Customer.deleted_at, User.email
+            ).select_from(AuditLog),
+        )
+        query = self._with_target_customer(columns).outerjoin(
+            User, User.id == AuditLog.actor_user_id
+        )
         query = self._audit_filter(query, q, action)
         query = query.order_by(AuditLog.id.desc()).offset(offset).limit(limit)
         return [

@@ -44,6 +44,7 @@ ADMIN = [
     ("admin-overview", "/admin/billing"),
     ("admin-customers", "/admin/billing/customers"),
     ("admin-customer", "/admin/billing/customers?q=demo"),  # replaced by the first row's link
+    ("admin-confirm", "/admin/billing/customers?q=demo"),  # that customer's grant confirm step
     ("admin-invoices", "/admin/billing/invoices"),
     ("admin-events", "/admin/billing/events"),
     ("admin-api-keys", "/admin/billing/api-keys"),
@@ -161,11 +162,14 @@ def visit_all(
         log_in(page, email, password)
         for name, path in ADMIN:
             _open(page, path)
-            if name == "admin-customer":
+            if name in ("admin-customer", "admin-confirm"):
                 link = page.locator("[data-testid=customer-table] tbody a").first
                 if not link.count():
                     continue
-                _open(page, link.get_attribute("href") or "/admin/billing/customers")
+                href = link.get_attribute("href") or "/admin/billing/customers"
+                if name == "admin-confirm":
+                    href += "/confirm?action=grant_credits&meter=ai_requests&amount=10"
+                _open(page, href)
             yield Visit(name, page)
     finally:
         context.close()
