@@ -21,7 +21,7 @@ from app.catalog.models import Catalog
 from app.db.page_versions import VERSIONS
 from app.lib.clock import utcnow
 from tests.conftest import sibling_client
-from tests.factories import log_in, make_admin
+from tests.factories import log_in, make_admin, make_user, unique_email
 from tests.integration.admin.conftest import Admin, make_customer
 from tests.integration.billing.test_page_cache import statements
 
@@ -83,8 +83,11 @@ async def test_one_admins_page_is_never_anothers(admin: Admin, other_admin: Admi
 
 
 async def test_a_customer_never_gets_the_admins_cached_page(
-    admin: Admin, user_client: AsyncTestClient[Litestar]
+    admin: Admin, session: AsyncSession, catalog: Catalog
 ) -> None:
+    user = await make_user(session, catalog, unique_email(), name="User")
+    user_client = sibling_client(admin.client)  # one client per app: see the admin conftest
+    await log_in(user_client, user.id)
     for path in PAGES:
         await cached(admin.client, path)
         for _ in range(3):
