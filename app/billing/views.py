@@ -47,12 +47,13 @@ from app.billing.view_models import (
     PlanCard,
     ScheduledView,
 )
-from app.catalog.models import Catalog, CreditPack, Interval, Plan
+from app.catalog.models import Catalog, CreditPack, Interval, Plan, Quota
 from app.customers.models import Customer, Subscription
 from app.customers.service import CustomerService
-from app.lib.clock import add_months, start_of_month, utcnow
+from app.lib.clock import add_months, as_utc, start_of_month, utcnow
 from app.lib.errors import InsufficientBalance, NotFound
 from app.lib.money import format_money, per_month
+from app.metering.balance import BillingCycle, current_period
 from app.metering.models import CreditGrant, CreditLedgerEntry
 from app.metering.ops import REVOCATION_KINDS
 from app.metering.service import Balance, EventInput, MeteringService
@@ -264,7 +265,10 @@ class BillingPages:
         now = now or utcnow()
         if subscription is None:
             subscription = await self.customers.subscription(customer)
-        start, end = _billing_period(subscription, now)
+        # The billing-period quotas' current window, as the meters count it (a yearly plan's
+        # quota comes monthly); the download's default range stays the billing period.
+        start, end = _quota_window(subscription, now)
+        billing_start, billing_end = _billing_period(subscription, now)
         plan = self.catalog.plan(subscription.plan_slug) or self.catalog.default_plan
         today = now.date()
         period_first, period_last = start.date(), (end - timedelta(microseconds=1)).date()
@@ -300,7 +304,11 @@ class BillingPages:
             totals = period_totals if span.kind == "billing_period" else other_totals
             days = {day: n for (c, day), n in totals.items() if c == code}
             series.append(meter_chart(meter, plan.quotas.get(code), span, days, today))
-        return ChartView(start=period_first, end=period_last, series=series)
+        return ChartView(
+            start=billing_start.date(),
+            end=(billing_end - timedelta(microseconds=1)).date(),
+            series=series,
+        )
 
     async def try_it(self, customer: Customer) -> tuple[bool, str]:
         """Run the demo's fake AI request: one `ai_requests` event, recorded server-side."""
@@ -487,6 +495,18 @@ class BillingPages:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _quota_window(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:
+    """The current window of a `billing_period` quota (app/metering/balance.py), as the
+    meters show it: the Stripe period, a month of a yearly one, or the calendar month."""
+    cycle = None
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if start is not None and end is not None:
+        cycle = BillingCycle(start=as_utc(start), end=as_utc(end), interval=subscription.interval)
+    period = current_period(Quota("", None, "billing_period"), now, cycle)
+    assert period.end is not None  # only a `never` quota has no end
+    return period.start, period.end
 
 
 def _midnight(day: date) -> datetime:
