@@ -9,8 +9,7 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -25,13 +24,12 @@ from app.accounts.tokens import Purpose
 from app.accounts.user_sessions import SessionRegistry, login_key
 from app.accounts.verification import verification_page
 from app.lib.errors import DomainError
-from app.web.forms import form_page, throttled_form
+from app.web.forms import Form, form_page, throttled_form
 from app.web.responses import PAGE_HEADERS
 
 ACCOUNT = "/account"
 # A link's page: its token is in the URL, so no Referer carries it elsewhere; never cached.
 LINK_HEADERS = {**PAGE_HEADERS, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class ForgotForm(Struct):

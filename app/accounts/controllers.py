@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import FromQuery
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -23,7 +22,7 @@ from app.accounts.throttle import LoginThrottle
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SessionRegistry, login_key
 from app.lib.errors import DomainError
-from app.web.forms import form_page, throttled_form
+from app.web.forms import Form, form_page, throttled_form
 
 # The login and signup forms are answered without PAGE_HEADERS, as their pages are.
 NO_HEADERS: dict[str, str] = {}
@@ -69,7 +68,7 @@ class AuthController(Controller):
     async def login(
         self,
         request: Request[Any, Any, Any],
-        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        data: Annotated[LoginForm, Form],
         account_service: NamedDependency[AccountService],
         login_throttle: NamedDependency[LoginThrottle],
         user_sessions: NamedDependency[SessionRegistry],
@@ -100,7 +99,7 @@ class AuthController(Controller):
     async def signup(
         self,
         request: Request[Any, Any, Any],
-        data: Annotated[SignupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        data: Annotated[SignupForm, Form],
         account_service: NamedDependency[AccountService],
         login_throttle: NamedDependency[LoginThrottle],
         user_sessions: NamedDependency[SessionRegistry],

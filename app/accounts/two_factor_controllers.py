@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -22,12 +20,11 @@ from app.accounts.throttle import CodeThrottle, LoginThrottle
 from app.accounts.two_factor import TwoFactorService
 from app.accounts.user_sessions import SessionRegistry
 from app.lib.errors import DomainError
-from app.web.forms import form_page, throttled_form
+from app.web.forms import Form, form_page, throttled_form
 
 SETTINGS_PATH = "/account/two-factor"
 SETTINGS_PAGE = "accounts/two_factor.html"
 LOGIN_PAGE = "accounts/two_factor_login.html"
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class CodeForm(Struct):

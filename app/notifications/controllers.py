@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -16,10 +14,10 @@ from app.accounts.guards import requires_user
 from app.customers.models import BILLING_ADMIN, Customer
 from app.notifications.service import NotificationService
 from app.organizations.guards import requires_role
+from app.web.forms import Form
 from app.web.responses import page, redirect
 
 SETTINGS_PAGE = "/billing/settings"
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class EmailSettingsForm(Struct):

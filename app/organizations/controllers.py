@@ -13,8 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -27,11 +26,11 @@ from app.lib.errors import DomainError, NotFound
 from app.organizations.guards import current_org, requires_role
 from app.organizations.roles import ROLE_SUMMARIES, role_name
 from app.organizations.service import OrganizationService
+from app.web.forms import Form
 from app.web.responses import page, redirect
 
 TEAM_PAGE = "/billing/team"
 T = TypeVar("T")
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class InviteForm(Struct):

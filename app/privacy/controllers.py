@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Stream, Template
 from msgspec import Struct
@@ -22,7 +21,7 @@ from app.lib.errors import NotFound
 from app.privacy.deletion import AccountDeletion
 from app.privacy.export import KINDS, DataExport
 from app.web.downloads import download
-from app.web.forms import form_page
+from app.web.forms import Form, form_page
 
 DELETE_PAGE = "privacy/delete.html"
 
@@ -50,7 +49,7 @@ class AccountDataController(Controller):
     async def delete_account(
         self,
         request: Request[Any, Any, Any],
-        data: Annotated[DeleteForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        data: Annotated[DeleteForm, Form],
         account_deletion: NamedDependency[AccountDeletion],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> Template | Redirect:

@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from litestar.response import Template
 
 from app.web.responses import PAGE_HEADERS
+
+# An HTML form post's body: `data: Annotated[SomeForm, Form]`.
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class RateLimited(Protocol):
@@ -58,4 +63,4 @@ def throttled_form(
     )
 
 
-__all__ = ["RateLimited", "form_page", "throttled_form"]
+__all__ = ["Form", "RateLimited", "form_page", "throttled_form"]
