@@ -76,7 +76,11 @@ def meter_chart(
             + f"; {total:,} in the last {DAILY_DAYS} days."
         )
     else:
-        headline = f"{total:,} this period" if span.kind == "billing_period" else f"{total:,}"
+        headline = (
+            f"{total:,} this period"
+            if span.kind == "billing_period"
+            else f"{total:,} in {NEVER_DAYS} days"
+        )
         period = span_text(span)
         where = "in this period" if span.kind == "billing_period" else f"in {NEVER_DAYS} days"
         peak = peak_point(points)

@@ -203,3 +203,12 @@ def test_the_peak_point_is_the_first_greatest_or_none() -> None:
     assert peak_point(points) == points[1]
     assert peak_point([Point("a", "a", 0), Point("b", "b", None)]) is None
     assert peak_point([]) is None
+
+
+def test_a_quota_that_never_resets_charts_the_last_30_days() -> None:
+    today = date(2026, 12, 4)
+    span = chart_span("never", date(2026, 12, 1), date(2026, 12, 31), today)
+    chart = meter_chart(AI, Quota("ai_requests", 5, "never"), span, {today: 3}, today)
+    assert (chart.headline, chart.period) == ("3 in 30 days", "Last 30 days")
+    assert chart.summary == "3 AI requests in 30 days; busiest day Dec 4, 2026 with 3."
+    assert chart.limit is None and len(chart.bars) == 30
