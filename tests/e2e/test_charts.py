@@ -87,6 +87,7 @@ def test_charts_are_labelled_fit_and_show_a_table(
         page.evaluate("document.body.dispatchEvent(new Event('usage-changed'))")
         expect(page.locator("#usage-chart:not([data-old])")).to_be_attached()
         expect(table.get_by_role("table")).to_be_visible()
+        expect(table.locator("summary")).to_be_focused()  # and the focus stays on its toggle
     finally:
         context.close()
 
