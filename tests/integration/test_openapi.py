@@ -9,7 +9,7 @@ import pytest
 
 # Per operation: the error statuses it can answer (401: every call needs a key).
 OPERATIONS: dict[tuple[str, str], set[int]] = {
-    ("post", "/api/v1/customers"): {401, 422, 503},
+    ("post", "/api/v1/customers"): {401, 409, 422, 503},
     ("get", "/api/v1/customers/{external_id}"): {401, 404},
     ("post", "/api/v1/customers/{external_id}/convert"): {401, 404, 409, 422, 503},
     ("post", "/api/v1/events"): {401, 402, 404, 409, 422, 503},
