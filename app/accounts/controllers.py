@@ -108,7 +108,12 @@ class AuthController(Controller):
     ) -> Template | Redirect:
         address = login_throttle.address(request.scope)
         form = {"email": data.email, "name": data.name}
-        context: dict[str, Any] = {"next": safe_next(data.next), "form": form}
+        # The guest token stays on the form whatever refuses it: its usage is not lost.
+        context: dict[str, Any] = {
+            "next": safe_next(data.next),
+            "form": form,
+            "guest": data.guest[:512],
+        }
         throttled = await login_throttle.signup_attempt(address)
         if throttled is not None:
             return throttled_form("accounts/signup.html", context, throttled, headers=NO_HEADERS)
@@ -118,7 +123,7 @@ class AuthController(Controller):
             )
         except DomainError as exc:
             field = exc.extra.get("field")
-            context.update(error=exc.message, error_field=field, guest=data.guest[:512])
+            context.update(error=exc.message, error_field=field)
             return form_page(
                 "accounts/signup.html", context, status_code=exc.status_code, headers=NO_HEADERS
             )

@@ -157,3 +157,28 @@ async def test_one_address_makes_a_bounded_number_of_guests(client: Client) -> N
     page = await client.get("/try")
     assert "Too many" in page.text or "try again" in page.text.lower()
     assert await counter(client) == (0, 5)
+
+
+async def test_a_rate_limited_signup_keeps_the_guest_token(client: Client, monkeypatch) -> None:
+    """Refused for now (too many signups from the address): the form shown again still
+    carries the guest's token, so the retry carries the usage over."""
+    from app.accounts.throttle import LoginThrottle, Throttled
+
+    await run_fake_request(client)
+    link = signup_link((await client.get("/try")).text)
+    token = link.split("guest=", 1)[1]
+
+    async def refused(self: LoginThrottle, address: str) -> Throttled:
+        return Throttled(retry_after=60)
+
+    monkeypatch.setattr(LoginThrottle, "signup_attempt", refused)
+    form = {
+        "_csrf_token": await csrf_token(client, link),
+        "email": "ada@example.com",
+        "password": "correct horse battery",
+        "name": "",
+        "guest": token,
+    }
+    response = await client.post("/signup", data=form, follow_redirects=False)
+    assert response.status_code == 429
+    assert f'name="guest" value="{token}"' in response.text
