@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,27 +22,10 @@ from app.lib.clock import utcnow
 from tests.conftest import sibling_client
 from tests.factories import log_in, make_admin, make_user, unique_email
 from tests.integration.admin.conftest import Admin, make_customer
-from tests.integration.billing.test_page_cache import statements
+from tests.integration.billing.test_page_cache import cached, load, statements
 
 _NAV_USER = re.compile(r'data-testid="nav-user">([^<]+)<')
 PAGES = ["/admin/billing", "/admin/billing/customers", "/admin/billing/customers?q=cache"]
-
-
-async def load(client: AsyncTestClient[Litestar], path: str) -> str:
-    response = await client.get(path)
-    assert response.status_code == 200, (path, response.text[:500])
-    return response.text
-
-
-async def cached(client: AsyncTestClient[Litestar], path: str) -> str:
-    """`path` loaded until it comes from the cache (a render during which something was
-    written, such as the login's `last_seen_at`, is not kept)."""
-    await load(client, path)
-    await load(client, path)
-    with statements() as ran:
-        html = await load(client, path)
-    assert ran == [], (path, ran)
-    return html
 
 
 @pytest.fixture
@@ -62,8 +44,8 @@ def test_the_admin_pages_are_cached_paths() -> None:
 
 @pytest.mark.parametrize("path", PAGES)
 async def test_an_admin_page_loaded_again_runs_no_statement(admin: Admin, path: str) -> None:
-    first = await load(admin.client, path)
-    assert await cached(admin.client, path) == first
+    first = await load(admin, path)
+    assert await cached(admin, path) == first
 
 
 def signed_in_as(html: str) -> str:
@@ -74,12 +56,12 @@ def signed_in_as(html: str) -> str:
 
 async def test_one_admins_page_is_never_anothers(admin: Admin, other_admin: Admin) -> None:
     for path in PAGES:
-        mine = await cached(admin.client, path)
-        theirs = await load(other_admin.client, path)
+        mine = await cached(admin, path)
+        theirs = await load(other_admin, path)
         assert signed_in_as(mine) == admin.email
         assert signed_in_as(theirs) == other_admin.email
-        assert signed_in_as(await cached(other_admin.client, path)) == other_admin.email
-        assert signed_in_as(await load(admin.client, path)) == admin.email
+        assert signed_in_as(await cached(other_admin, path)) == other_admin.email
+        assert signed_in_as(await load(admin, path)) == admin.email
 
 
 async def test_a_customer_never_gets_the_admins_cached_page(
@@ -89,7 +71,7 @@ async def test_a_customer_never_gets_the_admins_cached_page(
     user_client = sibling_client(admin.client)  # one client per app: see the admin conftest
     await log_in(user_client, user.id)
     for path in PAGES:
-        await cached(admin.client, path)
+        await cached(admin, path)
         for _ in range(3):
             response = await user_client.get(path)
             assert response.status_code == 403
@@ -105,7 +87,7 @@ async def test_a_revoked_login_gets_no_cached_page(admin: Admin, session: AsyncS
     """ "Log out other sessions" (or an admin ending a login) marks the login's row: a write,
     so the next load runs `retrieve_user` again, which refuses it."""
     for path in PAGES:
-        await cached(admin.client, path)
+        await cached(admin, path)
     user_id = await session.scalar(select(User.id).where(User.email == admin.email))
     await session.execute(
         update(UserSession).where(UserSession.user_id == user_id).values(revoked_at=utcnow())
@@ -118,7 +100,7 @@ async def test_a_revoked_login_gets_no_cached_page(admin: Admin, session: AsyncS
 
 async def test_an_admin_demoted_gets_no_cached_page(admin: Admin, session: AsyncSession) -> None:
     for path in PAGES:
-        await cached(admin.client, path)
+        await cached(admin, path)
     await session.execute(update(User).where(User.email == admin.email).values(is_admin=False))
     await session.commit()
     for path in PAGES:
@@ -130,26 +112,26 @@ async def test_a_new_customer_shows_at_once_usage_leaves_the_search_cached(
     admin: Admin, session: AsyncSession, catalog: Catalog
 ) -> None:
     path = "/admin/billing/customers?q=cache"
-    assert "cache-new@example.com" not in await cached(admin.client, path)
+    assert "cache-new@example.com" not in await cached(admin, path)
     VERSIONS.usage_changed(None)  # anyone's usage, as the usage writer announces it
     VERSIONS.usage_changed("someone")
     with statements() as ran:
-        await load(admin.client, path)
+        await load(admin, path)
     assert ran == []
     await make_customer(session, catalog, "cache-new@example.com")
-    assert "cache-new@example.com" in await load(admin.client, path)
+    assert "cache-new@example.com" in await load(admin, path)
 
 
 async def test_the_overview_is_served_only_while_its_figures_are_current(
     admin: Admin, app: Litestar
 ) -> None:
-    await cached(admin.client, "/admin/billing")
+    await cached(admin, "/admin/billing")
     VERSIONS.usage_changed(None)  # usage: the figures take it in when computed again
     with statements() as ran:
-        await load(admin.client, "/admin/billing")
+        await load(admin, "/admin/billing")
     assert ran == []
     app.state["admin_overview"]._expires = 0.0  # the figures' window has passed
     with statements() as ran:
-        await load(admin.client, "/admin/billing")
+        await load(admin, "/admin/billing")
     assert ran, "the figures computed again"
-    await cached(admin.client, "/admin/billing")
+    await cached(admin, "/admin/billing")
