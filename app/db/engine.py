@@ -312,6 +312,16 @@ class SyncWork:
         self._maybe_checkpoint()
         return result
 
+    async def write_unlocked(self, fn: Callable[..., T], *args: Any) -> T:
+        """PostgreSQL: `fn` with every statement in a transaction of its own (autocommit), for
+        a unit of work whose one write statement decides alone whether it applies (no BEGIN
+        and COMMIT round trips, no lock held between statements). Elsewhere: `write`."""
+        if self._sync is not None or self.engine.dialect.name != "postgresql":
+            return await self.write(fn, *args)
+        async with self.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await autocommit.run_sync(fn, *args)
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._sync is None:
             return await self._run_async(fn, args)

@@ -220,6 +220,8 @@ def _move(
                 rules.ledger_row(target_id, public_id, meter_code, "grant", lot.remaining, now)
             )
             credits[meter_code] = credits.get(meter_code, 0) + lot.remaining
+    # Lots and holds move: what a usage batch written without locks checks.
+    batch_repo.bump_lots_holds(conn, [total.id for total, *_ in slots.values()])
     batch_repo.add_to_days(conn, days)
     grant_ids = batch_repo.insert_grants(conn, grants)
     batch_repo.set_grant_remaining(conn, emptied)

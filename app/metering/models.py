@@ -52,6 +52,10 @@ class UsageTotal(Base):
     # The part of `used` paid for with credits, so used - credits_used <= the included quota.
     credits_used: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by every transaction that changes this customer and meter's credit lots or holds
+    # (app.metering.batch_repository.bump_lots_holds): a usage batch written without locks
+    # checks that what it decided from is unchanged (`read_slot`).
+    lots_holds_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsageDay(Base):

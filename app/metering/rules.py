@@ -76,6 +76,8 @@ def open_slot(
         used_at_load=total.used,
         credits_used_at_load=total.credits_used,
         period_start=period.start,
+        version=getattr(total, "version", None),
+        lots_holds=getattr(total, "lots_holds_version", None),
         state=MeterState(
             limit=quota.included,
             used=total.used,

@@ -53,6 +53,9 @@ MAX_BATCH = 1500
 # Loop turns the writer waits at most for requests under way (see app.metering.arrivals).
 _MAX_GATHER_ROUNDS = 100
 _RETRIES = 3
+# Tries of a PostgreSQL usage batch without locks when other writes come between its read and
+# its write (batch_repository.read_slot), before it takes the locks.
+_UNLOCKED_ATTEMPTS = 3
 
 
 def load(
@@ -62,11 +65,13 @@ def load(
     now: datetime,
     upgrade_url: str,
     look_up_events: bool = True,
+    locked: bool = True,
 ) -> BatchState:
     """The meter state `ops` touch, locked for the transaction: their customers, the
     events, reservations and grants already stored under their transaction ids (events only
     when `look_up_events`), and a slot per (customer, meter) with its running total, credit
-    lots and holds."""
+    lots and holds. Not `locked` (PostgreSQL, plain usage): read without locks, with each
+    total's row version (`batch_repository.read_slot`), or `NeedsLocks`."""
     state = BatchState(now, upgrade_url)
     refs = [op.customer for op in ops if isinstance(op, BY_CUSTOMER)]
     state.reservations = batch_repo.reservations_by_public_id(
@@ -88,6 +93,8 @@ def load(
             customer_ids=[row.customer_id for row in state.reservations.values()],
         )
     )
+    if not locked and any(plan.plan_slug == GUEST_PLAN for plan in state.plans_by_id.values()):
+        raise batch_repo.NeedsLocks  # a guest's conversion is excluded by a lock (below)
     _check_guests(conn, state)
     event_keys, reserve_keys, grant_keys, slot_keys = [], [], [], set()
     for op in ops:
@@ -117,14 +124,13 @@ def load(
     if any(isinstance(op, RevokeCredits) for op in ops):
         state.revoked = batch_repo.revoked_amounts(conn, [g.id for g in state.grants.values()])
     # A fixed lock order across processes, so two batches never wait on each other in a cycle.
+    slot = batch_repo.lock_slot if locked else batch_repo.read_slot
     for customer_id, meter_code in sorted(slot_keys):
         if catalog.meter(meter_code) is None:
             continue
         plan = state.plans_by_id[customer_id]
         quota, period = rules.slot_period(catalog, plan, meter_code, now)
-        total, lots, expired, held = batch_repo.lock_slot(
-            conn, customer_id, meter_code, period, now
-        )
+        total, lots, expired, held = slot(conn, customer_id, meter_code, period, now)
         rules.open_slot(state, plan, meter_code, quota, period, total, lots, expired, held)
     return state
 
@@ -156,8 +162,9 @@ def _apply(
     upgrade_url: str,
     now: datetime,
     look_up_events: bool = True,
+    locked: bool = True,
 ) -> list[_Outcome]:
-    state = load(conn, catalog, ops, now, upgrade_url, look_up_events)
+    state = load(conn, catalog, ops, now, upgrade_url, look_up_events, locked)
     apply = rules.apply
     outcomes: list[_Outcome] = []
     for op in ops:
@@ -177,7 +184,10 @@ def _apply(
         ]
         if refused and batch_repo.existing_events(conn, refused):
             raise batch_repo.TransactionIdsUsed
-    batch_repo.save(conn, state)
+    if locked:
+        batch_repo.save(conn, state)
+    else:
+        batch_repo.save_unlocked(conn, state, any(error for _, error in outcomes))
     return outcomes
 
 
@@ -203,8 +213,19 @@ async def _write(
 ) -> list[_Outcome]:
     # PostgreSQL: a batch of events assumes its transaction ids are new (a round trip less);
     # the insert skips a taken one and says so, and the batch then runs again, looking them up.
+    # It is written without locks when it can be (batch_repository.read_slot), tried again so
+    # when another write came between its read and its write, and else with locks.
     if work.engine.dialect.name == "postgresql" and all(type(op) is RecordUsage for op in ops):
         try:
+            for _attempt in range(_UNLOCKED_ATTEMPTS):
+                try:
+                    return await work.write_unlocked(
+                        _apply, catalog, ops, upgrade_url, now, False, False
+                    )
+                except batch_repo.WriteConflict:
+                    continue
+                except batch_repo.NeedsLocks:
+                    break
             return await work.write(_apply, catalog, ops, upgrade_url, now, False)
         except batch_repo.TransactionIdsUsed:
             pass

@@ -57,6 +57,21 @@ def fail_after(monkeypatch: pytest.MonkeyPatch, name: str, when=lambda args: Tru
     monkeypatch.setattr(repo, name, failing)
 
 
+def fail_usage_write(monkeypatch: pytest.MonkeyPatch, when=lambda args: True) -> None:
+    """Make a batch's usage write fail: inside its transaction after writing (`write_usage`),
+    or, for a batch written without locks (PostgreSQL, one statement in a transaction of its
+    own: committed whole or not at all), before its statement runs."""
+    fail_after(monkeypatch, "write_usage", when)
+    original = repo.write_usage_unlocked
+
+    def failing(conn: Any, *args: Any) -> Any:
+        if when(args):
+            raise Boom("forced failure in write_usage_unlocked")
+        return original(conn, *args)
+
+    monkeypatch.setattr(repo, "write_usage_unlocked", failing)
+
+
 def batch(*txs: str) -> dict[str, Any]:
     return {"events": [event(tx)["event"] for tx in txs]}
 
@@ -65,10 +80,8 @@ async def test_a_batch_item_that_cannot_be_written_is_rejected_the_rest_kept(
     api, session, monkeypatch
 ):
     await create_customer(api)
-    fail_after(
-        monkeypatch,
-        "write_usage",
-        lambda args: any(row.transaction_id == "poison" for row in args[0]),
+    fail_usage_write(
+        monkeypatch, lambda args: any(row.transaction_id == "poison" for row in args[0])
     )
     body = batch("b1", "b2", "poison", "b3")
 
@@ -88,7 +101,10 @@ async def test_a_batch_item_that_cannot_be_written_is_rejected_the_rest_kept(
 async def test_a_failed_batch_commits_nothing(api, session, monkeypatch, failing):
     await create_customer(api)
     before, used_before = await counts(session), await used(session)
-    fail_after(monkeypatch, failing)
+    if failing == "write_usage":
+        fail_usage_write(monkeypatch)
+    else:
+        fail_after(monkeypatch, failing)
 
     response = await api.post("/api/v1/events/batch", json=batch("f1", "f2", "f3"))
 
@@ -101,7 +117,7 @@ async def test_a_failed_batch_commits_nothing(api, session, monkeypatch, failing
 async def test_a_failed_event_commits_nothing(api, session, monkeypatch):
     await create_customer(api)
     before = await counts(session)
-    fail_after(monkeypatch, "write_usage")
+    fail_usage_write(monkeypatch)
     response = await api.post("/api/v1/events", json=event("e1"))
     assert response.status_code == 500, response.text
     assert await counts(session) == before and await used(session) == 0
