@@ -56,12 +56,16 @@ def pay(page: Page, card: str) -> None:
     page.get_by_test_id("checkout-pay").click()
 
 
-def pay_and_wait(page: Page) -> None:
-    """Pay with a card that works, and wait until the success page says it is done."""
+def pay_and_wait(page: Page) -> str:
+    """Pay with a card that works, and wait until the success page says it is done; the
+    success page's URL (the page returns to billing by itself a moment later)."""
     pay(page, "4242 4242 4242 4242")
+    expect(page).to_have_url(re.compile(r"/billing/checkout/success\?session_id=cs_"))
+    success = page.url
     expect(page.get_by_test_id("checkout-status")).to_have_attribute(
         "data-state", "done", timeout=WEBHOOK_TIMEOUT
     )
+    return success
 
 
 def test_upgrade_at_the_80_percent_prompt_and_read_the_invoice(page: Page, live_server: LiveServer):
@@ -124,9 +128,9 @@ def test_buying_a_credit_pack_raises_the_balance_once(page: Page, live_server: L
     sign_up(page)
     page.goto("/billing/credits")
     page.get_by_test_id("buy-ai_100").click()
-    pay_and_wait(page)
+    success = pay_and_wait(page)
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
-    page.goto(page.url)  # a second visit of the success page grants nothing more
+    page.goto(success)  # a second visit of the success page grants nothing more
     expect(page.get_by_test_id("credits-balance")).to_have_text("100")
     page.goto("/billing/credits")
     expect(page.get_by_test_id("credits-ai_requests")).to_contain_text("100 left")
