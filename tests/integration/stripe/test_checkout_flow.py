@@ -135,6 +135,11 @@ async def test_credit_pack_is_granted_once(
         client, session, emulator, "credits@example.com"
     )
     session_id = success.split("session_id=")[1]
+    # While waiting, the page says where it will go: the credits page, not billing.
+    waiting = await client.get(success)
+    assert 'data-state="processing"' in waiting.text
+    assert "then returns to credits;" in waiting.text
+    assert 'href="/billing/credits" data-testid="back-to-billing">Go to credits<' in waiting.text
     deliveries = await wait_for_events(
         emulator, customer.stripe_customer_id, {"checkout.session.completed"}, after=mark
     )
