@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from app.config import PROJECT_ROOT
+from app.lib.passwords import CHEAP_HASHING_ENV
 from tests.support import WEBHOOK_SECRET, free_port, wait_until
 
 CLI = PROJECT_ROOT / ".venv" / "bin" / "billing-portal"
@@ -152,6 +153,10 @@ class LiveServers:
             # Browser tests sign up and pay at once; tests/e2e/test_account_recovery.py turns it on.
             REQUIRE_EMAIL_VERIFICATION="0",
         )
+        # argon2 at its cheapest, as in the in-process tests (production's costs ~0.1 s a hash,
+        # paid by seed-demo, each worker's start and every signup and login of a browser test);
+        # tests/unit/test_passwords.py holds production to the strong parameters.
+        env[CHEAP_HASHING_ENV] = "1"
         env.update(extra)
         port = int(env["PORT"])
         server = LiveServer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,6 +10,19 @@ from typing import Any
 from passlib.context import CryptContext
 
 _SCHEMES = ["argon2", "pbkdf2_sha256"]
+# For the test suite's own processes only (tests/servers.py and the CLI tests start
+# `billing-portal` with it set to 1): argon2 at the cheapest parameters, as `argon2_cost` gives
+# the in-process tests. Never set it in production; hashes made under it are upgraded to the
+# production parameters at the next login once it is unset.
+CHEAP_HASHING_ENV = "INSECURE_TEST_PASSWORD_HASHING"
+CHEAP_ARGON2: dict[str, int] = {"memory_cost": 8, "time_cost": 1, "parallelism": 1}
+
+
+def _context(**argon2: int) -> CryptContext:
+    """passlib's argon2 defaults (argon2id, 64 MiB, 3 passes, 4 lanes) unless overridden."""
+    names = {"memory_cost": "memory_cost", "time_cost": "rounds", "parallelism": "parallelism"}
+    params: dict[str, Any] = {f"argon2__{names[k]}": v for k, v in argon2.items()}
+    return CryptContext(schemes=_SCHEMES, deprecated="auto", **params)
 
 
 class _Hasher:
@@ -21,8 +35,10 @@ class _Hasher:
         self.dummy_hash = str(context.hash("not-a-real-password"))
 
 
-# passlib's argon2 defaults (argon2id, 64 MiB, 3 passes, 4 lanes): what production uses.
-_hasher = _Hasher(CryptContext(schemes=_SCHEMES, deprecated="auto"))
+# Production: passlib's argon2 defaults; the test suite's processes: CHEAP_ARGON2.
+_hasher = _Hasher(
+    _context(**CHEAP_ARGON2) if os.environ.get(CHEAP_HASHING_ENV) == "1" else _context()
+)
 
 
 def hash_password(password: str) -> str:
@@ -48,13 +64,10 @@ def argon2_cost(*, memory_cost: int, time_cost: int, parallelism: int) -> Iterat
     to the production ones. Hashes made inside still verify outside (argon2 hashes carry their
     parameters), where a login upgrades them like any hash of outdated strength."""
     global _hasher
-    params: dict[str, Any] = {
-        "argon2__memory_cost": memory_cost,
-        "argon2__rounds": time_cost,
-        "argon2__parallelism": parallelism,
-    }
     previous = _hasher
-    _hasher = _Hasher(CryptContext(schemes=_SCHEMES, deprecated="auto", **params))
+    _hasher = _Hasher(
+        _context(memory_cost=memory_cost, time_cost=time_cost, parallelism=parallelism)
+    )
     try:
         yield
     finally:

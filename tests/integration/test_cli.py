@@ -22,6 +22,7 @@ from app.config import PROJECT_ROOT
 from app.db.engine import create_engine, create_session_factory
 from app.db.migrations import head_revision, upgrade
 from app.demo import DEMO_ADMIN, DEMO_USERS
+from app.lib.passwords import CHEAP_HASHING_ENV
 from app.main import create_app
 from tests.conftest import csrf_token
 from tests.support import WEBHOOK_SECRET, make_settings
@@ -44,6 +45,7 @@ class Cli:
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             LOG_LEVEL="WARNING",
         )
+        self.env[CHEAP_HASHING_ENV] = "1"  # as tests/servers.py's processes
         self.cwd = root
 
     def script(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
-from app.lib.passwords import argon2_cost, hash_password, verify_password
+from app.lib.passwords import CHEAP_HASHING_ENV, argon2_cost, hash_password, verify_password
 
 _PARAMS = re.compile(r"^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$")
 
@@ -31,3 +34,23 @@ def test_cheap_parameters_hold_only_inside_the_block_and_are_upgraded_outside():
     assert valid and upgraded is not None
     assert _params(upgraded)[0] >= 65536
     assert verify_password("wrong", cheap) == (False, None)
+
+
+def test_the_suites_processes_hash_cheaply_only_when_told():
+    """tests/servers.py starts `billing-portal` with INSECURE_TEST_PASSWORD_HASHING=1."""
+    show = "from app.lib.passwords import hash_password; print(hash_password('x'))"
+
+    def hashed_in_a_process(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != CHEAP_HASHING_ENV}
+        run = subprocess.run(
+            [sys.executable, "-c", show],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return run.stdout.strip()
+
+    assert _params(hashed_in_a_process(**{CHEAP_HASHING_ENV: "1"})) == (8, 1, 1)
+    assert _params(hashed_in_a_process())[0] >= 65536
