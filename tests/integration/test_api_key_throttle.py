@@ -14,7 +14,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.apikeys.service import KEY_PREFIX, ApiKeyService
+from app.apikeys.models import TEST_PREFIX
+from app.apikeys.service import ApiKeyService
 from app.lib.clients import parse_networks
 from app.main import create_app
 from tests.support import Peer, make_settings
@@ -42,7 +43,7 @@ def backend(app: Litestar, forwarded_for: str, peer: str = PROXY) -> AsyncTestCl
 
 
 def random_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return TEST_PREFIX + secrets.token_urlsafe(32)
 
 
 async def balances(client: AsyncTestClient[Any], key: str) -> Any:
