@@ -43,6 +43,7 @@ def _plan_row(row: Any) -> CustomerPlan:
         status=row.status,
         cycle=cycle,
         stripe_customer_id=row.stripe_customer_id,
+        deleted=row.deleted_at is not None,
         stripe_subscription_id=row.stripe_subscription_id,
     )
 
@@ -58,6 +59,7 @@ _PLAN_COLUMNS = (
     subscriptions_t.c.current_period_start,
     subscriptions_t.c.current_period_end,
     subscriptions_t.c.interval,
+    customers_t.c.deleted_at,
 )
 
 

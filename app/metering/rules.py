@@ -151,6 +151,16 @@ def guest_converted(external_id: str, target: str | None = None) -> Conflict:
     )
 
 
+def customer_deleted(external_id: str) -> Conflict:
+    """The customer's user deleted the account: its row stays for the invoices, and takes
+    no new usage (what the customer API's upsert answers too)."""
+    return Conflict(
+        f"The customer {external_id!r} was deleted by its user: it takes no more usage. "
+        "A new customer needs a new external_id.",
+        code="customer_deleted",
+    )
+
+
 def _insufficient(
     state: BatchState, meter_code: str, meter: MeterState, amount: int, exclude: int = 0
 ) -> InsufficientBalance:
@@ -203,6 +213,8 @@ def record(state: BatchState, op: RecordUsage) -> EventResult:
         check_owner(ref, plan)
     if existing is not None:
         raise reused(existing.transaction_id)
+    if plan.deleted:
+        raise customer_deleted(plan.external_id)
     slot = _slot(state, plan.id, op.meter_code)
     if not slot.state.can_use(op.amount):
         raise _insufficient(state, op.meter_code, slot.state, op.amount)
@@ -307,6 +319,8 @@ def reserve(state: BatchState, op: Reserve) -> ReservationResult:
         return _reservation_result(state, existing, plan, replayed=True)
     if (plan.id, op.transaction_id) in state.events:
         raise reused(op.transaction_id, "is already a recorded usage event")
+    if plan.deleted:
+        raise customer_deleted(plan.external_id)
     slot = _slot(state, plan.id, op.meter_code)
     if not slot.state.can_use(op.amount):
         raise _insufficient(state, op.meter_code, slot.state, op.amount)

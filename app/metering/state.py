@@ -30,6 +30,8 @@ class CustomerPlan:
     cycle: BillingCycle | None
     stripe_customer_id: str | None = None
     stripe_subscription_id: str | None = None
+    # Its user deleted the account (app.privacy): the row stays for the books, usage stops.
+    deleted: bool = False
 
     @property
     def bills_through_stripe(self) -> bool:

@@ -223,3 +223,52 @@ async def test_the_api_cannot_write_a_deleted_customer_back(
     await session.rollback()
     kept = await session.get(Customer, user.customer_id)
     assert kept is not None and kept.email is None and kept.name is None
+
+
+async def test_usage_for_a_deleted_customer_is_refused_and_a_retry_keeps_its_answer(
+    client: AsyncTestClient[Litestar], session: AsyncSession, api: AsyncTestClient[Litestar]
+) -> None:
+    """After the account is deleted the SaaS's usage for it is refused (409 customer_deleted,
+    nothing recorded); an event stored before gets its first answer on a retry."""
+    user = await log_in_new_user(client)
+    customer = await session.get(Customer, user.customer_id)
+    assert customer is not None
+    external_id = customer.external_id
+
+    def event(tx: str) -> dict[str, object]:
+        return {
+            "event": {
+                "transaction_id": tx,
+                "external_customer_id": external_id,
+                "code": "ai_requests",
+            }
+        }
+
+    before = await api.post("/api/v1/events", json=event("before"))
+    assert before.status_code == 200, before.text
+    done = await post(client, "/account/delete", {"password": PASSWORD, "mode": "now"})
+    assert done.status_code == 303
+
+    after = await api.post("/api/v1/events", json=event("after"))
+    assert after.status_code == 409 and after.json()["error"] == "customer_deleted", after.text
+    hold = await api.post(
+        "/api/v1/reservations",
+        json={
+            "reservation": {
+                "external_customer_id": external_id,
+                "code": "ai_requests",
+                "amount": 1,
+                "transaction_id": "hold",
+            }
+        },
+    )
+    assert hold.status_code == 409 and hold.json()["error"] == "customer_deleted", hold.text
+    retry = await api.post("/api/v1/events", json=event("before"))
+    assert retry.status_code == 200 and retry.json() == before.json()
+    await session.rollback()
+    stored = await session.scalar(
+        select(func.count())
+        .select_from(UsageEvent)
+        .where(UsageEvent.customer_id == user.customer_id)
+    )
+    assert stored == 1
