@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.apikeys.models import LIVE_PREFIX, TEST_PREFIX, ApiKey
 from app.db.engine import write_from_here
+from app.db.page_versions import unseen_by_pages
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound, ValidationFailed
 
@@ -158,10 +159,13 @@ class KeyCache:
 
     async def touch(self, engine: AsyncEngine, key_id: int) -> None:
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow())
-                )
+            # No cached page shows it (the admin's key list is rendered each time): a key's
+            # first use in a minute must not end every customer's cached page.
+            with unseen_by_pages():
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow())
+                    )
         except Exception:  # an admin hint only; the next request in a minute tries again
             log.warning("api key last_used_at not updated", key_id=key_id, exc_info=True)
 
