@@ -93,9 +93,13 @@ class Parts:
         catalog = catalog or load_catalog(settings.catalog_path)
         engine = create_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
         # No ping on checkout: the writer's batches are few round trips each, and a dropped
-        # connection fails its batch, which is rolled back and run again on a fresh one.
+        # connection fails its batch, which is rolled back and run again on a fresh one. Its
+        # statements find rows by key: planned once per connection.
         writer_engine = create_engine(
-            settings.database_url, pgbouncer=settings.database_pgbouncer, pool_pre_ping=False
+            settings.database_url,
+            pgbouncer=settings.database_pgbouncer,
+            generic_plans=True,
+            pool_pre_ping=False,
         )
         writer = UsageWriter(
             writer_engine, catalog, upgrade_url=f"{settings.public_url}/billing/upgrade"

@@ -339,7 +339,7 @@ class ChangeWatch:
     async def _listen_once(self, dsn: str) -> None:
         """Until the connection is lost: a dead peer is noticed by a query every
         `KEEPALIVE_SECONDS`, a closed one by asyncpg."""
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         conn = await asyncpg.connect(dsn)
         lost = asyncio.Event()

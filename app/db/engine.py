@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -52,12 +53,25 @@ def pgbouncer_connect_args() -> dict[str, Any]:
     }
 
 
-def create_engine(database_url: str, *, pgbouncer: bool = False, **kwargs: Any) -> AsyncEngine:
-    """`pgbouncer` (DATABASE_PGBOUNCER, PostgreSQL only): see `pgbouncer_connect_args`."""
+def create_engine(
+    database_url: str, *, pgbouncer: bool = False, generic_plans: bool = False, **kwargs: Any
+) -> AsyncEngine:
+    """`pgbouncer` (DATABASE_PGBOUNCER, PostgreSQL only): see `pgbouncer_connect_args`.
+    `generic_plans` (PostgreSQL): each prepared statement planned once per connection, not at
+    every execution: PostgreSQL's default plans a statement anew for each call until it trusts
+    a generic plan, and may never do so for one with array parameters, whose planning can cost
+    more than running it. For point reads and writes by key, whose plan is the same whatever
+    the values. (Behind PgBouncer statements are not kept, so this changes nothing there.)"""
     if database_url.startswith("sqlite"):
         return _sqlite_engine(database_url, **kwargs)
     if pgbouncer:
         kwargs["connect_args"] = {**pgbouncer_connect_args(), **kwargs.get("connect_args", {})}
+    elif generic_plans:
+        args = kwargs.setdefault("connect_args", {})
+        args["server_settings"] = {
+            **args.get("server_settings", {}),
+            "plan_cache_mode": "force_generic_plan",
+        }
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
@@ -290,6 +304,7 @@ class SyncWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sync: Engine | None = None
+        self._held: dict[asyncio.AbstractEventLoop, AsyncConnection] = {}
         self._eager: Engine | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -312,15 +327,44 @@ class SyncWork:
         self._maybe_checkpoint()
         return result
 
-    async def write_unlocked(self, fn: Callable[..., T], *args: Any) -> T:
-        """PostgreSQL: `fn` with every statement in a transaction of its own (autocommit), for
-        a unit of work whose one write statement decides alone whether it applies (no BEGIN
-        and COMMIT round trips, no lock held between statements). Elsewhere: `write`."""
-        if self._sync is not None or self.engine.dialect.name != "postgresql":
-            return await self.write(fn, *args)
-        async with self.engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await autocommit.run_sync(fn, *args)
+    async def on_driver(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """PostgreSQL: `await fn(driver_connection, *args)` on the asyncpg connection this event
+        loop keeps for these calls, where each statement is a transaction of its own
+        (autocommit): no pool checkout, no BEGIN and COMMIT, no SQLAlchemy between the caller
+        and the driver, for a unit of work whose one write statement decides alone whether it
+        applies. A call while another holds that connection gets one from the pool."""
+        if self.engine.dialect.name != "postgresql":
+            raise RuntimeError("on_driver is for PostgreSQL")
+        loop = asyncio.get_running_loop()
+        held = self._held.pop(loop, None) or await self.engine.connect()
+        reusable = False
+        driver: Any = None
+        try:
+            driver = (await held.get_raw_connection()).driver_connection
+            result = await fn(driver, *args)
+            reusable = True
+            return result
+        except Exception:
+            # A statement that failed leaves the connection as it was; one the driver closed
+            # does not. (A cancelled call is not an Exception: its connection may be mid-way.)
+            reusable = driver is not None and not driver.is_closed()
+            raise
+        finally:
+            if reusable and loop not in self._held and not loop.is_closed():
+                self._held[loop] = held
+            else:
+                if not reusable:
+                    await held.invalidate()
+                await held.close()
+
+    async def close(self) -> None:
+        """`dispose`, and the connections kept for `on_driver` closed (this loop's) or let go."""
+        loop = asyncio.get_running_loop()
+        held, self._held = self._held, {}
+        for held_loop, conn in held.items():
+            if held_loop is loop:
+                await conn.close()
+        self.dispose()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._sync is None:

@@ -28,7 +28,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
 
 from app.customers.models import Subscription
 from app.lib.clock import as_utc
@@ -432,7 +431,7 @@ def meter_day_shard() -> int:
     return os.getpid() % METER_DAY_SHARDS
 
 
-def meter_day_amounts(
+def meterday_amounts(
     amounts: dict[tuple[int, str, datetime], int],
 ) -> dict[tuple[str, date], int]:
     """The daily roll-ups' amounts per (meter, UTC day): what every customer used."""
@@ -448,7 +447,7 @@ _ADD_TO_METER_DAYS = _add_amounts(meter_days_t)
 
 def add_to_meter_days(conn: Connection, amounts: dict[tuple[int, str, datetime], int]) -> None:
     """Add to every customer's usage per meter and day (this process's shard), in key order."""
-    totals = meter_day_amounts(amounts)
+    totals = meterday_amounts(amounts)
     if totals:
         shard = meter_day_shard()
         rows = [
@@ -515,7 +514,7 @@ class TransactionIdsUsed(Exception):
 # PostgreSQL: a batch's events, daily roll-ups and running totals in one statement (one
 # round trip under the lock instead of three); the roll-ups in key order, as add_to_days.
 # An event whose transaction id is taken is not inserted, and the count tells.
-_PG_ROWS = (
+PG_ROWS = (
     f"events AS ({_PG_INSERT_EVENTS} "  # noqa: S608 - our own names
     "ON CONFLICT (customer_id, transaction_id) DO NOTHING RETURNING 1), "
     f"days AS (INSERT INTO {days_t.name} (customer_id, meter_code, starts_at, amount) "
@@ -528,7 +527,7 @@ _PG_ROWS = (
     f"DO UPDATE SET amount = {meter_days_t.name}.amount + excluded.amount)"
 )
 _PG_WRITE_USAGE = (
-    f"WITH {_PG_ROWS}, "  # noqa: S608 - our own names
+    f"WITH {PG_ROWS}, "  # noqa: S608 - our own names
     f"totals AS (UPDATE {totals_t.name} AS t "
     "SET used = v.used, credits_used = v.credits_used, updated_at = $21 "
     "FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS v(id, used, credits_used) "
@@ -558,13 +557,13 @@ def write_usage(
     if not (events or day_amounts or totals):
         return
     inserted = conn.exec_driver_sql(
-        _PG_WRITE_USAGE, _pg_usage_parameters(events, day_amounts, totals, now)
+        _PG_WRITE_USAGE, pg_usage_parameters(events, day_amounts, totals, now)
     ).scalar_one()
     if inserted != len(events):
         raise TransactionIdsUsed
 
 
-def _pg_usage_parameters(
+def pg_usage_parameters(
     events: list[EventRow],
     day_amounts: dict[tuple[int, str, datetime], int],
     totals: Sequence[tuple[Any, ...]],
@@ -572,7 +571,7 @@ def _pg_usage_parameters(
 ) -> tuple[Any, ...]:
     """`_PG_WRITE_USAGE`'s parameters $1 to $25 (the totals' first three fields)."""
     days = sorted(day_amounts)
-    meter_days = meter_day_amounts(day_amounts)
+    meter_days = meterday_amounts(day_amounts)
     meter_keys = sorted(meter_days)
     return (
         *(_pg_columns(events) if events else ([],) * len(_EVENT_COLUMNS)),
@@ -591,131 +590,6 @@ def _pg_usage_parameters(
     )
 
 
-# PostgreSQL, without locks ------------------------------------------------------------
-#
-# A batch of plain usage events (no credit lots to draw on, no guest) need not hold its running
-# total's row lock while the app computes: it reads the slot unlocked (one statement: the
-# total, its row version `xmin`, the holds, whether any credit lot is left), decides, and
-# writes everything in one statement outside any explicit transaction, which changes the total
-# only if its row is still the version read, and otherwise fails whole. No lock is held across
-# a round trip, and the batch costs three round trips instead of six.
-#
-# What makes the check enough: every transaction that changes a slot's credit lots or holds
-# bumps the slot's `lots_holds_version` (`bump_lots_holds`: `save` below, app.metering.guests),
-# so nothing the decision read can change without the row changing. A batch whose events were
-# all accepted adds its usage to the total as it is then, provided the lots and holds are as
-# read and the sum stays within what was available (so batches of several processes do not
-# fail each other); one that refused any is written only if the total is the very row version
-# read (`xmin`).
-
-
-class NeedsLocks(Exception):
-    """The batch cannot be written without locks (a credit lot, a guest, a total not created
-    yet, a ledger entry or Stripe call to write): nothing was written."""
-
-
-class WriteConflict(Exception):
-    """Another write changed one of the batch's running totals since it read them: nothing was
-    written, and the batch may run again."""
-
-
-_CONFLICT = "usage write conflict"
-_TAKEN = "usage transaction id taken"
-_PG_READ_SLOT = text(
-    f"""
-    SELECT t.id, t.used, t.credits_used, t.xmin::text AS version, t.lots_holds_version,
-        (SELECT coalesce(sum(amount), 0) FROM {reservations_t.name}
-         WHERE customer_id = :customer_id AND meter_code = :meter_code
-           AND status = 'held' AND expires_at > :now) AS held,
-        EXISTS (SELECT 1 FROM {grants_t.name}
-         WHERE customer_id = :customer_id AND meter_code = :meter_code AND remaining > 0)
-        AS has_lots
-    FROM {totals_t.name} AS t
-    WHERE t.customer_id = :customer_id AND t.meter_code = :meter_code
-      AND t.period_start = :period_start
-    """  # noqa: S608 - our own names
-).bindparams(
-    bindparam("now", type_=reservations_t.c.expires_at.type),
-    bindparam("period_start", type_=totals_t.c.period_start.type),
-)
-
-
-def read_slot(
-    conn: Connection, customer_id: int, meter_code: str, period: Period, now: datetime
-) -> tuple[Any, list[CreditLot], list[Any], int]:
-    """`lock_slot`'s answer read without a lock (PostgreSQL), the total with its row version;
-    `NeedsLocks` when the slot has a credit lot left or no total yet."""
-    params = {
-        "customer_id": customer_id,
-        "meter_code": meter_code,
-        "period_start": period.start,
-        "now": now,
-    }
-    row = conn.execute(_PG_READ_SLOT, params).first()
-    if row is None or row.has_lots:
-        raise NeedsLocks
-    return row, [], [], int(row.held)
-
-
-# `_PG_WRITE_USAGE`, where the totals' update is the first part; when a total's condition
-# fails, or an event's transaction id is taken, the statement fails (a cast of a text that is
-# no number: nothing of it is written). Per total either (version read, used, credits_used):
-# written only if still that row version; or (NULL, usage added, ceiling): added if the lots
-# and holds are unchanged and the new total stays within the ceiling (NULL: unlimited).
-_PG_WRITE_USAGE_UNLOCKED = (
-    f"WITH totals AS (UPDATE {totals_t.name} AS t "  # noqa: S608 - our own names
-    "SET used = CASE WHEN v.version IS NULL THEN t.used + v.used ELSE v.used END, "
-    "credits_used = CASE WHEN v.version IS NULL THEN t.credits_used ELSE v.credits_used END, "
-    "updated_at = $21 "
-    "FROM unnest($18::bigint[], $19::bigint[], $20::bigint[], $26::text[], $29::bigint[]) "
-    "AS v(id, used, credits_used, version, lots_holds) "
-    "WHERE t.id = v.id AND CASE WHEN v.version IS NULL "
-    "THEN t.lots_holds_version = v.lots_holds "
-    "AND (v.credits_used IS NULL OR t.used + v.used <= v.credits_used) "
-    "ELSE t.xmin = v.version::xid END RETURNING 1), "
-    f"{_PG_ROWS} "
-    "SELECT CASE WHEN (SELECT count(*) FROM totals) = $27 "
-    "AND (SELECT count(*) FROM events) = $28 THEN 0 "
-    "ELSE ((CASE WHEN (SELECT count(*) FROM totals) = $27 "
-    f"THEN '{_TAKEN} ' ELSE '{_CONFLICT} ' END) || (SELECT count(*) FROM events))::int END"
-)
-
-
-def write_usage_unlocked(
-    conn: Connection,
-    events: list[EventRow],
-    day_amounts: dict[tuple[int, str, datetime], int],
-    totals: list[tuple[int, int, int | None, str | None, int]],
-    now: datetime,
-) -> None:
-    """`write_usage` in one statement of its own (autocommit), each total
-    `(total_id, used, credits_used, version read)` written only if still that version:
-    nothing is written, and `WriteConflict` raised, if one is not; `TransactionIdsUsed` if an
-    event's transaction id was taken.
-    `(total_id, usage added, ceiling or None, None, lots_holds_version read)`: the usage added
-    to the total as it is, if the lots and holds are unchanged and it stays within the ceiling
-    (`WriteConflict` otherwise)."""
-    if not (events or totals):
-        return
-    try:
-        conn.exec_driver_sql(
-            _PG_WRITE_USAGE_UNLOCKED,
-            (
-                *_pg_usage_parameters(events, day_amounts, totals, now),
-                [total[3] for total in totals],
-                len(totals),
-                len(events),
-                [total[4] for total in totals],
-            ),
-        )
-    except DBAPIError as exc:
-        if _CONFLICT in str(exc.orig):
-            raise WriteConflict from exc
-        if _TAKEN in str(exc.orig):
-            raise TransactionIdsUsed from exc
-        raise
-
-
 _BUMP_LOTS_HOLDS = (
     update(totals_t)
     .where(totals_t.c.id.in_(bindparam("ids", expanding=True)))
@@ -725,7 +599,7 @@ _BUMP_LOTS_HOLDS = (
 
 def bump_lots_holds(conn: Connection, total_ids: list[int]) -> None:
     """Credit lots or holds of these locked slots changed in this transaction: what a usage
-    batch written without locks checks (`read_slot`). Every such transaction calls it."""
+    batch written without locks checks (app.metering.unlocked). Every such transaction calls it."""
     if total_ids:
         conn.execute(_BUMP_LOTS_HOLDS, {"ids": sorted(set(total_ids))})
 
@@ -759,7 +633,7 @@ def save(conn: Connection, state: BatchState) -> None:
         if (slot.state.used, slot.state.credits_used)
         != (slot.used_at_load, slot.credits_used_at_load)
     ]
-    write_usage(conn, rows.events, _day_amounts(state), totals, now)
+    write_usage(conn, rows.events, day_amounts(state), totals, now)
     # Database ids are needed only where credits were consumed or a hold was committed.
     wanted = [e["usage_event_id"] for e in rows.ledger if e["usage_event_id"] is not None]
     wanted += [row.public_id for row in rows.events if row.reservation_id is not None]
@@ -789,40 +663,13 @@ def save(conn: Connection, state: BatchState) -> None:
         update_reservation(conn, public_id, values)
 
 
-def save_unlocked(conn: Connection, state: BatchState, refused: bool) -> None:
-    """`save` for a batch read without locks: its events, roll-ups and running totals in one
-    statement that fails whole if a total moved since it was read (`WriteConflict`). Anything
-    else to write (ledger entries, Stripe overage calls) takes the locked way. `refused`: an
-    operation was refused, from the totals as read, so only those very rows may be written."""
-    rows = state.rows
-    if rows.grants or rows.ledger or rows.outbox or rows.reservations or rows.reservation_updates:
-        raise NeedsLocks
-    totals: list[tuple[int, int, int | None, str | None, int]] = []
-    for slot in state.slots.values():
-        if slot.grant_remaining:
-            raise NeedsLocks
-        used, credits_used = slot.state.used, slot.state.credits_used
-        if (used, credits_used) == (slot.used_at_load, slot.credits_used_at_load):
-            continue
-        assert slot.version is not None and slot.lots_holds is not None, "a slot read locked"
-        if refused or credits_used != slot.credits_used_at_load:
-            totals.append((slot.total_id, used, credits_used, slot.version, slot.lots_holds))
-            continue
-        # Every event accepted with no credits (there are none, `read_slot`): as long as the
-        # lots and holds are as read, any total up to this one would have accepted them too.
-        limit = slot.state.limit
-        ceiling = None if limit is None else limit + credits_used - slot.state.held
-        totals.append((slot.total_id, used - slot.used_at_load, ceiling, None, slot.lots_holds))
-    write_usage_unlocked(conn, rows.events, _day_amounts(state), totals, state.now)
-
-
 def _event_id(state: BatchState, ids: dict[str, int], reservation: Any) -> int | None:
     """The database id of the event a committed reservation became."""
     event = state.events.get((reservation["customer_id"], reservation["transaction_id"]))
     return ids.get(event.public_id) if event is not None else None
 
 
-def _day_amounts(state: BatchState) -> dict[tuple[int, str, datetime], int]:
+def day_amounts(state: BatchState) -> dict[tuple[int, str, datetime], int]:
     """The new events' amounts per (customer, meter, chart bucket)."""
     amounts: dict[tuple[int, str, datetime], int] = {}
     # Most events of a batch share their time (`now`): find each bucket once.

@@ -54,7 +54,7 @@ class UsageTotal(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped by every transaction that changes this customer and meter's credit lots or holds
     # (app.metering.batch_repository.bump_lots_holds): a usage batch written without locks
-    # checks that what it decided from is unchanged (`read_slot`).
+    # checks that what it decided from is unchanged (app.metering.unlocked).
     lots_holds_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 

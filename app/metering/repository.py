@@ -27,7 +27,7 @@ customers_t = cast(Table, Customer.__table__)
 subscriptions_t = cast(Table, Subscription.__table__)
 
 
-def _plan_row(row: Any) -> CustomerPlan:
+def plan_row(row: Any) -> CustomerPlan:
     cycle = None
     if row.current_period_start is not None and row.current_period_end is not None:
         cycle = BillingCycle(
@@ -82,7 +82,7 @@ def customer_plan(
         row = conn.execute(_PLAN_BY_EXTERNAL_ID, {"external_id": external_id}).first()
     else:
         row = conn.execute(_PLAN_BY_ID, {"id": customer_id}).first()
-    return _plan_row(row) if row is not None else None
+    return plan_row(row) if row is not None else None
 
 
 # One statement for every batch, whatever it holds: building one per batch cost more than
@@ -113,7 +113,7 @@ def customer_plans(
     }
     if not any(params.values()):
         return []
-    return [_plan_row(row) for row in conn.execute(_PLANS, params).all()]
+    return [plan_row(row) for row in conn.execute(_PLANS, params).all()]
 
 
 # Reads (no locks) -----------------------------------------------------------------

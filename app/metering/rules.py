@@ -12,13 +12,20 @@ or a `DomainError` raised.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.catalog.models import Catalog, Plan, Quota
 from app.customers.statuses import SubscriptionStatus
 from app.lib.clock import as_utc
-from app.lib.errors import Conflict, InsufficientBalance, NotFound, ValidationFailed
+from app.lib.errors import (
+    Conflict,
+    DomainError,
+    InsufficientBalance,
+    NotFound,
+    ValidationFailed,
+)
 from app.metering.balance import CreditLot, MeterState, Period, current_period, percentage
 from app.metering.ops import (
     CommitReservation,
@@ -114,6 +121,36 @@ def apply(state: BatchState, op: Op) -> Result:
     if isinstance(op, RevokeCredits):
         return revoke(state, op)
     return grant(state, op)
+
+
+Outcome = tuple[Result | None, DomainError | None]
+
+
+def apply_all(state: BatchState, ops: Sequence[Op]) -> list[Outcome]:
+    """`apply` each operation in turn: its result, or the error that refused it."""
+    outcomes: list[Outcome] = []
+    for op in ops:
+        try:
+            outcomes.append((apply(state, op), None))
+        except DomainError as exc:
+            outcomes.append((None, exc))
+    return outcomes
+
+
+def refused_events(
+    state: BatchState, ops: Sequence[Op], outcomes: Sequence[Outcome]
+) -> list[tuple[int, str]]:
+    """(customer id, transaction id) of the usage events refused, of known customers: for a
+    batch that did not look up stored events, the ones to look for. A stored event is answered
+    as stored, before any check that could refuse it, so a refusal stands only for an event
+    that was not stored."""
+    return [
+        (plan.id, op.transaction_id)
+        for op, (_, error) in zip(ops, outcomes, strict=True)
+        if error is not None
+        and isinstance(op, RecordUsage)
+        and (plan := state.plan_for(op)) is not None
+    ]
 
 
 def _customer(state: BatchState, ref: CustomerRef) -> CustomerPlan:

@@ -88,7 +88,7 @@ class MeterSlot:
     # Grant id -> its remainder now, for the grants the batch changed. A grant made in this
     # batch has no database id yet: it is keyed by its public id (a str).
     grant_remaining: dict[int | str, int] = field(default_factory=dict)
-    # Read without a lock (PostgreSQL, batch_repository.read_slot): the running total's row
+    # Read without a lock (PostgreSQL, app.metering.unlocked): the running total's row
     # version (xmin) and its `lots_holds_version`; None when locked.
     version: str | None = None
     lots_holds: int | None = None

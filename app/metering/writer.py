@@ -31,7 +31,7 @@ from app.lib.clock import utcnow
 from app.lib.errors import DomainError
 from app.metering import batch_repository as batch_repo
 from app.metering import repository as repo
-from app.metering import rules
+from app.metering import rules, unlocked
 from app.metering.arrivals import ARRIVALS
 from app.metering.cache import BalanceCache
 from app.metering.ops import (
@@ -54,7 +54,7 @@ MAX_BATCH = 1500
 _MAX_GATHER_ROUNDS = 100
 _RETRIES = 3
 # Tries of a PostgreSQL usage batch without locks when other writes come between its read and
-# its write (batch_repository.read_slot), before it takes the locks.
+# its write (app.metering.unlocked), before it takes the locks.
 _UNLOCKED_ATTEMPTS = 3
 
 
@@ -65,13 +65,11 @@ def load(
     now: datetime,
     upgrade_url: str,
     look_up_events: bool = True,
-    locked: bool = True,
 ) -> BatchState:
     """The meter state `ops` touch, locked for the transaction: their customers, the
     events, reservations and grants already stored under their transaction ids (events only
     when `look_up_events`), and a slot per (customer, meter) with its running total, credit
-    lots and holds. Not `locked` (PostgreSQL, plain usage): read without locks, with each
-    total's row version (`batch_repository.read_slot`), or `NeedsLocks`."""
+    lots and holds. (PostgreSQL reads plain usage batches without locks: app.metering.unlocked.)"""
     state = BatchState(now, upgrade_url)
     refs = [op.customer for op in ops if isinstance(op, BY_CUSTOMER)]
     state.reservations = batch_repo.reservations_by_public_id(
@@ -93,8 +91,6 @@ def load(
             customer_ids=[row.customer_id for row in state.reservations.values()],
         )
     )
-    if not locked and any(plan.plan_slug == GUEST_PLAN for plan in state.plans_by_id.values()):
-        raise batch_repo.NeedsLocks  # a guest's conversion is excluded by a lock (below)
     _check_guests(conn, state)
     event_keys, reserve_keys, grant_keys, slot_keys = [], [], [], set()
     for op in ops:
@@ -124,13 +120,14 @@ def load(
     if any(isinstance(op, RevokeCredits) for op in ops):
         state.revoked = batch_repo.revoked_amounts(conn, [g.id for g in state.grants.values()])
     # A fixed lock order across processes, so two batches never wait on each other in a cycle.
-    slot = batch_repo.lock_slot if locked else batch_repo.read_slot
     for customer_id, meter_code in sorted(slot_keys):
         if catalog.meter(meter_code) is None:
             continue
         plan = state.plans_by_id[customer_id]
         quota, period = rules.slot_period(catalog, plan, meter_code, now)
-        total, lots, expired, held = slot(conn, customer_id, meter_code, period, now)
+        total, lots, expired, held = batch_repo.lock_slot(
+            conn, customer_id, meter_code, period, now
+        )
         rules.open_slot(state, plan, meter_code, quota, period, total, lots, expired, held)
     return state
 
@@ -152,9 +149,6 @@ def _check_guests(conn: Connection, state: BatchState) -> None:
             state.converted[customer_id] = plan.external_id
 
 
-_Outcome = tuple[Result | None, DomainError | None]
-
-
 def _apply(
     conn: Connection,
     catalog: Catalog,
@@ -162,32 +156,14 @@ def _apply(
     upgrade_url: str,
     now: datetime,
     look_up_events: bool = True,
-    locked: bool = True,
-) -> list[_Outcome]:
-    state = load(conn, catalog, ops, now, upgrade_url, look_up_events, locked)
-    apply = rules.apply
-    outcomes: list[_Outcome] = []
-    for op in ops:
-        try:
-            outcomes.append((apply(state, op), None))
-        except DomainError as exc:
-            outcomes.append((None, exc))
+) -> list[rules.Outcome]:
+    state = load(conn, catalog, ops, now, upgrade_url, look_up_events)
+    outcomes = rules.apply_all(state, ops)
     if not look_up_events:
-        # A stored event is answered as stored, before any check that could refuse it: a
-        # refusal stands only for an event that was not stored.
-        refused = [
-            (plan.id, op.transaction_id)
-            for op, (_, error) in zip(ops, outcomes, strict=True)
-            if error is not None
-            and isinstance(op, RecordUsage)
-            and (plan := state.plan_for(op)) is not None
-        ]
+        refused = rules.refused_events(state, ops, outcomes)
         if refused and batch_repo.existing_events(conn, refused):
             raise batch_repo.TransactionIdsUsed
-    if locked:
-        batch_repo.save(conn, state)
-    else:
-        batch_repo.save_unlocked(conn, state, any(error for _, error in outcomes))
+    batch_repo.save(conn, state)
     return outcomes
 
 
@@ -197,34 +173,34 @@ async def apply_batch(
     ops: list[Op],
     upgrade_url: str,
     now: datetime | None = None,
-) -> list[_Outcome]:
+) -> list[rules.Outcome]:
     """Apply `ops` in one write transaction; outcomes in the same order. Committed on return."""
     if isinstance(work, AsyncEngine):
         work = SyncWork(work)
         try:
             return await _write(work, catalog, ops, upgrade_url, now or utcnow())
         finally:
-            work.dispose()
+            await work.close()
     return await _write(work, catalog, ops, upgrade_url, now or utcnow())
 
 
 async def _write(
     work: SyncWork, catalog: Catalog, ops: list[Op], upgrade_url: str, now: datetime
-) -> list[_Outcome]:
+) -> list[rules.Outcome]:
     # PostgreSQL: a batch of events assumes its transaction ids are new (a round trip less);
     # the insert skips a taken one and says so, and the batch then runs again, looking them up.
-    # It is written without locks when it can be (batch_repository.read_slot), tried again so
-    # when another write came between its read and its write, and else with locks.
+    # It is written without locks when it can be (app.metering.unlocked), tried again so when
+    # another write came between its read and its write, and else with locks.
     if work.engine.dialect.name == "postgresql" and all(type(op) is RecordUsage for op in ops):
         try:
             for _attempt in range(_UNLOCKED_ATTEMPTS):
                 try:
-                    return await work.write_unlocked(
-                        _apply, catalog, ops, upgrade_url, now, False, False
+                    return await work.on_driver(
+                        unlocked.write_batch, catalog, ops, upgrade_url, now
                     )
-                except batch_repo.WriteConflict:
+                except unlocked.WriteConflict:
                     continue
-                except batch_repo.NeedsLocks:
+                except unlocked.NeedsLocks:
                     break
             return await work.write(_apply, catalog, ops, upgrade_url, now, False)
         except batch_repo.TransactionIdsUsed:
@@ -345,7 +321,7 @@ class UsageWriter:
                 runner_loop.call_soon_threadsafe(task.cancel)
         self._runners.clear()
         await self.usage_changes.close()
-        self.work.dispose()
+        await self.work.close()
 
     async def _run(self, queue: asyncio.Queue[_Item]) -> None:
         # This task's writes are announced per customer (`_process`), not as any page's data.

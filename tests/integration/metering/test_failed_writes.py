@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
 from app.metering import batch_repository as repo
+from app.metering import unlocked
 from app.metering.models import (
     CreditGrant,
     CreditLedgerEntry,
@@ -62,14 +63,14 @@ def fail_usage_write(monkeypatch: pytest.MonkeyPatch, when=lambda args: True) ->
     or, for a batch written without locks (PostgreSQL, one statement in a transaction of its
     own: committed whole or not at all), before its statement runs."""
     fail_after(monkeypatch, "write_usage", when)
-    original = repo.write_usage_unlocked
+    original = unlocked.write_usage
 
-    def failing(conn: Any, *args: Any) -> Any:
+    async def failing(conn: Any, *args: Any) -> Any:
         if when(args):
-            raise Boom("forced failure in write_usage_unlocked")
-        return original(conn, *args)
+            raise Boom("forced failure in unlocked.write_usage")
+        return await original(conn, *args)
 
-    monkeypatch.setattr(repo, "write_usage_unlocked", failing)
+    monkeypatch.setattr(unlocked, "write_usage", failing)
 
 
 def batch(*txs: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""PostgreSQL: plain usage batches are written without locks (batch_repository.read_slot), in one
+"""PostgreSQL: plain usage batches are written without locks (app.metering.unlocked), in one
 statement that applies only if each running total is still the row version read. Exact all
 the same: a write of credits or holds between the read and the write makes it fail whole, and
 the batch runs again with locks.
@@ -12,24 +12,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Catalog
 from app.db.engine import create_engine
 from app.lib.clock import utcnow
-from app.metering import batch_repository as batch_repo
-from app.metering import repository as repo
-from app.metering import rules
+from app.metering import unlocked
 from app.metering.models import UsageEvent, UsageTotal
 from app.metering.ops import CustomerRef, GrantCredits, RecordUsage, Reserve, fingerprint
-from app.metering.writer import UsageWriter
+from app.metering.writer import UsageWriter, apply_batch
 from tests.integration.metering.conftest import balance, create_customer
 
 INCLUDED = 20  # the free plan's ai_requests a day
@@ -57,17 +55,17 @@ class Unlocked:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.written = 0
         self.conflicts = 0
-        original = batch_repo.write_usage_unlocked
+        original = unlocked.write_usage
 
-        def counted(*args: Any) -> None:
+        async def counted(*args: Any) -> None:
             try:
-                original(*args)
-            except batch_repo.WriteConflict:
+                await original(*args)
+            except unlocked.WriteConflict:
                 self.conflicts += 1
                 raise
             self.written += 1
 
-        monkeypatch.setattr(batch_repo, "write_usage_unlocked", counted)
+        monkeypatch.setattr(unlocked, "write_usage", counted)
 
 
 async def test_several_writers_with_holds_never_overdraw(
@@ -78,7 +76,7 @@ async def test_several_writers_with_holds_never_overdraw(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await create_customer(api, "cus_1")
-    unlocked = Unlocked(monkeypatch)
+    writes = Unlocked(monkeypatch)
     ref = CustomerRef(external_customer_id="cus_1")
 
     async def one(writers: list[UsageWriter], i: int) -> int:
@@ -110,7 +108,7 @@ async def test_several_writers_with_holds_never_overdraw(
         events = await conn.scalar(select(func.count()).select_from(UsageEvent))
     assert events == b["used"]
     if engine.dialect.name == "postgresql":
-        assert unlocked.written > 0
+        assert writes.written > 0
 
 
 async def test_usage_of_an_unlimited_quota_is_added_without_conflicts(
@@ -121,7 +119,7 @@ async def test_usage_of_an_unlimited_quota_is_added_without_conflicts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await create_customer(api, "cus_1", plan="business")  # ai_requests: unlimited
-    unlocked = Unlocked(monkeypatch)
+    writes = Unlocked(monkeypatch)
     ref = CustomerRef(external_customer_id="cus_1")
 
     async def one(writers: list[UsageWriter], i: int) -> None:
@@ -135,22 +133,21 @@ async def test_usage_of_an_unlimited_quota_is_added_without_conflicts(
         await asyncio.gather(*(one(writers, i) for i in range(150)))
     assert (await balance(api, "ai_requests"))["used"] == 2 * 151
     if engine.dialect.name == "postgresql":
-        assert unlocked.written > 0
-        assert unlocked.conflicts == 0
+        assert writes.written > 0
+        assert writes.conflicts == 0
 
 
-def _slot(conn: Connection, catalog: Catalog, now: datetime) -> tuple[Any, ...]:
-    plan = repo.customer_plan(conn, external_id="cus_1")
-    assert plan is not None
-    _quota, period = rules.slot_period(catalog, plan, "ai_requests", now)
-    return batch_repo.read_slot(conn, plan.id, "ai_requests", period, now)
+_TOTAL = text(
+    "SELECT t.id, t.used, t.credits_used, t.xmin::text AS version, t.lots_holds_version "
+    "FROM usage_totals t JOIN customers c ON c.id = t.customer_id "
+    "WHERE c.external_id = 'cus_1' AND t.meter_code = 'ai_requests'"
+)
 
 
-async def _read(engine: AsyncEngine, catalog: Catalog) -> Any:
+async def _read(engine: AsyncEngine) -> Any:
+    """The running total as a batch reads it, with its row version."""
     async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        total, _lots, _expired, _held = await autocommit.run_sync(_slot, catalog, utcnow())
-        return total
+        return (await conn.execute(_TOTAL)).one()
 
 
 async def _write_total(
@@ -164,8 +161,8 @@ async def _write_total(
         else (total.id, used, total.credits_used, total.version, total.lots_holds_version)
     )
     async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.run_sync(batch_repo.write_usage_unlocked, [], {}, [row], utcnow())
+        driver = (await conn.get_raw_connection()).driver_connection
+        await unlocked.write_usage(driver, [], {}, [row], utcnow())
 
 
 async def _used(engine: AsyncEngine, total_id: int) -> int:
@@ -187,9 +184,9 @@ async def test_a_write_between_the_read_and_the_write_fails_it_whole(
     ref = CustomerRef(external_customer_id="cus_1")
     try:
         await writer.submit(RecordUsage(ref, "ai_requests", "first", 1, None, {}, "f"))
-        first = await _read(engine, catalog)
+        first = await _read(engine)
         await _write_total(engine, first, first.used)  # the version read applies
-        read = await _read(engine, catalog)
+        read = await _read(engine)
         assert read.version != first.version
         ops: dict[str, Any] = {
             "hold": Reserve(ref, "ai_requests", 2, "hold", 60, "h"),
@@ -198,19 +195,117 @@ async def test_a_write_between_the_read_and_the_write_fails_it_whole(
         }
         await writer.submit(ops[between])
         used = 2 if between == "usage" else 1
-        with pytest.raises(batch_repo.WriteConflict):
+        with pytest.raises(unlocked.WriteConflict):
             await _write_total(engine, read, read.used + 5)
         assert await _used(engine, read.id) == used  # the failed write left nothing
         # Adding to the total (a batch that refused nothing): fails on lots and holds changed
         # since the read, not on other usage; and never beyond the ceiling.
         if between == "usage":
-            with pytest.raises(batch_repo.WriteConflict):
+            with pytest.raises(unlocked.WriteConflict):
                 await _write_total(engine, read, 18, 19, add=True)  # 2 + 18 > 19
             await _write_total(engine, read, 17, 19, add=True)
             assert await _used(engine, read.id) == used + 17
         else:
-            with pytest.raises(batch_repo.WriteConflict):
+            with pytest.raises(unlocked.WriteConflict):
                 await _write_total(engine, read, 1, None, add=True)
             assert await _used(engine, read.id) == used
     finally:
         await writer.close()
+
+
+def _postgresql_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("batches are written without locks on PostgreSQL only")
+
+
+async def test_a_new_period_without_its_total_yet_takes_the_locked_way(
+    api: AsyncTestClient[Litestar],
+    catalog: Catalog,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read finds a slot's latest total: yesterday's, on a meter that resets daily, until
+    today's is created (with locks). Usage never lands in the period before."""
+    _postgresql_only(engine)
+    await create_customer(api, "cus_1")
+    writes = Unlocked(monkeypatch)
+    ref = CustomerRef(external_customer_id="cus_1")
+    yesterday = utcnow() - timedelta(days=1)
+    writer = UsageWriter(engine, catalog, upgrade_url="http://x/billing/upgrade")
+    try:
+        for i, now in enumerate([yesterday, yesterday, utcnow(), utcnow()]):
+            writer.clock = lambda now=now: now
+            await writer.submit(RecordUsage(ref, "ai_requests", f"e{i}", 1, None, {}, f"f{i}"))
+    finally:
+        await writer.close()
+    async with engine.connect() as conn:
+        totals = (
+            await conn.execute(select(UsageTotal.used).order_by(UsageTotal.period_start))
+        ).scalars()
+        assert list(totals) == [2, 2]
+    assert writes.written == 2  # each period's second event; its first created the total
+
+
+async def test_a_batch_by_customer_and_by_subscription_is_written_without_locks(
+    api: AsyncTestClient[Litestar],
+    catalog: Catalog,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _postgresql_only(engine)
+    await create_customer(api, "cus_1")
+    await create_customer(api, "user_2")  # its subscription's external_id is "user_2"
+    by_customer = CustomerRef(external_customer_id="cus_1")
+    by_subscription = CustomerRef(external_subscription_id="user_2")
+    meters = ("ai_requests", "api_calls")
+    first = [
+        RecordUsage(ref, meter, f"first-{meter}", 1, None, {}, "f")
+        for ref in (by_customer, by_subscription)
+        for meter in meters
+    ]
+    batch = [
+        RecordUsage(ref, meter, f"e{i}-{meter}", 2, None, {}, f"f{i}")
+        for i, ref in enumerate([by_subscription, by_customer, by_subscription])
+        for meter in meters
+    ]
+    writes = Unlocked(monkeypatch)
+    for ops in (first, batch):
+        outcomes = await apply_batch(engine, catalog, ops, "http://x/billing/upgrade")
+        assert [error for _, error in outcomes] == [None] * len(ops)
+    assert writes.written == 1  # the first batch created the totals (with locks)
+    for customer, used in (("cus_1", 1 + 2), ("user_2", 1 + 2 * 2)):
+        for meter in meters:
+            assert (await balance(api, meter, customer))["used"] == used
+
+
+async def test_a_lost_connection_fails_no_usage(
+    api: AsyncTestClient[Litestar],
+    catalog: Catalog,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer keeps a connection for batches written without locks: when the database
+    drops it (a restart, a failover), the next batch is written all the same, and later ones
+    without locks again, on a new connection."""
+    _postgresql_only(engine)
+    await create_customer(api, "cus_1", plan="business")
+    writes = Unlocked(monkeypatch)
+    ref = CustomerRef(external_customer_id="cus_1")
+    writer = UsageWriter(engine, catalog, upgrade_url="http://x/billing/upgrade")
+    try:
+        for i in range(2):
+            await writer.submit(RecordUsage(ref, "ai_requests", f"a{i}", 1, None, {}, "f"))
+        assert writes.written == 1
+        async with engine.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        for i in range(3):
+            await writer.submit(RecordUsage(ref, "ai_requests", f"b{i}", 1, None, {}, "f"))
+    finally:
+        await writer.close()
+    assert (await balance(api, "ai_requests"))["used"] == 5
+    assert writes.written >= 2  # without locks again after the lost connection
