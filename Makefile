@@ -58,6 +58,12 @@ bench: $(STAMP)
 	  else echo "make bench needs wrk: run 'sudo apt-get install wrk'."; exit 1; fi; \
 	fi
 	$(BIN)/python -m tests.perf $(BENCH_ARGS)
+	@# Without BENCH_ARGS: then the usage API on PostgreSQL with two workers (issue 18's targets).
+	@if [ -z "$(BENCH_ARGS)" ]; then \
+	  if [ -n "$$TEST_DATABASE_URL" ]; then \
+	    $(BIN)/python -m tests.perf --database postgresql --only api --workers 2; \
+	  else echo "PostgreSQL part skipped: set TEST_DATABASE_URL=postgresql+asyncpg://... to run it"; fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
