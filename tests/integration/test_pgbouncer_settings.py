@@ -49,6 +49,20 @@ def test_the_setting_turns_off_prepared_statement_caches(monkeypatch: pytest.Mon
     assert bounced["pool_size"] == plain["pool_size"]  # the pools are sized as before
 
 
+def test_generic_plans_are_asked_for_only_without_pgbouncer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's engine plans each statement once per connection (a startup parameter);
+    behind PgBouncer statements are not kept, and PgBouncer refuses startup parameters it was
+    not told to ignore, so there the setting is left out."""
+    calls = _captured(monkeypatch)
+    create_engine(PG, generic_plans=True)
+    create_engine(PG, pgbouncer=True, generic_plans=True)
+    direct, bounced = calls
+    assert direct["connect_args"]["server_settings"] == {"plan_cache_mode": "force_generic_plan"}
+    assert "server_settings" not in bounced["connect_args"]
+
+
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     for name in ("DATABASE_PGBOUNCER", "DATABASE_LISTEN_URL", "USAGE_RETENTION_MONTHS"):
