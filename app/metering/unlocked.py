@@ -127,8 +127,15 @@ _WRITE = (
 )
 
 # The driver's own failures (connection lost, a statement cancelled): the locked way, on a
-# connection of the pool, handles them as it handles any database error.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# connection of the pool, handles them as it handles any database error. A connection the
+# server dropped while a statement was being sent can leave asyncpg's protocol in a state it
+# refuses to leave (InternalClientError, "cannot switch to state ..."), not an InterfaceError.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 async def write_batch(

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -309,3 +310,36 @@ async def test_a_lost_connection_fails_no_usage(
         await writer.close()
     assert (await balance(api, "ai_requests"))["used"] == 5
     assert writes.written >= 2  # without locks again after the lost connection
+
+
+async def test_a_connection_the_driver_lost_track_of_fails_no_usage(
+    api: AsyncTestClient[Litestar],
+    catalog: Catalog,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the server drops the kept connection while a statement is being sent, asyncpg
+    may raise its own InternalClientError ("cannot switch to state 12; another operation (2)
+    is in progress"), neither a server error nor an interface error: the batch takes the
+    locked way all the same, never a 500."""
+    _postgresql_only(engine)
+    await create_customer(api, "cus_1", plan="business")
+    ref = CustomerRef(external_customer_id="cus_1")
+    load = unlocked._load
+    failures = [asyncpg.InternalClientError("cannot switch to state 12")]
+
+    async def confused(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await load(*args)
+
+    writer = UsageWriter(engine, catalog, upgrade_url="http://x/billing/upgrade")
+    try:
+        await writer.submit(RecordUsage(ref, "ai_requests", "a", 1, None, {}, "f"))
+        monkeypatch.setattr(unlocked, "_load", confused)
+        for i in range(2):
+            await writer.submit(RecordUsage(ref, "ai_requests", f"b{i}", 1, None, {}, "f"))
+    finally:
+        await writer.close()
+    assert not failures
+    assert (await balance(api, "ai_requests"))["used"] == 3
