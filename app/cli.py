@@ -253,7 +253,8 @@ def stripe_check() -> None:
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Report drift without repairing it.")
 def reconcile(dry_run: bool) -> None:
-    """Compare subscriptions, invoices and cards with Stripe's; repair (or report) drift."""
+    """Compare subscriptions, invoices, cards and billing details with Stripe's; repair (or
+    report) drift."""
     from app.admin.daily_reconcile import ReconcileResult, reconcile_all
     from app.stripe.gateway import StripeGatewayError
 

@@ -1,7 +1,8 @@
 """The daily reconcile (issue 20, item 7; VantFlow's "billing sync job, daily at 2 AM").
 
-`billing-portal reconcile` compares every Stripe customer's subscription, invoices, cards and
-credit balance with Stripe's and repairs our mirror. The worker runs the same once a day at
+`billing-portal reconcile` compares every Stripe customer's subscription, invoices, cards,
+credit balance and billing details (name, address, invoice email, tax IDs) with Stripe's and
+repairs our mirror. The worker runs the same once a day at
 `RECONCILE_AT` (UTC, default 02:00; `off` turns it off), in every process that runs workers
 (`billing-portal serve` unless RUN_WORKER=0, and `billing-portal worker`).
 

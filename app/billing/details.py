@@ -4,8 +4,11 @@ Stripe holds them, on the customer (`name`, `address`, `email`: where Stripe sen
 and its `tax_ids`; Stripe validates a tax ID and copies all of them onto each invoice it
 finalizes. Our rows (`BillingDetails`, `CustomerTaxId`) mirror the Stripe customer, so pages
 read them without a Stripe call: `BillingDetailsService` writes through Stripe and mirrors its
-answer; `BillingDetailsMirror` re-reads the customer on `customer.updated` and
-`customer.tax_id.*` (app.stripe_sync.handlers), whatever the order the events come in.
+answer; `BillingDetailsMirror` (app.billing.details_mirror) re-reads the customer on
+`customer.updated` and `customer.tax_id.*` (app.stripe_sync.handlers), whatever the order the
+events come in, and in the daily reconcile. A new Stripe customer (the first, or one made
+again after the old one was deleted at Stripe) is given the details and tax IDs our rows hold
+(app.billing.details_restore).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.details_mirror import ADDRESS_FIELDS, BillingDetailsMirror
 from app.billing.details_repository import BillingDetailsRepository
 from app.billing.models import BillingDetails, CustomerTaxId
 from app.billing.service import BillingService
@@ -28,10 +32,8 @@ from app.lib.errors import NotFound, ValidationFailed
 from app.lib.tax_ids import TAX_ID_TYPES
 from app.stripe.gateway import StripeGateway, StripeGatewayError, StripeNotFound, content_hash
 from app.stripe.gateway import idempotency_key as stripe_key
-from app.stripe.objects import Address, TaxId
-from app.stripe.objects import Customer as StripeCustomer
+from app.stripe.objects import Address
 
-ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state", "country")
 MAX_TAX_IDS = 25  # Stripe's limit per customer
 
 
@@ -101,67 +103,6 @@ def checked(values: DetailsInput, account_email: str | None) -> tuple[DetailsInp
             raise ValidationFailed(exc.message, field="invoice_email") from exc
     result = DetailsInput(**clean, country=country, invoice_email=invoice_email)
     return result, invoice_email or account_email or ""
-
-
-class BillingDetailsMirror:
-    """Make our rows match the Stripe customer's details and tax IDs (flushes only: the
-    caller commits)."""
-
-    def __init__(self, session: AsyncSession, gateway: StripeGateway) -> None:
-        self.session = session
-        self.gateway = gateway
-        self.repo = BillingDetailsRepository(session)
-
-    async def sync(self, customer: Customer) -> str:
-        """Read the customer and its tax IDs from Stripe and mirror both."""
-        if not customer.stripe_customer_id:
-            return "ignored: no Stripe customer"
-        try:
-            remote = await self.gateway.retrieve_customer(customer.stripe_customer_id)
-            tax_ids = [] if remote.get("deleted") else await self.gateway.list_tax_ids(remote["id"])
-        except StripeNotFound:
-            return "ignored: the Stripe customer is gone"
-        await write_from_here(self.session)  # after the Stripe calls
-        if remote.get("deleted"):
-            return "ignored: the Stripe customer was deleted"
-        self.apply_customer(customer, remote, await self.repo.details(customer.id))
-        await self.apply_tax_ids(customer, tax_ids)
-        await self.session.flush()
-        return f"billing details of {remote['id']}: {len(tax_ids)} tax ID(s)"
-
-    def apply_customer(
-        self, customer: Customer, remote: StripeCustomer, row: BillingDetails | None
-    ) -> BillingDetails:
-        if row is None:
-            row = BillingDetails(customer_id=customer.id)
-            self.session.add(row)
-        address: Address = remote.get("address") or {}
-        row.name = remote.get("name") or None
-        for name in ADDRESS_FIELDS:
-            setattr(row, name, address.get(name) or None)
-        email = remote.get("email") or None
-        # The account's own email is where invoices go anyway: only another one is kept.
-        row.invoice_email = email if email and email != customer.email else None
-        return row
-
-    async def apply_tax_ids(self, customer: Customer, remote: list[TaxId]) -> None:
-        live = [t for t in remote if not t.get("deleted")]
-        await self.repo.delete_tax_ids_except(customer.id, {t["id"] for t in live})
-        for tax_id in live:
-            await self.apply_tax_id(customer, tax_id)
-
-    async def apply_tax_id(self, customer: Customer, tax_id: TaxId) -> CustomerTaxId:
-        row = await self.repo.tax_id_by_stripe_id(tax_id["id"])
-        if row is None:
-            row = CustomerTaxId(customer_id=customer.id, stripe_tax_id=tax_id["id"])
-            self.session.add(row)
-        row.type = str(tax_id.get("type") or "unknown")
-        row.value = str(tax_id.get("value") or "")
-        country = tax_id.get("country")
-        row.country = str(country)[:2] if country else None
-        verification = tax_id.get("verification") or {}
-        row.verification = verification.get("status")
-        return row
 
 
 class BillingDetailsService:

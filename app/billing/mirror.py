@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.credit_reversals import CreditReversals
+from app.billing.details_mirror import BillingDetailsMirror, details_snapshot
 from app.billing.invoice_lines import describe, line_price_id, mirror_lines, price_lookup_key
 from app.billing.invoice_views import is_trial
 from app.billing.models import Invoice, PaymentMethod
@@ -41,7 +42,7 @@ from app.db.engine import write_from_here
 from app.lib.clock import utcnow
 from app.metering.service import MeteringService
 from app.stripe.gateway import StripeGateway, StripeNotFound, idempotency_key
-from app.stripe.objects import Charge, CheckoutSession, SubscriptionSchedule
+from app.stripe.objects import Charge, CheckoutSession, SubscriptionSchedule, TaxId
 from app.stripe.objects import Customer as StripeCustomer
 from app.stripe.objects import PaymentMethod as StripePaymentMethod
 
@@ -557,7 +558,8 @@ class StripeMirror:
     # Reconcile --------------------------------------------------------------------------
 
     async def reconcile_customer(self, customer: Customer, *, repair: bool = True) -> list[str]:
-        """Compare this customer's subscription, invoices and cards with Stripe's; list drift.
+        """Compare this customer's subscription, invoices, cards, credit balance and billing
+        details (name, address, invoice email, tax IDs) with Stripe's; list drift.
 
         With `repair`, our rows are made to match (and flushed); otherwise nothing changes.
         """
@@ -582,8 +584,10 @@ class StripeMirror:
         remote_invoices = await self.gateway.list_invoices(customer.stripe_customer_id)
         remote_customer = await self.gateway.retrieve_customer(customer.stripe_customer_id)
         remote_cards: list[StripePaymentMethod] = []
+        remote_tax_ids: list[TaxId] = []
         if not remote_customer.get("deleted"):
             remote_cards = await self.gateway.list_payment_methods(customer.stripe_customer_id)
+            remote_tax_ids = await self.gateway.list_tax_ids(customer.stripe_customer_id)
         await write_from_here(self.session)
         nested = self.session.begin_nested()
         await nested.start()
@@ -646,6 +650,7 @@ class StripeMirror:
                 drift.append(
                     f"{label}: credit balance ours={balance_before[0]} stripe={balance_after[0]}"
                 )
+            drift += await self._reconcile_details(customer, remote_customer, remote_tax_ids)
         except BaseException:
             await nested.rollback()
             raise
@@ -654,6 +659,24 @@ class StripeMirror:
         else:
             await nested.rollback()
         return drift
+
+    async def _reconcile_details(
+        self, customer: Customer, remote: StripeCustomer, tax_ids: list[TaxId]
+    ) -> list[str]:
+        """The billing details and tax IDs made to match the Stripe customer's (as read)."""
+        details = BillingDetailsMirror(self.session, self.gateway)
+        repo = details.repo
+        before = details_snapshot(
+            customer, await repo.details(customer.id), await repo.tax_ids(customer.id)
+        )
+        await details.apply(customer, remote, tax_ids)
+        after = details_snapshot(
+            customer, await repo.details(customer.id), await repo.tax_ids(customer.id)
+        )
+        changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+        if not changed:
+            return []
+        return [f"{customer.external_id}: billing details differ from Stripe: {changed}"]
 
 
 def billed_to(inv: StripeObject) -> Json | None:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.billing.catalog_sync import CatalogSync
 from app.billing.checkout_status import CheckoutLedger, CheckoutStatus
 from app.billing.details_repository import BillingDetailsRepository
+from app.billing.details_restore import SavedDetails
 from app.billing.mirror import StripeMirror
 from app.billing.models import PaymentMethod
 from app.billing.plan_items import PlannedChange, items_change, overage_lookup_keys
@@ -180,12 +181,15 @@ class BillingService:
             return True
 
     async def ensure_stripe_customer(self, customer: Customer) -> str:
-        """The customer's Stripe id, creating the Stripe customer on first use (and committing)."""
+        """The customer's Stripe id, creating the Stripe customer on first use (and committing),
+        with the billing details and tax IDs our rows hold (app.billing.details_restore)."""
         if customer.stripe_customer_id:
             return customer.stripe_customer_id
+        saved = await SavedDetails.of(self.session, customer)
         created = await self.gateway.create_customer(
-            email=customer.email,
-            name=customer.name,
+            email=saved.email,
+            name=saved.name,
+            address=saved.address,
             metadata={
                 "customer_public_id": customer.public_id,
                 "external_id": customer.external_id,
@@ -197,8 +201,10 @@ class BillingService:
                 *sorted(await self.mirror.deleted_stripe_customers(customer)),
             ),
         )
-        await write_from_here(self.session)  # after the Stripe call
+        await saved.push_tax_ids(self.gateway, created["id"])
+        await write_from_here(self.session)  # after the Stripe calls
         customer.stripe_customer_id = created["id"]
+        await saved.mirror(self.session)
         await self.session.commit()
         return customer.stripe_customer_id
 

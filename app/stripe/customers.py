@@ -10,6 +10,7 @@ from app.stripe.client import (
     _request,
 )
 from app.stripe.objects import (
+    Address,
     Customer,
     PaymentMethod,
 )
@@ -20,19 +21,30 @@ if TYPE_CHECKING:
         CustomerUpdateParams,
         PaymentMethodListParams,
     )
+    from stripe.params._customer_create_params import CustomerCreateParamsAddress
 
 
 class CustomerCalls(GatewayBase):
     # Customers --------------------------------------------------------------------------
 
     async def create_customer(
-        self, *, email: str | None, name: str | None, metadata: dict[str, str], key: str
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        metadata: dict[str, str],
+        key: str,
+        address: Address | None = None,
     ) -> Customer:
+        """A new customer; `address` (its lines that are set) as the billing details have it."""
         params: CustomerCreateParams = {"metadata": metadata}
         if email:
             params["email"] = email
         if name:
             params["name"] = name
+        if address:
+            lines = {field: value for field, value in address.items() if value}
+            params["address"] = cast("CustomerCreateParamsAddress", lines)
         return cast(
             Customer,
             await _request(self.client.v1.customers.create_async(params, {"idempotency_key": key})),

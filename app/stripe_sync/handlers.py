@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.billing.details import BillingDetailsMirror
+from app.billing.details_mirror import BillingDetailsMirror
 from app.billing.mirror import StripeMirror
 from app.billing.stripe_objects import StripeObject, ref_id
 from app.db.engine import write_from_here

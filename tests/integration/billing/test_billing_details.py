@@ -13,18 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
+import stripe
+import structlog
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin.daily_reconcile import reconcile_all
 from app.billing.models import BillingDetails, CustomerTaxId, Invoice
 from app.billing.service import BillingService
 from app.catalog.models import Catalog
 from app.config import Settings
 from app.customers.models import Customer
 from app.db.engine import write_from_here
-from app.stripe.gateway import StripeGateway
+from app.stripe.gateway import StripeGateway, StripeGatewayError
 from tests.conftest import sibling_client
 from tests.integration.stripe.conftest import (
     VISA,
@@ -49,6 +52,15 @@ DETAILS = {
     "state": "",
     "country": "DE",
     "invoice_email": "billing@acme.example",
+}
+# DETAILS' address as the Stripe customer has it.
+STRIPE_ADDRESS = {
+    "line1": "Unter den Linden 1",
+    "line2": None,
+    "city": "Berlin",
+    "postal_code": "10117",
+    "state": None,
+    "country": "DE",
 }
 ADDRESS_FORM = {
     "address_line1": "Unter den Linden 1",
@@ -128,14 +140,7 @@ async def test_details_are_saved_to_the_stripe_customer_and_mirrored(
     remote = await gateway.retrieve_customer(stripe_id)
     assert remote["name"] == "Acme GmbH"
     assert remote["email"] == "billing@acme.example"
-    assert remote.get("address") == {
-        "line1": "Unter den Linden 1",
-        "line2": None,
-        "city": "Berlin",
-        "postal_code": "10117",
-        "state": None,
-        "country": "DE",
-    }
+    assert remote.get("address") == STRIPE_ADDRESS
     customer, _ = await customer_of(session, "details@example.com")
     row = await session.get(BillingDetails, customer.id)
     assert row is not None
@@ -533,3 +538,222 @@ async def _rename(session: AsyncSession, customer: Customer, email: str) -> None
     await write_from_here(session)
     customer.email = email
     await session.commit()
+
+
+# A new Stripe customer gets the saved details; the reconcile repairs them --------------------
+
+
+def _delete_at_stripe(emulator: Emulator, stripe_id: str) -> None:
+    api = stripe.StripeClient(
+        "sk_test_details", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
+    api.v1.customers.delete(stripe_id)
+
+
+async def _saved_with_tax_ids(
+    client: AsyncTestClient[Litestar], session: AsyncSession, email: str
+) -> str:
+    """A customer with the details and two tax IDs saved; returns its Stripe customer id."""
+    await login_new_user(client, email)
+    assert (await _save(client)).status_code == 303
+    assert (await _add_tax_id(client, "DE123456789")).status_code == 303
+    assert (await _add_tax_id(client, "GB000000000", "gb_vat")).status_code == 303
+    return await _stripe_customer(client, session, email)
+
+
+async def _assert_carries_the_saved_details(
+    gateway: StripeGateway, stripe_id: str, tax_ids: list[tuple[str, str]]
+) -> None:
+    remote = await gateway.retrieve_customer(stripe_id)
+    assert (remote["name"], remote["email"]) == ("Acme GmbH", "billing@acme.example")
+    assert remote.get("address") == STRIPE_ADDRESS
+    remote_tax_ids = await gateway.list_tax_ids(stripe_id)
+    assert sorted((t["type"], t["value"]) for t in remote_tax_ids) == tax_ids
+
+
+@pytest.mark.parametrize("webhook", ["delivered", "not yet delivered"])
+async def test_a_stripe_customer_made_again_gets_the_saved_details_and_tax_ids(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    gateway: StripeGateway,
+    emulator: Emulator,
+    webhook: str,
+) -> None:
+    email = f"again-{webhook.replace(' ', '-')}@example.com"
+    old = await _saved_with_tax_ids(client, session, email)
+    customer, _ = await customer_of(session, email)
+    rows_before = [r.id for r in await session.scalars(select(CustomerTaxId))]
+    mark = emulator.mark()
+    _delete_at_stripe(emulator, old)
+    if webhook == "delivered":
+        await forward(
+            client, await wait_for_events(emulator, old, {"customer.deleted"}, after=mark)
+        )
+        customer, _ = await customer_of(session, email)
+        assert customer.stripe_customer_id is None
+
+    # The next action that needs a Stripe customer makes a new one.
+    response = await post_form(client, "/billing/checkout", {"plan": "pro", "interval": "month"})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].startswith(emulator.url)
+
+    customer, _ = await customer_of(session, email)
+    new = customer.stripe_customer_id
+    assert new and new != old
+    await _assert_carries_the_saved_details(
+        gateway, new, [("eu_vat", "DE123456789"), ("gb_vat", "GB000000000")]
+    )
+    # The same rows, now mirroring the new customer's tax IDs (the page's links stay valid).
+    rows = list(await session.scalars(select(CustomerTaxId).order_by(CustomerTaxId.id)))
+    remote = {t["id"]: t["value"] for t in await gateway.list_tax_ids(new)}
+    assert [r.id for r in rows] == rows_before
+    assert {r.stripe_tax_id: r.value for r in rows} == remote
+    page = (await client.get("/billing/details")).text
+    assert _shown_tax_ids(page) == ["DE123456789", "GB000000000"]
+    assert "Acme GmbH" in page and "10117 Berlin" in page
+
+
+def _invoiced_customers(emulator: Emulator) -> set[str]:
+    """The emulator's live customers whose invoices go to the saved invoice email."""
+    api = stripe.StripeClient("sk_test_details", base_addresses={"api": emulator.url})
+    listed = api.v1.customers.list(params={"email": "billing@acme.example", "limit": 100})
+    return {c.id for c in listed.auto_paging_iter()}
+
+
+class _FailsOnce(StripeGateway):
+    """Stripe unreachable at the second tax ID, once."""
+
+    calls = 0
+
+    async def create_tax_id(self, customer_id: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise StripeGatewayError("Stripe could not be reached.", http_status=None)
+        return await super().create_tax_id(customer_id, **kwargs)
+
+
+async def test_a_retry_after_a_failure_adds_no_tax_id_twice(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    gateway: StripeGateway,
+    emulator: Emulator,
+    settings: Settings,
+    catalog: Catalog,
+) -> None:
+    email = "retry-restore@example.com"
+    old = await _saved_with_tax_ids(client, session, email)
+    _delete_at_stripe(emulator, old)
+    customer, _ = await customer_of(session, email)
+    billing = BillingService(
+        session, catalog, _FailsOnce.from_settings(settings), "http://testserver.local"
+    )
+    await billing.mirror.forget_stripe_customer(old)  # as the customer.deleted webhook does
+    await session.commit()
+
+    before = _invoiced_customers(emulator)
+    with pytest.raises(StripeGatewayError):
+        await billing.ensure_stripe_customer(customer)
+    await session.rollback()
+    customer, _ = await customer_of(session, email)
+    assert customer.stripe_customer_id is None  # nothing committed
+
+    new = await billing.ensure_stripe_customer(customer)
+    await _assert_carries_the_saved_details(
+        gateway, new, [("eu_vat", "DE123456789"), ("gb_vat", "GB000000000")]
+    )
+    # The first attempt's customer, replayed (not a second one).
+    assert _invoiced_customers(emulator) - before == {new}
+
+
+async def test_a_saved_tax_id_stripe_refuses_is_left_out_and_the_action_goes_on(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    gateway: StripeGateway,
+    emulator: Emulator,
+) -> None:
+    email = "refused-restore@example.com"
+    old = await _saved_with_tax_ids(client, session, email)
+    # A value Stripe no longer accepts (saved when it did).
+    await write_from_here(session)
+    stale = await session.scalar(select(CustomerTaxId).where(CustomerTaxId.type == "gb_vat"))
+    assert stale is not None
+    stale.value = "GB12"
+    await session.commit()
+    _delete_at_stripe(emulator, old)
+
+    with structlog.testing.capture_logs() as logs:
+        response = await post_form(client, "/billing/credits/checkout", {"pack": "ai_100"})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].startswith(emulator.url)
+
+    customer, _ = await customer_of(session, email)
+    assert customer.stripe_customer_id and customer.stripe_customer_id != old
+    await _assert_carries_the_saved_details(
+        gateway, customer.stripe_customer_id, [("eu_vat", "DE123456789")]
+    )
+    rows = list(await session.scalars(select(CustomerTaxId)))
+    assert [r.value for r in rows] == ["DE123456789"]
+    refused = [e for e in logs if "refused" in e["event"]]
+    assert refused and refused[0]["tax_id_type"] == "gb_vat"
+    page = (await client.get("/billing/details")).text
+    assert _shown_tax_ids(page) == ["DE123456789"]
+
+
+async def test_the_reconcile_brings_the_details_back_in_line_with_stripe(
+    client: AsyncTestClient[Litestar],
+    session: AsyncSession,
+    gateway: StripeGateway,
+    catalog: Catalog,
+) -> None:
+    email = "reconcile-details@example.com"
+    stripe_id = await _saved_with_tax_ids(client, session, email)
+    # Changed at Stripe, its webhooks never delivered; and our row changed by hand.
+    await gateway.update_billing_details(
+        stripe_id,
+        name="Renamed Ltd",
+        address={"line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"},
+        email=email,
+        key="reconcile-rename",
+    )
+    kept = await gateway.create_tax_id(stripe_id, tax_type="no_vat", value="123456789MVA", key="r1")
+    for tax_id in await gateway.list_tax_ids(stripe_id):
+        if tax_id["type"] == "eu_vat":
+            await gateway.delete_tax_id(stripe_id, tax_id["id"])
+    customer, _ = await customer_of(session, email)
+    await write_from_here(session)
+    row = await session.get(BillingDetails, customer.id)
+    assert row is not None
+    row.postal_code = "99999"
+    await session.commit()
+
+    billing = BillingService(session, catalog, gateway, "http://testserver.local")
+    dry = await reconcile_all(session, billing, billing.mirror, repair=False)
+    assert any("billing details differ" in line for line in dry.drift), dry
+    customer, _ = await customer_of(session, email)
+    row = await session.get(BillingDetails, customer.id)
+    assert row is not None and row.name == "Acme GmbH"  # a dry run changes nothing
+
+    result = await reconcile_all(session, billing, billing.mirror, repair=True)
+    assert result.errors == []
+    assert any(f"{customer.external_id}: billing details differ" in d for d in result.drift)
+    customer, _ = await customer_of(session, email)
+    row = await session.get(BillingDetails, customer.id)
+    assert row is not None
+    assert (row.name, row.line1, row.city, row.postal_code, row.country, row.invoice_email) == (
+        "Renamed Ltd",
+        "1 Main St",
+        "London",
+        "N1",
+        "GB",
+        None,
+    )
+    rows = list(await session.scalars(select(CustomerTaxId)))
+    remote = await gateway.list_tax_ids(stripe_id)
+    assert sorted((r.stripe_tax_id, r.value) for r in rows) == sorted(
+        (t["id"], t["value"]) for t in remote
+    )
+    assert kept["id"] in {r.stripe_tax_id for r in rows}
+    assert sorted(r.value for r in rows) == ["123456789MVA", "GB000000000"]
+
+    again = await reconcile_all(session, billing, billing.mirror, repair=True)
+    assert not [d for d in again.drift if customer.external_id in d], again.drift
