@@ -33,6 +33,8 @@ from sqlalchemy.pool import NullPool
 from app.db import page_versions  # noqa: F401
 
 IMMEDIATE = "sqlite_begin_immediate"
+# An engine's execution option: its connections go through PgBouncer in transaction mode.
+PGBOUNCER = "behind_pgbouncer"
 # SQLite's lower() lowers ASCII letters only; this one lowers every letter, as PostgreSQL's
 # does. Registered on every SQLite connection (see `_sqlite_events`).
 UNICODE_LOWER = "unicode_lower"
@@ -66,6 +68,7 @@ def create_engine(
         return _sqlite_engine(database_url, **kwargs)
     if pgbouncer:
         kwargs["connect_args"] = {**pgbouncer_connect_args(), **kwargs.get("connect_args", {})}
+        kwargs["execution_options"] = {**kwargs.get("execution_options", {}), PGBOUNCER: True}
     elif generic_plans:
         args = kwargs.setdefault("connect_args", {})
         args["server_settings"] = {
@@ -305,6 +308,7 @@ class SyncWork:
         self.engine = engine
         self._sync: Engine | None = None
         self._held: dict[asyncio.AbstractEventLoop, AsyncConnection] = {}
+        self._closed = False
         self._eager: Engine | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -327,14 +331,25 @@ class SyncWork:
         self._maybe_checkpoint()
         return result
 
+    @property
+    def on_driver_ok(self) -> bool:
+        """Whether `on_driver` may be used: PostgreSQL, not behind PgBouncer (there asyncpg,
+        keeping no statements, prepares an unnamed one and runs it in two exchanges, which
+        transaction pooling may send to two server connections)."""
+        return (
+            self.engine.dialect.name == "postgresql"
+            and not self.engine.get_execution_options().get(PGBOUNCER)
+        )
+
     async def on_driver(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """PostgreSQL: `await fn(driver_connection, *args)` on the asyncpg connection this event
-        loop keeps for these calls, where each statement is a transaction of its own
-        (autocommit): no pool checkout, no BEGIN and COMMIT, no SQLAlchemy between the caller
-        and the driver, for a unit of work whose one write statement decides alone whether it
-        applies. A call while another holds that connection gets one from the pool."""
-        if self.engine.dialect.name != "postgresql":
-            raise RuntimeError("on_driver is for PostgreSQL")
+        """PostgreSQL (`on_driver_ok`): `await fn(driver_connection, *args)` on the asyncpg
+        connection this event loop keeps for these calls, where each statement is a
+        transaction of its own (autocommit): no pool checkout, no BEGIN and COMMIT, no
+        SQLAlchemy between the caller and the driver, for a unit of work whose one write
+        statement decides alone whether it applies. A call while another holds that connection
+        gets one from the pool."""
+        if not self.on_driver_ok:
+            raise RuntimeError("on_driver is for PostgreSQL without PgBouncer")
         loop = asyncio.get_running_loop()
         held = self._held.pop(loop, None) or await self.engine.connect()
         reusable = False
@@ -344,13 +359,14 @@ class SyncWork:
             result = await fn(driver, *args)
             reusable = True
             return result
-        except Exception:
-            # A statement that failed leaves the connection as it was; one the driver closed
-            # does not. (A cancelled call is not an Exception: its connection may be mid-way.)
-            reusable = driver is not None and not driver.is_closed()
+        except Exception as exc:
+            # A statement the server refused leaves the connection as it was; a failure of
+            # the driver or the connection does not, even one `fn` wrapped in its own error.
+            # (A cancelled call is not an Exception: its connection may be mid-way.)
+            reusable = driver is not None and not driver.is_closed() and not _driver_failed(exc)
             raise
         finally:
-            if reusable and loop not in self._held and not loop.is_closed():
+            if reusable and not self._closed and loop not in self._held and not loop.is_closed():
                 self._held[loop] = held
             else:
                 if not reusable:
@@ -358,7 +374,9 @@ class SyncWork:
                 await held.close()
 
     async def close(self) -> None:
-        """`dispose`, and the connections kept for `on_driver` closed (this loop's) or let go."""
+        """`dispose`, and the connections kept for `on_driver` closed (this loop's) or let go;
+        a call still running closes its connection when it ends."""
+        self._closed = True
         loop = asyncio.get_running_loop()
         held, self._held = self._held, {}
         for held_loop, conn in held.items():
@@ -420,6 +438,24 @@ class SyncWork:
                 engine.dispose()
 
 
+def _driver_failed(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is asyncpg's or the connection's own
+    failure (not an error the server answered a statement with)."""
+    import asyncpg
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) or (
+            type(seen).__module__.startswith("asyncpg")
+            and not isinstance(seen, asyncpg.PostgresError)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_busy(exc: BaseException) -> bool:
     """SQLite's "database is locked": another connection's write was in the way (held past the
     busy timeout, or committed between this transaction's read and its write). Nothing of the
@@ -450,6 +486,7 @@ def _in_transaction(conn: Connection, fn: Callable[..., T], args: tuple[Any, ...
 
 __all__ = [
     "IMMEDIATE",
+    "PGBOUNCER",
     "UNICODE_LOWER",
     "AppSession",
     "ImplicitWriteTransaction",

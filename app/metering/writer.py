@@ -193,7 +193,8 @@ async def _write(
     # another write came between its read and its write, and else with locks.
     if work.engine.dialect.name == "postgresql" and all(type(op) is RecordUsage for op in ops):
         try:
-            for _attempt in range(_UNLOCKED_ATTEMPTS):
+            # Behind PgBouncer the batch skips the unlocked way (SyncWork.on_driver_ok).
+            for _attempt in range(_UNLOCKED_ATTEMPTS if work.on_driver_ok else 0):
                 try:
                     return await work.on_driver(
                         unlocked.write_batch, catalog, ops, upgrade_url, now

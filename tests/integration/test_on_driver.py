@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -77,3 +78,55 @@ async def test_the_writer_engine_plans_each_statement_once(work: SyncWork) -> No
         return str(await conn.fetchval("SHOW plan_cache_mode"))
 
     assert await work.on_driver(mode) == "force_generic_plan"
+
+
+async def test_a_driver_failure_inside_another_error_drops_the_connection(work: SyncWork) -> None:
+    """`unlocked.write_batch` raises NeedsLocks from the driver's own failure (a connection
+    the server dropped mid-statement can leave asyncpg's protocol stuck, still 'open')."""
+    before = await work.on_driver(_pid)
+
+    async def stuck(conn: Any) -> None:
+        try:
+            raise asyncpg.InternalClientError("cannot switch to state 12")
+        except asyncpg.InternalClientError as exc:
+            raise RuntimeError("the batch takes the locked way") from exc
+
+    with pytest.raises(RuntimeError):
+        await work.on_driver(stuck)
+    assert await work.on_driver(_pid) != before
+
+    async def refused(conn: Any) -> None:  # the server's answer: the connection is fine
+        await conn.execute("SELECT 1/0")
+
+    kept = await work.on_driver(_pid)
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await work.on_driver(refused)
+    assert await work.on_driver(_pid) == kept
+
+
+async def test_a_call_running_at_close_gives_its_connection_back(work: SyncWork) -> None:
+    """Not kept after `close`: back to the pool, which its engine's dispose closes."""
+    pause = asyncio.Event()
+    running = asyncio.create_task(work.on_driver(_pid, pause))
+    await asyncio.sleep(0)
+    await work.close()
+    pause.set()
+    await running
+    assert work.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_behind_pgbouncer_usage_batches_take_the_locked_way() -> None:
+    """Behind PgBouncer asyncpg's unnamed statements would be prepared on one server
+    connection and run on another: `on_driver` is not offered there."""
+    url = configured_database_url()
+    if not url:
+        pytest.skip(PG_SKIP_REASON)
+    bounced, direct = create_engine(url, pgbouncer=True), create_engine(url)
+    try:
+        assert not SyncWork(bounced).on_driver_ok
+        assert SyncWork(direct).on_driver_ok
+        with pytest.raises(RuntimeError):
+            await SyncWork(bounced).on_driver(_pid)
+    finally:
+        await bounced.dispose()
+        await direct.dispose()

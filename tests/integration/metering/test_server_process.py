@@ -146,7 +146,10 @@ def test_sigkill_loses_no_acknowledged_event_and_retries_count_once(servers: Liv
 
 
 @pytest.mark.skipif(not configured_database_url(), reason=PG_REASON)
-def test_four_server_processes_on_postgresql_never_overdraw(servers: LiveServers):
+@pytest.mark.parametrize("credits", [80, 0])
+def test_four_server_processes_on_postgresql_never_overdraw(servers: LiveServers, credits: int):
+    """With credits every batch takes the locked way until they are used up; without, the
+    events are written without locks (app/metering/unlocked.py) while reservations take locks."""
     url = configured_database_url()
     assert url and url.startswith("postgresql")
     server = servers.start(
@@ -155,17 +158,23 @@ def test_four_server_processes_on_postgresql_never_overdraw(servers: LiveServers
         seed=False,
     )
     key = _api_key(server)
-    external_id = f"pg4-{os.getpid()}"
+    external_id = f"pg4-{os.getpid()}-{credits}"
     httpx.post(
         f"{server.url}/api/v1/customers",
         headers=_headers(key),
         json={"customer": {"external_id": external_id}},
     ).raise_for_status()
-    httpx.post(
-        f"{server.url}/api/v1/customers/{external_id}/credits",
-        headers=_headers(key),
-        json={"code": "ai_requests", "amount": 80, "transaction_id": "fund", "reason": "test"},
-    ).raise_for_status()
+    if credits:
+        httpx.post(
+            f"{server.url}/api/v1/customers/{external_id}/credits",
+            headers=_headers(key),
+            json={
+                "code": "ai_requests",
+                "amount": credits,
+                "transaction_id": "fund",
+                "reason": "test",
+            },
+        ).raise_for_status()
 
     async def load() -> list[int]:
         async with httpx.AsyncClient(
@@ -197,9 +206,9 @@ def test_four_server_processes_on_postgresql_never_overdraw(servers: LiveServers
     statuses = asyncio.run(load())
     assert set(statuses) <= {200, 201, 402}
     units = sum(2 if i % 10 == 0 else 1 for i, s in enumerate(statuses) if s in (200, 201))
-    assert units == 100
+    assert units == 20 + credits  # the free plan's 20 a day, then the credits
     balance = httpx.get(
         f"{server.url}/api/v1/customers/{external_id}/balances", headers=_headers(key)
     ).json()
     ai = next(b for b in balance["balances"] if b["code"] == "ai_requests")
-    assert ai["used"] + ai["reserved"] == 100 and ai["available"] == 0
+    assert ai["used"] + ai["reserved"] == 20 + credits and ai["available"] == 0
