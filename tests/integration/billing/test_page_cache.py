@@ -39,7 +39,9 @@ _ATTEMPT = re.compile(r'name="attempt" value="([0-9a-f]{16})"')
 @contextmanager
 def statements() -> Iterator[list[str]]:
     """Every statement any engine of this process runs meanwhile, but the usage writer's WAL
-    checkpoint, which runs in a thread of its own at any time after writes (and its BEGIN)."""
+    checkpoint, which runs in a thread of its own at any time after writes (and its BEGIN, also
+    when the window ends between the two: a connection whose only statement is BEGIN ran
+    nothing in it; a request's BEGIN comes with its first statement)."""
     seen: list[str] = []
     ran: list[tuple[Any, str]] = []
 
@@ -52,6 +54,10 @@ def statements() -> Iterator[list[str]]:
     finally:
         event.remove(Engine, "before_cursor_execute", note)
         checkpointing = {id(conn) for conn, statement in ran if "wal_checkpoint" in statement}
+        by_connection: dict[int, list[str]] = {}
+        for conn, statement in ran:
+            by_connection.setdefault(id(conn), []).append(statement)
+        checkpointing |= {key for key, run in by_connection.items() if run == ["BEGIN"]}
         seen.extend(statement for conn, statement in ran if id(conn) not in checkpointing)
 
 
